@@ -1,0 +1,58 @@
+# Two commands for a newcomer: `make demo` / `make synth` and `make test`. Everything
+# else is for people with an AWS account. All tools come pinned from this repo.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAGE  ?= dev
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_CLI_TELEMETRY := true
+# The pinned 2.x CLI (npm's `latest` 3.0 cannot read aws-cdk-lib 2.x assemblies),
+# running the app with the venv's python.
+CDK := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" node_modules/.bin/cdk --no-notices
+
+.PHONY: help bootstrap synth test deploy diff destroy bench sample-data lock clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+bootstrap: $(VENV)/.installed node_modules/.installed ## create .venv and node_modules from the pins
+
+synth: bootstrap ## synthesize every stage into cdk.out and print stacks, resources and gate results
+	rm -rf cdk.out
+	$(CDK) synth -c stage=all --quiet
+	$(PY) -m tools.summary cdk.out
+
+test: bootstrap ## run the whole suite (config, nag, cfn-lint, snapshots, tags, assertions)
+	$(PY) -m pytest
+
+deploy: bootstrap ## deploy one stage: make deploy STAGE=dev (needs AWS credentials and `cdk bootstrap`)
+	$(CDK) deploy -c stage=$(STAGE) '$(STAGE)/*'
+
+diff: bootstrap ## diff one stage against what is deployed: make diff STAGE=dev
+	$(CDK) diff -c stage=$(STAGE) '$(STAGE)/*'
+
+destroy: bootstrap ## delete one stage's stacks: make destroy STAGE=dev (prod keeps its data)
+	$(CDK) destroy -c stage=$(STAGE) '$(STAGE)/*'
+
+bench: bootstrap ## print synth and test-suite timings (figures quoted in the README)
+	$(PY) scripts/bench.py
+
+sample-data: bootstrap ## re-export the bundled sample CSVs (deterministic)
+	$(PY) scripts/export_sample_data.py
+
+lock: bootstrap ## rewrite constraints.txt from the current .venv
+	(echo "# Full lock of every Python package in .venv (regenerate: make lock). Used as -c constraints."; $(PY) -m pip freeze | grep -v '^-e') > constraints.txt
+
+clean: ## remove generated output (keeps .venv and node_modules)
+	rm -rf cdk.out .pytest_cache .bench

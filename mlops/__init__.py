@@ -1,0 +1,1 @@
+"""The ML-lifecycle platform CDK app: ``mlops.stacks`` compose, ``mlops.constructs`` build."""

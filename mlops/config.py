@@ -1,0 +1,303 @@
+"""Typed per-stage configuration: one YAML file per stage under ``config/``.
+
+``load_stage_config`` and ``load_stages`` are the only ways configuration enters the
+app. They either return fully validated, frozen models or raise ``ConfigError`` with
+one message that names the file, the field path and what is allowed. They import no
+CDK code, so a bad config fails in well under a second and before anything is
+written to ``cdk.out``.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+ALL_STAGES = "all"
+
+# Tag rules from the AWS tagging docs: keys 1-128, values 0-256 characters of
+# letters, digits, spaces and _ . : / = + - @ ; the aws: prefix is reserved.
+_TAG_CHARS = re.compile(r"^[\w .:/=+\-@]*$", re.UNICODE)
+# Tags the app sets itself from the config's project and stage.
+AUTOMATIC_TAG_KEYS = ("ml-project", "stage")
+REQUIRED_TAG_KEYS = ("cost-center", "owner")
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased for the person who has to fix the file."""
+
+
+class _Model(BaseModel):
+    # Unknown keys are errors (a typo must not silently fall back to a default);
+    # models are frozen so nothing below app.py can change the config.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Environment(_Model):
+    """Where the stage deploys. Leave both empty for an environment-agnostic template
+    that deploys to the account/region of the credentials in use."""
+
+    account: str | None = Field(default=None, pattern=r"^\d{12}$")
+    region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+
+
+class Protection(_Model):
+    """What happens to stateful resources when a stack is deleted or replaced."""
+
+    retain_stateful_resources: bool = True
+    termination_protection: bool = True
+
+
+class DataLakeConfig(_Model):
+    """Lifecycle knobs shared by the data-lake buckets."""
+
+    noncurrent_version_expiration_days: int = Field(default=30, ge=1, le=3650)
+    abort_incomplete_multipart_upload_days: int = Field(default=7, ge=1, le=365)
+    access_log_retention_days: int = Field(default=365, ge=1, le=3650)
+    deploy_sample_data: bool = True
+
+
+class BudgetAlert(_Model):
+    threshold_percent: float = Field(gt=0, le=1000)
+    notification_type: Literal["ACTUAL", "FORECASTED"] = "ACTUAL"
+
+
+class BudgetConfig(_Model):
+    """A monthly cost budget filtered on the project's cost-allocation tag."""
+
+    monthly_limit_usd: float = Field(gt=0, le=1_000_000)
+    alerts: list[BudgetAlert] = Field(min_length=1, max_length=5)
+    notification_emails: list[EmailStr] = Field(default_factory=list, max_length=10)
+
+
+class TrainingConfig(_Model):
+    """Training-job settings read by the training pipeline (issue #3)."""
+
+    instance_type: str = "ml.m5.xlarge"
+    instance_count: int = Field(default=1, ge=1, le=20)
+    volume_size_gb: int = Field(default=30, ge=1, le=16384)
+    max_runtime_minutes: int = Field(default=60, ge=1, le=5 * 24 * 60)
+    use_spot_instances: bool = False
+
+    @field_validator("instance_type")
+    @classmethod
+    def _sagemaker_instance(cls, value: str) -> str:
+        if not re.fullmatch(r"ml\.[a-z0-9]+[a-z0-9-]*\.[0-9]*[a-z]+", value):
+            raise ValueError("must be a SageMaker instance type such as 'ml.m5.xlarge' (starts with 'ml.')")
+        return value
+
+
+ProjectName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$")]
+StageName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{1,9}$")]
+
+
+class StageConfig(_Model):
+    """Everything one stage (dev, prod, ...) needs to synthesize."""
+
+    project: ProjectName
+    stage: StageName
+    environment: Environment = Field(default_factory=Environment)
+    protection: Protection = Field(default_factory=Protection)
+    tags: dict[str, str]
+    data_lake: DataLakeConfig = Field(default_factory=DataLakeConfig)
+    budget: BudgetConfig
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+
+    @field_validator("tags")
+    @classmethod
+    def _valid_tags(cls, tags: dict[str, str]) -> dict[str, str]:
+        for key, value in tags.items():
+            if key in AUTOMATIC_TAG_KEYS:
+                raise ValueError(f"'{key}' is set automatically from project/stage; remove it")
+            if not 1 <= len(key) <= 128 or key.lower().startswith("aws:") or not _TAG_CHARS.match(key):
+                raise ValueError(
+                    f"tag key {key!r} is not allowed: 1-128 letters, digits, spaces or _ . : / = + - @, "
+                    "not starting with 'aws:'"
+                )
+            if not isinstance(value, str) or len(value) > 256 or not _TAG_CHARS.match(value):
+                raise ValueError(
+                    f"tag {key!r} has value {value!r}: values are up to 256 letters, digits, spaces "
+                    "or _ . : / = + - @"
+                )
+        missing = [key for key in REQUIRED_TAG_KEYS if key not in tags]
+        if missing:
+            raise ValueError(f"missing required cost-allocation tag(s): {', '.join(missing)}")
+        return tags
+
+    @model_validator(mode="after")
+    def _prod_keeps_data(self) -> StageConfig:
+        if self.stage == "prod" and not (
+            self.protection.retain_stateful_resources and self.protection.termination_protection
+        ):
+            raise ValueError(
+                "protection: stage 'prod' must keep retain_stateful_resources and "
+                "termination_protection set to true"
+            )
+        return self
+
+    @property
+    def cost_allocation_tags(self) -> dict[str, str]:
+        """The tags every taggable resource of this stage carries."""
+        return {"ml-project": self.project, "stage": self.stage, **self.tags}
+
+    @property
+    def resource_prefix(self) -> str:
+        """``<project>-<stage>``: the stem of every physical name the app has to choose."""
+        return f"{self.project}-{self.stage}"
+
+
+# ---------------------------------------------------------------------------
+# Loading and error reporting
+# ---------------------------------------------------------------------------
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys (PyYAML silently keeps the last one)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def available_stages(config_dir: Path = CONFIG_DIR) -> list[str]:
+    return sorted(path.stem for path in config_dir.glob("*.yaml"))
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "(top level)"
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Strip Optional/Annotated so the model class (or container) shows through."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            args = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+            annotation = args[0] if len(args) == 1 else annotation
+            if len(args) != 1:
+                return annotation
+        else:
+            return annotation
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model class that owns the mapping at ``loc`` (for 'allowed keys' hints)."""
+    current: Any = StageConfig
+    for part in loc:
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(part)
+            if field is None:
+                return None
+            current = field.annotation
+        elif typing.get_origin(current) in (list, dict):
+            current = typing.get_args(current)[-1]
+        else:
+            return None
+    current = _unwrap(current)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = tuple(error["loc"])
+    kind = error["type"]
+    given = error.get("input")
+    if kind == "extra_forbidden":
+        owner = _model_at(loc[:-1])
+        allowed = ", ".join(owner.model_fields) if owner else "none"
+        return f"{_field_path(loc)}: unknown key; allowed keys here: {allowed}"
+    if kind == "missing":
+        return f"{_field_path(loc)}: required but missing"
+    message = error["msg"].removeprefix("Value error, ")
+    if kind == "string_pattern_mismatch":
+        message = f"must match {error['ctx']['pattern']}"
+    if kind == "model_type":
+        owner = _model_at(loc)
+        message = f"must be a mapping with keys {', '.join(owner.model_fields)}" if owner else "must be a mapping"
+    if kind == "literal_error":
+        message = f"must be one of {error['ctx']['expected']}"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        message = f"out of range: {message.lower()}"
+    if not loc:  # model-level rule: its message starts with the field it is about
+        return message
+    suffix = "" if isinstance(given, (dict, list)) or given is None else f" (got {given!r})"
+    return f"{_field_path(loc)}: {message}{suffix}"
+
+
+def load_stage_config(stage: str, config_dir: Path = CONFIG_DIR) -> StageConfig:
+    """Read and validate ``config/<stage>.yaml``; raise ConfigError on any problem."""
+    stages = available_stages(config_dir)
+    path = config_dir / f"{stage}.yaml"
+    if stage not in stages:
+        raise ConfigError(
+            f"unknown stage {stage!r}: allowed stages are {', '.join(stages) or '(none)'} "
+            f"(one YAML file per stage in {_display(config_dir)}/), or '{ALL_STAGES}'"
+        )
+    shown = _display(path)
+    try:
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - safe loader subclass
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{shown}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{shown}: expected a mapping of settings at the top level, got {type(raw).__name__}")
+    if "stage" in raw and raw["stage"] != stage:
+        raise ConfigError(f"{shown}: stage: must equal the file name {stage!r} (got {raw['stage']!r})")
+    try:
+        config = StageConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = [_describe(error) for error in exc.errors()]
+        header = f"{shown}: invalid configuration"
+        raise ConfigError("\n  ".join([header + ":"] + problems) if len(problems) > 1 else f"{header}: {problems[0]}") from None
+    return config
+
+
+def load_stages(selection: str | None, config_dir: Path = CONFIG_DIR) -> list[StageConfig]:
+    """Resolve the ``-c stage=...`` selection: one stage, a comma list, or 'all'."""
+    selection = (selection or "dev").strip()
+    if selection == ALL_STAGES:
+        names = available_stages(config_dir)
+    else:
+        names = [name.strip() for name in selection.split(",") if name.strip()]
+    if not names:
+        raise ConfigError(f"context 'stage' is empty: allowed are {', '.join(available_stages(config_dir))} or '{ALL_STAGES}'")
+    return [load_stage_config(name, config_dir) for name in names]

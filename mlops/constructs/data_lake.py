@@ -1,0 +1,132 @@
+"""The stateful data lake: one customer-managed KMS key and the zone buckets."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from mlops.config import DataLakeConfig
+from mlops.nag import acknowledge
+
+# Zone name -> what lives there. Order is the order of the construct ids (stable).
+ZONES: dict[str, str] = {
+    "Raw": "raw zone: data as it arrives (sample data, uploads, source extracts)",
+    "Curated": "curated zone: cleaned, de-duplicated, split training data",
+    "Artifacts": "artifacts: model artifacts, evaluations, job outputs",
+    "Monitoring": "monitoring: captured inference data and drift/quality reports",
+}
+
+
+class DataLake(Construct):
+    """Provisions a rotating customer-managed KMS key (also usable by CloudWatch Logs for
+    this account's log groups), the raw/curated/artifacts/monitoring
+    zone buckets (SSE-KMS, SSL-only, versioned, access-logged, lifecycle-managed) and the
+    server-access-log bucket they log to.
+
+    Exposes ``key``, ``access_logs_bucket`` and one attribute per zone bucket
+    (``raw_bucket``, ``curated_bucket``, ``artifacts_bucket``, ``monitoring_bucket``).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        resource_prefix: str,
+        config: DataLakeConfig,
+        retain: bool,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        removal_policy = RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY
+        # Auto-delete only where the stack may be destroyed: it lets `cdk destroy` empty
+        # the buckets. Retained stages never get the delete custom resource.
+        auto_delete = not retain
+
+        self.key = kms.Key(
+            self,
+            "Key",
+            description=f"{resource_prefix}: encrypts the data lake and everything the ML platform stores",
+            alias=f"alias/{resource_prefix}-data-lake",
+            enable_key_rotation=True,
+            pending_window=Duration.days(30 if retain else 7),
+            removal_policy=removal_policy,
+        )
+        # CloudWatch Logs may use the key for this account's log groups only.
+        stack = cdk.Stack.of(self)
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchLogsForThisAccount",
+                principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                resources=["*"],  # in a key policy, "*" means this key
+                conditions={
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:*"
+                    }
+                },
+            )
+        )
+
+        lifecycle_common = dict(
+            noncurrent_version_expiration=Duration.days(config.noncurrent_version_expiration_days),
+            abort_incomplete_multipart_upload_after=Duration.days(config.abort_incomplete_multipart_upload_days),
+        )
+
+        # S3 server access logging only delivers to buckets with SSE-S3 default encryption,
+        # so this one bucket cannot use the CMK.
+        self.access_logs_bucket = s3.Bucket(
+            self,
+            "AccessLogsBucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            versioned=True,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="ExpireAccessLogs",
+                    expiration=Duration.days(config.access_log_retention_days),
+                    **lifecycle_common,
+                )
+            ],
+            removal_policy=removal_policy,
+            auto_delete_objects=auto_delete,
+        )
+        acknowledge(
+            self.access_logs_bucket,
+            "AwsSolutions-S1",
+            "This bucket is the server-access-log target of every data-lake bucket; logging it to "
+            "itself would create a delivery loop, which AWS documentation advises against.",
+        )
+
+        buckets: dict[str, s3.Bucket] = {}
+        for zone, purpose in ZONES.items():
+            buckets[zone] = s3.Bucket(
+                self,
+                f"{zone}Bucket",
+                encryption=s3.BucketEncryption.KMS,
+                encryption_key=self.key,
+                bucket_key_enabled=True,  # fewer KMS calls: cheaper, same protection
+                block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+                object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+                enforce_ssl=True,
+                minimum_tls_version=1.2,
+                versioned=True,
+                server_access_logs_bucket=self.access_logs_bucket,
+                server_access_logs_prefix=f"{zone.lower()}/",
+                lifecycle_rules=[s3.LifecycleRule(id="ExpireNoncurrentAndAbortUploads", **lifecycle_common)],
+                removal_policy=removal_policy,
+                auto_delete_objects=auto_delete,
+            )
+            buckets[zone].node.default_child.add_metadata("Purpose", purpose)  # type: ignore[union-attr]
+
+        self.raw_bucket = buckets["Raw"]
+        self.curated_bucket = buckets["Curated"]
+        self.artifacts_bucket = buckets["Artifacts"]
+        self.monitoring_bucket = buckets["Monitoring"]
+        self.zone_buckets: dict[str, s3.Bucket] = buckets

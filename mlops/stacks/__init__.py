@@ -1,0 +1,1 @@
+"""Stacks compose constructs and wire references; stateful and stateless stacks are kept apart."""

@@ -1,0 +1,33 @@
+"""Stateless stack: notifications and cost controls; safe to replace."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from mlops.config import StageConfig
+from mlops.constructs.budget import CostBudget
+from mlops.constructs.notifications import Notifications
+
+
+class OperationsStack(cdk.Stack):
+    """The stage's operations topic and its cost budget. Later issues add alarms,
+    dashboards and the retraining schedule here."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, **kwargs) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.notifications = Notifications(
+            self,
+            "Notifications",
+            resource_prefix=config.resource_prefix,
+            emails=list(config.budget.notification_emails),
+            retain=config.protection.retain_stateful_resources,
+        )
+        self.budget = CostBudget(
+            self,
+            "CostBudget",
+            resource_prefix=config.resource_prefix,
+            tag_filter={"ml-project": config.project, "stage": config.stage},
+            config=config.budget,
+            notifications=self.notifications,
+        )

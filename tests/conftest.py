@@ -1,0 +1,38 @@
+"""Shared fixtures. The whole app (every stage) is synthesized once per session:
+jsii start-up dominates synth time, so tests read the one cloud assembly."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+from tools.assembly import StackTemplate, synth  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def cloud_assembly_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    synth("all", outdir)  # cdk-nag runs here: any unacknowledged finding fails synth
+    return outdir
+
+
+@pytest.fixture(scope="session")
+def stacks(cloud_assembly_dir: Path) -> dict[str, StackTemplate]:
+    """``"<stage>/<StackId>"`` -> synthesized stack, for every stage in config/."""
+    from tools.assembly import read_stacks
+
+    return {stack.key: stack for stack in read_stacks(cloud_assembly_dir)}
+
+
+def resources_of_type(template: dict, resource_type: str) -> dict[str, dict]:
+    return {
+        logical_id: resource
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == resource_type
+    }

@@ -1,0 +1,183 @@
+"""Stage configuration: valid files load; every kind of mistake fails with one message
+naming the file, the field path and what is allowed."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlops.config import CONFIG_DIR, ConfigError, StageConfig, load_stage_config, load_stages
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path) -> Path:
+    for path in CONFIG_DIR.glob("*.yaml"):
+        shutil.copy(path, tmp_path / path.name)
+    return tmp_path
+
+
+def _edit(config_dir: Path, stage: str, edit) -> None:
+    path = config_dir / f"{stage}.yaml"
+    data = yaml.safe_load(path.read_text())
+    edit(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def _error(config_dir: Path, stage: str = "dev") -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_stage_config(stage, config_dir)
+    return str(caught.value)
+
+
+def test_shipped_stages_load() -> None:
+    configs = {config.stage: config for config in load_stages("all")}
+    assert set(configs) == {"dev", "prod"}
+    assert all(isinstance(config, StageConfig) for config in configs.values())
+
+
+def test_prod_protects_state_and_dev_may_destroy() -> None:
+    dev, prod = load_stage_config("dev"), load_stage_config("prod")
+    assert prod.protection.retain_stateful_resources and prod.protection.termination_protection
+    assert not dev.protection.retain_stateful_resources and not dev.protection.termination_protection
+
+
+def test_cost_allocation_tags_include_project_and_stage() -> None:
+    tags = load_stage_config("prod").cost_allocation_tags
+    assert tags["ml-project"] == "mlops-demo" and tags["stage"] == "prod"
+    assert {"cost-center", "owner"} <= set(tags)
+
+
+def test_config_is_frozen() -> None:
+    config = load_stage_config("dev")
+    with pytest.raises(Exception):
+        config.project = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        pytest.param(
+            lambda d: d.update(budgte=d.pop("budget")),
+            ["dev.yaml", "budgte: unknown key", "allowed keys here: project, stage, environment"],
+            id="unknown-top-level-key",
+        ),
+        pytest.param(
+            lambda d: d["data_lake"].update(retention_days=3),
+            ["data_lake.retention_days: unknown key", "noncurrent_version_expiration_days"],
+            id="unknown-nested-key",
+        ),
+        pytest.param(
+            lambda d: d["budget"].update(monthly_limit_usd="lots"),
+            ["budget.monthly_limit_usd", "valid number", "got 'lots'"],
+            id="wrong-type",
+        ),
+        pytest.param(
+            lambda d: d["training"].update(instance_type="m5.xlarge"),
+            ["training.instance_type", "starts with 'ml.'", "got 'm5.xlarge'"],
+            id="instance-type-not-ml",
+        ),
+        pytest.param(
+            lambda d: d["budget"]["alerts"][1].update(threshold_percent=5000),
+            ["budget.alerts[1].threshold_percent", "out of range", "less than or equal to 1000", "got 5000"],
+            id="threshold-out-of-range",
+        ),
+        pytest.param(
+            lambda d: d["budget"].update(notification_emails=["ops-at-example.com"]),
+            ["budget.notification_emails[0]", "email address", "got 'ops-at-example.com'"],
+            id="malformed-email",
+        ),
+        pytest.param(
+            lambda d: d["budget"]["alerts"][0].update(notification_type="DAILY"),
+            ["budget.alerts[0].notification_type", "'ACTUAL' or 'FORECASTED'", "got 'DAILY'"],
+            id="enum-value",
+        ),
+        pytest.param(
+            lambda d: d.update(stage="prod"),
+            ["dev.yaml", "stage: must equal the file name 'dev'", "got 'prod'"],
+            id="stage-does-not-match-file",
+        ),
+        pytest.param(
+            lambda d: d["tags"].pop("owner"),
+            ["tags", "missing required cost-allocation tag(s): owner"],
+            id="missing-required-tag",
+        ),
+        pytest.param(
+            lambda d: d["tags"].update(stage="dev"),
+            ["tags", "'stage' is set automatically"],
+            id="reserved-tag-key",
+        ),
+        pytest.param(
+            lambda d: d["tags"].update({"aws:owner": "me"}),
+            ["tags", "not starting with 'aws:'"],
+            id="aws-prefixed-tag",
+        ),
+        pytest.param(
+            lambda d: d.update(project="My_Project"),
+            ["project: must match", "got 'My_Project'"],
+            id="project-name-pattern",
+        ),
+        pytest.param(
+            lambda d: d.pop("budget"),
+            ["budget: required but missing"],
+            id="missing-section",
+        ),
+        pytest.param(
+            lambda d: d["environment"].update(account="1234"),
+            ["environment.account: must match", "got '1234'"],
+            id="account-id",
+        ),
+        pytest.param(
+            lambda d: d["data_lake"].update(noncurrent_version_expiration_days=0),
+            ["data_lake.noncurrent_version_expiration_days", "greater than or equal to 1", "got 0"],
+            id="lifecycle-days-zero",
+        ),
+    ],
+)
+def test_bad_dev_config_is_rejected(config_dir: Path, edit, expected: list[str]) -> None:
+    _edit(config_dir, "dev", edit)
+    message = _error(config_dir)
+    for fragment in expected:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+
+
+def test_prod_cannot_destroy_state(config_dir: Path) -> None:
+    _edit(config_dir, "prod", lambda d: d["protection"].update(retain_stateful_resources=False))
+    message = _error(config_dir, "prod")
+    assert "prod.yaml" in message and "retain_stateful_resources" in message and "must keep" in message
+
+
+def test_unknown_stage_lists_allowed(config_dir: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_stages("qa", config_dir)
+    assert "unknown stage 'qa'" in str(caught.value) and "dev, prod" in str(caught.value)
+
+
+def test_duplicate_yaml_key_is_rejected(config_dir: Path) -> None:
+    path = config_dir / "dev.yaml"
+    path.write_text(path.read_text() + "\nproject: other-project\n")
+    message = _error(config_dir)
+    assert "dev.yaml: not valid YAML" in message and "duplicate key 'project'" in message
+
+
+def test_broken_yaml_is_rejected(config_dir: Path) -> None:
+    (config_dir / "dev.yaml").write_text("project: [unclosed\n")
+    assert "dev.yaml: not valid YAML" in _error(config_dir)
+
+
+def test_top_level_must_be_a_mapping(config_dir: Path) -> None:
+    (config_dir / "dev.yaml").write_text("- just\n- a list\n")
+    assert "expected a mapping of settings at the top level, got list" in _error(config_dir)
+
+
+def test_several_problems_are_reported_together(config_dir: Path) -> None:
+    def edit(d: dict) -> None:
+        d["training"]["instance_type"] = "t3.micro"
+        d["budget"]["monthly_limit_usd"] = -5
+
+    _edit(config_dir, "dev", edit)
+    message = _error(config_dir)
+    assert message.count("\n") == 2  # header + one line per problem
+    assert "training.instance_type" in message and "budget.monthly_limit_usd" in message

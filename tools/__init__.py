@@ -1,0 +1,1 @@
+"""Development tooling (tests, `make synth` summary, benchmarks). Never deployed."""

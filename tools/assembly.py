@@ -1,0 +1,76 @@
+"""Synthesize the app in-process exactly as the CDK CLI would, and read the result."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def cdk_json_context() -> dict[str, Any]:
+    """The feature flags and settings the CLI would pass from cdk.json."""
+    return json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+
+
+@dataclass(frozen=True)
+class StackTemplate:
+    stage: str
+    stack_id: str  # construct id inside the stage, e.g. "Data"
+    stack_name: str
+    template: dict[str, Any]
+    template_path: Path
+    termination_protection: bool
+
+    @property
+    def key(self) -> str:
+        return f"{self.stage}/{self.stack_id}"
+
+
+def synth(stage_selection: str, outdir: Path, *, nag: bool = True) -> list[StackTemplate]:
+    """Build and synthesize the selected stages into ``outdir`` and return their stacks."""
+    import aws_cdk as cdk
+
+    from mlops.config import load_stages
+    from mlops.nag import register_checks
+    from mlops.stacks.stage import build
+
+    configs = load_stages(stage_selection)
+    app = cdk.App(outdir=str(outdir), context=cdk_json_context())
+    stages = build(app, configs)
+    if nag:
+        register_checks(app)
+    app.synth()
+    return read_stacks(outdir, [stage.stage_name for stage in stages])
+
+
+def read_stacks(outdir: Path, stage_names: list[str] | None = None) -> list[StackTemplate]:
+    """Every stack template in a cloud assembly directory (nested stage assemblies included)."""
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    stacks: list[StackTemplate] = []
+    for artifact_id, artifact in manifest["artifacts"].items():
+        if artifact["type"] != "cdk:cloud-assembly":
+            continue
+        stage = artifact["properties"]["displayName"]
+        if stage_names is not None and stage not in stage_names:
+            continue
+        nested = outdir / artifact["properties"]["directoryName"]
+        nested_manifest = json.loads((nested / "manifest.json").read_text())
+        for _, stack in nested_manifest["artifacts"].items():
+            if stack["type"] != "aws:cloudformation:stack":
+                continue
+            props = stack["properties"]
+            path = nested / props["templateFile"]
+            stacks.append(
+                StackTemplate(
+                    stage=stage,
+                    stack_id=stack["displayName"].split("/", 1)[1],
+                    stack_name=props.get("stackName", ""),
+                    template=json.loads(path.read_text()),
+                    template_path=path,
+                    termination_protection=bool(props.get("terminationProtection", False)),
+                )
+            )
+    return stacks

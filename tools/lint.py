@@ -1,0 +1,157 @@
+"""cfn-lint gate for synthesized templates, state machine definitions included.
+
+CDK emits ``AWS::StepFunctions::StateMachine.DefinitionString`` as ``Fn::Join`` over
+literal JSON fragments and Ref/GetAtt tokens. cfn-lint validates a definition (rule
+E3601) only when it is a literal string and skips the join silently, so
+``resolve_definitions`` substitutes typed placeholders for the tokens and hands
+cfn-lint the literal JSON it would otherwise never see. ``definition_graph_errors``
+adds the check neither cfn-lint nor CDK makes: every transition names a state that
+exists and every state is reachable.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+# CDK adds DependsOn that CloudFormation would infer anyway (W3005); noise on CDK output.
+IGNORED_CHECKS = ["W3005"]
+LINT_REGIONS = ["us-east-1", "eu-west-1"]
+
+_PSEUDO = {
+    "AWS::Partition": "aws",
+    "AWS::Region": "us-east-1",
+    "AWS::AccountId": "123456789012",
+    "AWS::URLSuffix": "amazonaws.com",
+    "AWS::StackName": "placeholder-stack",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    level: str  # "Error" | "Warning" | "Informational"
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.rule} [{self.level}] {self.path}: {self.message}"
+
+
+def _placeholder(token: Any) -> str:
+    """A plain-string stand-in for an intrinsic inside a definition string."""
+    if isinstance(token, str):
+        return token
+    if not isinstance(token, dict) or len(token) != 1:
+        raise ValueError(f"unexpected token in state machine definition: {token!r}")
+    (function, argument), = token.items()
+    if function == "Ref":
+        return _PSEUDO.get(argument, argument)
+    if function == "Fn::GetAtt":
+        resource, attribute = argument if isinstance(argument, list) else argument.split(".", 1)
+        if attribute.endswith("Arn"):
+            return f"arn:aws:placeholder:us-east-1:123456789012:resource:{resource}"
+        return f"{resource}.{attribute}"
+    if function == "Fn::Join":
+        separator, parts = argument
+        return separator.join(_placeholder(part) for part in parts)
+    if function == "Fn::Select":
+        return "placeholder"
+    if function in ("Fn::GetStackOutput", "Fn::ImportValue", "Fn::Sub", "Fn::FindInMap", "Fn::Split"):
+        return "placeholder"
+    raise ValueError(f"unsupported intrinsic {function} in state machine definition")
+
+
+def resolve_definitions(template: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``template`` whose state machine definitions are literal JSON strings."""
+    resolved = copy.deepcopy(template)
+    for resource in resolved.get("Resources", {}).values():
+        if resource.get("Type") != "AWS::StepFunctions::StateMachine":
+            continue
+        properties = resource.get("Properties", {})
+        definition = properties.get("DefinitionString")
+        if isinstance(definition, dict):
+            properties["DefinitionString"] = _placeholder(definition)
+    return resolved
+
+
+def state_machine_definitions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Logical id -> parsed (placeholder-resolved) definition of every state machine."""
+    resolved = resolve_definitions(template)
+    return {
+        logical_id: json.loads(resource["Properties"]["DefinitionString"])
+        for logical_id, resource in resolved.get("Resources", {}).items()
+        if resource.get("Type") == "AWS::StepFunctions::StateMachine"
+        and isinstance(resource.get("Properties", {}).get("DefinitionString"), str)
+    }
+
+
+def _transitions(state: dict[str, Any]) -> Iterator[str]:
+    if "Next" in state:
+        yield state["Next"]
+    if "Default" in state:
+        yield state["Default"]
+    for choice in state.get("Choices", []):
+        if "Next" in choice:
+            yield choice["Next"]
+    for catcher in state.get("Catch", []):
+        yield catcher["Next"]
+
+
+def definition_graph_errors(definition: dict[str, Any], where: str = "") -> list[str]:
+    """Dangling transitions and unreachable states, recursively into Parallel/Map."""
+    states: dict[str, Any] = definition.get("States", {})
+    errors: list[str] = []
+    start = definition.get("StartAt")
+    if start not in states:
+        errors.append(f"{where}StartAt {start!r} names no state")
+    reachable: set[str] = set()
+    frontier = [start] if start in states else []
+    while frontier:
+        name = frontier.pop()
+        if name in reachable:
+            continue
+        reachable.add(name)
+        for target in _transitions(states[name]):
+            if target not in states:
+                errors.append(f"{where}state {name!r} transitions to missing state {target!r}")
+            else:
+                frontier.append(target)
+    errors += [f"{where}state {name!r} is unreachable" for name in states if name not in reachable]
+    for name, state in states.items():
+        for index, branch in enumerate(state.get("Branches", [])):
+            errors += definition_graph_errors(branch, f"{where}{name}.Branches[{index}]: ")
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if processor:
+            errors += definition_graph_errors(processor, f"{where}{name}.ItemProcessor: ")
+    return errors
+
+
+def lint_template(template: dict[str, Any], *, resolve: bool = True) -> list[Finding]:
+    """cfn-lint findings (errors and warnings) for one template, plus graph errors."""
+    from cfnlint.api import lint
+    from cfnlint.config import ManualArgs
+
+    subject = resolve_definitions(template) if resolve else template
+    matches = lint(
+        json.dumps(subject),
+        config=ManualArgs(regions=LINT_REGIONS, ignore_checks=IGNORED_CHECKS),
+    )
+    findings = [
+        Finding(
+            rule=match.rule.id,
+            level=match.rule.severity.capitalize(),
+            path="/".join(str(part) for part in match.path) if match.path else "",
+            message=match.message,
+        )
+        for match in matches
+    ]
+    if resolve:
+        for logical_id, definition in state_machine_definitions(template).items():
+            findings += [
+                Finding(rule="ASL-GRAPH", level="Error", path=f"Resources/{logical_id}", message=error)
+                for error in definition_graph_errors(definition)
+            ]
+    return findings
