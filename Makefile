@@ -29,6 +29,7 @@ node_modules/.installed: package.json package-lock.json
 bootstrap: $(VENV)/.installed node_modules/.installed ## create .venv and node_modules from the pins
 
 synth: bootstrap ## synthesize every stage into cdk.out and print stacks, resources and gate results
+	$(PY) -m mlops.config all  # a bad config stops here, leaving cdk.out untouched
 	rm -rf cdk.out
 	$(CDK) synth -c stage=all --quiet
 	$(PY) -m tools.summary cdk.out

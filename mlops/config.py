@@ -301,3 +301,23 @@ def load_stages(selection: str | None, config_dir: Path = CONFIG_DIR) -> list[St
     if not names:
         raise ConfigError(f"context 'stage' is empty: allowed are {', '.join(available_stages(config_dir))} or '{ALL_STAGES}'")
     return [load_stage_config(name, config_dir) for name in names]
+
+
+def main(argv: list[str]) -> int:
+    """``python -m mlops.config [dev|prod|all]``: validate stage configs without synthesizing."""
+    import sys
+
+    try:
+        configs = load_stages(argv[0] if argv else ALL_STAGES)
+    except ConfigError as error:
+        print(f"Configuration error: {error}", file=sys.stderr)
+        return 1
+    for config in configs:
+        print(f"config/{config.stage}.yaml: ok (project {config.project})")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

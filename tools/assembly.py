@@ -74,3 +74,35 @@ def read_stacks(outdir: Path, stage_names: list[str] | None = None) -> list[Stac
                 )
             )
     return stacks
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    construct_path: str
+    finding: str  # e.g. "AwsSolutions-IAM5[Action::s3:List*]"
+    reason: str
+
+
+def acknowledgements(outdir: Path) -> list[Acknowledgement]:
+    """Every cdk-nag acknowledgement recorded in the assembly's stack metadata."""
+    found: list[Acknowledgement] = []
+    for metadata_file in sorted(outdir.glob("assembly-*/*.metadata.json")):
+        for path, entries in json.loads(metadata_file.read_text()).items():
+            for entry in entries:
+                if entry.get("type") != "aws:cdk:acknowledged-rules":
+                    continue
+                for finding, reason in entry["data"].items():
+                    found.append(Acknowledgement(path, finding.split("::", 1)[1], reason))
+    return found
+
+
+def validation_violations(outdir: Path) -> list[dict[str, Any]]:
+    """Violations in cdk.out/validation-report.json (empty when every finding is acknowledged)."""
+    report = outdir / "validation-report.json"
+    if not report.exists():
+        return []
+    return [
+        violation
+        for plugin in json.loads(report.read_text()).get("pluginReports", [])
+        for violation in plugin.get("violations", [])
+    ]

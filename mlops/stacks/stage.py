@@ -6,6 +6,7 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from mlops.config import StageConfig
+from mlops.tagging import apply_cost_allocation_tags
 from mlops.stacks.data_stack import DataStack
 from mlops.stacks.operations_stack import OperationsStack
 
@@ -35,9 +36,7 @@ class MlopsStage(cdk.Stage):
             description=f"{config.project} ({config.stage}): notifications and budget - stateless",
             **common,
         )
-        # Cost-allocation tags on every taggable resource of the stage (CDK's tag aspect).
-        for key, value in config.cost_allocation_tags.items():
-            cdk.Tags.of(self).add(key, value)
+        apply_cost_allocation_tags(self, config.cost_allocation_tags)
 
 
 def build(app: cdk.App, configs: list[StageConfig]) -> list[MlopsStage]:
