@@ -12,7 +12,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 # running the app with the venv's python.
 CDK := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" node_modules/.bin/cdk --no-notices
 
-.PHONY: help bootstrap synth test deploy diff destroy bench sample-data lock clean
+.PHONY: help bootstrap synth test snapshots aws-bootstrap deploy diff destroy bench sample-data lock clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -36,6 +36,12 @@ synth: bootstrap ## synthesize every stage into cdk.out and print stacks, resour
 
 test: bootstrap ## run the whole suite (config, nag, cfn-lint, snapshots, tags, assertions)
 	$(PY) -m pytest
+
+snapshots: bootstrap ## rewrite the template snapshots after an intended change (review the diff)
+	$(PY) -m pytest tests/test_snapshots.py --snapshot-update -q
+
+aws-bootstrap: bootstrap ## `cdk bootstrap` the account/region of your credentials (once, before the first deploy)
+	$(CDK) bootstrap -c stage=$(STAGE)
 
 deploy: bootstrap ## deploy one stage: make deploy STAGE=dev (needs AWS credentials and `cdk bootstrap`)
 	$(CDK) deploy -c stage=$(STAGE) '$(STAGE)/*'
