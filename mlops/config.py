@@ -81,7 +81,13 @@ class BudgetConfig(_Model):
 
     monthly_limit_usd: float = Field(gt=0, le=1_000_000)
     alerts: list[BudgetAlert] = Field(min_length=1, max_length=5)
-    notification_emails: list[EmailStr] = Field(default_factory=list, max_length=10)
+
+
+class NotificationsConfig(_Model):
+    """Who hears about the stage: email subscriptions of the operations topic, which
+    receives budget alerts (and, in later issues, alarms and pipeline failures)."""
+
+    emails: list[EmailStr] = Field(default_factory=list, max_length=20)
 
 
 class TrainingConfig(_Model):
@@ -115,6 +121,7 @@ class StageConfig(_Model):
     tags: dict[str, str]
     data_lake: DataLakeConfig = Field(default_factory=DataLakeConfig)
     budget: BudgetConfig
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
 
     @field_validator("tags")

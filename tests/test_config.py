@@ -85,8 +85,8 @@ def test_config_is_frozen() -> None:
             id="threshold-out-of-range",
         ),
         pytest.param(
-            lambda d: d["budget"].update(notification_emails=["ops-at-example.com"]),
-            ["budget.notification_emails[0]", "email address", "got 'ops-at-example.com'"],
+            lambda d: d["notifications"].update(emails=["ops-at-example.com"]),
+            ["notifications.emails[0]", "email address", "got 'ops-at-example.com'"],
             id="malformed-email",
         ),
         pytest.param(

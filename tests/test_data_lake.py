@@ -186,7 +186,12 @@ def test_budget_per_stage_filters_on_project_and_stage_tags(stacks) -> None:
         notifications = budget["Properties"]["NotificationsWithSubscribers"]
         assert len(notifications) == alerts
         for notification in notifications:
-            assert {"SubscriptionType": "SNS", "Address": {"Ref": NOTIFICATIONS_TOPIC}} in notification["Subscribers"]
-    (prod_budget,) = resources_of_type(_ops(stacks, "prod"), "AWS::Budgets::Budget").values()
-    assert {"SubscriptionType": "EMAIL", "Address": "ml-platform-alerts@example.com"} in \
-        prod_budget["Properties"]["NotificationsWithSubscribers"][0]["Subscribers"]
+            assert notification["Subscribers"] == [{"SubscriptionType": "SNS", "Address": {"Ref": NOTIFICATIONS_TOPIC}}]
+
+
+def test_people_subscribe_to_the_topic_from_config(stacks) -> None:
+    assert resources_of_type(_ops(stacks, "dev"), "AWS::SNS::Subscription") == {}
+    (subscription,) = resources_of_type(_ops(stacks, "prod"), "AWS::SNS::Subscription").values()
+    assert subscription["Properties"]["Protocol"] == "email"
+    assert subscription["Properties"]["Endpoint"] == "ml-platform-alerts@example.com"
+    assert subscription["Properties"]["TopicArn"] == {"Ref": NOTIFICATIONS_TOPIC}

@@ -11,8 +11,8 @@ from mlops.constructs.notifications import Notifications
 
 class CostBudget(Construct):
     """Provisions one monthly COST budget that counts only resources tagged with this
-    project *and* stage, alerting the operations topic (and emails from config) at each
-    configured threshold.
+    project *and* stage, alerting the operations topic at each
+    configured threshold (people get them through the topic's email subscriptions).
 
     Cost-allocation tags must be activated once per account in the Billing console
     before Budgets can filter on them (README, "Deploying").
@@ -31,9 +31,10 @@ class CostBudget(Construct):
         super().__init__(scope, construct_id)
         notifications.allow_service_publish("budgets.amazonaws.com")
 
+        # Only the topic: people subscribe to it, so nobody gets the same alert twice.
         subscribers = [
             budgets.CfnBudget.SubscriberProperty(subscription_type="SNS", address=notifications.topic.topic_arn)
-        ] + [budgets.CfnBudget.SubscriberProperty(subscription_type="EMAIL", address=email) for email in config.notification_emails]
+        ]
 
         self.budget = budgets.CfnBudget(
             self,

@@ -20,7 +20,7 @@ class OperationsStack(cdk.Stack):
             self,
             "Notifications",
             resource_prefix=config.resource_prefix,
-            emails=list(config.budget.notification_emails),
+            emails=list(config.notifications.emails),
             retain=config.protection.retain_stateful_resources,
         )
         self.budget = CostBudget(
