@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""Evaluate a trained model on the held-out test split (SageMaker Processing job script).
+
+Self-contained: SageMaker uploads this one file and runs it in the XGBoost framework image,
+which ships xgboost, numpy, pandas and scikit-learn. The processing contract:
+
+    /opt/ml/processing/model/model.tar.gz   the training job's artifact (holds `xgboost-model`)
+    /opt/ml/processing/test/*.csv           test split: label first, no header
+    /opt/ml/processing/evaluation/          evaluation.json is written here
+
+``evaluation.json`` follows SageMaker's model-quality metrics layout
+(``binary_classification_metrics`` / ``regression_metrics``, each metric a
+``{"value", "standard_deviation"}`` pair), which the Model Registry's ``ModelMetrics``
+references and Studio renders. Standard deviations come from a seeded bootstrap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import math
+import os
+import tarfile
+import tempfile
+from typing import Any
+
+import numpy as np
+from sklearn import metrics as skm
+
+BOOTSTRAP_SAMPLES = 100
+BOOTSTRAP_SEED = 0
+PROBLEM_TYPES = ("binary_classification", "regression")
+
+
+def _resamples(n: int) -> np.ndarray:
+    """Seeded bootstrap row indices, shape (BOOTSTRAP_SAMPLES, n)."""
+    return np.random.default_rng(BOOTSTRAP_SEED).integers(0, n, size=(BOOTSTRAP_SAMPLES, n))
+
+
+def _std(values: np.ndarray) -> float | None:
+    values = values[~np.isnan(values)]
+    return float(np.std(values)) if len(values) > 1 else None
+
+
+def _entry(value: float | None, std: float | None) -> dict[str, Any]:
+    # SageMaker writes "NaN" (a string) where a figure is undefined.
+    clean = lambda x: "NaN" if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)  # noqa: E731
+    return {"value": clean(value), "standard_deviation": clean(std)}
+
+
+def _count_metrics(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, tn: np.ndarray) -> dict[str, np.ndarray]:
+    """Label-based metrics from confusion counts, vectorized over bootstrap resamples.
+    Same definitions as scikit-learn (precision/recall/F with zero_division=0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        div = lambda a, b: np.where(b > 0, a / np.where(b > 0, b, 1), np.nan)  # noqa: E731
+        zero = lambda a, b: np.where(b > 0, a / np.where(b > 0, b, 1), 0.0)  # noqa: E731
+        precision, recall = zero(tp, tp + fp), zero(tp, tp + fn)
+        f_beta = lambda beta: zero((1 + beta**2) * precision * recall, beta**2 * precision + recall)  # noqa: E731
+        return {
+            "accuracy": (tp + tn) / (tp + fp + fn + tn),
+            "precision": precision,
+            "recall": recall,
+            "f1": f_beta(1.0),
+            "f0_5": f_beta(0.5),
+            "f2": f_beta(2.0),
+            "true_positive_rate": div(tp, tp + fn),
+            "true_negative_rate": div(tn, tn + fp),
+            "false_positive_rate": div(fp, fp + tn),
+            "false_negative_rate": div(fn, fn + tp),
+        }
+
+
+def classification_report(y_true: Any, scores: Any, threshold: float = 0.5) -> dict[str, Any]:
+    """Binary classification metrics from labels (0/1) and positive-class scores."""
+    y_true = np.asarray(y_true, dtype=int)
+    scores = np.asarray(scores, dtype=float)
+    if len(y_true) == 0 or len(y_true) != len(scores):
+        raise ValueError(f"need equal, non-zero numbers of labels and scores (got {len(y_true)} and {len(scores)})")
+    if not set(np.unique(y_true)) <= {0, 1}:
+        raise ValueError(f"labels must be 0 or 1 (got {sorted(set(np.unique(y_true).tolist()))})")
+    y_pred = (scores >= threshold).astype(int)
+    tn, fp, fn, tp = (int(x) for x in skm.confusion_matrix(y_true, y_pred, labels=[0, 1]).ravel())
+    both_classes = len(np.unique(y_true)) == 2
+
+    # Point values: scikit-learn. Deviations: the same formulas over bootstrap resamples.
+    values = {
+        "accuracy": skm.accuracy_score(y_true, y_pred),
+        "precision": skm.precision_score(y_true, y_pred, zero_division=0),
+        "recall": skm.recall_score(y_true, y_pred, zero_division=0),
+        "f1": skm.f1_score(y_true, y_pred, zero_division=0),
+        "f0_5": skm.fbeta_score(y_true, y_pred, beta=0.5, zero_division=0),
+        "f2": skm.fbeta_score(y_true, y_pred, beta=2, zero_division=0),
+        **{name: float(rate) for name, rate in _count_metrics(*(np.array(x) for x in (tp, fp, fn, tn))).items()
+           if name.endswith("_rate")},
+    }
+    index = _resamples(len(y_true))
+    t, p = y_true[index], y_pred[index]
+    resampled = _count_metrics(
+        (t & p).sum(axis=1), ((1 - t) & p).sum(axis=1), (t & (1 - p)).sum(axis=1), ((1 - t) & (1 - p)).sum(axis=1)
+    )
+    report: dict[str, Any] = {"confusion_matrix": {"0": {"0": tn, "1": fp}, "1": {"0": fn, "1": tp}}}
+    for name, value in values.items():
+        report[name] = _entry(value, _std(resampled[name]))
+    if both_classes:
+        aucs = np.array([
+            skm.roc_auc_score(t_row, scores[i_row]) if 0 < t_row.sum() < len(t_row) else np.nan
+            for t_row, i_row in zip(t, index)
+        ])
+        report["auc"] = _entry(skm.roc_auc_score(y_true, scores), _std(aucs))
+        fpr, tpr, _ = skm.roc_curve(y_true, scores, drop_intermediate=False)
+        precision, recall, _ = skm.precision_recall_curve(y_true, scores)
+    else:  # ROC is undefined with one class present; say so rather than invent a number
+        report["auc"] = _entry(None, None)
+        fpr, tpr, precision, recall = [], [], [], []
+    report["receiver_operating_characteristic_curve"] = {
+        "false_positive_rates": [float(x) for x in fpr],
+        "true_positive_rates": [float(x) for x in tpr],
+    }
+    report["precision_recall_curve"] = {
+        "precisions": [float(x) for x in precision],
+        "recalls": [float(x) for x in recall],
+    }
+    return {"binary_classification_metrics": report}
+
+
+def regression_report(y_true: Any, y_pred: Any) -> dict[str, Any]:
+    """Regression metrics: MSE, RMSE, MAE, R²."""
+    y_true = np.asarray(y_true, dtype=float)
+    y_pred = np.asarray(y_pred, dtype=float)
+    if len(y_true) == 0 or len(y_true) != len(y_pred):
+        raise ValueError(f"need equal, non-zero numbers of labels and predictions (got {len(y_true)} and {len(y_pred)})")
+    values = {
+        "mse": skm.mean_squared_error(y_true, y_pred),
+        "rmse": math.sqrt(skm.mean_squared_error(y_true, y_pred)),
+        "mae": skm.mean_absolute_error(y_true, y_pred),
+        "r2": skm.r2_score(y_true, y_pred) if len(y_true) > 1 else float("nan"),
+    }
+    index = _resamples(len(y_true))
+    t, p = y_true[index], y_pred[index]
+    mse = ((t - p) ** 2).mean(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ss_tot = ((t - t.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+        r2 = np.where(ss_tot > 0, 1 - ((t - p) ** 2).sum(axis=1) / np.where(ss_tot > 0, ss_tot, 1), np.nan)
+    resampled = {"mse": mse, "rmse": np.sqrt(mse), "mae": np.abs(t - p).mean(axis=1), "r2": r2}
+    return {
+        "regression_metrics": {
+            name: _entry(value, _std(resampled[name]) if len(y_true) > 1 else None) for name, value in values.items()
+        }
+    }
+
+
+def flat_metrics(report: dict[str, Any]) -> dict[str, float]:
+    """``{"f1": 0.93, ...}``: the scalar values of a report (what metric gates compare)."""
+    (section,) = report.values()
+    return {
+        name: entry["value"]
+        for name, entry in section.items()
+        if isinstance(entry, dict) and "value" in entry and entry["value"] != "NaN"
+    }
+
+
+# ---------------------------------------------------------------------------
+# Processing-job entry point
+# ---------------------------------------------------------------------------
+
+
+def _load_test_split(test_dir: str) -> tuple[np.ndarray, np.ndarray]:
+    files = sorted(glob.glob(os.path.join(test_dir, "*.csv")))
+    if not files:
+        raise FileNotFoundError(f"no .csv files in {test_dir}")
+    table = np.vstack([np.loadtxt(path, delimiter=",", ndmin=2) for path in files])
+    return table[:, 0], table[:, 1:]
+
+
+def _predict(model_dir: str, features: np.ndarray) -> np.ndarray:
+    import xgboost  # in the XGBoost framework image; imported here so metric code needs no xgboost
+
+    with tempfile.TemporaryDirectory() as scratch:
+        with tarfile.open(os.path.join(model_dir, "model.tar.gz")) as archive:
+            # filter="data" refuses path traversal; older Pythons in job images lack the parameter
+            if hasattr(tarfile, "data_filter"):
+                archive.extractall(scratch, filter="data")
+            else:
+                archive.extractall(scratch)  # noqa: S202 - artifact written by our own training job
+        booster = xgboost.Booster()
+        booster.load_model(os.path.join(scratch, "xgboost-model"))
+    return booster.predict(xgboost.DMatrix(features))
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--problem-type", choices=PROBLEM_TYPES, required=True)
+    parser.add_argument("--threshold", type=float, default=0.5, help="positive-class score cut-off")
+    parser.add_argument("--model-dir", default="/opt/ml/processing/model")
+    parser.add_argument("--test-dir", default="/opt/ml/processing/test")
+    parser.add_argument("--output-dir", default="/opt/ml/processing/evaluation")
+    args = parser.parse_args(argv)
+
+    labels, features = _load_test_split(args.test_dir)
+    predictions = _predict(args.model_dir, features)
+    if args.problem_type == "binary_classification":
+        report = classification_report(labels, predictions, args.threshold)
+    else:
+        report = regression_report(labels, predictions)
+    os.makedirs(args.output_dir, exist_ok=True)
+    with open(os.path.join(args.output_dir, "evaluation.json"), "w", encoding="utf-8") as handle:
+        json.dump(report, handle, indent=2)
+    print(json.dumps({"rows": int(len(labels)), **flat_metrics(report)}))
+    return report
+
+
+if __name__ == "__main__":
+    main()
