@@ -58,7 +58,9 @@ bench: bootstrap ## print synth and test-suite timings (figures quoted in the RE
 sample-data: bootstrap ## re-export the bundled sample CSVs (deterministic)
 	$(PY) scripts/export_sample_data.py
 
-lock: bootstrap ## rewrite constraints.txt from the current .venv
+lock: ## re-resolve requirements*.txt without the old lock and rewrite constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	(echo "# Full lock of every Python package in .venv (regenerate: make lock). Used as -c constraints."; $(PY) -m pip freeze | grep -v '^-e') > constraints.txt
 
 clean: ## remove generated output (keeps .venv and node_modules)

@@ -36,3 +36,18 @@ def resources_of_type(template: dict, resource_type: str) -> dict[str, dict]:
         for logical_id, resource in template["Resources"].items()
         if resource["Type"] == resource_type
     }
+
+
+def load_lambda(name: str):
+    """Import lambda/<name>/index.py (``lambda`` is a keyword, so not as a package)."""
+    import importlib.util
+    import sys
+
+    module_name = f"lambda_{name}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, REPO_ROOT / "lambda" / name / "index.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module

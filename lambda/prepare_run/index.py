@@ -1,0 +1,172 @@
+"""First state of the training pipeline: validate the execution input against the
+stage's defaults and derive every job and resource name of the run.
+
+Bad input fails here, in the first state, with ``InvalidExecutionInput`` and a message
+that names the field and what is allowed. Names are deterministic per execution, match
+SageMaker's ``[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}``, respect the 32-character limit of
+tuning jobs and leave ``NAME_SUFFIX_RESERVE`` characters for the
+``-<redrive count>-<retry count>`` suffix the state machine appends, so retries and
+redrives never reuse a name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any, Literal
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+logger = Logger(service="prepare-run")
+
+SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+NAME_LIMIT = 63
+TUNING_NAME_LIMIT = 32
+NAME_SUFFIX_RESERVE = 8  # "-<redrive>-<retry>", e.g. "-999-99"
+HASH_LENGTH = 6
+
+# Hyperparameters the built-in XGBoost algorithm accepts (SageMaker XGBoost docs);
+# anything else is a typo that would otherwise fail minutes later inside the job.
+XGBOOST_HYPERPARAMETERS = frozenset({
+    "num_round", "objective", "eval_metric", "eta", "gamma", "max_depth", "min_child_weight",
+    "max_delta_step", "subsample", "colsample_bytree", "colsample_bylevel", "colsample_bynode",
+    "lambda", "alpha", "tree_method", "sketch_eps", "scale_pos_weight", "max_bin", "num_parallel_tree",
+    "early_stopping_rounds", "grow_policy", "max_leaves", "booster", "rate_drop", "skip_drop",
+    "one_drop", "normalize_type", "sample_type", "updater", "refresh_leaf", "process_type",
+    "base_score", "seed", "seed_per_iteration", "verbosity", "csv_weights", "deterministic_histogram",
+    "single_precision_histogram", "interaction_constraints", "monotone_constraints", "use_dask_gpu_training",
+})
+DEPLOYMENT_MODES = ("realtime", "serverless", "async", "batch")
+TRIGGER_SOURCES = ("manual", "schedule", "drift-alarm", "quality-alarm", "new-data")
+
+
+class InvalidExecutionInput(Exception):
+    """Step Functions sees this class name as the error; the message names the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Trigger(_Strict):
+    source: Literal[TRIGGER_SOURCES] = "manual"  # type: ignore[valid-type]
+    reason: str = Field(default="", max_length=500)
+
+
+class RunInput(_Strict):
+    """What a person (or an EventBridge rule) may put in the execution input. All optional."""
+
+    hyperparameters: dict[str, str | int | float] = Field(default_factory=dict)
+    tuning: bool | None = None
+    deployment_mode: Literal[DEPLOYMENT_MODES] | None = None  # type: ignore[valid-type]
+    trigger: Trigger = Field(default_factory=Trigger)
+
+    @field_validator("hyperparameters")
+    @classmethod
+    def _known(cls, values: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(values) - XGBOOST_HYPERPARAMETERS)
+        if unknown:
+            raise ValueError(f"unknown XGBoost hyperparameter(s) {', '.join(unknown)}; see the SageMaker XGBoost docs")
+        return values
+
+
+class Execution(_Strict):
+    id: str = Field(pattern=r"^arn:[a-z-]+:states:")
+    name: str = Field(min_length=1, max_length=80)
+
+
+class RunDefaults(_Strict):
+    """Synth-time defaults from the stage config, passed in the state's payload."""
+
+    stem: str = Field(pattern=r"^[a-z0-9-]+$")
+    dataset: str
+    problem_type: Literal["binary_classification", "regression"]
+    hyperparameters: dict[str, str]
+    tuning: bool
+    deployment_mode: Literal[DEPLOYMENT_MODES]  # type: ignore[valid-type]
+    curated_bucket: str
+    artifacts_bucket: str
+
+
+class Event(_Strict):
+    input: dict[str, Any] | None = None
+    execution: Execution
+    defaults: RunDefaults
+
+
+def _sanitize(text: str) -> str:
+    return re.sub(r"-+", "-", re.sub(r"[^a-zA-Z0-9]", "-", text)).strip("-")
+
+
+def derive_name(kind: str, stem: str, execution: Execution, *, limit: int = NAME_LIMIT) -> str:
+    """``<stem>-<kind>-<execution name>`` shortened to fit ``limit`` minus the suffix
+    reserve, ending in a hash of the execution ARN so truncation never collides."""
+    digest = hashlib.sha256(execution.id.encode()).hexdigest()[:HASH_LENGTH]
+    room = limit - NAME_SUFFIX_RESERVE - HASH_LENGTH - 1
+    readable = _sanitize(f"{stem}-{kind}-{execution.name}")[:room].rstrip("-")
+    return f"{readable}-{digest}" if readable else digest
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        path = ".".join(str(part) for part in ("input", *item["loc"]))
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = f"unknown field; allowed: {', '.join(RunInput.model_fields)}"
+        if item["type"] == "literal_error":
+            message = f"must be one of {item['ctx']['expected']}"
+        problems.append(f"{path}: {message}")
+    return "; ".join(problems)
+
+
+def prepare_run(event: Event) -> dict[str, Any]:
+    """The run's resolved settings, names and S3 locations."""
+    try:
+        run_input = RunInput.model_validate(event.input or {})
+    except ValidationError as error:
+        raise InvalidExecutionInput(_describe(error)) from None
+    defaults, execution = event.defaults, event.execution
+    run_id = hashlib.sha256(execution.id.encode()).hexdigest()[:HASH_LENGTH]
+    names = {
+        kind: derive_name(kind, defaults.stem, execution)
+        for kind in ("train", "eval", "model", "config", "transform", "baseline")
+    }
+    names["tune"] = derive_name("hpo", defaults.stem, execution, limit=TUNING_NAME_LIMIT)
+    names["endpoint"] = f"{defaults.stem}-endpoint"  # stable: updates target the serving endpoint
+    names["experiment"] = f"{defaults.stem}-experiments"
+    curated = f"s3://{defaults.curated_bucket}/{defaults.dataset}"
+    artifacts = f"s3://{defaults.artifacts_bucket}/runs/{names['train']}"
+    return {
+        "run_id": run_id,
+        "execution_name": execution.name,
+        "dataset": defaults.dataset,
+        "problem_type": defaults.problem_type,
+        "hyperparameters": {**defaults.hyperparameters, **{k: str(v) for k, v in run_input.hyperparameters.items()}},
+        "tuning": defaults.tuning if run_input.tuning is None else run_input.tuning,
+        "deployment_mode": run_input.deployment_mode or defaults.deployment_mode,
+        "trigger": run_input.trigger.model_dump(),
+        "names": names,
+        "s3": {
+            "train": f"{curated}/train/",
+            "validation": f"{curated}/validation/",
+            "test": f"{curated}/test/",
+            "output": f"{artifacts}/model/",
+            "checkpoints": f"{artifacts}/checkpoints/",
+            "evaluation": f"{artifacts}/evaluation/",
+            "transform_output": f"{artifacts}/transform/",
+        },
+    }
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        parsed = Event.model_validate(event)
+    except ValidationError as error:  # the state machine's own payload is wrong: a bug, not user input
+        raise ValueError(f"malformed prepare-run event: {error}") from None
+    run = prepare_run(parsed)
+    logger.info("run prepared", extra={"run_id": run["run_id"], "trigger": run["trigger"]})
+    return run

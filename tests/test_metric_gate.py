@@ -1,0 +1,118 @@
+"""Metric gate: thresholds and champion/challenger, decided purely and read from S3/registry."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tests.conftest import load_lambda
+
+gate = load_lambda("metric_gate")
+T = gate.Threshold
+
+
+def test_all_thresholds_met_without_champion() -> None:
+    decision = gate.decide({"f1": 0.95, "auc": 0.99}, [T(metric="f1", direction=">=", value=0.9)], {}, 0.01)
+    assert decision["passed"] is True
+    assert decision["summary"] == "Metric gate passed: f1 0.9500 >= 0.9: ok"
+
+
+def test_threshold_missed() -> None:
+    decision = gate.decide({"f1": 0.85}, [T(metric="f1", direction=">=", value=0.9)], {}, 0.01)
+    assert decision["passed"] is False and "f1 0.8500 >= 0.9: FAILED" in decision["summary"]
+
+
+def test_lower_is_better_metrics() -> None:
+    thresholds = [T(metric="rmse", direction="<=", value=60)]
+    assert gate.decide({"rmse": 55.0}, thresholds, {}, 0)["passed"] is True
+    assert gate.decide({"rmse": 61.0}, thresholds, {}, 0)["passed"] is False
+    # champion 50: the challenger may be at most 50 + 2 = 52
+    assert gate.decide({"rmse": 51.5}, thresholds, {"rmse": 50.0}, 2)["passed"] is True
+    assert gate.decide({"rmse": 52.5}, thresholds, {"rmse": 50.0}, 2)["passed"] is False
+
+
+def test_worse_than_champion_beyond_margin_fails_even_above_threshold() -> None:
+    thresholds = [T(metric="f1", direction=">=", value=0.9)]
+    decision = gate.decide({"f1": 0.93}, thresholds, {"f1": 0.96}, 0.01)
+    assert decision["passed"] is False
+    assert "champion 0.9600 (margin 0.01): WORSE" in decision["summary"]
+    assert gate.decide({"f1": 0.955}, thresholds, {"f1": 0.96}, 0.01)["passed"] is True
+
+
+def test_missing_metric_fails_and_says_what_exists() -> None:
+    decision = gate.decide({"mse": 1.0}, [T(metric="f1", direction=">=", value=0.9)], {}, 0)
+    assert decision["passed"] is False and "f1 missing from the evaluation (have: mse)" in decision["summary"]
+
+
+@dataclass
+class _Context:
+    function_name: str = "metric-gate"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:metric-gate"
+    aws_request_id: str = "req-1"
+
+
+def _evaluation(f1: float) -> bytes:
+    return json.dumps({"binary_classification_metrics": {
+        "f1": {"value": f1, "standard_deviation": 0.01},
+        "auc": {"value": "NaN", "standard_deviation": "NaN"},
+        "confusion_matrix": {"0": {"0": 1, "1": 0}, "1": {"0": 0, "1": 1}},
+    }}).encode()
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    gate._client.cache_clear()
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="artifacts", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        yield s3, boto3.client("sagemaker")
+    gate._client.cache_clear()
+
+
+def _event(**overrides) -> dict:
+    return {"evaluation_uri": "s3://artifacts/runs/r2/evaluation/evaluation.json",
+            "thresholds": [{"metric": "f1", "direction": ">=", "value": 0.9}],
+            "champion_margin": 0.01, "model_package_group": "mlops-demo-dev-models", **overrides}
+
+
+def _register(sagemaker, s3, version_uri: str, f1: float, status: str) -> None:
+    bucket, key = version_uri[5:].split("/", 1)
+    s3.put_object(Bucket=bucket, Key=key, Body=_evaluation(f1))
+    sagemaker.create_model_package(
+        ModelPackageGroupName="mlops-demo-dev-models", ModelApprovalStatus=status,
+        InferenceSpecification={"Containers": [{"Image": "x.dkr.ecr.eu-west-1.amazonaws.com/xgb:1", "ModelDataUrl": "s3://artifacts/m.tar.gz"}],
+                                "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
+        ModelMetrics={"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": version_uri}}},
+    )
+
+
+def test_handler_without_registry_group_has_no_champion(aws) -> None:
+    s3, _ = aws
+    s3.put_object(Bucket="artifacts", Key="runs/r2/evaluation/evaluation.json", Body=_evaluation(0.95))
+    decision = gate.handler(_event(), _Context())
+    assert decision["passed"] is True and decision["candidate"] == {"f1": 0.95}
+    assert decision["champion"] == {"model_package_arn": None, "metrics": {}}
+
+
+def test_handler_compares_with_latest_approved_version(aws) -> None:
+    s3, sagemaker = aws
+    sagemaker.create_model_package_group(ModelPackageGroupName="mlops-demo-dev-models")
+    _register(sagemaker, s3, "s3://artifacts/runs/r0/evaluation/evaluation.json", 0.97, "Approved")
+    _register(sagemaker, s3, "s3://artifacts/runs/r1/evaluation/evaluation.json", 0.99, "Rejected")
+    s3.put_object(Bucket="artifacts", Key="runs/r2/evaluation/evaluation.json", Body=_evaluation(0.93))
+    decision = gate.handler(_event(), _Context())
+    assert decision["champion"]["metrics"] == {"f1": 0.97}  # the rejected 0.99 is no champion
+    assert decision["passed"] is False and "WORSE" in decision["summary"]
+
+
+def test_malformed_event(aws) -> None:
+    with pytest.raises(ValueError, match="malformed metric-gate event"):
+        gate.handler(_event(thresholds=[]), _Context())

@@ -1,0 +1,121 @@
+"""The pipeline's first state: input validation and name derivation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import load_lambda
+
+prepare = load_lambda("prepare_run")
+
+ARN = "arn:aws:states:eu-west-1:123456789012:execution:mlops-demo-dev-training:{}"
+DEFAULTS = {
+    "stem": "mlops-demo-dev",
+    "dataset": "breast_cancer",
+    "problem_type": "binary_classification",
+    "hyperparameters": {"objective": "binary:logistic", "num_round": "100", "max_depth": "5"},
+    "tuning": False,
+    "deployment_mode": "realtime",
+    "curated_bucket": "curated-bucket",
+    "artifacts_bucket": "artifacts-bucket",
+}
+
+
+def _event(run_input=None, name: str = "6f1c2a6e-1d2b-4f7e-9a55-0c1e0e1b2c3d") -> dict:
+    return {"input": run_input, "execution": {"id": ARN.format(name), "name": name}, "defaults": DEFAULTS}
+
+
+@dataclass
+class _Context:
+    function_name: str = "prepare-run"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:prepare-run"
+    aws_request_id: str = "req-1"
+
+
+def _run(run_input=None, **kwargs) -> dict:
+    return prepare.handler(_event(run_input, **kwargs), _Context())
+
+
+def test_no_input_means_config_defaults() -> None:
+    run = _run()
+    assert run["hyperparameters"] == DEFAULTS["hyperparameters"]
+    assert run["tuning"] is False and run["deployment_mode"] == "realtime"
+    assert run["trigger"] == {"source": "manual", "reason": ""}
+    assert run["s3"]["train"] == "s3://curated-bucket/breast_cancer/train/"
+    assert run["s3"]["output"].startswith("s3://artifacts-bucket/runs/mlops-demo-dev-train-")
+
+
+def test_input_overrides_defaults() -> None:
+    run = _run({"hyperparameters": {"max_depth": 3, "eta": 0.1}, "tuning": True, "deployment_mode": "batch",
+                "trigger": {"source": "drift-alarm", "reason": "feature drift 0.4"}})
+    assert run["hyperparameters"] == {**DEFAULTS["hyperparameters"], "max_depth": "3", "eta": "0.1"}
+    assert run["tuning"] is True and run["deployment_mode"] == "batch"
+    assert run["trigger"]["source"] == "drift-alarm"
+
+
+@pytest.mark.parametrize(
+    ("run_input", "message"),
+    [
+        ({"deployment_mode": "edge"}, "input.deployment_mode: must be one of 'realtime', 'serverless', 'async' or 'batch'"),
+        ({"hyperparameters": {"max_dept": 3}}, "input.hyperparameters: unknown XGBoost hyperparameter(s) max_dept"),
+        ({"tuning": "sometimes"}, "input.tuning: Input should be a valid boolean"),
+        ({"epochs": 3}, "input.epochs: unknown field; allowed: hyperparameters, tuning, deployment_mode, trigger"),
+        ({"trigger": {"source": "cron"}}, "input.trigger.source: must be one of"),
+    ],
+)
+def test_bad_input_fails_with_the_field_named(run_input: dict, message: str) -> None:
+    with pytest.raises(prepare.InvalidExecutionInput) as caught:
+        _run(run_input)
+    assert message in str(caught.value)
+
+
+def test_malformed_state_payload_is_a_bug_not_user_error() -> None:
+    event = _event()
+    event.pop("defaults")
+    with pytest.raises(ValueError, match="malformed prepare-run event"):
+        prepare.handler(event, _Context())
+
+
+def test_names_follow_sagemaker_rules() -> None:
+    names = _run()["names"]
+    for kind, name in names.items():
+        assert prepare.SAGEMAKER_NAME.match(name), (kind, name)
+    assert names["endpoint"] == "mlops-demo-dev-endpoint"
+    assert len(names["tune"]) + prepare.NAME_SUFFIX_RESERVE <= 32
+    assert names["train"].startswith("mlops-demo-dev-train-6f1c2a6e")
+
+
+def test_names_are_stable_per_execution_and_differ_between_executions() -> None:
+    assert _run()["names"] == _run()["names"]
+    first, second = _run(name="nightly")["names"], _run(name="nightly-2")["names"]
+    assert all(first[kind] != second[kind] for kind in ("train", "tune", "eval", "model", "config"))
+
+
+execution_names = st.text(
+    alphabet=st.characters(whitelist_categories=("Lu", "Ll", "Nd"), whitelist_characters="-_"), min_size=1, max_size=80
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=execution_names, stem=st.from_regex(r"[a-z][a-z0-9-]{1,18}[a-z0-9]-[a-z][a-z0-9]{1,9}", fullmatch=True))
+def test_any_execution_name_yields_valid_names(name: str, stem: str) -> None:
+    execution = prepare.Execution(id=ARN.format(name), name=name)
+    for kind, limit in (("train", 63), ("hpo", 32), ("config", 63)):
+        derived = prepare.derive_name(kind, stem, execution, limit=limit)
+        suffixed = f"{derived}-999-99"  # the longest suffix the state machine appends
+        assert prepare.SAGEMAKER_NAME.match(suffixed) and len(suffixed) <= limit, suffixed
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=execution_names, b=execution_names)
+def test_truncation_never_collides(a: str, b: str) -> None:
+    if a == b:
+        return
+    name_a = prepare.derive_name("train", "mlops-demo-dev", prepare.Execution(id=ARN.format(a), name=a))
+    name_b = prepare.derive_name("train", "mlops-demo-dev", prepare.Execution(id=ARN.format(b), name=b))
+    assert name_a != name_b
