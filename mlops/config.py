@@ -107,6 +107,94 @@ class TrainingConfig(_Model):
         return value
 
 
+# dataset -> problem type (the bundled sample datasets; see data/sample/)
+DATASETS = {"breast_cancer": "binary_classification", "diabetes": "regression"}
+METRICS = {
+    "binary_classification": ("accuracy", "precision", "recall", "f1", "auc", "true_positive_rate",
+                              "true_negative_rate", "false_positive_rate", "false_negative_rate"),
+    "regression": ("mse", "rmse", "mae", "r2"),
+}
+_RATE_METRICS = set(METRICS["binary_classification"]) | {"r2"}
+
+
+class MetricThreshold(_Model):
+    """A business success criterion, e.g. ``f1 >= 0.9`` or ``rmse <= 60``."""
+
+    metric: str
+    direction: Literal[">=", "<="]
+    value: float
+
+    @model_validator(mode="after")
+    def _in_range(self) -> MetricThreshold:
+        if self.metric in _RATE_METRICS - {"r2"} and not 0 <= self.value <= 1:
+            raise ValueError(f"threshold for {self.metric} out of range: must be between 0 and 1 (got {self.value})")
+        if self.metric in ("mse", "rmse", "mae") and self.value < 0:
+            raise ValueError(f"threshold for {self.metric} out of range: must be >= 0 (got {self.value})")
+        return self
+
+
+class PipelineConfig(_Model):
+    """The training-to-deployment state machine (issue #3)."""
+
+    dataset: Literal["breast_cancer", "diabetes"] = "breast_cancer"
+    xgboost_version: Literal["1.7-1"] = "1.7-1"
+    hyperparameters: dict[str, str] = Field(
+        default_factory=lambda: {"objective": "binary:logistic", "eval_metric": "auc", "num_round": "100",
+                                 "max_depth": "4", "eta": "0.2", "subsample": "0.8"}
+    )
+    metric_thresholds: list[MetricThreshold] = Field(min_length=1)
+    champion_margin: float = Field(default=0.01, ge=0, le=1)
+    classification_threshold: float = Field(default=0.5, gt=0, lt=1)
+    execution_timeout_hours: int = Field(default=6, ge=1, le=72)
+    evaluation_instance_type: str = "ml.m5.large"
+    manual_approval: bool = False
+    approval_timeout_hours: int = Field(default=72, ge=1, le=720)
+    source_repository: str = Field(default="", max_length=256)
+    source_revision: str = Field(default="unversioned", min_length=1, max_length=256)
+    powertools_layer_version: int = Field(default=27, ge=1)
+
+    _evaluation_instance = field_validator("evaluation_instance_type")(TrainingConfig._sagemaker_instance.__func__)
+
+    @property
+    def problem_type(self) -> str:
+        return DATASETS[self.dataset]
+
+    @model_validator(mode="after")
+    def _metrics_fit_problem(self) -> PipelineConfig:
+        allowed = METRICS[self.problem_type]
+        for index, threshold in enumerate(self.metric_thresholds):
+            if threshold.metric not in allowed:
+                raise ValueError(
+                    f"pipeline.metric_thresholds[{index}].metric: {threshold.metric!r} is not a "
+                    f"{self.problem_type} metric; allowed: {', '.join(allowed)}"
+                )
+        return self
+
+
+class DeploymentConfig(_Model):
+    """How an approved model is served (issue #3). Only ``realtime`` is built so far."""
+
+    mode: Literal["realtime"] = "realtime"
+    instance_type: str = "ml.m5.large"
+    initial_instance_count: int = Field(default=1, ge=1, le=10)
+    max_instance_count: int = Field(default=2, ge=1, le=20)
+    target_invocations_per_instance: int = Field(default=200, ge=1, le=100_000)
+    data_capture_percentage: int = Field(default=100, ge=0, le=100)
+    termination_wait_minutes: int = Field(default=5, ge=0, le=60)
+    wait_for_endpoint_minutes: int = Field(default=30, ge=5, le=120)
+
+    @model_validator(mode="after")
+    def _scaling_bounds(self) -> DeploymentConfig:
+        if self.max_instance_count < self.initial_instance_count:
+            raise ValueError(
+                f"deployment.max_instance_count: must be >= initial_instance_count ({self.initial_instance_count}); "
+                f"got {self.max_instance_count}"
+            )
+        return self
+
+    _instance = field_validator("instance_type")(TrainingConfig._sagemaker_instance.__func__)
+
+
 ProjectName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$")]
 StageName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{1,9}$")]
 
@@ -123,6 +211,8 @@ class StageConfig(_Model):
     budget: BudgetConfig
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    pipeline: PipelineConfig
+    deployment: DeploymentConfig = Field(default_factory=DeploymentConfig)
 
     @field_validator("tags")
     @classmethod
@@ -154,6 +244,11 @@ class StageConfig(_Model):
                 "protection: stage 'prod' must keep retain_stateful_resources and "
                 "termination_protection set to true"
             )
+        if self.stage == "prod" and not self.pipeline.manual_approval:
+            raise ValueError("pipeline.manual_approval: stage 'prod' must require manual approval (set it to true)")
+        if self.stage == "prod" and self.deployment.initial_instance_count < 2:
+            raise ValueError("deployment.initial_instance_count: stage 'prod' needs at least 2 instances (got "
+                             f"{self.deployment.initial_instance_count})")
         return self
 
     @property

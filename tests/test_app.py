@@ -61,6 +61,8 @@ def test_pinned_cli_is_2x_and_reads_the_assembly(tmp_path: Path, cli_env: dict[s
     assert listed.stdout.strip().splitlines() == [
         "dev/Data (mlops-demo-dev-data)",
         "dev/Operations (mlops-demo-dev-operations)",
+        "dev/Pipeline (mlops-demo-dev-pipeline)",
         "prod/Data (mlops-demo-prod-data)",
         "prod/Operations (mlops-demo-prod-operations)",
+        "prod/Pipeline (mlops-demo-prod-pipeline)",
     ]

@@ -121,7 +121,8 @@ def test_prod_retains_stateful_resources_and_dev_may_destroy(stacks) -> None:
 
 def test_termination_protection_follows_stage(stacks) -> None:
     assert {key: stack.termination_protection for key, stack in stacks.items()} == {
-        "dev/Data": False, "dev/Operations": False, "prod/Data": True, "prod/Operations": True,
+        "dev/Data": False, "dev/Operations": False, "dev/Pipeline": False,
+        "prod/Data": True, "prod/Operations": True, "prod/Pipeline": True,
     }
 
 
@@ -129,6 +130,7 @@ def test_stack_names_derive_from_project_and_stage(stacks) -> None:
     assert {key: stack.stack_name for key, stack in stacks.items()} == {
         "dev/Data": "mlops-demo-dev-data", "dev/Operations": "mlops-demo-dev-operations",
         "prod/Data": "mlops-demo-prod-data", "prod/Operations": "mlops-demo-prod-operations",
+        "dev/Pipeline": "mlops-demo-dev-pipeline", "prod/Pipeline": "mlops-demo-prod-pipeline",
     }
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import boto3
 import pytest
+from moto import mock_aws
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,10 +20,16 @@ DEFAULTS = {
     "dataset": "breast_cancer",
     "problem_type": "binary_classification",
     "hyperparameters": {"objective": "binary:logistic", "num_round": "100", "max_depth": "5"},
+    "label": "target",
     "tuning": False,
+    "tuning_available": True,
     "deployment_mode": "realtime",
+    "deployment_modes": ["realtime", "serverless", "async", "batch"],
+    "raw_bucket": "raw-bucket",
+    "raw_prefix": "sample/",
     "curated_bucket": "curated-bucket",
     "artifacts_bucket": "artifacts-bucket",
+    "experiment": "mlops-demo-dev-experiments",
 }
 
 
@@ -37,8 +45,19 @@ class _Context:
     aws_request_id: str = "req-1"
 
 
-def _run(run_input=None, **kwargs) -> dict:
-    return prepare.handler(_event(run_input, **kwargs), _Context())
+@pytest.fixture(autouse=True)
+def _aws(aws_credentials):
+    """The handler creates the stage's experiment and the run's trial (moto)."""
+    with mock_aws():
+        prepare._sagemaker.cache_clear()
+        yield
+        prepare._sagemaker.cache_clear()
+
+
+def _run(run_input=None, defaults=None, **kwargs) -> dict:
+    event = _event(run_input, **kwargs)
+    event["defaults"] = {**DEFAULTS, **(defaults or {})}
+    return prepare.handler(event, _Context())
 
 
 def test_no_input_means_config_defaults() -> None:
@@ -46,8 +65,9 @@ def test_no_input_means_config_defaults() -> None:
     assert run["hyperparameters"] == DEFAULTS["hyperparameters"]
     assert run["tuning"] is False and run["deployment_mode"] == "realtime"
     assert run["trigger"] == {"source": "manual", "reason": ""}
-    assert run["s3"]["train"] == "s3://curated-bucket/breast_cancer/train/"
-    assert run["s3"]["output"].startswith("s3://artifacts-bucket/runs/mlops-demo-dev-train-")
+    assert run["s3"]["raw"] == "s3://raw-bucket/sample/breast_cancer/"
+    assert run["s3"]["train"] == f"s3://curated-bucket/breast_cancer/runs/{run['names']['run']}/train/"
+    assert run["s3"]["output"] == f"s3://artifacts-bucket/runs/{run['names']['run']}/model/"
 
 
 def test_input_overrides_defaults() -> None:
@@ -56,6 +76,21 @@ def test_input_overrides_defaults() -> None:
     assert run["hyperparameters"] == {**DEFAULTS["hyperparameters"], "max_depth": "3", "eta": "0.1"}
     assert run["tuning"] is True and run["deployment_mode"] == "batch"
     assert run["trigger"]["source"] == "drift-alarm"
+
+
+def test_modes_and_tuning_are_limited_to_what_the_stage_deploys() -> None:
+    with pytest.raises(prepare.InvalidExecutionInput, match=r"input.deployment_mode: 'batch' is not deployed .*allowed: realtime"):
+        _run({"deployment_mode": "batch"}, defaults={"deployment_modes": ["realtime"]})
+    with pytest.raises(prepare.InvalidExecutionInput, match="input.tuning: hyperparameter tuning is not configured"):
+        _run({"tuning": True}, defaults={"tuning_available": False})
+
+
+def test_experiment_and_trial_are_created_once_per_stage_and_run() -> None:
+    first = _run()
+    _run()  # a retried first state must not fail on "already exists"
+    client = boto3.client("sagemaker")
+    assert [e["ExperimentName"] for e in client.list_experiments()["ExperimentSummaries"]] == [DEFAULTS["experiment"]]
+    assert [t["TrialName"] for t in client.list_trials()["TrialSummaries"]] == [first["names"]["run"]]
 
 
 @pytest.mark.parametrize(

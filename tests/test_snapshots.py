@@ -10,7 +10,7 @@ import re
 import pytest
 from syrupy.extensions.json import JSONSnapshotExtension
 
-STACK_KEYS = ["dev/Data", "dev/Operations", "prod/Data", "prod/Operations"]
+STACK_KEYS = ["dev/Data", "dev/Operations", "dev/Pipeline", "prod/Data", "prod/Operations", "prod/Pipeline"]
 _ASSET_HASH = re.compile(r"\b[0-9a-f]{64}\b")
 
 

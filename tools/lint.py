@@ -40,8 +40,10 @@ class Finding:
         return f"{self.rule} [{self.level}] {self.path}: {self.message}"
 
 
-def _placeholder(token: Any) -> str:
-    """A plain-string stand-in for an intrinsic inside a definition string."""
+def _placeholder(token: Any, mappings: dict[str, Any] | None = None) -> str:
+    """A plain-string stand-in for an intrinsic inside a definition string. ``Fn::FindInMap``
+    on ``AWS::Region`` resolves to the lint region's real value (an image URI, say), so the
+    literal definition still carries what the mapping provides."""
     if isinstance(token, str):
         return token
     if not isinstance(token, dict) or len(token) != 1:
@@ -56,7 +58,10 @@ def _placeholder(token: Any) -> str:
         return f"{resource}.{attribute}"
     if function == "Fn::Join":
         separator, parts = argument
-        return separator.join(_placeholder(part) for part in parts)
+        return separator.join(_placeholder(part, mappings) for part in parts)
+    if function == "Fn::FindInMap" and mappings is not None:
+        name, top, second = (_placeholder(part, mappings) for part in argument)
+        return str(mappings.get(name, {}).get(top, {}).get(second, "placeholder"))
     if function == "Fn::Select":
         return "placeholder"
     if function in ("Fn::GetStackOutput", "Fn::ImportValue", "Fn::Sub", "Fn::FindInMap", "Fn::Split"):
@@ -73,7 +78,15 @@ def resolve_definitions(template: dict[str, Any]) -> dict[str, Any]:
         properties = resource.get("Properties", {})
         definition = properties.get("DefinitionString")
         if isinstance(definition, dict):
-            properties["DefinitionString"] = _placeholder(definition)
+            properties["DefinitionString"] = _placeholder(definition, resolved.get("Mappings", {}))
+    # Mappings used only inside definitions are now inlined; drop them so cfn-lint does not
+    # report them unused (W7001). A mapping used nowhere at all is still reported.
+    remaining = json.dumps(resolved.get("Resources", {})) + json.dumps(resolved.get("Outputs", {}))
+    for name in list(resolved.get("Mappings", {})):
+        if f'"{name}"' not in remaining and f'"{name}"' in json.dumps(template.get("Resources", {})):
+            del resolved["Mappings"][name]
+    if "Mappings" in resolved and not resolved["Mappings"]:
+        del resolved["Mappings"]
     return resolved
 
 

@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import lru_cache
 from typing import Any, Literal
+
+import boto3
+from botocore.exceptions import ClientError
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -38,7 +42,7 @@ XGBOOST_HYPERPARAMETERS = frozenset({
     "base_score", "seed", "seed_per_iteration", "verbosity", "csv_weights", "deterministic_histogram",
     "single_precision_histogram", "interaction_constraints", "monotone_constraints", "use_dask_gpu_training",
 })
-DEPLOYMENT_MODES = ("realtime", "serverless", "async", "batch")
+DEPLOYMENT_MODES = ("realtime", "serverless", "async", "batch")  # what the input contract knows
 TRIGGER_SOURCES = ("manual", "schedule", "drift-alarm", "quality-alarm", "new-data")
 
 
@@ -83,11 +87,17 @@ class RunDefaults(_Strict):
     stem: str = Field(pattern=r"^[a-z0-9-]+$")
     dataset: str
     problem_type: Literal["binary_classification", "regression"]
+    label: str
     hyperparameters: dict[str, str]
     tuning: bool
+    tuning_available: bool = False
     deployment_mode: Literal[DEPLOYMENT_MODES]  # type: ignore[valid-type]
+    deployment_modes: list[Literal[DEPLOYMENT_MODES]] = Field(min_length=1)  # type: ignore[valid-type]
+    raw_bucket: str
+    raw_prefix: str
     curated_bucket: str
     artifacts_bucket: str
+    experiment: str
 
 
 class Event(_Strict):
@@ -129,27 +139,36 @@ def prepare_run(event: Event) -> dict[str, Any]:
     except ValidationError as error:
         raise InvalidExecutionInput(_describe(error)) from None
     defaults, execution = event.defaults, event.execution
+    mode = run_input.deployment_mode or defaults.deployment_mode
+    if mode not in defaults.deployment_modes:
+        raise InvalidExecutionInput(
+            f"input.deployment_mode: {mode!r} is not deployed in this stage; allowed: {', '.join(defaults.deployment_modes)}"
+        )
+    if run_input.tuning and not defaults.tuning_available:
+        raise InvalidExecutionInput("input.tuning: hyperparameter tuning is not configured for this stage; allowed: false")
     run_id = hashlib.sha256(execution.id.encode()).hexdigest()[:HASH_LENGTH]
     names = {
         kind: derive_name(kind, defaults.stem, execution)
-        for kind in ("train", "eval", "model", "config", "transform", "baseline")
+        for kind in ("split", "train", "eval", "model", "config", "transform", "baseline", "run")
     }
     names["tune"] = derive_name("hpo", defaults.stem, execution, limit=TUNING_NAME_LIMIT)
     names["endpoint"] = f"{defaults.stem}-endpoint"  # stable: updates target the serving endpoint
-    names["experiment"] = f"{defaults.stem}-experiments"
-    curated = f"s3://{defaults.curated_bucket}/{defaults.dataset}"
-    artifacts = f"s3://{defaults.artifacts_bucket}/runs/{names['train']}"
+    names["experiment"] = defaults.experiment
+    curated = f"s3://{defaults.curated_bucket}/{defaults.dataset}/runs/{names['run']}"
+    artifacts = f"s3://{defaults.artifacts_bucket}/runs/{names['run']}"
     return {
         "run_id": run_id,
         "execution_name": execution.name,
         "dataset": defaults.dataset,
         "problem_type": defaults.problem_type,
+        "label": defaults.label,
         "hyperparameters": {**defaults.hyperparameters, **{k: str(v) for k, v in run_input.hyperparameters.items()}},
         "tuning": defaults.tuning if run_input.tuning is None else run_input.tuning,
-        "deployment_mode": run_input.deployment_mode or defaults.deployment_mode,
+        "deployment_mode": mode,
         "trigger": run_input.trigger.model_dump(),
         "names": names,
         "s3": {
+            "raw": f"s3://{defaults.raw_bucket}/{defaults.raw_prefix}{defaults.dataset}/",
             "train": f"{curated}/train/",
             "validation": f"{curated}/validation/",
             "test": f"{curated}/test/",
@@ -161,6 +180,26 @@ def prepare_run(event: Event) -> dict[str, Any]:
     }
 
 
+@lru_cache(maxsize=None)
+def _sagemaker():
+    return boto3.client("sagemaker")
+
+
+def ensure_experiment(experiment: str, trial: str) -> None:
+    """The stage's SageMaker experiment (created on first use) and one trial per run, so the
+    run's jobs group together in SageMaker Experiments. Idempotent: retries are safe."""
+    sagemaker = _sagemaker()
+    for create, kwargs in (
+        (sagemaker.create_experiment, {"ExperimentName": experiment}),
+        (sagemaker.create_trial, {"TrialName": trial, "ExperimentName": experiment}),
+    ):
+        try:
+            create(**kwargs)
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ResourceInUse":
+                raise
+
+
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
@@ -168,5 +207,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     except ValidationError as error:  # the state machine's own payload is wrong: a bug, not user input
         raise ValueError(f"malformed prepare-run event: {error}") from None
     run = prepare_run(parsed)
+    ensure_experiment(run["names"]["experiment"], run["names"]["run"])
     logger.info("run prepared", extra={"run_id": run["run_id"], "trigger": run["trigger"]})
     return run

@@ -8,12 +8,14 @@ from constructs import Construct
 
 from mlops.config import StageConfig
 from mlops.constructs.data_lake import DataLake
+from mlops.constructs.model_registry import ModelRegistry
 from mlops.constructs.sample_data import SampleData
 
 
 class DataStack(cdk.Stack):
     """The data lake (KMS key and zone buckets) and the sample data seeded into its raw
-    zone. Later issues add the Glue catalog, feature groups and the model package group."""
+    zone, and the Model Registry's model package group. Later issues add the Glue catalog
+    and feature groups."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -25,6 +27,9 @@ class DataStack(cdk.Stack):
             config=config.data_lake,
             retain=retain,
         )
+        self.model_registry = ModelRegistry(
+            self, "ModelRegistry", resource_prefix=config.resource_prefix, retain=retain
+        )
         self.sample_data: SampleData | None = None
         if config.data_lake.deploy_sample_data:
             self.sample_data = SampleData(
@@ -35,3 +40,17 @@ class DataStack(cdk.Stack):
                 log_retention=logs.RetentionDays.ONE_YEAR if retain else logs.RetentionDays.ONE_MONTH,
                 retain=retain,
             )
+        self._export(config, "data-key-arn", self.data_lake.key.key_arn)
+        for zone, bucket in (("raw", self.data_lake.raw_bucket), ("curated", self.data_lake.curated_bucket),
+                             ("artifacts", self.data_lake.artifacts_bucket), ("monitoring", self.data_lake.monitoring_bucket)):
+            self._export(config, f"{zone}-bucket", bucket.bucket_name)
+
+    def _export(self, config: StageConfig, name: str, value: str) -> None:
+        """Named exports are the stateless stacks' only way in: stable names keep their IAM
+        resources (and cdk-nag finding ids) predictable. Never rename or remove one while a
+        stack imports it (CloudFormation refuses); add a new one instead."""
+        cdk.CfnOutput(self, f"Export-{name}", value=value, export_name=export_name(config, name))
+
+
+def export_name(config: StageConfig, name: str) -> str:
+    return f"{config.resource_prefix}-{name}"

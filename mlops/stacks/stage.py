@@ -9,6 +9,7 @@ from mlops.config import StageConfig
 from mlops.tagging import apply_cost_allocation_tags
 from mlops.stacks.data_stack import DataStack
 from mlops.stacks.operations_stack import OperationsStack
+from mlops.stacks.pipeline_stack import PipelineStack
 
 
 class MlopsStage(cdk.Stage):
@@ -34,6 +35,15 @@ class MlopsStage(cdk.Stage):
             "Operations",
             stack_name=f"{config.resource_prefix}-operations",
             description=f"{config.project} ({config.stage}): notifications and budget - stateless",
+            **common,
+        )
+        self.pipeline = PipelineStack(
+            self,
+            "Pipeline",
+            stack_name=f"{config.resource_prefix}-pipeline",
+            description=f"{config.project} ({config.stage}): training-to-deployment state machine - stateless",
+            data=self.data,
+            operations=self.operations,
             **common,
         )
         apply_cost_allocation_tags(self, config.cost_allocation_tags)

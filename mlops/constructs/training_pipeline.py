@@ -1,0 +1,774 @@
+"""The training-to-deployment state machine: prepare data, train, evaluate, gate, register,
+(approve), deploy, notify."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from mlops.config import StageConfig
+from mlops.constructs.pipeline_function import PipelineFunction, powertools_layer
+from mlops.images import ImageMapping
+from mlops.nag import acknowledge
+
+JOBS_DIR = Path(__file__).resolve().parent.parent.parent / "jobs"
+DATASET_LABELS = {"breast_cancer": "target", "diabetes": "target"}
+# Error names of the optimized SageMaker integration for transient API failures.
+SAGEMAKER_TRANSIENT = ["SageMaker.AmazonSageMakerException", "SageMaker.ThrottlingException"]
+VARIANT = "AllTraffic"
+ENDPOINT_POLL = cdk.Duration.seconds(60)
+
+
+def _with_suffix(name_path: str) -> str:
+    """A job name unique across retries and redrives (SageMaker rejects reused names)."""
+    return f"States.Format('{{}}-{{}}-{{}}', {name_path}, $$.Execution.RedriveCount, $$.State.RetryCount)"
+
+
+class TrainingPipeline(Construct):
+    """Provisions the stage's Standard state machine (``state_machine``) and what it needs:
+    four handler functions, the SageMaker execution role, endpoint rollback alarms, the
+    evaluation and split scripts as S3 assets and, with manual approval, the EventBridge rule
+    that resumes a waiting run when a version is approved or rejected in the registry.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        data_key: kms.IKey,
+        data_exports: dict[str, str],
+        raw_bucket: s3.IBucket,
+        raw_prefix: str,
+        curated_bucket: s3.IBucket,
+        artifacts_bucket: s3.IBucket,
+        monitoring_bucket: s3.IBucket,
+        model_package_group_name: str,
+        topic: sns.ITopic,
+        topic_key: kms.IKey,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = cdk.Stack.of(self)
+        self._config = config
+        self._exports = data_exports
+        pipeline, training, deployment = config.pipeline, config.training, config.deployment
+        prefix = config.resource_prefix
+        self.endpoint_name = f"{prefix}-endpoint"
+        self._group = model_package_group_name
+        self._group_arn = stack.format_arn(service="sagemaker", resource="model-package-group", resource_name=model_package_group_name)
+        self._package_arns = stack.format_arn(service="sagemaker", resource="model-package", resource_name=f"{model_package_group_name}/*")
+        retention = logs.RetentionDays.ONE_YEAR if config.protection.retain_stateful_resources else logs.RetentionDays.ONE_MONTH
+
+        images = ImageMapping(self, "Images", images={"xgboost": ("xgboost", pipeline.xgboost_version)})
+        self.image_uri = images.uri("xgboost")
+        scripts = {
+            name: s3_assets.Asset(self, f"{name.capitalize()}Script", path=str(JOBS_DIR / name / f"{script}.py"))
+            for name, script in (("split", "split"), ("evaluation", "evaluate"))
+        }
+
+        # --- roles -----------------------------------------------------------------
+        self.sagemaker_role = self._sagemaker_role(
+            data_key, raw_bucket, raw_prefix, curated_bucket, artifacts_bucket, list(scripts.values())
+        )
+
+        # --- functions ---------------------------------------------------------------
+        layer = powertools_layer(self, "Powertools", pipeline.powertools_layer_version)
+        common = dict(layer=layer, log_key=data_key, log_retention=retention)
+        prepare = PipelineFunction(self, "PrepareRun", folder="prepare_run",
+                                   description=f"{prefix}: validate run input, derive names", **common)
+        prepare.role.add_to_policy(iam.PolicyStatement(
+            actions=["sagemaker:CreateExperiment", "sagemaker:CreateTrial"],
+            resources=[
+                stack.format_arn(service="sagemaker", resource="experiment", resource_name=f"{prefix}-experiments"),
+                stack.format_arn(service="sagemaker", resource="experiment-trial", resource_name=f"{prefix}-run-*"),
+            ],
+        ))
+        acknowledge(prepare.role, "AwsSolutions-IAM5", "One SageMaker Experiments trial per run, named from the "
+                    "execution: the wildcard covers this stage's run trials only.",
+                    applies_to=f"Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:experiment-trial/{prefix}-run-*")
+        gate = PipelineFunction(self, "MetricGate", folder="metric_gate",
+                                description=f"{prefix}: metric gate (thresholds, champion/challenger)", **common)
+        self._s3_access(gate.role, "artifacts", artifacts_bucket, "runs/", "read the run's evaluation.json and the champion's")
+        gate.role.add_to_policy(iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=[self._package_arns]))
+        self._acknowledge_packages(gate.role, "the gate reads the champion version's metrics")
+        gate.role.add_to_policy(iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=["*"]))
+        data_key.grant(gate.role, "kms:Decrypt")
+        acknowledge(gate.role, "AwsSolutions-IAM5", "sagemaker:ListModelPackages supports no resource-level "
+                    "permissions; the gate lists the approved versions of its own group to find the champion.",
+                    applies_to="Resource::*")
+        check = PipelineFunction(self, "CheckEndpoint", folder="check_endpoint",
+                                 description=f"{prefix}: endpoint exists / busy before deploying", **common)
+        check.role.add_to_policy(iam.PolicyStatement(
+            actions=["sagemaker:DescribeEndpoint"],
+            resources=[stack.format_arn(service="sagemaker", resource="endpoint", resource_name=self.endpoint_name)],
+        ))
+        self.functions = {"prepare_run": prepare, "metric_gate": gate, "check_endpoint": check}
+        approval = None
+        if pipeline.manual_approval:
+            approval = PipelineFunction(
+                self, "Approval", folder="approval", description=f"{prefix}: bridge registry approval to the waiting run",
+                environment={"TOKEN_BUCKET": artifacts_bucket.bucket_name}, **common,
+            )
+            self._s3_access(approval.role, "artifacts", artifacts_bucket, "approvals/",
+                            "store and read the waiting run's task token, keyed by model package", write=True, delete=True)
+            data_key.grant(approval.role, "kms:Decrypt", "kms:GenerateDataKey")
+            approval.role.add_to_policy(iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=[self._package_arns]))
+            self._acknowledge_packages(approval.role, "it reads the approval status of the version the run registered")
+            self.functions["approval"] = approval
+        for function in self.functions.values():
+            self._acknowledge_function(function)
+
+        # --- rollback alarms (blue/green updates roll back when one fires) ----------
+        dimensions = {"EndpointName": self.endpoint_name, "VariantName": VARIANT}
+        self.rollback_alarms = [
+            cloudwatch.Alarm(
+                self, "Endpoint5xxAlarm",
+                alarm_name=f"{prefix}-endpoint-5xx",
+                alarm_description="Endpoint returns 5XX errors: blue/green updates roll back",
+                metric=cloudwatch.Metric(namespace="AWS/SageMaker", metric_name="Invocation5XXErrors",
+                                         dimensions_map=dimensions, statistic="Sum", period=cdk.Duration.minutes(1)),
+                threshold=1, evaluation_periods=2, datapoints_to_alarm=2,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+            cloudwatch.Alarm(
+                self, "EndpointLatencyAlarm",
+                alarm_name=f"{prefix}-endpoint-latency-p99",
+                alarm_description="Endpoint p99 model latency above 1 s: blue/green updates roll back",
+                metric=cloudwatch.Metric(namespace="AWS/SageMaker", metric_name="ModelLatency",
+                                         dimensions_map=dimensions, statistic="p99", period=cdk.Duration.minutes(1)),
+                threshold=1_000_000, evaluation_periods=3, datapoints_to_alarm=3,  # microseconds
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+        ]
+
+        # --- the workflow ------------------------------------------------------------
+        self._topic = topic
+        failed = sfn.Fail(self, "Run failed", error_path="$.error.Error", cause_path="$.error.Cause")
+        self._notify_failure = self._notify("Notify failure", "FAILED", "$.error.Cause").next(failed)
+
+        prepare_run = tasks.LambdaInvoke(
+            self, "Prepare run",
+            lambda_function=prepare.function,
+            payload=sfn.TaskInput.from_object({
+                "input": sfn.JsonPath.string_at("$$.Execution.Input"),
+                "execution": {"id": sfn.JsonPath.execution_id, "name": sfn.JsonPath.execution_name},
+                "defaults": {
+                    "stem": prefix,
+                    "dataset": pipeline.dataset,
+                    "problem_type": pipeline.problem_type,
+                    "label": DATASET_LABELS[pipeline.dataset],
+                    "hyperparameters": dict(pipeline.hyperparameters),
+                    "tuning": False,
+                    "tuning_available": False,
+                    "deployment_mode": deployment.mode,
+                    "deployment_modes": [deployment.mode],
+                    "raw_bucket": raw_bucket.bucket_name,
+                    "raw_prefix": raw_prefix,
+                    "curated_bucket": curated_bucket.bucket_name,
+                    "artifacts_bucket": artifacts_bucket.bucket_name,
+                    "experiment": f"{prefix}-experiments",
+                },
+            }),
+            result_selector={"run.$": "$.Payload"},
+            result_path="$",
+            comment="Validate the execution input and derive every name of the run",
+        )
+        prepare_run.add_catch(self._notify_failure, errors=["States.ALL"], result_path="$.error")
+
+        split = self._job("Prepare data splits", "createProcessingJob", {
+            "ProcessingJobName.$": _with_suffix("$.run.names.split"),
+            "RoleArn": self.sagemaker_role.role_arn,
+            "AppSpecification": {
+                "ImageUri": self.image_uri,
+                "ContainerEntrypoint": ["python3", f"/opt/ml/processing/code/{scripts['split'].s3_object_key}"],
+                "ContainerArguments.$": "States.Array('--label', $.run.label)",
+            },
+            "ProcessingInputs": [
+                self._processing_input("code", scripts["split"].s3_object_url, "/opt/ml/processing/code"),
+                self._processing_input("raw", "$.run.s3.raw", "/opt/ml/processing/input"),
+            ],
+            "ProcessingOutputConfig": {
+                "KmsKeyId": data_key.key_arn,
+                "Outputs": [
+                    {"OutputName": name, "S3Output": {"S3Uri.$": f"$.run.s3.{name}",
+                                                     "LocalPath": f"/opt/ml/processing/{name}", "S3UploadMode": "EndOfJob"}}
+                    for name in ("train", "validation", "test")
+                ],
+            },
+            "ProcessingResources": {"ClusterConfig": {
+                "InstanceCount": 1, "InstanceType": pipeline.evaluation_instance_type,
+                "VolumeSizeInGB": 30, "VolumeKmsKeyId": data_key.key_arn}},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+            "ExperimentConfig": self._experiment_config("split"),
+        }, result_selector={"job_name.$": "$.ProcessingJobName"}, result_path="$.split",
+            comment="Deduplicate, fill missing values, split 80/10/10 (deterministic)")
+
+        max_runtime = training.max_runtime_minutes * 60
+        train_parameters = {
+            "TrainingJobName.$": _with_suffix("$.run.names.train"),
+            "RoleArn": self.sagemaker_role.role_arn,
+            "AlgorithmSpecification": {"TrainingImage": self.image_uri, "TrainingInputMode": "File"},
+            "HyperParameters.$": "$.run.hyperparameters",
+            "InputDataConfig": [self._channel(name) for name in ("train", "validation")],
+            "OutputDataConfig": {"S3OutputPath.$": "$.run.s3.output", "KmsKeyId": data_key.key_arn},
+            "ResourceConfig": {
+                "InstanceCount": training.instance_count, "InstanceType": training.instance_type,
+                "VolumeSizeInGB": training.volume_size_gb, "VolumeKmsKeyId": data_key.key_arn},
+            "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime},
+            "EnableInterContainerTrafficEncryption": training.instance_count > 1,
+            "ExperimentConfig": self._experiment_config("train"),
+        }
+        if training.use_spot_instances:
+            train_parameters["EnableManagedSpotTraining"] = True
+            train_parameters["StoppingCondition"]["MaxWaitTimeInSeconds"] = 2 * max_runtime
+            train_parameters["CheckpointConfig"] = {"S3Uri.$": "$.run.s3.checkpoints"}
+        train = self._job("Train model", "createTrainingJob", train_parameters, result_selector={
+            "job_name.$": "$.TrainingJobName",
+            "model_data.$": "$.ModelArtifacts.S3ModelArtifacts",
+            "hyperparameters.$": "$.HyperParameters",
+        }, result_path="$.training", comment="Built-in XGBoost on the train/validation splits")
+
+        evaluate = self._job("Evaluate on test split", "createProcessingJob", {
+            "ProcessingJobName.$": _with_suffix("$.run.names.eval"),
+            "RoleArn": self.sagemaker_role.role_arn,
+            "AppSpecification": {
+                "ImageUri": self.image_uri,
+                "ContainerEntrypoint": ["python3", f"/opt/ml/processing/code/{scripts['evaluation'].s3_object_key}"],
+                "ContainerArguments.$": (
+                    f"States.Array('--problem-type', $.run.problem_type, '--threshold', '{pipeline.classification_threshold}')"
+                ),
+            },
+            "ProcessingInputs": [
+                self._processing_input("code", scripts["evaluation"].s3_object_url, "/opt/ml/processing/code"),
+                self._processing_input("model", "$.training.model_data", "/opt/ml/processing/model"),
+                self._processing_input("test", "$.run.s3.test", "/opt/ml/processing/test"),
+            ],
+            "ProcessingOutputConfig": {"KmsKeyId": data_key.key_arn, "Outputs": [{
+                "OutputName": "evaluation",
+                "S3Output": {"S3Uri.$": "$.run.s3.evaluation", "LocalPath": "/opt/ml/processing/evaluation",
+                             "S3UploadMode": "EndOfJob"}}]},
+            "ProcessingResources": {"ClusterConfig": {
+                "InstanceCount": 1, "InstanceType": pipeline.evaluation_instance_type,
+                "VolumeSizeInGB": 30, "VolumeKmsKeyId": data_key.key_arn}},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+            "ExperimentConfig": self._experiment_config("eval"),
+        }, result_selector={"job_name.$": "$.ProcessingJobName",
+                            "report.$": "States.Format('{}evaluation.json', $.ProcessingOutputConfig.Outputs[0].S3Output.S3Uri)"},
+            result_path="$.evaluation", comment="Full metric set of the problem type, scikit-learn")
+
+        metric_gate = tasks.LambdaInvoke(
+            self, "Check metric gate",
+            lambda_function=gate.function,
+            payload=sfn.TaskInput.from_object({
+                "evaluation_uri": sfn.JsonPath.string_at("$.evaluation.report"),
+                "thresholds": [threshold.model_dump() for threshold in pipeline.metric_thresholds],
+                "champion_margin": pipeline.champion_margin,
+                "model_package_group": model_package_group_name,
+            }),
+            result_selector={"passed.$": "$.Payload.passed", "summary.$": "$.Payload.summary",
+                             "candidate.$": "$.Payload.candidate", "champion.$": "$.Payload.champion"},
+            result_path="$.gate",
+            comment="Business thresholds and champion/challenger",
+        )
+        metric_gate.add_catch(self._notify_failure, errors=["States.ALL"], result_path="$.error")
+        gate_failed = self._notify("Notify gate failed", "REJECTED BY METRIC GATE", "$.gate.summary").next(
+            sfn.Fail(self, "Metric gate failed", error="MetricGateFailed", cause_path="$.gate.summary")
+        )
+
+        register = self._register(pipeline, deployment, data_key)
+        deploy = self._deploy(deployment, data_key, monitoring_bucket, check)
+
+        chain = register
+        if pipeline.manual_approval:
+            assert approval is not None
+            chain = register.next(self._approval(approval, pipeline.approval_timeout_hours, deploy))
+        else:
+            chain = register.next(deploy)
+
+        definition = (
+            prepare_run.next(split).next(train).next(evaluate).next(metric_gate)
+            .next(sfn.Choice(self, "Metric gate passed?")
+                  .when(sfn.Condition.boolean_equals("$.gate.passed", True), chain)
+                  .otherwise(gate_failed))
+        )
+
+        timeout = cdk.Duration.hours(pipeline.execution_timeout_hours + (pipeline.approval_timeout_hours if pipeline.manual_approval else 0))
+        self.state_machine = sfn.StateMachine(
+            self, "StateMachine",
+            state_machine_name=f"{prefix}-training",
+            comment=f"{prefix}: prepare data, train, evaluate, gate, register, deploy",
+            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            query_language=sfn.QueryLanguage.JSON_PATH,
+            timeout=timeout,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(
+                destination=logs.LogGroup(self, "ExecutionLogs", encryption_key=data_key, retention=retention,
+                                          removal_policy=cdk.RemovalPolicy.DESTROY),
+                level=sfn.LogLevel.ALL,
+                include_execution_data=True,
+            ),
+        )
+        self._grant_state_machine(data_key, topic_key, artifacts_bucket)
+        if approval is not None:
+            self._approval_rule(approval, data_key)
+
+    # ------------------------------------------------------------------ helpers
+    def _experiment_config(self, kind: str) -> dict[str, str]:
+        return {
+            "ExperimentName.$": "$.run.names.experiment",
+            "TrialName.$": "$.run.names.run",
+            "TrialComponentDisplayName": kind,
+        }
+
+    @staticmethod
+    def _processing_input(name: str, uri: str, local_path: str) -> dict:
+        key = "S3Uri.$" if uri.startswith("$") else "S3Uri"
+        return {"InputName": name, "S3Input": {
+            key: uri, "LocalPath": local_path, "S3DataType": "S3Prefix", "S3InputMode": "File",
+            "S3DataDistributionType": "FullyReplicated"}}
+
+    @staticmethod
+    def _channel(name: str) -> dict:
+        return {"ChannelName": name, "ContentType": "text/csv", "DataSource": {"S3DataSource": {
+            "S3DataType": "S3Prefix", "S3Uri.$": f"$.run.s3.{name}", "S3DataDistributionType": "FullyReplicated"}}}
+
+    def _job(self, name: str, action: str, parameters: dict, *, result_selector: dict, result_path: str,
+             comment: str) -> sfn.CustomState:
+        """A SageMaker ``.sync`` job (CDK's task classes lack spot, checkpoints, experiments
+        and processing jobs), with retries on transient API errors and a catch to the
+        failure notification."""
+        state = sfn.CustomState(self, name, state_json={
+            "Type": "Task",
+            "Comment": comment,
+            "Resource": f"arn:{cdk.Aws.PARTITION}:states:::sagemaker:{action}.sync",
+            "Parameters": parameters,
+            "ResultSelector": result_selector,
+            "ResultPath": result_path,
+        })
+        state.add_retry(errors=SAGEMAKER_TRANSIENT, interval=cdk.Duration.seconds(15), backoff_rate=2, max_attempts=4)
+        state.add_catch(self._notify_failure, errors=["States.ALL"], result_path="$.error")
+        return state
+
+    def _notify(self, name: str, outcome: str, detail_path: str) -> tasks.SnsPublish:
+        return tasks.SnsPublish(
+            self, name,
+            topic=self._topic,
+            subject=f"{self._config.resource_prefix} training pipeline: {outcome}"[:100],
+            message=sfn.TaskInput.from_text(sfn.JsonPath.format(
+                f"Execution {{}} {outcome}: {{}}", sfn.JsonPath.execution_id, sfn.JsonPath.string_at(detail_path))),
+            result_path=sfn.JsonPath.DISCARD,
+        )
+
+    def _register(self, pipeline, deployment, data_key: kms.IKey) -> tasks.CallAwsService:
+        status = "PendingManualApproval" if pipeline.manual_approval else "Approved"
+        metadata = {"GeneratedBy.$": "$$.Execution.Id", "CommitId": pipeline.source_revision}
+        if pipeline.source_repository:
+            metadata["Repository"] = pipeline.source_repository
+        register = tasks.CallAwsService(
+            self, "Register model version",
+            service="sagemaker",
+            action="createModelPackage",
+            parameters={
+                "ModelPackageGroupName": self._group,
+                "ModelPackageDescription.$": "States.Format('Execution {} (trigger: {})', $$.Execution.Name, $.run.trigger.source)",
+                "ClientToken.$": "$.run.names.model",
+                "ModelApprovalStatus": status,
+                "InferenceSpecification": {
+                    "Containers": [{"Image": self.image_uri, "ModelDataUrl.$": "$.training.model_data"}],
+                    "SupportedContentTypes": ["text/csv"],
+                    "SupportedResponseMIMETypes": ["text/csv"],
+                    "SupportedRealtimeInferenceInstanceTypes": [deployment.instance_type],
+                    "SupportedTransformInstanceTypes": [deployment.instance_type],
+                },
+                "ModelMetrics": {"ModelQuality": {"Statistics": {
+                    "ContentType": "application/json", "S3Uri.$": "$.evaluation.report"}}},
+                "MetadataProperties": metadata,
+                "CustomerMetadataProperties": {
+                    "training_job.$": "$.training.job_name",
+                    "evaluation_job.$": "$.evaluation.job_name",
+                    "train_data.$": "$.run.s3.train",
+                    "validation_data.$": "$.run.s3.validation",
+                    "test_data.$": "$.run.s3.test",
+                    "raw_data.$": "$.run.s3.raw",
+                    "trigger.$": "$.run.trigger.source",
+                    "dataset": pipeline.dataset,
+                },
+            },
+            iam_resources=[self._group_arn, self._package_arns],
+            iam_action="sagemaker:CreateModelPackage",
+            result_selector={"model_package_arn.$": "$.ModelPackageArn"},
+            result_path="$.registration",
+            comment=f"Model Registry, status {status}, with metrics and lineage",
+        )
+        register.add_retry(errors=["SageMaker.SageMakerException", "SageMaker.ThrottlingException"],
+                           interval=cdk.Duration.seconds(5), backoff_rate=2, max_attempts=3)
+        register.add_catch(self._notify_failure, errors=["States.ALL"], result_path="$.error")
+        return register
+
+    def _approval(self, approval: PipelineFunction, timeout_hours: int, deploy: sfn.IChainable) -> sfn.IChainable:
+        wait = tasks.LambdaInvoke(
+            self, "Wait for approval",
+            lambda_function=approval.function,
+            integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+            payload=sfn.TaskInput.from_object({
+                "task_token": sfn.JsonPath.task_token,
+                "model_package_arn": sfn.JsonPath.string_at("$.registration.model_package_arn"),
+            }),
+            task_timeout=sfn.Timeout.duration(cdk.Duration.hours(timeout_hours)),
+            result_path="$.approval",
+            comment="Approve or reject the version in the Model Registry",
+        )
+        rejected = self._notify("Notify rejected", "NOT DEPLOYED (model version rejected)", "$.error.Cause").next(
+            sfn.Succeed(self, "Model rejected", comment="Rejected in the registry: nothing deployed")
+        )
+        wait.add_catch(rejected, errors=["ModelRejected"], result_path="$.error")
+        wait.add_catch(self._notify_failure, errors=["States.ALL"], result_path="$.error")
+        return wait.next(deploy)
+
+    def _deploy(self, deployment, data_key: kms.IKey, monitoring_bucket: s3.IBucket,
+                check: PipelineFunction) -> sfn.IChainable:
+        stack = cdk.Stack.of(self)
+        config_name = "$.run.names.config"
+        create_model = tasks.SageMakerCreateModel(
+            self, "Create model",
+            model_name=sfn.JsonPath.string_at("$.run.names.model"),
+            primary_container=tasks.ContainerDefinition(
+                model_package_name=sfn.JsonPath.string_at("$.registration.model_package_arn")),
+            role=self.sagemaker_role,
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        create_config = tasks.CallAwsService(
+            self, "Create endpoint config",
+            service="sagemaker", action="createEndpointConfig",
+            parameters={
+                "EndpointConfigName.$": config_name,
+                "KmsKeyId": data_key.key_arn,
+                "ProductionVariants": [{
+                    "VariantName": VARIANT, "ModelName.$": "$.run.names.model",
+                    "InstanceType": deployment.instance_type,
+                    "InitialInstanceCount": deployment.initial_instance_count, "InitialVariantWeight": 1}],
+                "DataCaptureConfig": {
+                    "EnableCapture": deployment.data_capture_percentage > 0,
+                    "InitialSamplingPercentage": deployment.data_capture_percentage,
+                    "DestinationS3Uri": f"s3://{monitoring_bucket.bucket_name}/data-capture",
+                    "KmsKeyId": data_key.key_arn,
+                    "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+                    "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"]},
+                },
+            },
+            iam_resources=[stack.format_arn(service="sagemaker", resource="endpoint-config",
+                                            resource_name=f"{self._config.resource_prefix}-config-*")],
+            iam_action="sagemaker:CreateEndpointConfig",
+            result_path=sfn.JsonPath.DISCARD,
+            comment="KMS, data capture to the monitoring bucket",
+        )
+        check_endpoint = tasks.LambdaInvoke(
+            self, "Check endpoint",
+            lambda_function=check.function,
+            payload=sfn.TaskInput.from_object({"endpoint_name": self.endpoint_name}),
+            result_selector={"exists.$": "$.Payload.exists", "previous_config.$": "$.Payload.endpoint_config_name"},
+            result_path="$.endpoint",
+            comment="Create or update? Waits while the endpoint is busy",
+        )
+        check_endpoint.add_retry(errors=["EndpointBusy"], interval=ENDPOINT_POLL, backoff_rate=1.5, max_attempts=8)
+        create_endpoint = tasks.SageMakerCreateEndpoint(
+            self, "Create endpoint",
+            endpoint_name=self.endpoint_name,
+            endpoint_config_name=sfn.JsonPath.string_at(config_name),
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        update_endpoint = tasks.CallAwsService(
+            self, "Update endpoint (blue-green)",
+            service="sagemaker", action="updateEndpoint",
+            parameters={
+                "EndpointName": self.endpoint_name,
+                "EndpointConfigName.$": config_name,
+                "RetainAllVariantProperties": True,
+                "DeploymentConfig": {
+                    "BlueGreenUpdatePolicy": {
+                        "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 60},
+                        "TerminationWaitInSeconds": deployment.termination_wait_minutes * 60,
+                    },
+                    "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": alarm.alarm_name} for alarm in self.rollback_alarms]},
+                },
+            },
+            iam_resources=[stack.format_arn(service="sagemaker", resource="endpoint", resource_name=self.endpoint_name),
+                           stack.format_arn(service="sagemaker", resource="endpoint-config",
+                                            resource_name=f"{self._config.resource_prefix}-config-*")],
+            iam_action="sagemaker:UpdateEndpoint",
+            result_path=sfn.JsonPath.DISCARD,
+            comment="Blue/green, auto-rollback on the endpoint alarms",
+        )
+        for state in (create_model, create_config, create_endpoint, update_endpoint):
+            state.add_retry(errors=SAGEMAKER_TRANSIENT + ["SageMaker.SageMakerException"],
+                            interval=cdk.Duration.seconds(10), backoff_rate=2, max_attempts=3)
+        for state in (create_model, create_config, check_endpoint, create_endpoint, update_endpoint):
+            state.add_catch(self._notify_failure, errors=["States.ALL"], result_path="$.error")
+
+        # Bounded wait: at most wait_for_endpoint_minutes of polling, then give up (the
+        # endpoint is left to SageMaker, which rolls a failed update back on its own).
+        max_polls = max(1, deployment.wait_for_endpoint_minutes * 60 // ENDPOINT_POLL.to_seconds())
+        start_wait = sfn.Pass(self, "Start waiting", result=sfn.Result.from_object({"polls": 0}), result_path="$.wait")
+        wait = sfn.Wait(self, "Wait for endpoint", time=sfn.WaitTime.duration(ENDPOINT_POLL))
+        describe = tasks.CallAwsService(
+            self, "Describe endpoint",
+            service="sagemaker", action="describeEndpoint",
+            parameters={"EndpointName": self.endpoint_name},
+            iam_resources=[stack.format_arn(service="sagemaker", resource="endpoint", resource_name=self.endpoint_name)],
+            result_selector={"status.$": "$.EndpointStatus", "config.$": "$.EndpointConfigName"},
+            result_path="$.endpoint_state",
+        )
+        describe.add_retry(errors=["SageMaker.SageMakerException", "SageMaker.ThrottlingException"],
+                           interval=cdk.Duration.seconds(5), backoff_rate=2, max_attempts=3)
+        describe.add_catch(self._notify_failure, errors=["States.ALL"], result_path="$.error")
+        count = sfn.Pass(self, "Count poll", parameters={"polls.$": "States.MathAdd($.wait.polls, 1)"}, result_path="$.wait")
+
+        autoscaling = self._autoscaling(deployment)
+        done = self._notify("Notify deployed", "DEPLOYED", "$.registration.model_package_arn").next(
+            sfn.Succeed(self, "Model deployed"))
+        rolled_back = sfn.Pass(self, "Update rolled back", parameters={
+            "Error": "DeploymentRolledBack",
+            "Cause.$": "States.Format('Endpoint {} rolled back to {}; it keeps serving the previous model', "
+                       "$.run.names.endpoint, $.endpoint_state.config)",
+        }, result_path="$.error").next(self._notify_failure)
+        endpoint_failed = sfn.Pass(self, "Endpoint failed", parameters={
+            "Error": "EndpointFailed", "Cause.$": "States.Format('Endpoint {} is Failed', $.run.names.endpoint)",
+        }, result_path="$.error").next(self._notify_failure)
+        timed_out = sfn.Pass(self, "Endpoint wait timed out", parameters={
+            "Error": "EndpointWaitTimedOut",
+            "Cause.$": f"States.Format('Endpoint {{}} not InService after {deployment.wait_for_endpoint_minutes} minutes', $.run.names.endpoint)",
+        }, result_path="$.error").next(self._notify_failure)
+
+        in_service = sfn.Condition.string_equals("$.endpoint_state.status", "InService")
+        poll = wait.next(describe).next(
+            sfn.Choice(self, "Endpoint in service?")
+            .when(sfn.Condition.and_(in_service, sfn.Condition.string_equals_json_path(
+                "$.endpoint_state.config", config_name)), autoscaling.next(done))
+            .when(in_service, rolled_back)
+            .when(sfn.Condition.string_equals("$.endpoint_state.status", "Failed"), endpoint_failed)
+            .otherwise(count.next(
+                sfn.Choice(self, "Keep waiting?")
+                .when(sfn.Condition.number_less_than("$.wait.polls", max_polls), wait)
+                .otherwise(timed_out)))
+        )
+        start_wait.next(poll)
+        create_endpoint.next(start_wait)
+        update_endpoint.next(start_wait)
+        return create_model.next(create_config).next(check_endpoint).next(
+            sfn.Choice(self, "Endpoint exists?")
+            .when(sfn.Condition.boolean_equals("$.endpoint.exists", True), update_endpoint)
+            .otherwise(create_endpoint)
+        )
+
+    def _autoscaling(self, deployment) -> sfn.INextable:
+        stack = cdk.Stack.of(self)
+        resource_id = f"endpoint/{self.endpoint_name}/variant/{VARIANT}"
+        target_arn = stack.format_arn(service="application-autoscaling", resource="scalable-target", resource_name="*")
+        register = tasks.CallAwsService(
+            self, "Register scalable target",
+            service="applicationautoscaling", action="registerScalableTarget",
+            parameters={
+                "ServiceNamespace": "sagemaker", "ResourceId": resource_id,
+                "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+                "MinCapacity": deployment.initial_instance_count, "MaxCapacity": deployment.max_instance_count,
+            },
+            iam_resources=[target_arn],
+            iam_action="application-autoscaling:RegisterScalableTarget",
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        policy = tasks.CallAwsService(
+            self, "Put scaling policy",
+            service="applicationautoscaling", action="putScalingPolicy",
+            parameters={
+                "PolicyName": f"{self.endpoint_name}-invocations",
+                "ServiceNamespace": "sagemaker", "ResourceId": resource_id,
+                "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+                "PolicyType": "TargetTrackingScaling",
+                "TargetTrackingScalingPolicyConfiguration": {
+                    "TargetValue": deployment.target_invocations_per_instance,
+                    "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+                    "ScaleInCooldown": 300, "ScaleOutCooldown": 60,
+                },
+            },
+            iam_resources=[target_arn],
+            iam_action="application-autoscaling:PutScalingPolicy",
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        for state in (register, policy):
+            state.add_catch(self._notify_failure, errors=["States.ALL"], result_path="$.error")
+        return sfn.Chain.start(register).next(policy)
+
+    # ------------------------------------------------------------------ IAM
+    def _sagemaker_role(self, data_key, raw_bucket, raw_prefix, curated_bucket, artifacts_bucket, scripts) -> iam.Role:
+        """The role SageMaker jobs and the endpoint's model assume: read raw and curated data
+        and the job scripts, write splits, models and evaluations, pull the algorithm image."""
+        stack = cdk.Stack.of(self)
+        role = iam.Role(self, "SageMakerRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+                        description=f"{self._config.resource_prefix}: training, processing and hosting")
+        self._s3_access(role, "raw", raw_bucket, raw_prefix, "read the raw sample tables the split job prepares")
+        self._s3_access(role, "curated", curated_bucket, "", "read and write per-run train/validation/test splits",
+                        write=True)
+        self._s3_access(role, "artifacts", artifacts_bucket, "runs/",
+                        "write and read per-run models, checkpoints and evaluations", write=True)
+        role.add_to_policy(iam.PolicyStatement(
+            actions=["s3:GetObject"],
+            resources=[f"arn:{cdk.Aws.PARTITION}:s3:::{script.s3_bucket_name}/{script.s3_object_key}" for script in scripts],
+        ))
+        data_key.grant(role, "kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:CreateGrant")
+        role.add_to_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
+        role.add_to_policy(iam.PolicyStatement(
+            actions=["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+            resources=[f"arn:{cdk.Aws.PARTITION}:ecr:{cdk.Aws.REGION}:*:repository/sagemaker-xgboost"],
+        ))
+        role.add_to_policy(iam.PolicyStatement(
+            actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            resources=[stack.format_arn(service="logs", resource="log-group", resource_name="/aws/sagemaker/*",
+                                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)],
+        ))
+        role.add_to_policy(iam.PolicyStatement(
+            actions=["cloudwatch:PutMetricData"], resources=["*"],
+            conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "aws/sagemaker/*"]}},
+        ))
+        for finding, reason in {
+            "Resource::*": "ecr:GetAuthorizationToken and cloudwatch:PutMetricData support no resource-level "
+                           "permissions (metrics are limited to SageMaker namespaces by condition)",
+            "Resource::arn:<AWS::Partition>:ecr:<AWS::Region>:*:repository/sagemaker-xgboost": (
+                "the built-in XGBoost image lives in an AWS-owned account that differs per region"),
+            "Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/sagemaker/*": (
+                "SageMaker writes job and endpoint logs to log groups it names under /aws/sagemaker/"),
+        }.items():
+            acknowledge(role, "AwsSolutions-IAM5", f"SageMaker execution role: {reason}.", applies_to=finding)
+        return role
+
+    def _s3_access(self, role: iam.IRole, zone: str, bucket: s3.IBucket, prefix: str, why: str, *,
+                   write: bool = False, delete: bool = False) -> None:
+        """Object access under one prefix of a data-lake bucket, without CDK's wildcard actions."""
+        actions = ["s3:GetObject"] + (["s3:PutObject", "s3:AbortMultipartUpload"] if write else []) + (
+            ["s3:DeleteObject"] if delete else [])
+        role.add_to_principal_policy(iam.PolicyStatement(actions=actions, resources=[bucket.arn_for_objects(f"{prefix}*")]))
+        role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}} if prefix else None,
+        ))
+        # cdk-nag shows an imported bucket name as the export's name
+        acknowledge(role, "AwsSolutions-IAM5", f"Object keys are per run and per file: the wildcard lets it {why}.",
+                    applies_to=f"Resource::arn:<AWS::Partition>:s3:::{self._exports[zone]}/{prefix}*")
+
+    def _grant_state_machine(self, data_key: kms.IKey, topic_key: kms.IKey, artifacts_bucket: s3.IBucket) -> None:
+        """What CustomState and the SageMaker/SNS tasks need beyond CDK's generated policy."""
+        stack = cdk.Stack.of(self)
+        prefix = self._config.resource_prefix
+        arn = lambda resource, name: stack.format_arn(service="sagemaker", resource=resource, resource_name=name)  # noqa: E731
+        role = self.state_machine.role
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="SageMakerJobs",
+            actions=["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob",
+                     "sagemaker:CreateProcessingJob", "sagemaker:DescribeProcessingJob", "sagemaker:StopProcessingJob",
+                     "sagemaker:AddTags"],
+            resources=[arn("training-job", f"{prefix}-*"), arn("processing-job", f"{prefix}-*")],
+        ))
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="SageMakerTagsOnDeployedResources",
+            actions=["sagemaker:AddTags"],
+            resources=[arn("model", f"{prefix}-model-*"), arn("endpoint-config", f"{prefix}-config-*"),
+                       arn("endpoint", self.endpoint_name), self._package_arns],
+        ))
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="SyncJobEvents",
+            actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+            resources=[stack.format_arn(service="events", resource="rule", resource_name=f"StepFunctionsGetEventsForSageMaker{kind}JobsRule")
+                       for kind in ("Training", "Processing")],
+        ))
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="PassSageMakerRole",
+            actions=["iam:PassRole"],
+            resources=[self.sagemaker_role.role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        ))
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="BlueGreenRollbackAlarms", actions=["cloudwatch:DescribeAlarms"],
+            resources=[alarm.alarm_arn for alarm in self.rollback_alarms],
+        ))
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="AutoscalingServiceLinkedRole", actions=["iam:CreateServiceLinkedRole"],
+            resources=[f"arn:{cdk.Aws.PARTITION}:iam::{cdk.Aws.ACCOUNT_ID}:role/aws-service-role/"
+                       "sagemaker.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"],
+            conditions={"StringLike": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}},
+        ))
+        topic_key.grant(role, "kms:GenerateDataKey", "kms:Decrypt")
+        data_key.grant(role, "kms:CreateGrant", "kms:DescribeKey", "kms:GenerateDataKey", "kms:Decrypt")
+        self._acknowledge_state_machine_role(role)
+
+    def _approval_rule(self, approval: PipelineFunction, data_key: kms.IKey) -> None:
+        approval.role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["states:SendTaskSuccess", "states:SendTaskFailure"],
+            # by name, not reference: the state machine already depends on this function
+            resources=[cdk.Stack.of(self).format_arn(service="states", resource="stateMachine",
+                                                     resource_name=f"{self._config.resource_prefix}-training",
+                                                     arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)],
+        ))
+        dead_letters = sqs.Queue(self, "ApprovalDeadLetters", encryption=sqs.QueueEncryption.KMS, encryption_master_key=data_key,
+                                 enforce_ssl=True, retention_period=cdk.Duration.days(14))
+        acknowledge(dead_letters, "AwsSolutions-SQS3", "This queue is itself the dead-letter queue of the approval rule's target.")
+        events.Rule(
+            self, "ApprovalDecided",
+            description="A model version of this stage was approved or rejected in the registry",
+            event_pattern=events.EventPattern(
+                source=["aws.sagemaker"],
+                detail_type=["SageMaker Model Package State Change"],
+                detail={"ModelPackageGroupName": [self._group], "ModelApprovalStatus": ["Approved", "Rejected"]},
+            ),
+            targets=[targets.LambdaFunction(approval.function, dead_letter_queue=dead_letters, retry_attempts=8,
+                                            max_event_age=cdk.Duration.hours(24))],
+        )
+
+    def _acknowledge_state_machine_role(self, role: iam.IRole) -> None:
+        stack = cdk.Stack.of(self)
+        prefix = self._config.resource_prefix
+        sagemaker = "arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>"
+        reasons = {
+            "Resource::*": "X-Ray tracing of executions (xray:PutTraceSegments and friends support no resource-level permissions)",
+            f"Resource::{sagemaker}:training-job/{prefix}-*": "training job names are derived per execution, retry and redrive",
+            f"Resource::{sagemaker}:processing-job/{prefix}-*": "split and evaluation job names are derived per execution",
+            f"Resource::{sagemaker}:model/{prefix}-model-*": "model names are derived per execution",
+            f"Resource::{sagemaker}:endpoint-config/{prefix}-config-*": "endpoint config names are derived per execution (configs are immutable)",
+            f"Resource::{sagemaker}:model-package/{prefix}-models/*": "versions of this stage's model package group are numbered by SageMaker",
+            f"Resource::{sagemaker}:model/*": "CDK's SageMakerCreateModel task grants CreateModel on model/*; names are derived per execution",
+            f"Resource::{sagemaker}:endpoint-config/*": "CDK's SageMakerCreateEndpoint task grants DescribeEndpointConfig on endpoint-config/*",
+            "Resource::arn:<AWS::Partition>:application-autoscaling:<AWS::Region>:<AWS::AccountId>:scalable-target/*": (
+                "Application Auto Scaling assigns scalable-target ids itself; the request names the one endpoint variant"),
+        }
+        for function in self.functions.values():
+            logical_id = stack.get_logical_id(function.function.node.default_child)  # type: ignore[arg-type]
+            reasons[f"Resource::<{logical_id}.Arn>:*"] = (
+                f"CDK's LambdaInvoke grant covers the versions and aliases of the {function.function.node.scope.node.id} function")
+        for finding, reason in reasons.items():
+            acknowledge(role, "AwsSolutions-IAM5", f"Training state machine: {reason}.", applies_to=finding)
+
+    def _acknowledge_packages(self, role: iam.IRole, why: str) -> None:
+        acknowledge(role, "AwsSolutions-IAM5", f"Versions of this stage's model package group are numbered by "
+                    f"SageMaker; {why}.",
+                    applies_to=f"Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:model-package/{self._group}/*")
+
+    def _acknowledge_function(self, function: PipelineFunction) -> None:
+        acknowledge(function.function, "AwsSolutions-L1",
+                    f"The {function.node.id} handler is pinned to Python 3.13, the newest runtime the Powertools v3 "
+                    "layer it imports is published for; moving on means moving the layer ARN too.")

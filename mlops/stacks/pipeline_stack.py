@@ -1,0 +1,50 @@
+"""Stateless stack: the training-to-deployment state machine and its functions."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from mlops.config import StageConfig
+from mlops.constructs.sample_data import SAMPLE_PREFIX
+from mlops.constructs.training_pipeline import TrainingPipeline
+from mlops.stacks.data_stack import DataStack, export_name
+from mlops.stacks.operations_stack import OperationsStack
+
+
+class PipelineStack(cdk.Stack):
+    """The training pipeline. Reads the data lake through the Data stack's named exports and
+    reports to the Operations stack's topic; holds no data, so it can be replaced freely."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: StageConfig, data: DataStack,
+        operations: OperationsStack, **kwargs,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.add_dependency(data)
+        key = kms.Key.from_key_arn(self, "DataKey", cdk.Fn.import_value(export_name(config, "data-key-arn")))
+        buckets = {
+            zone: s3.Bucket.from_bucket_attributes(
+                self, f"{zone.capitalize()}Bucket",
+                bucket_name=cdk.Fn.import_value(export_name(config, f"{zone}-bucket")), encryption_key=key,
+            )
+            for zone in ("raw", "curated", "artifacts", "monitoring")
+        }
+        self.training = TrainingPipeline(
+            self, "Training",
+            config=config,
+            data_key=key,
+            data_exports={zone: export_name(config, f"{zone}-bucket") for zone in buckets},
+            raw_bucket=buckets["raw"],
+            raw_prefix=SAMPLE_PREFIX,
+            curated_bucket=buckets["curated"],
+            artifacts_bucket=buckets["artifacts"],
+            monitoring_bucket=buckets["monitoring"],
+            model_package_group_name=data.model_registry.group_name,
+            topic=operations.notifications.topic,
+            topic_key=operations.notifications.key,
+        )
+        cdk.CfnOutput(self, "StateMachineArn", value=self.training.state_machine.state_machine_arn,
+                      description="Start a run: aws stepfunctions start-execution --state-machine-arn <this>")
