@@ -32,6 +32,9 @@ BOOTSTRAP_SAMPLES = 100
 BOOTSTRAP_SEED = 0
 PROBLEM_TYPES = ("binary_classification", "regression")
 
+# SageMaker mounts inputs and outputs here; offline runs point it at a temp dir.
+PROCESSING_ROOT = os.environ.get("PROCESSING_ROOT", "/opt/ml/processing")
+
 
 def _resamples(n: int) -> np.ndarray:
     """Seeded bootstrap row indices, shape (BOOTSTRAP_SAMPLES, n)."""
@@ -192,9 +195,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problem-type", choices=PROBLEM_TYPES, required=True)
     parser.add_argument("--threshold", type=float, default=0.5, help="positive-class score cut-off")
-    parser.add_argument("--model-dir", default="/opt/ml/processing/model")
-    parser.add_argument("--test-dir", default="/opt/ml/processing/test")
-    parser.add_argument("--output-dir", default="/opt/ml/processing/evaluation")
+    parser.add_argument("--model-dir", default=f"{PROCESSING_ROOT}/model")
+    parser.add_argument("--test-dir", default=f"{PROCESSING_ROOT}/test")
+    parser.add_argument("--output-dir", default=f"{PROCESSING_ROOT}/evaluation")
     args = parser.parse_args(argv)
 
     labels, features = _load_test_split(args.test_dir)

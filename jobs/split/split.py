@@ -28,6 +28,9 @@ import pandas as pd
 
 SPLITS = (("train", 0.8), ("validation", 0.1), ("test", 0.1))
 
+# SageMaker mounts inputs and outputs here; offline runs point it at a temp dir.
+PROCESSING_ROOT = os.environ.get("PROCESSING_ROOT", "/opt/ml/processing")
+
 
 def split(table: pd.DataFrame, label: str, seed: int = 0) -> dict[str, pd.DataFrame]:
     """Pure transform: clean and split ``table``; the label becomes the first column."""
@@ -50,8 +53,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--label", required=True)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--input-dir", default="/opt/ml/processing/input")
-    parser.add_argument("--output-dir", default="/opt/ml/processing")
+    parser.add_argument("--input-dir", default=f"{PROCESSING_ROOT}/input")
+    parser.add_argument("--output-dir", default=PROCESSING_ROOT)
     args = parser.parse_args(argv)
     files = sorted(glob.glob(os.path.join(args.input_dir, "**", "*.csv"), recursive=True))
     if not files:

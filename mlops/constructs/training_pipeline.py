@@ -160,8 +160,16 @@ class TrainingPipeline(Construct):
 
         # --- the workflow ------------------------------------------------------------
         self._topic = topic
+        # Fail re-raises the pipeline's own error names (InvalidExecutionInput, DeploymentRolledBack...);
+        # Step Functions' reserved States.* names (a failed job is States.TaskFailed) become
+        # StepFailed, with the original name kept at the front of the cause.
         failed = sfn.Fail(self, "Run failed", error_path="$.error.Error", cause_path="$.error.Cause")
-        self._notify_failure = self._notify("Notify failure", "FAILED", "$.error.Cause").next(failed)
+        step_failed = sfn.Fail(self, "Step failed", error="StepFailed",
+                               cause_path="States.Format('{}: {}', $.error.Error, $.error.Cause)")
+        self._notify_failure = self._notify("Notify failure", "FAILED", "$.error.Cause").next(
+            sfn.Choice(self, "Reserved error name?")
+            .when(sfn.Condition.string_matches("$.error.Error", "States.*"), step_failed)
+            .otherwise(failed))
 
         prepare_run = tasks.LambdaInvoke(
             self, "Prepare run",
@@ -340,7 +348,7 @@ class TrainingPipeline(Construct):
 
     @staticmethod
     def _processing_input(name: str, uri: str, local_path: str) -> dict:
-        key = "S3Uri.$" if uri.startswith("$") else "S3Uri"
+        key = "S3Uri.$" if uri.startswith("$.") else "S3Uri"
         return {"InputName": name, "S3Input": {
             key: uri, "LocalPath": local_path, "S3DataType": "S3Prefix", "S3InputMode": "File",
             "S3DataDistributionType": "FullyReplicated"}}

@@ -1,0 +1,58 @@
+"""Offline scenarios that need a fresh stage each: a failing training job, and prod's
+manual approval (approve, reject). See test_offline_pipeline.py for the runner."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import boto3
+
+from tests.test_offline_pipeline import _endpoints, _packages
+from tools.offline.runner import OfflineStage
+
+
+def test_training_failure_notifies_and_deploys_nothing(cloud_assembly_dir: Path) -> None:
+    with OfflineStage(cloud_assembly_dir, "dev", faults={"createTrainingJob": ["fail"]}) as stage:
+        run = stage.run({})
+        assert run.status == "FAILED" and run.error == "StepFailed"
+        assert run.cause.startswith("States.TaskFailed: ") and "AlgorithmError" in run.cause
+        assert run.visited()[-4:] == ["Train model", "Notify failure", "Reserved error name?", "Step failed"]
+        assert _packages("mlops-demo-dev-models") == [] and _endpoints() == []
+        assert any("FAILED" in message for message in stage.messages())
+
+
+def _wait_for_token(stage: OfflineStage, execution: str) -> str:
+    stage.wait(execution, until="Wait for approval")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        packages = _packages("mlops-demo-prod-models")
+        if packages and stage.hooks.calls and any(a == "s3:PutObject" and p == stage.functions["approval"]
+                                                  for p, a in stage.hooks.calls):
+            return packages[0]["ModelPackageArn"]
+        time.sleep(0.05)
+    raise TimeoutError("the run never started waiting for approval")
+
+
+def test_prod_waits_for_approval_then_deploys(cloud_assembly_dir: Path) -> None:
+    with OfflineStage(cloud_assembly_dir, "prod") as stage:
+        execution = stage.start({})
+        package = _wait_for_token(stage, execution)
+        assert boto3.client("sagemaker").describe_model_package(ModelPackageName=package)["ModelApprovalStatus"] == \
+            "PendingManualApproval"
+        assert _endpoints() == []  # nothing deployed while waiting
+        stage.decide(package, "Approved")
+        run = stage.wait(execution)
+        assert run.status == "SUCCEEDED", (run.error, run.cause)
+        assert run.visited()[-1] == "Model deployed" and _endpoints() == ["mlops-demo-prod-endpoint"]
+        variants = boto3.client("sagemaker").describe_endpoint(EndpointName="mlops-demo-prod-endpoint")
+        assert variants["ProductionVariants"][0]["CurrentInstanceCount"] >= 2  # prod >= 2 instances
+
+
+def test_prod_rejection_ends_cleanly_with_nothing_deployed(cloud_assembly_dir: Path) -> None:
+    with OfflineStage(cloud_assembly_dir, "prod") as stage:
+        execution = stage.start({})
+        stage.decide(_wait_for_token(stage, execution), "Rejected")
+        run = stage.wait(execution)
+        assert run.status == "SUCCEEDED" and run.visited()[-2:] == ["Notify rejected", "Model rejected"]
+        assert _endpoints() == []

@@ -1,0 +1,400 @@
+"""Run a stage's synthesized training state machine end to end, offline.
+
+Loads the definition from ``cdk.out`` (the JSON CloudFormation would deploy), resolves
+every Ref/GetAtt/ImportValue/GetStackOutput/FindInMap to a stand-in for a resource it
+creates in moto, registers the Lambda handlers CDK staged, and starts executions on
+moto's Step Functions executor with the patches in ``tools/offline/adapter.py``.
+
+Never shipped to Lambda: this is test and demo tooling.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import threading
+import time
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.client
+
+from tools.assembly import StackTemplate, read_stacks
+from tools.offline import adapter, jobs
+
+REGION, ACCOUNT, PARTITION = "eu-west-1", "123456789012", "aws"
+ASSETS_BUCKET = f"cdk-hnb659fds-assets-{ACCOUNT}-{REGION}"
+PSEUDO = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": PARTITION,
+          "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": None}
+REPO = Path(__file__).resolve().parent.parent.parent
+SAMPLE_DIR = REPO / "data" / "sample"
+MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+
+_CALLER = threading.local()
+# API operations whose IAM action has another name (Service Authorization Reference).
+IAM_ACTIONS = {
+    "s3:ListObjectsV2": "s3:ListBucket", "s3:HeadObject": "s3:GetObject", "s3:CreateMultipartUpload": "s3:PutObject",
+    "s3:UploadPart": "s3:PutObject", "s3:CompleteMultipartUpload": "s3:PutObject", "lambda:Invoke": "lambda:InvokeFunction",
+}
+
+
+@dataclass
+class StateRecord:
+    name: str
+    started: float
+    ended: float | None = None
+    outcome: str = "running"
+    detail: str = ""
+
+    @property
+    def seconds(self) -> float:
+        return (self.ended or self.started) - self.started
+
+
+@dataclass
+class RunResult:
+    status: str
+    output: dict[str, Any] | None
+    error: str | None
+    cause: str | None
+    states: list[StateRecord]
+    history: list[dict[str, Any]]
+
+    def visited(self) -> list[str]:
+        return [state.name for state in self.states]
+
+    def state(self, name: str) -> StateRecord:
+        return next(state for state in self.states if state.name == name)
+
+
+@dataclass
+class _Resolver:
+    stacks: dict[str, StackTemplate]  # stack name -> template
+    stand_ins: dict[tuple[str, str, str], Any] = field(default_factory=dict)  # (stack, logical id, attr)
+    exports: dict[str, Any] = field(default_factory=dict)
+
+    def resolve(self, value: Any, stack: str) -> Any:
+        if isinstance(value, list):
+            return [self.resolve(item, stack) for item in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (key, argument), = value.items()
+            if key == "Ref":
+                return PSEUDO[argument] if argument in PSEUDO else self.attribute(stack, argument, "Ref")
+            if key == "Fn::GetAtt":
+                logical_id, attribute = argument if isinstance(argument, list) else argument.split(".", 1)
+                return self.attribute(stack, logical_id, attribute)
+            if key == "Fn::Join":
+                separator, parts = argument
+                return separator.join(str(self.resolve(part, stack)) for part in parts)
+            if key == "Fn::Sub":
+                return re.sub(r"\$\{([^}]+)\}", lambda m: str(self.resolve({"Ref": m.group(1)}, stack)), argument)
+            if key == "Fn::FindInMap":
+                name, top, second = (self.resolve(part, stack) for part in argument)
+                return self.stacks[stack].template["Mappings"][name][top][second]
+            if key == "Fn::ImportValue":
+                return self.exports[self.resolve(argument, stack)]
+            if key == "Fn::GetStackOutput":
+                source = argument["StackName"]
+                return self.resolve(self.stacks[source].template["Outputs"][argument["OutputName"]]["Value"], source)
+        return {key: self.resolve(item, stack) for key, item in value.items()}
+
+    def attribute(self, stack: str, logical_id: str, attribute: str) -> Any:
+        key = (stack, logical_id, attribute)
+        if key not in self.stand_ins:
+            resource = self.stacks[stack].template["Resources"][logical_id]
+            self.stand_ins[key] = _stand_in(resource, logical_id, attribute, lambda v: self.resolve(v, stack))
+        return self.stand_ins[key]
+
+
+def _stand_in(resource: dict, logical_id: str, attribute: str, resolve) -> Any:  # noqa: ANN001
+    kind, properties = resource["Type"], resource.get("Properties", {})
+    name = logical_id.lower()
+    arns = {
+        "AWS::Lambda::Function": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{logical_id}",
+        "AWS::IAM::Role": f"arn:aws:iam::{ACCOUNT}:role/{logical_id}",
+        "AWS::SNS::Topic": f"arn:aws:sns:{REGION}:{ACCOUNT}:{logical_id}",
+        "AWS::S3::Bucket": f"arn:aws:s3:::{name}",
+        "AWS::StepFunctions::StateMachine": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{properties.get('StateMachineName', logical_id)}",
+        "AWS::SQS::Queue": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{logical_id}",
+    }
+    refs = {
+        "AWS::Lambda::Function": logical_id, "AWS::IAM::Role": logical_id, "AWS::S3::Bucket": name,
+        "AWS::SNS::Topic": arns["AWS::SNS::Topic"], "AWS::CloudWatch::Alarm": properties.get("AlarmName", logical_id),
+        "AWS::StepFunctions::StateMachine": arns["AWS::StepFunctions::StateMachine"],
+        "AWS::SageMaker::ModelPackageGroup": properties.get("ModelPackageGroupName"),
+    }
+    if attribute == "Ref" and kind in refs:
+        return refs[kind]
+    if attribute == "Arn" and kind in arns:
+        return arns[kind]
+    raise KeyError(f"no offline stand-in for {kind} {logical_id}.{attribute}")
+
+
+class OfflineStage:
+    """One stage's stacks emulated in moto. Use as a context manager; ``run()`` executes."""
+
+    def __init__(self, cdk_out: Path, stage: str = "dev", *, faults: dict[str, list[str]] | None = None) -> None:
+        self.cdk_out = Path(cdk_out)
+        self.stage = stage
+        self.hooks = adapter.Hooks(faults={k: list(v) for k, v in (faults or {}).items()})
+        self.hooks.jobs.update(createTrainingJob=jobs.train_xgboost, createProcessingJob=jobs.run_processing)
+        self.stacks = {stack.stack_id: stack for stack in read_stacks(self.cdk_out, [stage])}
+        self._resolver = _Resolver({stack.stack_name: stack for stack in self.stacks.values()})
+        self._exit = ExitStack()
+        self.notifications: list[str] = []
+
+    # ---------------------------------------------------------------- set-up
+    def __enter__(self) -> OfflineStage:
+        from moto import mock_aws
+
+        self._exit.enter_context(_fake_credentials())
+        self._exit.enter_context(mock_aws(config=MOTO_CONFIG))
+        self._exit.enter_context(adapter.patched(self.hooks))
+        self._exit.enter_context(_recording_calls(self.hooks))
+        _CALLER.name = "runner"
+        self._create_data_stack()
+        self._create_operations_stack()
+        self._create_pipeline_stack()
+        return self  # calls from this thread stay the runner's own (not the stage's principals)
+
+    def __exit__(self, *exc: Any) -> None:
+        self._exit.close()
+
+    def _stack(self, part: str) -> StackTemplate:
+        return self.stacks[part]
+
+    def _resources(self, part: str, kind: str) -> dict[str, dict]:
+        return {k: r for k, r in self._stack(part).template["Resources"].items() if r["Type"] == kind}
+
+    def _create_data_stack(self) -> None:
+        data = self._stack("Data")
+        kms, s3, sagemaker = boto3.client("kms"), boto3.client("s3"), boto3.client("sagemaker")
+        for logical_id in self._resources("Data", "AWS::KMS::Key"):
+            key = kms.create_key(Description=logical_id)["KeyMetadata"]
+            self._resolver.stand_ins[(data.stack_name, logical_id, "Arn")] = key["Arn"]
+            self._resolver.stand_ins[(data.stack_name, logical_id, "Ref")] = key["KeyId"]
+        for logical_id in self._resources("Data", "AWS::S3::Bucket"):
+            s3.create_bucket(Bucket=logical_id.lower(), CreateBucketConfiguration={"LocationConstraint": REGION})
+        for output in data.template.get("Outputs", {}).values():
+            if "Export" in output:
+                name = self._resolver.resolve(output["Export"]["Name"], data.stack_name)
+                self._resolver.exports[name] = self._resolver.resolve(output["Value"], data.stack_name)
+        for resource in self._resources("Data", "AWS::SageMaker::ModelPackageGroup").values():
+            sagemaker.create_model_package_group(ModelPackageGroupName=resource["Properties"]["ModelPackageGroupName"])
+        # What the SampleData BucketDeployment copies: data/sample/ under the raw zone's prefix.
+        for deployment in self._resources("Data", "Custom::CDKBucketDeployment").values():
+            properties = deployment["Properties"]
+            bucket = self._resolver.resolve(properties["DestinationBucketName"], data.stack_name)
+            prefix = properties.get("DestinationBucketKeyPrefix", "")
+            for path in sorted(SAMPLE_DIR.rglob("*.csv")):
+                s3.put_object(Bucket=bucket, Key=f"{prefix}{path.relative_to(SAMPLE_DIR)}", Body=path.read_bytes())
+
+    def _create_operations_stack(self) -> None:
+        operations = self._stack("Operations")
+        sns, sqs = boto3.client("sns"), boto3.client("sqs")
+        inbox = sqs.create_queue(QueueName="offline-notifications")["QueueUrl"]
+        self._inbox = inbox
+        for logical_id in self._resources("Operations", "AWS::SNS::Topic"):
+            arn = sns.create_topic(Name=logical_id)["TopicArn"]
+            sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=f"arn:aws:sqs:{REGION}:{ACCOUNT}:offline-notifications")
+            self._resolver.stand_ins[(operations.stack_name, logical_id, "Ref")] = arn
+
+    def _create_pipeline_stack(self) -> None:
+        pipeline = self._stack("Pipeline")
+        name = pipeline.stack_name
+        iam, s3, lambda_, sfn = (boto3.client(s) for s in ("iam", "s3", "lambda", "stepfunctions"))
+        for logical_id, role in self._resources("Pipeline", "AWS::IAM::Role").items():
+            iam.create_role(RoleName=logical_id, AssumeRolePolicyDocument=json.dumps(role["Properties"]["AssumeRolePolicyDocument"]))
+        s3.create_bucket(Bucket=ASSETS_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        for asset in self.cdk_out.glob("asset.*.py"):  # single-file assets: the job scripts
+            s3.put_object(Bucket=ASSETS_BUCKET, Key=asset.name.removeprefix("asset."), Body=asset.read_bytes())
+        self.functions: dict[str, str] = {}
+        for logical_id, function in self._resources("Pipeline", "AWS::Lambda::Function").items():
+            properties = function["Properties"]
+            code_dir = self.cdk_out / f"asset.{properties['Code']['S3Key'].removesuffix('.zip')}"
+            environment = self._resolver.resolve(properties.get("Environment", {}).get("Variables", {}), name)
+            lambda_.create_function(
+                FunctionName=logical_id, Runtime=properties["Runtime"], Handler=properties["Handler"],
+                Role=self._resolver.resolve(properties["Role"], name), Code={"ZipFile": b"offline"},
+            )
+            self.hooks.handlers[logical_id] = (code_dir, {k: str(v) for k, v in environment.items()})
+            self.functions[(code_dir / "index.py").read_text().split('service="', 1)[1].split('"', 1)[0]] = logical_id
+        (machine_id, machine), = self._resources("Pipeline", "AWS::StepFunctions::StateMachine").items()
+        self.definition = json.loads(self._resolver.resolve(machine["Properties"]["DefinitionString"], name))
+        self.role_of = {logical_id: self._resolver.resolve(f["Properties"]["Role"], name).split("/")[-1]
+                        for logical_id, f in self._resources("Pipeline", "AWS::Lambda::Function").items()}
+        self.role_of["states"] = self._resolver.resolve(machine["Properties"]["RoleArn"], name).split("/")[-1]
+        self.role_of["sagemaker-job"] = next(k for k in self._resources("Pipeline", "AWS::IAM::Role") if "SageMakerRole" in k)
+        self.state_machine_arn = sfn.create_state_machine(
+            name=machine["Properties"]["StateMachineName"], definition=json.dumps(self.definition),
+            roleArn=self._resolver.resolve(machine["Properties"]["RoleArn"], name),
+        )["stateMachineArn"]
+        self.approval_rules = [r["Properties"]["EventPattern"] for r in self._resources("Pipeline", "AWS::Events::Rule").values()]
+
+    # ---------------------------------------------------------------- running
+    def start(self, run_input: dict | None = None, name: str | None = None) -> str:
+        return boto3.client("stepfunctions").start_execution(
+            stateMachineArn=self.state_machine_arn, input=json.dumps(run_input or {}), name=name or str(uuid.uuid4()),
+        )["executionArn"]
+
+    def wait(self, execution_arn: str, *, until: str | None = None, timeout: float = 300) -> RunResult:
+        """Poll until the execution ends (or, with ``until``, until that state has started)."""
+        sfn = boto3.client("stepfunctions")
+        deadline = time.monotonic() + timeout
+        while True:
+            described = sfn.describe_execution(executionArn=execution_arn)
+            history = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+            states = _states(history)
+            if described["status"] != "RUNNING" or (until and any(s.name == until for s in states)):
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{execution_arn} still running after {timeout} s; states so far: {[s.name for s in states]}")
+            time.sleep(0.05)
+        output = json.loads(described["output"]) if described.get("output") else None
+        return RunResult(status=described["status"], output=output, error=described.get("error"),
+                         cause=described.get("cause"), states=states, history=history)
+
+    def run(self, run_input: dict | None = None, **kwargs: Any) -> RunResult:
+        return self.wait(self.start(run_input), **kwargs)
+
+    def decide(self, model_package_arn: str, status: str) -> None:
+        """A reviewer approves or rejects the version in the registry; EventBridge delivers
+        the state change to the rule's target (checked against the synthesized pattern)."""
+        boto3.client("sagemaker").update_model_package(ModelPackageArn=model_package_arn, ModelApprovalStatus=status)
+        group = model_package_arn.split(":model-package/")[1].split("/")[0]
+        event = {"version": "0", "source": "aws.sagemaker", "detail-type": "SageMaker Model Package State Change",
+                 "account": ACCOUNT, "region": REGION, "resources": [model_package_arn],
+                 "detail": {"ModelPackageGroupName": group, "ModelPackageArn": model_package_arn,
+                            "ModelApprovalStatus": status}}
+        if not any(_matches(pattern, event) for pattern in self.approval_rules):
+            raise AssertionError("no EventBridge rule of the stage matches the registry's state-change event")
+        result, error = adapter.invoke_handler(self.functions["approval"], event)
+        if error:
+            raise RuntimeError(f"approval handler failed: {result}")
+
+    def messages(self) -> list[str]:
+        sqs = boto3.client("sqs")
+        while True:
+            batch = sqs.receive_message(QueueUrl=self._inbox, MaxNumberOfMessages=10).get("Messages", [])
+            if not batch:
+                return self.notifications
+            for message in batch:
+                self.notifications.append(json.loads(message["Body"]).get("Message", message["Body"]))
+                sqs.delete_message(QueueUrl=self._inbox, ReceiptHandle=message["ReceiptHandle"])
+
+    # ---------------------------------------------------------------- IAM coverage
+    def iam_report(self) -> dict[str, Any]:
+        """Actions each principal called vs what its synthesized policies allow."""
+        allowed = self._allowed_actions()
+        called: dict[str, set[str]] = {}
+        for principal, action in self.hooks.calls:
+            if principal == "runner":
+                continue
+            role = self.role_of.get(principal, principal if principal != "states" else self.role_of["states"])
+            called.setdefault(role, set()).add(action)
+        missing = {role: sorted(a for a in actions if not any(fnmatch.fnmatch(a.lower(), p.lower()) for p in allowed.get(role, ())))
+                   for role, actions in called.items()}
+        unused = {role: sorted(p for p in patterns if not any(fnmatch.fnmatch(a.lower(), p.lower()) for a in called.get(role, ())))
+                  for role, patterns in allowed.items()}
+        return {"called": {k: sorted(v) for k, v in called.items()}, "missing": {k: v for k, v in missing.items() if v},
+                "unused": {k: v for k, v in unused.items() if v}}
+
+    def _allowed_actions(self) -> dict[str, set[str]]:
+        allowed: dict[str, set[str]] = {}
+        for policy in self._resources("Pipeline", "AWS::IAM::Policy").values():
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                if statement.get("Effect") != "Allow":
+                    continue
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                for role in policy["Properties"]["Roles"]:
+                    allowed.setdefault(role["Ref"], set()).update(actions)
+        return allowed
+
+
+def _states(history: list[dict[str, Any]]) -> list[StateRecord]:
+    records: list[StateRecord] = []
+    for event in history:
+        stamp = event["timestamp"].timestamp() if isinstance(event["timestamp"], datetime) else float(event["timestamp"])
+        kind = event["type"]
+        if kind.endswith("StateEntered"):
+            records.append(StateRecord(name=event["stateEnteredEventDetails"]["name"], started=stamp))
+        elif kind.endswith("StateExited") and records:
+            records[-1].ended = stamp
+            if records[-1].outcome == "running":
+                records[-1].outcome = "ok"
+        elif kind in ("ExecutionFailed", "ExecutionSucceeded") and records and records[-1].outcome == "running":
+            records[-1].ended, records[-1].outcome = stamp, "failed" if kind == "ExecutionFailed" else "ok"
+        elif kind.endswith("Failed") and records and kind != "ExecutionFailed":
+            details = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
+            records[-1].outcome = "failed"
+            records[-1].detail = f"{details.get('error', '')}: {details.get('cause', '')}"[:300]
+            records[-1].ended = stamp
+        elif kind == "TaskSubmitted" and records:
+            records[-1].detail = "submitted"
+    return records
+
+
+def _matches(pattern: dict, event: dict) -> bool:
+    for key, expected in pattern.items():
+        value = event.get(key)
+        if isinstance(expected, dict):
+            if not isinstance(value, dict) or not _matches(expected, value):
+                return False
+        elif value not in expected:
+            return False
+    return True
+
+
+class _fake_credentials:
+    """moto needs credentials to sign requests; never real ones."""
+
+    KEYS = {"AWS_ACCESS_KEY_ID": "offline", "AWS_SECRET_ACCESS_KEY": "offline", "AWS_DEFAULT_REGION": REGION}
+
+    def __enter__(self) -> None:
+        import os
+
+        self._saved = {k: os.environ.get(k) for k in (*self.KEYS, "AWS_PROFILE", "AWS_SESSION_TOKEN")}
+        os.environ.update(self.KEYS)
+        os.environ.pop("AWS_PROFILE", None)
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+
+    def __exit__(self, *exc: Any) -> None:
+        import os
+
+        for key, value in self._saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+class _recording_calls:
+    """Record (principal, service:Operation) for every AWS API call while active: the
+    principal is the Lambda function whose handler is running, else the state machine."""
+
+    def __init__(self, hooks: adapter.Hooks) -> None:
+        self.hooks = hooks
+
+    def __enter__(self) -> None:
+        self.original = botocore.client.BaseClient._make_api_call
+        hooks, original = self.hooks, self.original
+
+        def record(client, operation_name, api_params):  # noqa: ANN001
+            principal = adapter.current_principal() or getattr(_CALLER, "name", None) or "states"
+            prefix = client.meta.service_model.metadata.get("signingName") or client.meta.service_model.endpoint_prefix
+            action = f"{prefix}:{operation_name}"
+            hooks.calls.append((principal, IAM_ACTIONS.get(action, action)))
+            return original(client, operation_name, api_params)
+
+        botocore.client.BaseClient._make_api_call = record
+
+    def __exit__(self, *exc: Any) -> None:
+        botocore.client.BaseClient._make_api_call = self.original
