@@ -12,7 +12,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 # running the app with the venv's python.
 CDK := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" node_modules/.bin/cdk --no-notices
 
-.PHONY: help bootstrap synth test snapshots aws-bootstrap deploy diff destroy bench sample-data lock clean
+.PHONY: help demo schema graph bootstrap synth test snapshots aws-bootstrap deploy diff destroy bench sample-data lock clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 bootstrap: $(VENV)/.installed node_modules/.installed ## create .venv and node_modules from the pins
+
+demo: bootstrap ## run the dev training pipeline end to end offline on the sample data (no AWS account)
+	$(PY) scripts/demo.py --stage $(STAGE)
 
 synth: bootstrap ## synthesize every stage into cdk.out and print stacks, resources and gate results
 	$(PY) -m mlops.config all  # a bad config stops here, leaving cdk.out untouched
@@ -54,6 +57,12 @@ destroy: bootstrap ## delete one stage's stacks: make destroy STAGE=dev (prod ke
 
 bench: bootstrap ## print synth and test-suite timings (figures quoted in the README)
 	$(PY) scripts/bench.py
+
+schema: bootstrap ## rewrite docs/execution-input.schema.json from the prepare-run handler's input model
+	$(PY) -c "import json; from tests.conftest import load_lambda; print(json.dumps(load_lambda('prepare_run').input_schema(), indent=2))" > docs/execution-input.schema.json
+
+graph: synth ## render each stage's state machine to docs/<stage>-training.png (needs Debian's graphviz)
+	$(PY) -m tools.graph cdk.out docs
 
 sample-data: bootstrap ## re-export the bundled sample CSVs (deterministic)
 	$(PY) scripts/export_sample_data.py

@@ -3,7 +3,8 @@
 
 1. Synth of every stage vs an empty CDK app (one stack, one no-op resource), both through the pinned
    CDK CLI (what `make synth` does) and as a bare `python app.py` (no Node CLI).
-2. Wall time of the whole test suite with a warm .venv (what `make test` runs).
+2. Wall time of `make demo`: the dev pipeline end to end offline (one run).
+3. Wall time of the whole test suite with a warm .venv (what `make test` runs).
 
     python scripts/bench.py [--runs N] [--skip-tests]
 """
@@ -81,6 +82,9 @@ def main() -> int:
     for mode in ("CDK CLI", "python only"):
         ratio = figures[f"all stages, {mode}"] / figures[f"empty app, {mode}"]
         print(f"ratio all stages / empty app ({mode}): {ratio:.2f}x (goal: within 2x)")
+
+    demo = _time([PYTHON, "scripts/demo.py"], 1)
+    print(f"\nmake demo (synth dev + offline end-to-end run, real XGBoost training): {demo:.1f} s (goal: under 120 s)")
 
     if not args.skip_tests:
         start = time.perf_counter()

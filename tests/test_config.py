@@ -130,6 +130,41 @@ def test_config_is_frozen() -> None:
             id="account-id",
         ),
         pytest.param(
+            lambda d: d["pipeline"]["metric_thresholds"].append({"metric": "rmse", "direction": "<=", "value": 5}),
+            ["pipeline.metric_thresholds[2].metric", "'rmse' is not a binary_classification metric", "allowed: accuracy"],
+            id="metric-of-the-wrong-problem-type",
+        ),
+        pytest.param(
+            lambda d: d["pipeline"]["metric_thresholds"][0].update(value=1.5),
+            ["pipeline.metric_thresholds[0]", "threshold for f1 out of range: must be between 0 and 1", "got 1.5"],
+            id="metric-threshold-out-of-range",
+        ),
+        pytest.param(
+            lambda d: d["pipeline"]["metric_thresholds"][0].update(direction="=>"),
+            ["pipeline.metric_thresholds[0].direction", "'>=' or '<='", "got '=>'"],
+            id="threshold-direction",
+        ),
+        pytest.param(
+            lambda d: d["deployment"].update(max_instance_count=0),
+            ["deployment.max_instance_count", "greater than or equal to 1"],
+            id="autoscaling-max-zero",
+        ),
+        pytest.param(
+            lambda d: d["deployment"].update(initial_instance_count=3, max_instance_count=2),
+            ["deployment.max_instance_count: must be >= initial_instance_count (3)"],
+            id="autoscaling-max-below-initial",
+        ),
+        pytest.param(
+            lambda d: d["deployment"].update(mode="edge"),
+            ["deployment.mode", "'realtime'", "got 'edge'"],
+            id="deployment-mode-not-built",
+        ),
+        pytest.param(
+            lambda d: d["pipeline"].update(evaluation_instance_type="m5.large"),
+            ["pipeline.evaluation_instance_type", "starts with 'ml.'"],
+            id="evaluation-instance-not-ml",
+        ),
+        pytest.param(
             lambda d: d["data_lake"].update(noncurrent_version_expiration_days=0),
             ["data_lake.noncurrent_version_expiration_days", "greater than or equal to 1", "got 0"],
             id="lifecycle-days-zero",
@@ -147,6 +182,19 @@ def test_prod_cannot_destroy_state(config_dir: Path) -> None:
     _edit(config_dir, "prod", lambda d: d["protection"].update(retain_stateful_resources=False))
     message = _error(config_dir, "prod")
     assert "prod.yaml" in message and "retain_stateful_resources" in message and "must keep" in message
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda d: d["pipeline"].update(manual_approval=False), "pipeline.manual_approval: stage 'prod' must require manual approval"),
+        (lambda d: d["deployment"].update(initial_instance_count=1), "deployment.initial_instance_count: stage 'prod' needs at least 2"),
+    ],
+    ids=["prod-without-approval", "prod-single-instance"],
+)
+def test_prod_serving_rules(config_dir: Path, edit, expected: str) -> None:
+    _edit(config_dir, "prod", edit)
+    assert expected in _error(config_dir, "prod")
 
 
 def test_unknown_stage_lists_allowed(config_dir: Path) -> None:

@@ -154,3 +154,13 @@ def test_truncation_never_collides(a: str, b: str) -> None:
     name_a = prepare.derive_name("train", "mlops-demo-dev", prepare.Execution(id=ARN.format(a), name=a))
     name_b = prepare.derive_name("train", "mlops-demo-dev", prepare.Execution(id=ARN.format(b), name=b))
     assert name_a != name_b
+
+
+def test_published_input_schema_is_current() -> None:
+    """docs/execution-input.schema.json is what the first state enforces (regenerate: make schema)."""
+    import json
+    from pathlib import Path
+
+    published = json.loads((Path(__file__).resolve().parent.parent / "docs" / "execution-input.schema.json").read_text())
+    assert published == prepare.input_schema()
+    assert "max_depth" in published["properties"]["hyperparameters"]["propertyNames"]["enum"]

@@ -55,16 +55,22 @@ class _Strict(BaseModel):
 
 
 class Trigger(_Strict):
-    source: Literal[TRIGGER_SOURCES] = "manual"  # type: ignore[valid-type]
-    reason: str = Field(default="", max_length=500)
+    source: Literal[TRIGGER_SOURCES] = Field(  # type: ignore[valid-type]
+        default="manual", description="Who started the run; recorded on the registered model version")
+    reason: str = Field(default="", max_length=500, description="Free text, e.g. the alarm that fired")
 
 
 class RunInput(_Strict):
     """What a person (or an EventBridge rule) may put in the execution input. All optional."""
 
-    hyperparameters: dict[str, str | int | float] = Field(default_factory=dict)
-    tuning: bool | None = None
-    deployment_mode: Literal[DEPLOYMENT_MODES] | None = None  # type: ignore[valid-type]
+    hyperparameters: dict[str, str | int | float] = Field(
+        default_factory=dict,
+        description="Built-in XGBoost hyperparameters overriding the stage's pipeline.hyperparameters",
+        json_schema_extra={"propertyNames": {"enum": sorted(XGBOOST_HYPERPARAMETERS)}},
+    )
+    tuning: bool | None = Field(default=None, description="Run hyperparameter tuning (only where the stage configures it)")
+    deployment_mode: Literal[DEPLOYMENT_MODES] | None = Field(  # type: ignore[valid-type]
+        default=None, description="How to serve the model; must be a mode the stage deploys (default: deployment.mode)")
     trigger: Trigger = Field(default_factory=Trigger)
 
     @field_validator("hyperparameters")
@@ -104,6 +110,13 @@ class Event(_Strict):
     input: dict[str, Any] | None = None
     execution: Execution
     defaults: RunDefaults
+
+
+def input_schema() -> dict[str, Any]:
+    """The execution input contract as JSON Schema (docs/execution-input.schema.json)."""
+    schema = RunInput.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": "Training pipeline execution input", **schema}
 
 
 def _sanitize(text: str) -> str:

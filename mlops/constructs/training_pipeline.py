@@ -27,10 +27,13 @@ from mlops.nag import acknowledge
 
 JOBS_DIR = Path(__file__).resolve().parent.parent.parent / "jobs"
 DATASET_LABELS = {"breast_cancer": "target", "diabetes": "target"}
-# Error names of the optimized SageMaker integration for transient API failures.
-SAGEMAKER_TRANSIENT = ["SageMaker.AmazonSageMakerException", "SageMaker.ThrottlingException"]
 VARIANT = "AllTraffic"
 ENDPOINT_POLL = cdk.Duration.seconds(60)
+# Bounds every API-call task (Lambda handlers run in seconds; a hung call must not hold the run).
+API_TIMEOUT = sfn.Timeout.duration(cdk.Duration.minutes(5))
+# Throttling, internal errors and account limits (e.g. no spot capacity yet) are worth retrying.
+SAGEMAKER_TRANSIENT = ["SageMaker.AmazonSageMakerException", "SageMaker.ThrottlingException",
+                       "SageMaker.ResourceLimitExceeded"]
 
 
 def _with_suffix(name_path: str) -> str:
@@ -173,6 +176,7 @@ class TrainingPipeline(Construct):
 
         prepare_run = tasks.LambdaInvoke(
             self, "Prepare run",
+            task_timeout=API_TIMEOUT,
             lambda_function=prepare.function,
             payload=sfn.TaskInput.from_object({
                 "input": sfn.JsonPath.string_at("$$.Execution.Input"),
@@ -251,7 +255,8 @@ class TrainingPipeline(Construct):
             "job_name.$": "$.TrainingJobName",
             "model_data.$": "$.ModelArtifacts.S3ModelArtifacts",
             "hyperparameters.$": "$.HyperParameters",
-        }, result_path="$.training", comment="Built-in XGBoost on the train/validation splits")
+        }, result_path="$.training", comment="Built-in XGBoost on the train/validation splits",
+            timeout_seconds=train_parameters["StoppingCondition"].get("MaxWaitTimeInSeconds", max_runtime))
 
         evaluate = self._job("Evaluate on test split", "createProcessingJob", {
             "ProcessingJobName.$": _with_suffix("$.run.names.eval"),
@@ -283,6 +288,7 @@ class TrainingPipeline(Construct):
 
         metric_gate = tasks.LambdaInvoke(
             self, "Check metric gate",
+            task_timeout=API_TIMEOUT,
             lambda_function=gate.function,
             payload=sfn.TaskInput.from_object({
                 "evaluation_uri": sfn.JsonPath.string_at("$.evaluation.report"),
@@ -359,7 +365,7 @@ class TrainingPipeline(Construct):
             "S3DataType": "S3Prefix", "S3Uri.$": f"$.run.s3.{name}", "S3DataDistributionType": "FullyReplicated"}}}
 
     def _job(self, name: str, action: str, parameters: dict, *, result_selector: dict, result_path: str,
-             comment: str) -> sfn.CustomState:
+             comment: str, timeout_seconds: int = 3600) -> sfn.CustomState:
         """A SageMaker ``.sync`` job (CDK's task classes lack spot, checkpoints, experiments
         and processing jobs), with retries on transient API errors and a catch to the
         failure notification."""
@@ -370,6 +376,8 @@ class TrainingPipeline(Construct):
             "Parameters": parameters,
             "ResultSelector": result_selector,
             "ResultPath": result_path,
+            # the job's own stopping condition plus time to start, upload and report
+            "TimeoutSeconds": timeout_seconds + 900,
         })
         state.add_retry(errors=SAGEMAKER_TRANSIENT, interval=cdk.Duration.seconds(15), backoff_rate=2, max_attempts=4)
         state.add_catch(self._notify_failure, errors=["States.ALL"], result_path="$.error")
@@ -378,6 +386,7 @@ class TrainingPipeline(Construct):
     def _notify(self, name: str, outcome: str, detail_path: str) -> tasks.SnsPublish:
         return tasks.SnsPublish(
             self, name,
+            task_timeout=API_TIMEOUT,
             topic=self._topic,
             subject=f"{self._config.resource_prefix} training pipeline: {outcome}"[:100],
             message=sfn.TaskInput.from_text(sfn.JsonPath.format(
@@ -392,6 +401,7 @@ class TrainingPipeline(Construct):
             metadata["Repository"] = pipeline.source_repository
         register = tasks.CallAwsService(
             self, "Register model version",
+            task_timeout=API_TIMEOUT,
             service="sagemaker",
             action="createModelPackage",
             parameters={
@@ -457,6 +467,7 @@ class TrainingPipeline(Construct):
         config_name = "$.run.names.config"
         create_model = tasks.SageMakerCreateModel(
             self, "Create model",
+            task_timeout=API_TIMEOUT,
             model_name=sfn.JsonPath.string_at("$.run.names.model"),
             primary_container=tasks.ContainerDefinition(
                 model_package_name=sfn.JsonPath.string_at("$.registration.model_package_arn")),
@@ -465,6 +476,7 @@ class TrainingPipeline(Construct):
         )
         create_config = tasks.CallAwsService(
             self, "Create endpoint config",
+            task_timeout=API_TIMEOUT,
             service="sagemaker", action="createEndpointConfig",
             parameters={
                 "EndpointConfigName.$": config_name,
@@ -490,6 +502,7 @@ class TrainingPipeline(Construct):
         )
         check_endpoint = tasks.LambdaInvoke(
             self, "Check endpoint",
+            task_timeout=API_TIMEOUT,
             lambda_function=check.function,
             payload=sfn.TaskInput.from_object({"endpoint_name": self.endpoint_name}),
             result_selector={"exists.$": "$.Payload.exists", "previous_config.$": "$.Payload.endpoint_config_name"},
@@ -499,12 +512,14 @@ class TrainingPipeline(Construct):
         check_endpoint.add_retry(errors=["EndpointBusy"], interval=ENDPOINT_POLL, backoff_rate=1.5, max_attempts=8)
         create_endpoint = tasks.SageMakerCreateEndpoint(
             self, "Create endpoint",
+            task_timeout=API_TIMEOUT,
             endpoint_name=self.endpoint_name,
             endpoint_config_name=sfn.JsonPath.string_at(config_name),
             result_path=sfn.JsonPath.DISCARD,
         )
         update_endpoint = tasks.CallAwsService(
             self, "Update endpoint (blue-green)",
+            task_timeout=API_TIMEOUT,
             service="sagemaker", action="updateEndpoint",
             parameters={
                 "EndpointName": self.endpoint_name,
@@ -538,6 +553,7 @@ class TrainingPipeline(Construct):
         wait = sfn.Wait(self, "Wait for endpoint", time=sfn.WaitTime.duration(ENDPOINT_POLL))
         describe = tasks.CallAwsService(
             self, "Describe endpoint",
+            task_timeout=API_TIMEOUT,
             service="sagemaker", action="describeEndpoint",
             parameters={"EndpointName": self.endpoint_name},
             iam_resources=[stack.format_arn(service="sagemaker", resource="endpoint", resource_name=self.endpoint_name)],
@@ -592,6 +608,7 @@ class TrainingPipeline(Construct):
         target_arn = stack.format_arn(service="application-autoscaling", resource="scalable-target", resource_name="*")
         register = tasks.CallAwsService(
             self, "Register scalable target",
+            task_timeout=API_TIMEOUT,
             service="applicationautoscaling", action="registerScalableTarget",
             parameters={
                 "ServiceNamespace": "sagemaker", "ResourceId": resource_id,
@@ -604,6 +621,7 @@ class TrainingPipeline(Construct):
         )
         policy = tasks.CallAwsService(
             self, "Put scaling policy",
+            task_timeout=API_TIMEOUT,
             service="applicationautoscaling", action="putScalingPolicy",
             parameters={
                 "PolicyName": f"{self.endpoint_name}-invocations",

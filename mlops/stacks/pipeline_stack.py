@@ -23,7 +23,7 @@ class PipelineStack(cdk.Stack):
         operations: OperationsStack, **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        self.add_dependency(data)
+        self.add_stack_dependency(data)  # ImportValue alone does not order the deployments
         key = kms.Key.from_key_arn(self, "DataKey", cdk.Fn.import_value(export_name(config, "data-key-arn")))
         buckets = {
             zone: s3.Bucket.from_bucket_attributes(

@@ -252,7 +252,7 @@ class OfflineStage:
         while True:
             described = sfn.describe_execution(executionArn=execution_arn)
             history = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
-            states = _states(history)
+            states = states_of(history)
             if described["status"] != "RUNNING" or (until and any(s.name == until for s in states)):
                 break
             if time.monotonic() > deadline:
@@ -319,7 +319,7 @@ class OfflineStage:
         return allowed
 
 
-def _states(history: list[dict[str, Any]]) -> list[StateRecord]:
+def states_of(history: list[dict[str, Any]]) -> list[StateRecord]:
     records: list[StateRecord] = []
     for event in history:
         stamp = event["timestamp"].timestamp() if isinstance(event["timestamp"], datetime) else float(event["timestamp"])

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""`make demo`: run the dev training pipeline end to end, offline, on the bundled sample data.
+
+Synthesizes the dev stage (cdk-nag included), then executes the synthesized state machine
+in moto through tools/offline: the repo's handlers, a real XGBoost model trained on the
+breast-cancer sample, the real split and evaluation scripts. No AWS account, no network.
+
+    python scripts/demo.py [--stage dev] [--input '{"hyperparameters": {"max_depth": 3}}']
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the handlers' JSON logs would drown the progress
+
+
+def _progress(stage, execution: str):
+    """Print each state as it finishes: name, duration, outcome."""
+    import boto3
+
+    from tools.offline.runner import states_of
+
+    sfn = boto3.client("stepfunctions")
+    printed = 0
+    while True:
+        status = sfn.describe_execution(executionArn=execution)["status"]
+        states = states_of(sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"])
+        done = [s for s in states if s.outcome != "running"] if status == "RUNNING" else states
+        for state in done[printed:]:
+            mark = {"ok": "✓", "failed": "✗"}.get(state.outcome, "·")
+            print(f"  {mark} {state.name:<32} {state.seconds:6.2f} s  {state.outcome}", flush=True)
+        printed = len(done)
+        if status != "RUNNING":
+            return stage.wait(execution)
+        time.sleep(0.1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stage", default="dev")
+    parser.add_argument("--input", default="{}", help="execution input (JSON), as in the Step Functions console")
+    args = parser.parse_args(argv)
+    logging.disable(logging.WARNING)  # moto's executor logs caught task errors at ERROR; the demo reports them
+    warnings.simplefilter("ignore")
+    started = time.monotonic()
+
+    from tools.assembly import synth
+    from tools.offline.runner import OfflineStage
+
+    with tempfile.TemporaryDirectory(prefix="demo-cdk.out-") as outdir:
+        print(f"Synthesizing stage {args.stage!r} (cdk-nag on) ...", flush=True)
+        synth(args.stage, Path(outdir))
+        print(f"  done in {time.monotonic() - started:.1f} s\n")
+        with OfflineStage(Path(outdir), args.stage) as stage:
+            if any(rule for rule in stage.approval_rules):
+                print("This stage waits for manual approval; the demo approves the new version when asked.\n")
+            print(f"Running {stage.state_machine_arn.split(':')[-1]} offline on the bundled sample data:")
+            execution = stage.start(json.loads(args.input))
+            if stage.approval_rules:
+                _approve_when_waiting(stage, execution)
+            result = _progress(stage, execution)
+            _report(stage, result)
+    print(f"\nTotal {time.monotonic() - started:.1f} s")
+    return 0 if result.status == "SUCCEEDED" else 1
+
+
+def _approve_when_waiting(stage, execution: str) -> None:
+    import boto3
+
+    stage.wait(execution, until="Wait for approval")
+    for _ in range(200):
+        if any(p == stage.functions["approval"] and a == "s3:PutObject" for p, a in stage.hooks.calls):
+            break
+        time.sleep(0.05)
+    group = next(k for k in stage.definition["States"]["Register model version"]["Parameters"].items()
+                 if k[0] == "ModelPackageGroupName")[1]
+    package = boto3.client("sagemaker").list_model_packages(
+        ModelPackageGroupName=group, SortBy="CreationTime", SortOrder="Descending")["ModelPackageSummaryList"][0]
+    print(f"  … approving {package['ModelPackageArn'].split('/', 1)[1]} in the registry")
+    stage.decide(package["ModelPackageArn"], "Approved")
+
+
+def _report(stage, result) -> None:
+    import boto3
+
+    print(f"\nExecution {result.status}" + (f": {result.error}: {result.cause}" if result.error else ""))
+    output = result.output or {}
+    gate = output.get("gate")
+    if gate:
+        print("\nEvaluation on the held-out test split:")
+        for name, value in sorted(gate["candidate"].items()):
+            print(f"  {name:<22} {value:.4f}")
+        print(f"\n{gate['summary']}")
+    registration = output.get("registration")
+    if registration:
+        package = boto3.client("sagemaker").describe_model_package(ModelPackageName=registration["model_package_arn"])
+        print(f"\nRegistered model version: {package['ModelPackageArn']} ({package['ModelApprovalStatus']})")
+    run = output.get("run", {})
+    endpoint_name = run.get("names", {}).get("endpoint")
+    if endpoint_name and result.status == "SUCCEEDED":
+        endpoint = boto3.client("sagemaker").describe_endpoint(EndpointName=endpoint_name)
+        print(f"Endpoint: {endpoint_name} {endpoint['EndpointStatus']} on config {endpoint['EndpointConfigName']}")
+    for message in stage.messages():
+        print(f"Notification: {message[:160]}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

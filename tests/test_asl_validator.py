@@ -1,0 +1,45 @@
+"""asl-validator (npm, pinned) on every resolved definition: ASL rules that neither
+cfn-lint nor CDK check (payload templates, intrinsic syntax, paths, dangling states)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tools.lint import state_machine_definitions
+
+VALIDATOR = Path(__file__).resolve().parent.parent / "node_modules" / ".bin" / "asl-validator"
+
+
+def _validate(definition: dict, tmp_path: Path) -> subprocess.CompletedProcess:
+    path = tmp_path / "definition.json"
+    path.write_text(json.dumps(definition))
+    return subprocess.run([str(VALIDATOR), "--json-path", str(path)], capture_output=True, text=True, timeout=60)
+
+
+def test_every_definition_is_valid_asl(stacks, tmp_path: Path) -> None:
+    checked = 0
+    for key, stack in stacks.items():
+        for logical_id, definition in state_machine_definitions(stack.template).items():
+            result = _validate(definition, tmp_path)
+            assert result.returncode == 0, f"{key}/{logical_id}: {result.stdout}{result.stderr}"
+            checked += 1
+    assert checked == 2
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda d: d["States"]["Train model"].update(Next="Nowhere"), "MISSING_TRANSITION_TARGET"),
+        (lambda d: d["States"]["Train model"]["Parameters"]["ResourceConfig"].update({"InstanceType.$": "not-a-path"}),
+         "is invalid"),
+    ],
+)
+def test_canary_invalid_definitions_fail(stacks, tmp_path: Path, edit, expected: str) -> None:
+    definition = next(iter(state_machine_definitions(stacks["dev/Pipeline"].template).values()))
+    edit(definition)
+    result = _validate(definition, tmp_path)
+    assert result.returncode != 0 and expected in result.stdout + result.stderr

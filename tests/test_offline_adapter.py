@@ -1,0 +1,106 @@
+"""Canaries for tools/offline/adapter.py: each patch exists because moto 5.2.5 behaves a
+certain way. If an upgrade changes that behaviour, the matching canary fails, telling us
+to drop or rework the patch instead of silently testing against a fiction."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import time
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.sagemaker.models import SageMakerModelBackend
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_factory
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import StateTaskService
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
+    StateTaskServiceCallback,
+)
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+
+from tools.offline import adapter
+
+CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+ROLE = "arn:aws:iam::123456789012:role/any"
+
+
+def _execute(definition: dict, hooks: adapter.Hooks | None = None) -> dict:
+    sfn = boto3.client("stepfunctions")
+    arn = sfn.create_state_machine(name=f"canary{time.monotonic_ns()}", definition=json.dumps(definition),
+                                   roleArn=ROLE)["stateMachineArn"]
+    execution = sfn.start_execution(stateMachineArn=arn, name="canary", input="{}")["executionArn"]
+    for _ in range(200):
+        described = sfn.describe_execution(executionArn=execution)
+        if described["status"] != "RUNNING":
+            return described
+        time.sleep(0.05)
+    raise TimeoutError
+
+
+@pytest.fixture
+def moto(aws_credentials):
+    with mock_aws(config=CONFIG):
+        yield
+
+
+def test_patch1_moto_lambda_echoes_its_payload(moto) -> None:
+    """Why handlers run in-process: moto's Docker-less Lambda returns the payload unchanged."""
+    assert list(inspect.signature(LambdaSimpleBackend.invoke).parameters) == [
+        "self", "function_name", "qualifier", "body", "headers", "response_headers"]
+    boto3.client("iam").create_role(RoleName="any", AssumeRolePolicyDocument="{}")
+    client = boto3.client("lambda")
+    client.create_function(FunctionName="echo", Runtime="python3.13", Handler="index.handler", Role=ROLE,
+                           Code={"ZipFile": b"x"})
+    assert json.loads(client.invoke(FunctionName="echo", Payload=b'{"a": 1}')["Payload"].read()) == {"a": 1}
+
+
+def test_patch2_moto_rejects_sagemaker_service_integrations(moto) -> None:
+    assert "sagemaker" in state_task_service_factory._UNSUPPORTED_SERVICE_NAMES
+    assert state_task_factory.state_task_service_for is state_task_service_factory.state_task_service_for
+    described = _execute({"StartAt": "T", "States": {"T": {
+        "Type": "Task", "End": True, "Resource": "arn:aws:states:::sagemaker:createTrainingJob.sync",
+        "Parameters": {"TrainingJobName": "x"}}}})
+    assert described["status"] == "FAILED" and described.get("error") == "States.Runtime"
+    # and the generic .sync path dereferences a callback endpoint that is None without a task token
+    assert "callback_endpoint.interrupt_all()" in inspect.getsource(StateTaskServiceCallback._eval_integration_pattern)
+
+
+def test_patch3_moto_has_no_update_endpoint() -> None:
+    assert not hasattr(SageMakerModelBackend, "update_endpoint")
+
+
+def test_patch4_moto_context_lacks_redrive_count(moto) -> None:
+    definition = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True,
+                                                   "Parameters": {"n.$": "$$.Execution.RedriveCount"}}}}
+    assert _execute(definition)["status"] == "FAILED"
+    with adapter.patched(adapter.Hooks()):
+        assert json.loads(_execute(definition)["output"]) == {"n": 0}
+
+
+def test_patch5_moto_really_sleeps(moto) -> None:
+    assert "env.program_state_event.wait(wait_seconds)" in inspect.getsource(WaitFunction._wait_interval)
+    assert "time.sleep(interval_seconds)" in inspect.getsource(retrier_decl.RetrierDecl._eval_body)
+    hooks = adapter.Hooks()
+    with adapter.patched(hooks):
+        started = time.monotonic()
+        described = _execute({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3600, "End": True}}})
+    assert described["status"] == "SUCCEEDED" and time.monotonic() - started < 10 and hooks.waits == [3600]
+
+
+def test_patch6_moto_does_not_map_applicationautoscaling() -> None:
+    assert "applicationautoscaling" not in StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES
+    import botocore.session
+
+    assert "applicationautoscaling" not in botocore.session.get_session().get_available_services()
+
+
+def test_patches_are_undone_afterwards() -> None:
+    before = (LambdaSimpleBackend.invoke, WaitFunction._wait_interval, state_task_factory.state_task_service_for)
+    with adapter.patched(adapter.Hooks()):
+        assert hasattr(SageMakerModelBackend, "update_endpoint")
+    assert (LambdaSimpleBackend.invoke, WaitFunction._wait_interval, state_task_factory.state_task_service_for) == before
+    assert not hasattr(SageMakerModelBackend, "update_endpoint")

@@ -1,0 +1,153 @@
+"""Fine-grained assertions on the synthesized training pipeline (issue #3's points)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import resources_of_type
+from tools.lint import state_machine_definitions
+
+STAGES = ("dev", "prod")
+
+
+def _template(stacks, stage: str) -> dict:
+    return stacks[f"{stage}/Pipeline"].template
+
+
+def _definition(stacks, stage: str) -> dict:
+    (definition,) = state_machine_definitions(_template(stacks, stage)).values()
+    return definition
+
+
+def _statements(template: dict) -> list[dict]:
+    return [s for p in resources_of_type(template, "AWS::IAM::Policy").values()
+            for s in p["Properties"]["PolicyDocument"]["Statement"]]
+
+
+def _actions(statement: dict) -> list[str]:
+    return statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_state_machine_is_standard_logged_traced_and_bounded(stacks, stage: str) -> None:
+    template = _template(stacks, stage)
+    (machine,) = resources_of_type(template, "AWS::StepFunctions::StateMachine").values()
+    properties = machine["Properties"]
+    assert properties["StateMachineType"] == "STANDARD"
+    assert properties["TracingConfiguration"] == {"Enabled": True}
+    assert properties["LoggingConfiguration"]["Level"] == "ALL" and properties["LoggingConfiguration"]["IncludeExecutionData"]
+    log_groups = resources_of_type(template, "AWS::Logs::LogGroup").values()
+    assert all("KmsKeyId" in g["Properties"] and "RetentionInDays" in g["Properties"] for g in log_groups)
+    definition = _definition(stacks, stage)
+    assert definition["QueryLanguage"] == "JSONPath"
+    assert definition["TimeoutSeconds"] == (6 if stage == "dev" else 6 + 72) * 3600
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_sagemaker_and_lambda_task_retries_times_out_and_reports_failure(stacks, stage: str) -> None:
+    for name, state in _definition(stacks, stage)["States"].items():
+        if state["Type"] != "Task" or ":sns:" in state["Resource"]:
+            continue
+        assert "TimeoutSeconds" in state, name
+        catches = [c["Next"] for c in state.get("Catch", [])]
+        assert catches and catches[-1] == "Notify failure" and state["Catch"][-1]["ErrorEquals"] == ["States.ALL"], name
+        if ":sagemaker:" in state["Resource"] or ":lambda:" in state["Resource"]:
+            assert state.get("Retry"), name
+        if state["Resource"].endswith(".sync"):
+            errors = {e for r in state["Retry"] for e in r["ErrorEquals"]}
+            assert {"SageMaker.AmazonSageMakerException", "SageMaker.ThrottlingException",
+                    "SageMaker.ResourceLimitExceeded"} <= errors, name
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_job_names_are_unique_across_retries_and_redrives(stacks, stage: str) -> None:
+    states = _definition(stacks, stage)["States"]
+    for name, key in (("Prepare data splits", "ProcessingJobName.$"), ("Train model", "TrainingJobName.$"),
+                      ("Evaluate on test split", "ProcessingJobName.$")):
+        expression = states[name]["Parameters"][key]
+        assert "$$.Execution.RedriveCount" in expression and "$$.State.RetryCount" in expression
+
+
+def test_training_image_comes_from_the_sdk_mapping_not_a_typed_account(stacks) -> None:
+    template = _template(stacks, "dev")
+    raw = json.dumps(template["Resources"])
+    assert "dkr.ecr" not in raw  # only in Mappings
+    (mapping,) = template["Mappings"].values()
+    assert len(mapping) >= 30 and mapping["eu-west-1"]["xgboost"].endswith("/sagemaker-xgboost:1.7-1")
+    assert '"Fn::FindInMap"' in raw
+
+
+@pytest.mark.parametrize(("stage", "spot"), [("dev", True), ("prod", False)])
+def test_training_job_settings(stacks, stage: str, spot: bool) -> None:
+    parameters = _definition(stacks, stage)["States"]["Train model"]["Parameters"]
+    assert parameters.get("EnableManagedSpotTraining", False) is spot
+    assert ("CheckpointConfig" in parameters) is spot
+    assert ("MaxWaitTimeInSeconds" in parameters["StoppingCondition"]) is spot
+    assert parameters["ResourceConfig"]["VolumeKmsKeyId"] and parameters["OutputDataConfig"]["KmsKeyId"]
+    assert parameters["ExperimentConfig"]["TrialComponentDisplayName"] == "train"
+    assert parameters["HyperParameters.$"] == "$.run.hyperparameters"
+
+
+@pytest.mark.parametrize(("stage", "status"), [("dev", "Approved"), ("prod", "PendingManualApproval")])
+def test_registration_and_approval(stacks, stage: str, status: str) -> None:
+    states = _definition(stacks, stage)["States"]
+    register = states["Register model version"]["Parameters"]
+    assert register["ModelApprovalStatus"] == status
+    assert register["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri.$"] == "$.evaluation.report"
+    assert {"train_data.$", "training_job.$", "trigger.$"} <= set(register["CustomerMetadataProperties"])
+    assert register["MetadataProperties"]["CommitId"] == "unversioned"
+    if stage == "prod":
+        wait = states["Wait for approval"]
+        assert wait["Resource"].endswith("lambda:invoke.waitForTaskToken") and wait["TimeoutSeconds"] == 72 * 3600
+        assert wait["Catch"][0] == {"ErrorEquals": ["ModelRejected"], "ResultPath": "$.error", "Next": "Notify rejected"}
+        (rule,) = resources_of_type(_template(stacks, stage), "AWS::Events::Rule").values()
+        assert rule["Properties"]["EventPattern"]["detail"]["ModelApprovalStatus"] == ["Approved", "Rejected"]
+        (target,) = rule["Properties"]["Targets"]
+        assert "DeadLetterConfig" in target and target["RetryPolicy"]["MaximumRetryAttempts"] == 8
+    else:
+        assert "Wait for approval" not in states
+
+
+@pytest.mark.parametrize(("stage", "instances"), [("dev", 1), ("prod", 2)])
+def test_realtime_deployment(stacks, stage: str, instances: int) -> None:
+    template = _template(stacks, stage)
+    states = _definition(stacks, stage)["States"]
+    config = states["Create endpoint config"]["Parameters"]
+    assert config["KmsKeyId"] and config["DataCaptureConfig"]["EnableCapture"] is True
+    assert config["DataCaptureConfig"]["DestinationS3Uri"].endswith("/data-capture")
+    assert config["ProductionVariants"][0]["InitialInstanceCount"] == instances
+    update = states["Update endpoint (blue-green)"]["Parameters"]["DeploymentConfig"]
+    alarms = resources_of_type(template, "AWS::CloudWatch::Alarm")  # referenced by Ref (placeholder: logical id)
+    assert {a["AlarmName"] for a in update["AutoRollbackConfiguration"]["Alarms"]} == set(alarms)
+    assert {a["Properties"]["MetricName"] for a in alarms.values()} == {"Invocation5XXErrors", "ModelLatency"}
+    assert "BlueGreenUpdatePolicy" in update
+    assert states["Check endpoint"]["Retry"][-1]["ErrorEquals"] == ["EndpointBusy"]
+    assert states["Keep waiting?"]["Choices"][0]["NumericLessThan"] == 30  # bounded poll
+    assert states["Register scalable target"]["Parameters"]["MinCapacity"] == instances
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_least_privilege_details(stacks, stage: str) -> None:
+    statements = _statements(_template(stacks, stage))
+    pass_role = [s for s in statements if "iam:PassRole" in _actions(s)]
+    assert pass_role and all(s["Condition"]["StringEquals"]["iam:PassedToService"] == "sagemaker.amazonaws.com"
+                             for s in pass_role)
+    assert any("sagemaker:AddTags" in _actions(s) for s in statements)
+    rules = json.dumps([s["Resource"] for s in statements if "events:PutRule" in _actions(s)])
+    assert "StepFunctionsGetEventsForSageMakerTrainingJobsRule" in rules
+    assert "StepFunctionsGetEventsForSageMakerProcessingJobsRule" in rules
+    wildcard_actions = [a for s in statements for a in _actions(s) if a.endswith("*")]
+    assert wildcard_actions == []  # explicit actions only; resource wildcards are acknowledged one by one
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_handlers(stacks, stage: str) -> None:
+    functions = resources_of_type(_template(stacks, stage), "AWS::Lambda::Function")
+    assert len(functions) == (3 if stage == "dev" else 4)
+    for function in functions.values():
+        properties = function["Properties"]
+        assert properties["Runtime"] == "python3.13" and properties["MemorySize"] == 256 and properties["Timeout"] == 30
+        assert "AWSLambdaPowertoolsPythonV3-python313-x86_64:27" in json.dumps(properties["Layers"])
+        assert "LoggingConfig" in properties
