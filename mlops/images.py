@@ -7,7 +7,13 @@ No account id is typed by hand anywhere; a new SDK version brings new regions.
 
 from __future__ import annotations
 
+import importlib.util
+import json
 from functools import lru_cache
+from pathlib import Path
+
+import botocore.loaders
+import botocore.regions
 
 import aws_cdk as cdk
 from constructs import Construct
@@ -15,21 +21,29 @@ from constructs import Construct
 
 @lru_cache(maxsize=None)
 def image_uris(framework: str, version: str, scope: str = "training") -> dict[str, str]:
-    """Region -> image URI for a built-in algorithm or framework image."""
-    from unittest import mock
+    """Region -> image URI for a built-in algorithm image, from the SageMaker Python SDK's
+    region tables (``sagemaker/core/image_uri_config/<framework>.json``).
 
-    from sagemaker.core import common_utils
-    from sagemaker.core import image_uris as sdk  # ~3 s import: only when a pipeline is built
-
-    regions = sdk.config_for_framework(framework)[scope]["versions"][version]["registries"]
-    # retrieve() re-reads botocore's endpoints.json on every call (0.2 s each, 7 s for the
-    # SDK's 37 regions); the resolver is the same for all of them, so build it once.
-    resolver = common_utils._botocore_resolver()
-    with mock.patch.object(common_utils, "_botocore_resolver", return_value=resolver):
-        return {
-            region: sdk.retrieve(framework=framework, region=region, version=version, image_scope=scope)
-            for region in sorted(regions)
-        }
+    Reads the table file directly: importing ``sagemaker.core`` costs ~3 s of every synth.
+    The URI is ``<account>.dkr.<ECR hostname>/<repository>:<version>``, which is what the
+    SDK's ``image_uris.retrieve`` returns for images without processor or Python variants;
+    ``tests/test_images.py`` checks that against ``retrieve`` for every region.
+    """
+    spec = importlib.util.find_spec("sagemaker")  # locates the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("sagemaker-core is not installed (see requirements.txt)")
+    table = Path(next(iter(spec.submodule_search_locations))) / "core" / "image_uri_config" / f"{framework}.json"
+    config = json.loads(table.read_text(encoding="utf-8"))
+    config = config.get(scope, config)
+    entry = config["versions"][version]
+    if "processors" in entry or "py_versions" in entry or "container_version" in entry:
+        raise ValueError(f"{framework} {version} has image variants; use sagemaker.core.image_uris.retrieve")
+    endpoints = botocore.regions.EndpointResolver(botocore.loaders.create_loader().load_data("endpoints"))
+    uris = {}
+    for region, account in sorted(entry["registries"].items()):
+        endpoint = endpoints.construct_endpoint("ecr", region) or {"hostname": f"ecr.{region}.amazonaws.com"}
+        uris[region] = f"{account}.dkr.{endpoint['hostname']}/{entry['repository']}:{version}"
+    return uris
 
 
 class ImageMapping(Construct):

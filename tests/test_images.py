@@ -1,0 +1,21 @@
+"""Image URIs read from the SageMaker SDK's tables equal what the SDK itself returns."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlops.images import image_uris
+
+
+def test_fast_path_matches_the_sdk_for_every_region() -> None:
+    from sagemaker.core import image_uris as sdk
+
+    ours = image_uris("xgboost", "1.7-1")
+    assert len(ours) >= 30 and "eu-west-1" in ours and "cn-north-1" in ours
+    for region, uri in ours.items():
+        assert uri == sdk.retrieve(framework="xgboost", region=region, version="1.7-1", image_scope="training"), region
+
+
+def test_images_with_variants_are_refused() -> None:
+    with pytest.raises(ValueError, match="variants"):
+        image_uris("pytorch", "2.10.0")
