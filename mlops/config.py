@@ -172,9 +172,10 @@ class PipelineConfig(_Model):
 
 
 class DeploymentConfig(_Model):
-    """How an approved model is served (issue #3). Only ``realtime`` is built so far."""
+    """How an approved model is served (issue #3): ``realtime`` endpoint or ``batch`` transform
+    (the default; an execution input may pick the other). Serverless and async are not built yet."""
 
-    mode: Literal["realtime"] = "realtime"
+    mode: Literal["realtime", "batch"] = "realtime"
     instance_type: str = "ml.m5.large"
     initial_instance_count: int = Field(default=1, ge=1, le=10)
     max_instance_count: int = Field(default=2, ge=1, le=20)

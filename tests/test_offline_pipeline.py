@@ -16,7 +16,8 @@ from tools.offline.runner import OfflineStage
 DEV_ENDPOINT = "mlops-demo-dev-endpoint"
 HAPPY_PATH = [
     "Prepare run", "Prepare data splits", "Train model", "Evaluate on test split", "Check metric gate",
-    "Metric gate passed?", "Register model version", "Create model", "Create endpoint config", "Check endpoint",
+    "Metric gate passed?", "Register model version", "Create model", "Deployment mode?", "Create endpoint config",
+    "Check endpoint",
     "Endpoint exists?", "Create endpoint", "Start waiting", "Wait for endpoint", "Describe endpoint",
     "Endpoint in service?", "Register scalable target", "Put scaling policy", "Notify deployed", "Model deployed",
 ]
@@ -100,6 +101,12 @@ def test_failed_update_leaves_the_old_endpoint_serving(dev: OfflineStage) -> Non
     assert run.visited()[-4:] == ["Update rolled back", "Notify failure", "Reserved error name?", "Run failed"]
     endpoint = boto3.client("sagemaker").describe_endpoint(EndpointName=DEV_ENDPOINT)
     assert endpoint["EndpointStatus"] == "InService" and endpoint["EndpointConfigName"] == serving
+
+
+def test_mode_the_stage_does_not_deploy_is_refused_up_front(dev: OfflineStage) -> None:
+    run = dev.run({"deployment_mode": "serverless"})
+    assert run.status == "FAILED" and run.error == "InvalidExecutionInput"
+    assert "input.deployment_mode: 'serverless' is not deployed in this stage; allowed: realtime, batch" in run.cause
 
 
 def test_bad_input_fails_in_the_first_state_naming_the_field(dev: OfflineStage) -> None:

@@ -56,3 +56,19 @@ def test_prod_rejection_ends_cleanly_with_nothing_deployed(cloud_assembly_dir: P
         run = stage.wait(execution)
         assert run.status == "SUCCEEDED" and run.visited()[-2:] == ["Notify rejected", "Model rejected"]
         assert _endpoints() == []
+
+
+def test_batch_mode_writes_label_and_prediction_for_the_test_split(cloud_assembly_dir: Path) -> None:
+    with OfflineStage(cloud_assembly_dir, "dev") as stage:
+        run = stage.run({"deployment_mode": "batch"})
+        assert run.status == "SUCCEEDED", (run.error, run.cause)
+        assert run.visited()[-4:] == ["Deployment mode?", "Run batch transform", "Notify batch done",
+                                      "Batch predictions written"]
+        assert _endpoints() == []  # batch serves nothing
+        bucket, prefix = run.output["transform"]["output"].removeprefix("s3://").split("/", 1)
+        s3 = boto3.client("s3")
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]]
+        lines = [line.split(",") for k in keys for line in s3.get_object(Bucket=bucket, Key=k)["Body"].read().decode().splitlines()]
+        assert len(lines) == 57 and all(len(line) == 2 for line in lines)  # label,prediction per test row
+        accuracy = sum(float(label) == (float(score) > 0.5) for label, score in lines) / len(lines)
+        assert accuracy > 0.9  # the predictions come from the real model

@@ -151,3 +151,17 @@ def test_handlers(stacks, stage: str) -> None:
         assert properties["Runtime"] == "python3.13" and properties["MemorySize"] == 256 and properties["Timeout"] == 30
         assert "AWSLambdaPowertoolsPythonV3-python313-x86_64:27" in json.dumps(properties["Layers"])
         assert "LoggingConfig" in properties
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_batch_deployment(stacks, stage: str) -> None:
+    states = _definition(stacks, stage)["States"]
+    assert states["Deployment mode?"]["Choices"][0] == {
+        "Variable": "$.run.deployment_mode", "StringEquals": "batch", "Next": "Run batch transform"}
+    transform = states["Run batch transform"]
+    assert transform["Resource"].endswith("sagemaker:createTransformJob.sync")
+    parameters = transform["Parameters"]
+    assert parameters["DataProcessing"] == {"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": "$[0,-1]"}
+    assert parameters["TransformOutput"]["KmsKeyId"] and parameters["TransformResources"]["VolumeKmsKeyId"]
+    rules = json.dumps([s["Resource"] for s in _statements(_template(stacks, stage)) if "events:PutRule" in _actions(s)])
+    assert "StepFunctionsGetEventsForSageMakerTransformJobsRule" in rules

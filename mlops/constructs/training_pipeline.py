@@ -28,6 +28,7 @@ from mlops.nag import acknowledge
 JOBS_DIR = Path(__file__).resolve().parent.parent.parent / "jobs"
 DATASET_LABELS = {"breast_cancer": "target", "diabetes": "target"}
 VARIANT = "AllTraffic"
+DEPLOYMENT_MODES = ("realtime", "batch")  # the branches this state machine has
 ENDPOINT_POLL = cdk.Duration.seconds(60)
 # Bounds every API-call task (Lambda handlers run in seconds; a hung call must not hold the run).
 API_TIMEOUT = sfn.Timeout.duration(cdk.Duration.minutes(5))
@@ -190,7 +191,7 @@ class TrainingPipeline(Construct):
                     "tuning": False,
                     "tuning_available": False,
                     "deployment_mode": deployment.mode,
-                    "deployment_modes": [deployment.mode],
+                    "deployment_modes": list(DEPLOYMENT_MODES),
                     "raw_bucket": raw_bucket.bucket_name,
                     "raw_prefix": raw_prefix,
                     "curated_bucket": curated_bucket.bucket_name,
@@ -596,11 +597,38 @@ class TrainingPipeline(Construct):
         start_wait.next(poll)
         create_endpoint.next(start_wait)
         update_endpoint.next(start_wait)
-        return create_model.next(create_config).next(check_endpoint).next(
+        realtime = create_config.next(check_endpoint).next(
             sfn.Choice(self, "Endpoint exists?")
             .when(sfn.Condition.boolean_equals("$.endpoint.exists", True), update_endpoint)
             .otherwise(create_endpoint)
         )
+        return create_model.next(
+            sfn.Choice(self, "Deployment mode?")
+            .when(sfn.Condition.string_equals("$.run.deployment_mode", "batch"), self._batch(deployment, data_key))
+            .otherwise(realtime)
+        )
+
+    def _batch(self, deployment, data_key: kms.IKey) -> sfn.IChainable:
+        """Batch transform over the run's test split: the label column is filtered out of the
+        request and joined back to the prediction, so the output reads ``label,prediction``."""
+        transform = self._job("Run batch transform", "createTransformJob", {
+            "TransformJobName.$": _with_suffix("$.run.names.transform"),
+            "ModelName.$": "$.run.names.model",
+            "TransformInput": {
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri.$": "$.run.s3.test"}},
+                "ContentType": "text/csv", "SplitType": "Line",
+            },
+            "TransformOutput": {"S3OutputPath.$": "$.run.s3.transform_output", "Accept": "text/csv",
+                                "AssembleWith": "Line", "KmsKeyId": data_key.key_arn},
+            "TransformResources": {"InstanceType": deployment.instance_type,
+                                   "InstanceCount": deployment.initial_instance_count,
+                                   "VolumeKmsKeyId": data_key.key_arn},
+            "DataProcessing": {"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": "$[0,-1]"},
+            "ModelClientConfig": {"InvocationsTimeoutInSeconds": 600, "InvocationsMaxRetries": 1},
+        }, result_selector={"job_name.$": "$.TransformJobName", "output.$": "$.TransformOutput.S3OutputPath"},
+            result_path="$.transform", comment="Predictions for the test split: label,prediction per line")
+        return transform.next(self._notify("Notify batch done", "BATCH PREDICTIONS WRITTEN", "$.transform.output")).next(
+            sfn.Succeed(self, "Batch predictions written"))
 
     def _autoscaling(self, deployment) -> sfn.INextable:
         stack = cdk.Stack.of(self)
@@ -708,8 +736,10 @@ class TrainingPipeline(Construct):
             sid="SageMakerJobs",
             actions=["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob",
                      "sagemaker:CreateProcessingJob", "sagemaker:DescribeProcessingJob", "sagemaker:StopProcessingJob",
+                     "sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob",
                      "sagemaker:AddTags"],
-            resources=[arn("training-job", f"{prefix}-*"), arn("processing-job", f"{prefix}-*")],
+            resources=[arn("training-job", f"{prefix}-*"), arn("processing-job", f"{prefix}-*"),
+                       arn("transform-job", f"{prefix}-*")],
         ))
         role.add_to_principal_policy(iam.PolicyStatement(
             sid="SageMakerTagsOnDeployedResources",
@@ -721,7 +751,7 @@ class TrainingPipeline(Construct):
             sid="SyncJobEvents",
             actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
             resources=[stack.format_arn(service="events", resource="rule", resource_name=f"StepFunctionsGetEventsForSageMaker{kind}JobsRule")
-                       for kind in ("Training", "Processing")],
+                       for kind in ("Training", "Processing", "Transform")],
         ))
         role.add_to_principal_policy(iam.PolicyStatement(
             sid="PassSageMakerRole",
@@ -774,6 +804,7 @@ class TrainingPipeline(Construct):
             "Resource::*": "X-Ray tracing of executions (xray:PutTraceSegments and friends support no resource-level permissions)",
             f"Resource::{sagemaker}:training-job/{prefix}-*": "training job names are derived per execution, retry and redrive",
             f"Resource::{sagemaker}:processing-job/{prefix}-*": "split and evaluation job names are derived per execution",
+            f"Resource::{sagemaker}:transform-job/{prefix}-*": "batch transform job names are derived per execution",
             f"Resource::{sagemaker}:model/{prefix}-model-*": "model names are derived per execution",
             f"Resource::{sagemaker}:endpoint-config/{prefix}-config-*": "endpoint config names are derived per execution (configs are immutable)",
             f"Resource::{sagemaker}:model-package/{prefix}-models/*": "versions of this stage's model package group are numbered by SageMaker",

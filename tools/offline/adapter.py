@@ -239,6 +239,10 @@ def _record_job_outcome(action: str, parameters: dict, outcome: dict) -> None:
         job = backend.processing_jobs[parameters["ProcessingJobName"]]
         if outcome.get("failure"):
             job.processing_job_status, job.failure_reason = "Failed", outcome["failure"]
+    elif action == "create_transform_job":
+        job = backend.transform_jobs[parameters["TransformJobName"]]
+        if outcome.get("failure"):
+            job.transform_job_status, job.failure_reason = "Failed", outcome["failure"]
 
 
 # --- 3. UpdateEndpoint ------------------------------------------------------------------

@@ -125,3 +125,60 @@ def run_processing(request: dict[str, Any], *, fault: str | None = None) -> dict
         for item in outputs:
             upload_dir(Path(local(item["S3Output"]["LocalPath"])), item["S3Output"]["S3Uri"])
     return {"stdout": result.stdout}
+
+
+def _select(values: list[str], expression: str) -> list[str]:
+    """The JSONPath subset SageMaker batch transform filters use on CSV rows:
+    ``$``, ``$[a:b]`` and ``$[i,j,...]`` (negative indexes allowed)."""
+    if expression in ("", "$"):
+        return values
+    inner = expression.removeprefix("$[").removesuffix("]")
+    if ":" in inner:
+        start, _, stop = inner.partition(":")
+        return values[int(start) if start else None:int(stop) if stop else None]
+    return [values[int(index)] for index in inner.split(",")]
+
+
+def _load_booster(model_data: str):  # noqa: ANN202
+    import xgboost
+
+    bucket, key = _split(model_data)
+    archive = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    with tempfile.TemporaryDirectory() as scratch, tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(scratch, filter="data")
+        booster = xgboost.Booster()
+        booster.load_model(str(Path(scratch) / "xgboost-model"))
+    return booster
+
+
+def run_transform(request: dict[str, Any], *, fault: str | None = None) -> dict[str, Any]:
+    """Batch transform with the model's artifact (found through its model package),
+    honouring the request's DataProcessing filters and join."""
+    import xgboost
+
+    if fault == "fail":
+        return {"failure": "ClientError: injected transform failure (offline scenario)"}
+    sagemaker = boto3.client("sagemaker")
+    container = sagemaker.describe_model(ModelName=request["ModelName"])["PrimaryContainer"]
+    model_data = container.get("ModelDataUrl")
+    if not model_data:
+        package = sagemaker.describe_model_package(ModelPackageName=container["ModelPackageName"])
+        model_data = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    booster = _load_booster(model_data)
+    processing = request.get("DataProcessing", {})
+    source = request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+    output = request["TransformOutput"]["S3OutputPath"]
+    s3 = boto3.client("s3")
+    with tempfile.TemporaryDirectory() as scratch:
+        for path in download_prefix(source, Path(scratch)):
+            rows = [line.split(",") for line in path.read_text().splitlines() if line.strip()]
+            features = np.array([[float(v) for v in _select(row, processing.get("InputFilter", "$"))] for row in rows])
+            predictions = booster.predict(xgboost.DMatrix(features))
+            lines = []
+            for row, prediction in zip(rows, predictions):
+                joined = row + [f"{prediction:.6f}"] if processing.get("JoinSource") == "Input" else [f"{prediction:.6f}"]
+                lines.append(",".join(_select(joined, processing.get("OutputFilter", "$"))))
+            bucket, prefix = _split(output)
+            key = f"{prefix.rstrip('/')}/{path.relative_to(scratch)}.out".lstrip("/")
+            s3.put_object(Bucket=bucket, Key=key, Body=("\n".join(lines) + "\n").encode())
+    return {}

@@ -145,7 +145,8 @@ class OfflineStage:
         self.cdk_out = Path(cdk_out)
         self.stage = stage
         self.hooks = adapter.Hooks(faults={k: list(v) for k, v in (faults or {}).items()})
-        self.hooks.jobs.update(createTrainingJob=jobs.train_xgboost, createProcessingJob=jobs.run_processing)
+        self.hooks.jobs.update(createTrainingJob=jobs.train_xgboost, createProcessingJob=jobs.run_processing,
+                               createTransformJob=jobs.run_transform)
         self.stacks = {stack.stack_id: stack for stack in read_stacks(self.cdk_out, [stage])}
         self._resolver = _Resolver({stack.stack_name: stack for stack in self.stacks.values()})
         self._exit = ExitStack()
