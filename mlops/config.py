@@ -133,6 +133,50 @@ class MetricThreshold(_Model):
         return self
 
 
+class ParameterRange(_Model):
+    """One hyperparameter range searched by tuning."""
+
+    name: str = Field(pattern=r"^[a-z_]+$")
+    type: Literal["continuous", "integer", "categorical"]
+    min: float | None = None
+    max: float | None = None
+    values: list[str] | None = Field(default=None, min_length=1, max_length=30)
+    scaling: Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"] = "Auto"
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ParameterRange:
+        if self.type == "categorical":
+            if not self.values or self.min is not None or self.max is not None:
+                raise ValueError(f"range {self.name!r}: a categorical range takes values (a list), not min/max")
+        elif self.min is None or self.max is None or self.min >= self.max or self.values is not None:
+            article = "an" if self.type == "integer" else "a"
+            raise ValueError(f"range {self.name!r}: {article} {self.type} range needs min < max (and no values)")
+        return self
+
+
+class TuningConfig(_Model):
+    """Hyperparameter tuning (SageMaker automatic model tuning); runs when the execution
+    input asks for it, or on every run with ``run_by_default``."""
+
+    run_by_default: bool = False
+    objective_metric: str = Field(default="validation:auc", pattern=r"^(train|validation):[a-z0-9_@.-]+$")
+    objective_type: Literal["Maximize", "Minimize"] = "Maximize"
+    max_jobs: int = Field(default=6, ge=1, le=500)
+    max_parallel_jobs: int = Field(default=2, ge=1, le=100)
+    early_stopping: Literal["Off", "Auto"] = "Auto"
+    ranges: list[ParameterRange] = Field(min_length=1, max_length=30)
+
+    @model_validator(mode="after")
+    def _limits(self) -> TuningConfig:
+        if self.max_parallel_jobs > self.max_jobs:
+            raise ValueError(f"pipeline.tuning.max_parallel_jobs: must be <= max_jobs ({self.max_jobs}); "
+                             f"got {self.max_parallel_jobs}")
+        names = [r.name for r in self.ranges]
+        if len(set(names)) != len(names):
+            raise ValueError(f"pipeline.tuning.ranges: each hyperparameter once (got {', '.join(names)})")
+        return self
+
+
 class PipelineConfig(_Model):
     """The training-to-deployment state machine (issue #3)."""
 
@@ -152,6 +196,7 @@ class PipelineConfig(_Model):
     source_repository: str = Field(default="", max_length=256)
     source_revision: str = Field(default="unversioned", min_length=1, max_length=256)
     powertools_layer_version: int = Field(default=27, ge=1)
+    tuning: TuningConfig | None = None
 
     _evaluation_instance = field_validator("evaluation_instance_type")(TrainingConfig._sagemaker_instance.__func__)
 

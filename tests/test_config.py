@@ -165,6 +165,21 @@ def test_config_is_frozen() -> None:
             id="evaluation-instance-not-ml",
         ),
         pytest.param(
+            lambda d: d["pipeline"]["tuning"].update(max_parallel_jobs=9),
+            ["pipeline.tuning.max_parallel_jobs: must be <= max_jobs (4)"],
+            id="tuning-parallel-above-max",
+        ),
+        pytest.param(
+            lambda d: d["pipeline"]["tuning"]["ranges"][1].update(min=9),
+            ["range 'max_depth': an integer range needs min < max"],
+            id="tuning-range-bounds",
+        ),
+        pytest.param(
+            lambda d: d["pipeline"]["tuning"].update(objective_metric="auc"),
+            ["pipeline.tuning.objective_metric: must match", "got 'auc'"],
+            id="tuning-objective-metric",
+        ),
+        pytest.param(
             lambda d: d["data_lake"].update(noncurrent_version_expiration_days=0),
             ["data_lake.noncurrent_version_expiration_days", "greater than or equal to 1", "got 0"],
             id="lifecycle-days-zero",

@@ -15,7 +15,8 @@ from tools.offline.runner import OfflineStage
 
 DEV_ENDPOINT = "mlops-demo-dev-endpoint"
 HAPPY_PATH = [
-    "Prepare run", "Prepare data splits", "Train model", "Evaluate on test split", "Check metric gate",
+    "Prepare run", "Prepare data splits", "Tune hyperparameters?", "Train model", "Evaluate on test split",
+    "Check metric gate",
     "Metric gate passed?", "Register model version", "Create model", "Deployment mode?", "Create endpoint config",
     "Check endpoint",
     "Endpoint exists?", "Create endpoint", "Start waiting", "Wait for endpoint", "Describe endpoint",

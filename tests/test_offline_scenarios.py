@@ -72,3 +72,21 @@ def test_batch_mode_writes_label_and_prediction_for_the_test_split(cloud_assembl
         assert len(lines) == 57 and all(len(line) == 2 for line in lines)  # label,prediction per test row
         accuracy = sum(float(label) == (float(score) > 0.5) for label, score in lines) / len(lines)
         assert accuracy > 0.9  # the predictions come from the real model
+
+
+def test_tuning_picks_the_best_job_and_its_model_flows_on(cloud_assembly_dir: Path) -> None:
+    with OfflineStage(cloud_assembly_dir, "dev") as stage:
+        run = stage.run({"tuning": True})
+        assert run.status == "SUCCEEDED", (run.error, run.cause)
+        visited = run.visited()
+        assert visited[2:5] == ["Tune hyperparameters?", "Tune hyperparameters", "Describe best training job"]
+        assert "Train model" not in visited
+        tuning, training = run.output["tuning_job"], run.output["training"]
+        assert training["job_name"] == tuning["best_training_job"]  # the best job's model is the run's model
+        jobs = boto3.client("sagemaker").list_training_jobs()["TrainingJobSummaries"]
+        assert len(jobs) == 4  # max_jobs in config/dev.yaml, each really trained
+        assert {"eta", "max_depth"} <= set(training["hyperparameters"])
+        (package,) = _packages("mlops-demo-dev-models")
+        lineage = boto3.client("sagemaker").describe_model_package(
+            ModelPackageName=package["ModelPackageArn"])["CustomerMetadataProperties"]
+        assert lineage["training_job"] == tuning["best_training_job"]

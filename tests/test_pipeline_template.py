@@ -165,3 +165,21 @@ def test_batch_deployment(stacks, stage: str) -> None:
     assert parameters["TransformOutput"]["KmsKeyId"] and parameters["TransformResources"]["VolumeKmsKeyId"]
     rules = json.dumps([s["Resource"] for s in _statements(_template(stacks, stage)) if "events:PutRule" in _actions(s)])
     assert "StepFunctionsGetEventsForSageMakerTransformJobsRule" in rules
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_tuning_branch(stacks, stage: str) -> None:
+    states = _definition(stacks, stage)["States"]
+    assert states["Tune hyperparameters?"]["Choices"][0]["Variable"] == "$.run.tuning"
+    tune = states["Tune hyperparameters"]
+    assert tune["Resource"].endswith("sagemaker:createHyperParameterTuningJob.sync")
+    config = tune["Parameters"]["HyperParameterTuningJobConfig"]
+    assert config["HyperParameterTuningJobObjective"] == {"Type": "Maximize", "MetricName": "validation:auc"}
+    assert config["ResourceLimits"] == {"MaxNumberOfTrainingJobs": 4, "MaxParallelTrainingJobs": 2}
+    assert [r["Name"] for r in config["ParameterRanges"]["ContinuousParameterRanges"]] == ["eta"]
+    assert [r["Name"] for r in config["ParameterRanges"]["IntegerParameterRanges"]] == ["max_depth"]
+    definition = tune["Parameters"]["TrainingJobDefinition"]
+    assert definition["StaticHyperParameters.$"] == "$.run.static_hyperparameters"
+    assert definition["ResourceConfig"]["VolumeKmsKeyId"]
+    assert states["Describe best training job"]["ResultPath"] == "$.training"
+    assert "$.run.names.tune" in tune["Parameters"]["HyperParameterTuningJobName.$"]

@@ -78,6 +78,13 @@ def test_input_overrides_defaults() -> None:
     assert run["trigger"]["source"] == "drift-alarm"
 
 
+def test_tuned_hyperparameters_are_not_static() -> None:
+    run = _run({"hyperparameters": {"eta": 0.3}}, defaults={"tuned_hyperparameters": ["eta", "max_depth"]})
+    assert run["hyperparameters"]["eta"] == "0.3"
+    assert "eta" not in run["static_hyperparameters"] and "max_depth" not in run["static_hyperparameters"]
+    assert run["static_hyperparameters"]["objective"] == "binary:logistic"
+
+
 def test_modes_and_tuning_are_limited_to_what_the_stage_deploys() -> None:
     with pytest.raises(prepare.InvalidExecutionInput, match=r"input.deployment_mode: 'batch' is not deployed .*allowed: realtime"):
         _run({"deployment_mode": "batch"}, defaults={"deployment_modes": ["realtime"]})

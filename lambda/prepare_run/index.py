@@ -97,6 +97,7 @@ class RunDefaults(_Strict):
     hyperparameters: dict[str, str]
     tuning: bool
     tuning_available: bool = False
+    tuned_hyperparameters: list[str] = Field(default_factory=list)
     deployment_mode: Literal[DEPLOYMENT_MODES]  # type: ignore[valid-type]
     deployment_modes: list[Literal[DEPLOYMENT_MODES]] = Field(min_length=1)  # type: ignore[valid-type]
     raw_bucket: str
@@ -167,6 +168,7 @@ def prepare_run(event: Event) -> dict[str, Any]:
     names["tune"] = derive_name("hpo", defaults.stem, execution, limit=TUNING_NAME_LIMIT)
     names["endpoint"] = f"{defaults.stem}-endpoint"  # stable: updates target the serving endpoint
     names["experiment"] = defaults.experiment
+    hyperparameters = {**defaults.hyperparameters, **{k: str(v) for k, v in run_input.hyperparameters.items()}}
     curated = f"s3://{defaults.curated_bucket}/{defaults.dataset}/runs/{names['run']}"
     artifacts = f"s3://{defaults.artifacts_bucket}/runs/{names['run']}"
     return {
@@ -175,7 +177,9 @@ def prepare_run(event: Event) -> dict[str, Any]:
         "dataset": defaults.dataset,
         "problem_type": defaults.problem_type,
         "label": defaults.label,
-        "hyperparameters": {**defaults.hyperparameters, **{k: str(v) for k, v in run_input.hyperparameters.items()}},
+        "hyperparameters": hyperparameters,
+        # what a tuning job keeps fixed: SageMaker rejects a static value for a tuned name
+        "static_hyperparameters": {k: v for k, v in hyperparameters.items() if k not in defaults.tuned_hyperparameters},
         "tuning": defaults.tuning if run_input.tuning is None else run_input.tuning,
         "deployment_mode": mode,
         "trigger": run_input.trigger.model_dump(),

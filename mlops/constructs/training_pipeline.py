@@ -188,8 +188,9 @@ class TrainingPipeline(Construct):
                     "problem_type": pipeline.problem_type,
                     "label": DATASET_LABELS[pipeline.dataset],
                     "hyperparameters": dict(pipeline.hyperparameters),
-                    "tuning": False,
-                    "tuning_available": False,
+                    "tuning": bool(pipeline.tuning and pipeline.tuning.run_by_default),
+                    "tuning_available": pipeline.tuning is not None,
+                    "tuned_hyperparameters": [r.name for r in pipeline.tuning.ranges] if pipeline.tuning else [],
                     "deployment_mode": deployment.mode,
                     "deployment_modes": list(DEPLOYMENT_MODES),
                     "raw_bucket": raw_bucket.bucket_name,
@@ -317,8 +318,17 @@ class TrainingPipeline(Construct):
         else:
             chain = register.next(deploy)
 
+        model_source: sfn.IChainable = train
+        if pipeline.tuning is not None:
+            model_source = (
+                sfn.Choice(self, "Tune hyperparameters?")
+                .when(sfn.Condition.boolean_equals("$.run.tuning", True),
+                      self._tuning(pipeline.tuning, train_parameters))
+                .otherwise(train)
+                .afterwards()
+            )
         definition = (
-            prepare_run.next(split).next(train).next(evaluate).next(metric_gate)
+            prepare_run.next(split).next(model_source).next(evaluate).next(metric_gate)
             .next(sfn.Choice(self, "Metric gate passed?")
                   .when(sfn.Condition.boolean_equals("$.gate.passed", True), chain)
                   .otherwise(gate_failed))
@@ -344,6 +354,60 @@ class TrainingPipeline(Construct):
         self._grant_state_machine(data_key, topic_key, artifacts_bucket)
         if approval is not None:
             self._approval_rule(approval, data_key)
+
+    def _tuning(self, tuning, train_parameters: dict) -> sfn.IChainable:
+        """Automatic model tuning; the best training job then stands where "Train model"'s
+        result would (``$.training``), so evaluation, registry and deployment use its model."""
+        ranges: dict[str, list] = {"ContinuousParameterRanges": [], "IntegerParameterRanges": [],
+                                   "CategoricalParameterRanges": []}
+        for r in tuning.ranges:
+            if r.type == "categorical":
+                ranges["CategoricalParameterRanges"].append({"Name": r.name, "Values": list(r.values)})
+            else:
+                bounds = (str(int(r.min)), str(int(r.max))) if r.type == "integer" else (f"{r.min:g}", f"{r.max:g}")
+                key = "IntegerParameterRanges" if r.type == "integer" else "ContinuousParameterRanges"
+                ranges[key].append({"Name": r.name, "MinValue": bounds[0], "MaxValue": bounds[1], "ScalingType": r.scaling})
+        definition = {key: value for key, value in train_parameters.items()
+                      if key not in ("TrainingJobName.$", "HyperParameters.$", "ExperimentConfig")}
+        definition["StaticHyperParameters.$"] = "$.run.static_hyperparameters"
+        rounds = -(-tuning.max_jobs // tuning.max_parallel_jobs)  # ceil: sequential waves of parallel jobs
+        per_job = train_parameters["StoppingCondition"].get("MaxWaitTimeInSeconds",
+                                                            train_parameters["StoppingCondition"]["MaxRuntimeInSeconds"])
+        tune = self._job("Tune hyperparameters", "createHyperParameterTuningJob", {
+            "HyperParameterTuningJobName.$": _with_suffix("$.run.names.tune"),
+            "HyperParameterTuningJobConfig": {
+                "Strategy": "Bayesian",
+                "HyperParameterTuningJobObjective": {"Type": tuning.objective_type, "MetricName": tuning.objective_metric},
+                "ResourceLimits": {"MaxNumberOfTrainingJobs": tuning.max_jobs,
+                                   "MaxParallelTrainingJobs": tuning.max_parallel_jobs},
+                "ParameterRanges": {key: value for key, value in ranges.items() if value},
+                "TrainingJobEarlyStoppingType": tuning.early_stopping,
+            },
+            "TrainingJobDefinition": definition,
+        }, result_selector={
+            "job_name.$": "$.HyperParameterTuningJobName",
+            "best_training_job.$": "$.BestTrainingJob.TrainingJobName",
+            "objective.$": "$.BestTrainingJob.FinalHyperParameterTuningJobObjectiveMetric",
+        }, result_path="$.tuning_job", comment=f"{tuning.max_jobs} jobs, {tuning.objective_type} {tuning.objective_metric}",
+            timeout_seconds=rounds * per_job)
+        stack = cdk.Stack.of(self)
+        best = tasks.CallAwsService(
+            self, "Describe best training job",
+            task_timeout=API_TIMEOUT,
+            service="sagemaker", action="describeTrainingJob",
+            parameters={"TrainingJobName.$": "$.tuning_job.best_training_job"},
+            iam_resources=[stack.format_arn(service="sagemaker", resource="training-job",
+                                            resource_name=f"{self._config.resource_prefix}-*")],
+            iam_action="sagemaker:DescribeTrainingJob",
+            result_selector={"job_name.$": "$.TrainingJobName", "model_data.$": "$.ModelArtifacts.S3ModelArtifacts",
+                             "hyperparameters.$": "$.HyperParameters"},
+            result_path="$.training",
+            comment="The best job's model and hyperparameters flow on as the run's model",
+        )
+        best.add_retry(errors=["SageMaker.SageMakerException", "SageMaker.ThrottlingException"],
+                       interval=cdk.Duration.seconds(5), backoff_rate=2, max_attempts=3)
+        best.add_catch(self._notify_failure, errors=["States.ALL"], result_path="$.error")
+        return tune.next(best)
 
     # ------------------------------------------------------------------ helpers
     def _experiment_config(self, kind: str) -> dict[str, str]:
@@ -737,9 +801,10 @@ class TrainingPipeline(Construct):
             actions=["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob",
                      "sagemaker:CreateProcessingJob", "sagemaker:DescribeProcessingJob", "sagemaker:StopProcessingJob",
                      "sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob",
-                     "sagemaker:AddTags"],
+                     "sagemaker:CreateHyperParameterTuningJob", "sagemaker:DescribeHyperParameterTuningJob",
+                     "sagemaker:StopHyperParameterTuningJob", "sagemaker:AddTags"],
             resources=[arn("training-job", f"{prefix}-*"), arn("processing-job", f"{prefix}-*"),
-                       arn("transform-job", f"{prefix}-*")],
+                       arn("transform-job", f"{prefix}-*"), arn("hyper-parameter-tuning-job", f"{prefix}-*")],
         ))
         role.add_to_principal_policy(iam.PolicyStatement(
             sid="SageMakerTagsOnDeployedResources",
@@ -751,7 +816,7 @@ class TrainingPipeline(Construct):
             sid="SyncJobEvents",
             actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
             resources=[stack.format_arn(service="events", resource="rule", resource_name=f"StepFunctionsGetEventsForSageMaker{kind}JobsRule")
-                       for kind in ("Training", "Processing", "Transform")],
+                       for kind in ("Training", "Processing", "Transform", "Tuning")],
         ))
         role.add_to_principal_policy(iam.PolicyStatement(
             sid="PassSageMakerRole",
@@ -805,6 +870,7 @@ class TrainingPipeline(Construct):
             f"Resource::{sagemaker}:training-job/{prefix}-*": "training job names are derived per execution, retry and redrive",
             f"Resource::{sagemaker}:processing-job/{prefix}-*": "split and evaluation job names are derived per execution",
             f"Resource::{sagemaker}:transform-job/{prefix}-*": "batch transform job names are derived per execution",
+            f"Resource::{sagemaker}:hyper-parameter-tuning-job/{prefix}-*": "tuning job names are derived per execution",
             f"Resource::{sagemaker}:model/{prefix}-model-*": "model names are derived per execution",
             f"Resource::{sagemaker}:endpoint-config/{prefix}-config-*": "endpoint config names are derived per execution (configs are immutable)",
             f"Resource::{sagemaker}:model-package/{prefix}-models/*": "versions of this stage's model package group are numbered by SageMaker",

@@ -160,6 +160,8 @@ _SYNC_DESCRIBE = {
     "create_training_job": ("describe_training_job", "TrainingJobName", "TrainingJobStatus"),
     "create_processing_job": ("describe_processing_job", "ProcessingJobName", "ProcessingJobStatus"),
     "create_transform_job": ("describe_transform_job", "TransformJobName", "TransformJobStatus"),
+    "create_hyper_parameter_tuning_job": ("describe_hyper_parameter_tuning_job", "HyperParameterTuningJobName",
+                                          "HyperParameterTuningJobStatus"),
 }
 
 
@@ -239,6 +241,12 @@ def _record_job_outcome(action: str, parameters: dict, outcome: dict) -> None:
         job = backend.processing_jobs[parameters["ProcessingJobName"]]
         if outcome.get("failure"):
             job.processing_job_status, job.failure_reason = "Failed", outcome["failure"]
+    elif action == "create_hyper_parameter_tuning_job":
+        job = backend.hyper_parameter_tuning_jobs[parameters["HyperParameterTuningJobName"]]
+        if outcome.get("failure"):
+            job.hyper_parameter_tuning_job_status, job.failure_reason = "Failed", outcome["failure"]
+        else:
+            job.best_training_job = job.OverallBestTrainingJob = outcome["best"]
     elif action == "create_transform_job":
         job = backend.transform_jobs[parameters["TransformJobName"]]
         if outcome.get("failure"):

@@ -84,8 +84,9 @@ def train_xgboost(request: dict[str, Any], *, fault: str | None = None) -> dict[
         v_labels, v_features = _read_channel(channels["validation"])
         evals.append((xgboost.DMatrix(v_features, label=v_labels), "validation"))
     params.setdefault("nthread", 2)
+    history: dict[str, dict[str, list[float]]] = {}
     booster = xgboost.train(params, train, num_boost_round=int(hyperparameters.get("num_round", 10)), evals=evals,
-                            verbose_eval=False)
+                            evals_result=history, verbose_eval=False)
     with tempfile.TemporaryDirectory() as scratch:
         model_file = Path(scratch) / "xgboost-model"  # the built-in algorithm's file name, no extension
         with warnings.catch_warnings():  # xgboost notes it picks UBJSON for extension-less names
@@ -97,7 +98,54 @@ def train_xgboost(request: dict[str, Any], *, fault: str | None = None) -> dict[
     bucket, prefix = _split(request["OutputDataConfig"]["S3OutputPath"])
     key = f"{prefix.rstrip('/')}/{request['TrainingJobName']}/output/model.tar.gz".lstrip("/")
     boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
-    return {"hyperparameters": hyperparameters}
+    # final values as the algorithm emits them: "validation:auc", "train:logloss", ...
+    metrics = {f"{channel}:{name}": values[-1] for channel, found in history.items() for name, values in found.items()}
+    return {"hyperparameters": hyperparameters, "metrics": metrics}
+
+
+def run_tuning(request: dict[str, Any], *, fault: str | None = None) -> dict[str, Any]:
+    """Automatic model tuning, offline: ``MaxNumberOfTrainingJobs`` seeded random draws from
+    the ranges (SageMaker's Bayesian search is not reproduced), each trained for real and
+    recorded as a training job; the best by the objective metric wins."""
+    from tools.offline import adapter
+
+    if fault == "fail":
+        return {"failure": "No training job succeeded (injected tuning failure)"}
+    config, definition = request["HyperParameterTuningJobConfig"], request["TrainingJobDefinition"]
+    objective = config["HyperParameterTuningJobObjective"]
+    ranges = config["ParameterRanges"]
+    rng = np.random.default_rng(0)
+    sagemaker = boto3.client("sagemaker")
+    results = []
+    for index in range(config["ResourceLimits"]["MaxNumberOfTrainingJobs"]):
+        tuned = {}
+        for r in ranges.get("ContinuousParameterRanges", []):
+            low, high = float(r["MinValue"]), float(r["MaxValue"])
+            log = r.get("ScalingType") == "Logarithmic"
+            value = float(np.exp(rng.uniform(np.log(low), np.log(high)))) if log else float(rng.uniform(low, high))
+            tuned[r["Name"]] = f"{value:.6g}"
+        for r in ranges.get("IntegerParameterRanges", []):
+            tuned[r["Name"]] = str(int(rng.integers(int(r["MinValue"]), int(r["MaxValue"]) + 1)))
+        for r in ranges.get("CategoricalParameterRanges", []):
+            tuned[r["Name"]] = str(rng.choice(r["Values"]))
+        name = f"{request['HyperParameterTuningJobName']}-{index + 1:03d}-{rng.integers(16**8):08x}"[-63:].lstrip("-")
+        job = {key: value for key, value in definition.items() if key not in ("StaticHyperParameters",)}
+        job.update(TrainingJobName=name, HyperParameters={**definition.get("StaticHyperParameters", {}), **tuned})
+        with adapter.principal("sagemaker-service"):  # the tuning service starts these, not our roles
+            sagemaker.create_training_job(**job)
+        outcome = train_xgboost(job)
+        value = outcome["metrics"].get(objective["MetricName"])
+        if value is None:
+            return {"failure": f"objective metric {objective['MetricName']} not emitted (have: {sorted(outcome['metrics'])})"}
+        results.append((value, name, tuned))
+    pick = max if objective["Type"] == "Maximize" else min
+    value, name, tuned = pick(results, key=lambda result: result[0])
+    return {"best": {
+        "TrainingJobName": name, "TrainingJobStatus": "Completed", "TunedHyperParameters": tuned,
+        "FinalHyperParameterTuningJobObjectiveMetric": {"Type": objective["Type"], "MetricName": objective["MetricName"],
+                                                        "Value": float(value)},
+        "ObjectiveStatus": "Succeeded",
+    }}
 
 
 def run_processing(request: dict[str, Any], *, fault: str | None = None) -> dict[str, Any]:

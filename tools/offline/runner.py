@@ -146,7 +146,8 @@ class OfflineStage:
         self.stage = stage
         self.hooks = adapter.Hooks(faults={k: list(v) for k, v in (faults or {}).items()})
         self.hooks.jobs.update(createTrainingJob=jobs.train_xgboost, createProcessingJob=jobs.run_processing,
-                               createTransformJob=jobs.run_transform)
+                               createTransformJob=jobs.run_transform,
+                               createHyperParameterTuningJob=jobs.run_tuning)
         self.stacks = {stack.stack_id: stack for stack in read_stacks(self.cdk_out, [stage])}
         self._resolver = _Resolver({stack.stack_name: stack for stack in self.stacks.values()})
         self._exit = ExitStack()
@@ -297,7 +298,7 @@ class OfflineStage:
         allowed = self._allowed_actions()
         called: dict[str, set[str]] = {}
         for principal, action in self.hooks.calls:
-            if principal == "runner":
+            if principal in ("runner", "sagemaker-service"):
                 continue
             role = self.role_of.get(principal, principal if principal != "states" else self.role_of["states"])
             called.setdefault(role, set()).add(action)
