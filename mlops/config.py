@@ -217,10 +217,13 @@ class PipelineConfig(_Model):
 
 
 class DeploymentConfig(_Model):
-    """How an approved model is served (issue #3): ``realtime`` endpoint or ``batch`` transform
-    (the default; an execution input may pick the other). Serverless and async are not built yet."""
+    """How an approved model is served (issue #3): ``realtime`` endpoint, ``serverless``
+    endpoint or ``batch`` transform (the default; an execution input may pick another).
+    Async is not built yet."""
 
-    mode: Literal["realtime", "batch"] = "realtime"
+    mode: Literal["realtime", "serverless", "batch"] = "realtime"
+    serverless_memory_mb: Literal[1024, 2048, 3072, 4096, 5120, 6144] = 2048
+    serverless_max_concurrency: int = Field(default=5, ge=1, le=200)
     instance_type: str = "ml.m5.large"
     initial_instance_count: int = Field(default=1, ge=1, le=10)
     max_instance_count: int = Field(default=2, ge=1, le=20)

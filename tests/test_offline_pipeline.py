@@ -18,9 +18,10 @@ HAPPY_PATH = [
     "Prepare run", "Prepare data splits", "Tune hyperparameters?", "Train model", "Evaluate on test split",
     "Check metric gate",
     "Metric gate passed?", "Register model version", "Create model", "Deployment mode?", "Create endpoint config",
-    "Check endpoint",
+    "Use real-time endpoint", "Check endpoint",
     "Endpoint exists?", "Create endpoint", "Start waiting", "Wait for endpoint", "Describe endpoint",
-    "Endpoint in service?", "Register scalable target", "Put scaling policy", "Notify deployed", "Model deployed",
+    "Endpoint in service?", "Autoscale?", "Register scalable target", "Put scaling policy", "Notify deployed",
+    "Model deployed",
 ]
 
 
@@ -100,14 +101,15 @@ def test_failed_update_leaves_the_old_endpoint_serving(dev: OfflineStage) -> Non
     run = dev.run({})
     assert run.status == "FAILED" and run.error == "DeploymentRolledBack"
     assert run.visited()[-4:] == ["Update rolled back", "Notify failure", "Reserved error name?", "Run failed"]
+    assert "keeps serving the previous model" in run.cause
     endpoint = boto3.client("sagemaker").describe_endpoint(EndpointName=DEV_ENDPOINT)
     assert endpoint["EndpointStatus"] == "InService" and endpoint["EndpointConfigName"] == serving
 
 
 def test_mode_the_stage_does_not_deploy_is_refused_up_front(dev: OfflineStage) -> None:
-    run = dev.run({"deployment_mode": "serverless"})
+    run = dev.run({"deployment_mode": "async"})
     assert run.status == "FAILED" and run.error == "InvalidExecutionInput"
-    assert "input.deployment_mode: 'serverless' is not deployed in this stage; allowed: realtime, batch" in run.cause
+    assert "input.deployment_mode: 'async' is not deployed in this stage; allowed: realtime, serverless, batch" in run.cause
 
 
 def test_bad_input_fails_in_the_first_state_naming_the_field(dev: OfflineStage) -> None:

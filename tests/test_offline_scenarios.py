@@ -90,3 +90,19 @@ def test_tuning_picks_the_best_job_and_its_model_flows_on(cloud_assembly_dir: Pa
         lineage = boto3.client("sagemaker").describe_model_package(
             ModelPackageName=package["ModelPackageArn"])["CustomerMetadataProperties"]
         assert lineage["training_job"] == tuning["best_training_job"]
+
+
+def test_serverless_mode_creates_then_updates_its_own_endpoint(cloud_assembly_dir: Path) -> None:
+    with OfflineStage(cloud_assembly_dir, "dev") as stage:
+        first = stage.run({"deployment_mode": "serverless"})
+        assert first.status == "SUCCEEDED", (first.error, first.cause)
+        assert "Create serverless endpoint config" in first.visited() and "Create endpoint" in first.visited()
+        assert "Register scalable target" not in first.visited()  # serverless scales itself
+        endpoint = boto3.client("sagemaker").describe_endpoint(EndpointName="mlops-demo-dev-serverless")
+        assert endpoint["EndpointStatus"] == "InService"
+        assert endpoint["ProductionVariants"][0]["CurrentServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
+        second = stage.run({"deployment_mode": "serverless"})
+        assert second.status == "SUCCEEDED" and "Update serverless endpoint" in second.visited()
+        assert boto3.client("sagemaker").describe_endpoint(EndpointName="mlops-demo-dev-serverless")[
+            "EndpointConfigName"] == second.output["run"]["names"]["config"]
+        assert _endpoints() == ["mlops-demo-dev-serverless"]  # the real-time endpoint is not touched

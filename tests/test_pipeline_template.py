@@ -124,6 +124,7 @@ def test_realtime_deployment(stacks, stage: str, instances: int) -> None:
     assert {a["Properties"]["MetricName"] for a in alarms.values()} == {"Invocation5XXErrors", "ModelLatency"}
     assert "BlueGreenUpdatePolicy" in update
     assert states["Check endpoint"]["Retry"][-1]["ErrorEquals"] == ["EndpointBusy"]
+    assert states["Use real-time endpoint"]["Result"] == {"endpoint_name": f"mlops-demo-{stage}-endpoint", "blue_green": True}
     assert states["Keep waiting?"]["Choices"][0]["NumericLessThan"] == 30  # bounded poll
     assert states["Register scalable target"]["Parameters"]["MinCapacity"] == instances
 
@@ -183,3 +184,14 @@ def test_tuning_branch(stacks, stage: str) -> None:
     assert definition["ResourceConfig"]["VolumeKmsKeyId"]
     assert states["Describe best training job"]["ResultPath"] == "$.training"
     assert "$.run.names.tune" in tune["Parameters"]["HyperParameterTuningJobName.$"]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_serverless_deployment(stacks, stage: str) -> None:
+    states = _definition(stacks, stage)["States"]
+    variant = states["Create serverless endpoint config"]["Parameters"]["ProductionVariants"][0]
+    assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
+    assert "InstanceType" not in variant and "DataCaptureConfig" not in states["Create serverless endpoint config"]["Parameters"]
+    assert states["Use serverless endpoint"]["Result"] == {"endpoint_name": f"mlops-demo-{stage}-serverless", "blue_green": False}
+    assert "DeploymentConfig" not in states["Update serverless endpoint"]["Parameters"]
+    assert states["Autoscale?"]["Choices"][0]["Variable"] == "$.deploy.blue_green"

@@ -28,7 +28,7 @@ from mlops.nag import acknowledge
 JOBS_DIR = Path(__file__).resolve().parent.parent.parent / "jobs"
 DATASET_LABELS = {"breast_cancer": "target", "diabetes": "target"}
 VARIANT = "AllTraffic"
-DEPLOYMENT_MODES = ("realtime", "batch")  # the branches this state machine has
+DEPLOYMENT_MODES = ("realtime", "serverless", "batch")  # the branches this state machine has
 ENDPOINT_POLL = cdk.Duration.seconds(60)
 # Bounds every API-call task (Lambda handlers run in seconds; a hung call must not hold the run).
 API_TIMEOUT = sfn.Timeout.duration(cdk.Duration.minutes(5))
@@ -73,6 +73,10 @@ class TrainingPipeline(Construct):
         pipeline, training, deployment = config.pipeline, config.training, config.deployment
         prefix = config.resource_prefix
         self.endpoint_name = f"{prefix}-endpoint"
+        self.serverless_endpoint_name = f"{prefix}-serverless"
+        endpoint_arns = [stack.format_arn(service="sagemaker", resource="endpoint", resource_name=name)
+                         for name in (self.endpoint_name, self.serverless_endpoint_name)]
+        self._endpoint_arns = endpoint_arns
         self._group = model_package_group_name
         self._group_arn = stack.format_arn(service="sagemaker", resource="model-package-group", resource_name=model_package_group_name)
         self._package_arns = stack.format_arn(service="sagemaker", resource="model-package", resource_name=f"{model_package_group_name}/*")
@@ -119,7 +123,7 @@ class TrainingPipeline(Construct):
                                  description=f"{prefix}: endpoint exists / busy before deploying", **common)
         check.role.add_to_policy(iam.PolicyStatement(
             actions=["sagemaker:DescribeEndpoint"],
-            resources=[stack.format_arn(service="sagemaker", resource="endpoint", resource_name=self.endpoint_name)],
+            resources=endpoint_arns,
         ))
         self.functions = {"prepare_run": prepare, "metric_gate": gate, "check_endpoint": check}
         approval = None
@@ -565,22 +569,59 @@ class TrainingPipeline(Construct):
             result_path=sfn.JsonPath.DISCARD,
             comment="KMS, data capture to the monitoring bucket",
         )
+        create_serverless_config = tasks.CallAwsService(
+            self, "Create serverless endpoint config",
+            task_timeout=API_TIMEOUT,
+            service="sagemaker", action="createEndpointConfig",
+            parameters={
+                "EndpointConfigName.$": config_name,
+                "ProductionVariants": [{
+                    "VariantName": VARIANT, "ModelName.$": "$.run.names.model",
+                    "ServerlessConfig": {"MemorySizeInMB": deployment.serverless_memory_mb,
+                                         "MaxConcurrency": deployment.serverless_max_concurrency}}],
+            },
+            iam_resources=[stack.format_arn(service="sagemaker", resource="endpoint-config",
+                                            resource_name=f"{self._config.resource_prefix}-config-*")],
+            iam_action="sagemaker:CreateEndpointConfig",
+            result_path=sfn.JsonPath.DISCARD,
+            comment="Serverless: no data capture, no KMS key on the config (no instance storage)",
+        )
+        use_realtime = sfn.Pass(self, "Use real-time endpoint", result_path="$.deploy", result=sfn.Result.from_object(
+            {"endpoint_name": self.endpoint_name, "blue_green": True}))
+        use_serverless = sfn.Pass(self, "Use serverless endpoint", result_path="$.deploy", result=sfn.Result.from_object(
+            {"endpoint_name": self.serverless_endpoint_name, "blue_green": False}))
         check_endpoint = tasks.LambdaInvoke(
             self, "Check endpoint",
             task_timeout=API_TIMEOUT,
             lambda_function=check.function,
-            payload=sfn.TaskInput.from_object({"endpoint_name": self.endpoint_name}),
+            payload=sfn.TaskInput.from_object({"endpoint_name": sfn.JsonPath.string_at("$.deploy.endpoint_name")}),
             result_selector={"exists.$": "$.Payload.exists", "previous_config.$": "$.Payload.endpoint_config_name"},
             result_path="$.endpoint",
             comment="Create or update? Waits while the endpoint is busy",
         )
         check_endpoint.add_retry(errors=["EndpointBusy"], interval=ENDPOINT_POLL, backoff_rate=1.5, max_attempts=8)
-        create_endpoint = tasks.SageMakerCreateEndpoint(
+        # CDK's SageMakerCreateEndpoint grants endpoint/* when the name comes from the state;
+        # the SDK integration lets the grant name the stage's two endpoints only.
+        create_endpoint = tasks.CallAwsService(
             self, "Create endpoint",
             task_timeout=API_TIMEOUT,
-            endpoint_name=self.endpoint_name,
-            endpoint_config_name=sfn.JsonPath.string_at(config_name),
+            service="sagemaker", action="createEndpoint",
+            parameters={"EndpointName.$": "$.deploy.endpoint_name", "EndpointConfigName.$": config_name},
+            iam_resources=[*self._endpoint_arns, stack.format_arn(service="sagemaker", resource="endpoint-config",
+                                                                  resource_name=f"{self._config.resource_prefix}-config-*")],
+            iam_action="sagemaker:CreateEndpoint",
             result_path=sfn.JsonPath.DISCARD,
+        )
+        update_serverless = tasks.CallAwsService(
+            self, "Update serverless endpoint",
+            task_timeout=API_TIMEOUT,
+            service="sagemaker", action="updateEndpoint",
+            parameters={"EndpointName.$": "$.deploy.endpoint_name", "EndpointConfigName.$": config_name},
+            iam_resources=[*self._endpoint_arns, stack.format_arn(service="sagemaker", resource="endpoint-config",
+                                                                  resource_name=f"{self._config.resource_prefix}-config-*")],
+            iam_action="sagemaker:UpdateEndpoint",
+            result_path=sfn.JsonPath.DISCARD,
+            comment="Serverless endpoints take no blue/green config; SageMaker keeps the old config serving until the new one is ready",
         )
         update_endpoint = tasks.CallAwsService(
             self, "Update endpoint (blue-green)",
@@ -605,10 +646,12 @@ class TrainingPipeline(Construct):
             result_path=sfn.JsonPath.DISCARD,
             comment="Blue/green, auto-rollback on the endpoint alarms",
         )
-        for state in (create_model, create_config, create_endpoint, update_endpoint):
+        for state in (create_model, create_config, create_serverless_config, create_endpoint, update_endpoint,
+                      update_serverless):
             state.add_retry(errors=SAGEMAKER_TRANSIENT + ["SageMaker.SageMakerException"],
                             interval=cdk.Duration.seconds(10), backoff_rate=2, max_attempts=3)
-        for state in (create_model, create_config, check_endpoint, create_endpoint, update_endpoint):
+        for state in (create_model, create_config, create_serverless_config, check_endpoint, create_endpoint,
+                      update_endpoint, update_serverless):
             state.add_catch(self._notify_failure, errors=["States.ALL"], result_path="$.error")
 
         # Bounded wait: at most wait_for_endpoint_minutes of polling, then give up (the
@@ -620,8 +663,8 @@ class TrainingPipeline(Construct):
             self, "Describe endpoint",
             task_timeout=API_TIMEOUT,
             service="sagemaker", action="describeEndpoint",
-            parameters={"EndpointName": self.endpoint_name},
-            iam_resources=[stack.format_arn(service="sagemaker", resource="endpoint", resource_name=self.endpoint_name)],
+            parameters={"EndpointName.$": "$.deploy.endpoint_name"},
+            iam_resources=self._endpoint_arns,
             result_selector={"status.$": "$.EndpointStatus", "config.$": "$.EndpointConfigName"},
             result_path="$.endpoint_state",
         )
@@ -636,21 +679,24 @@ class TrainingPipeline(Construct):
         rolled_back = sfn.Pass(self, "Update rolled back", parameters={
             "Error": "DeploymentRolledBack",
             "Cause.$": "States.Format('Endpoint {} rolled back to {}; it keeps serving the previous model', "
-                       "$.run.names.endpoint, $.endpoint_state.config)",
+                       "$.deploy.endpoint_name, $.endpoint_state.config)",
         }, result_path="$.error").next(self._notify_failure)
         endpoint_failed = sfn.Pass(self, "Endpoint failed", parameters={
-            "Error": "EndpointFailed", "Cause.$": "States.Format('Endpoint {} is Failed', $.run.names.endpoint)",
+            "Error": "EndpointFailed", "Cause.$": "States.Format('Endpoint {} is Failed', $.deploy.endpoint_name)",
         }, result_path="$.error").next(self._notify_failure)
         timed_out = sfn.Pass(self, "Endpoint wait timed out", parameters={
             "Error": "EndpointWaitTimedOut",
-            "Cause.$": f"States.Format('Endpoint {{}} not InService after {deployment.wait_for_endpoint_minutes} minutes', $.run.names.endpoint)",
+            "Cause.$": f"States.Format('Endpoint {{}} not InService after {deployment.wait_for_endpoint_minutes} minutes', $.deploy.endpoint_name)",
         }, result_path="$.error").next(self._notify_failure)
 
         in_service = sfn.Condition.string_equals("$.endpoint_state.status", "InService")
         poll = wait.next(describe).next(
             sfn.Choice(self, "Endpoint in service?")
             .when(sfn.Condition.and_(in_service, sfn.Condition.string_equals_json_path(
-                "$.endpoint_state.config", config_name)), autoscaling.next(done))
+                "$.endpoint_state.config", config_name)),
+                  sfn.Choice(self, "Autoscale?")
+                  .when(sfn.Condition.boolean_equals("$.deploy.blue_green", True), autoscaling.next(done))
+                  .otherwise(done))
             .when(in_service, rolled_back)
             .when(sfn.Condition.string_equals("$.endpoint_state.status", "Failed"), endpoint_failed)
             .otherwise(count.next(
@@ -661,15 +707,21 @@ class TrainingPipeline(Construct):
         start_wait.next(poll)
         create_endpoint.next(start_wait)
         update_endpoint.next(start_wait)
-        realtime = create_config.next(check_endpoint).next(
+        update_serverless.next(start_wait)
+        check_endpoint.next(
             sfn.Choice(self, "Endpoint exists?")
-            .when(sfn.Condition.boolean_equals("$.endpoint.exists", True), update_endpoint)
+            .when(sfn.Condition.and_(sfn.Condition.boolean_equals("$.endpoint.exists", True),
+                                     sfn.Condition.boolean_equals("$.deploy.blue_green", True)), update_endpoint)
+            .when(sfn.Condition.boolean_equals("$.endpoint.exists", True), update_serverless)
             .otherwise(create_endpoint)
         )
+        create_config.next(use_realtime).next(check_endpoint)
+        create_serverless_config.next(use_serverless).next(check_endpoint)
         return create_model.next(
             sfn.Choice(self, "Deployment mode?")
             .when(sfn.Condition.string_equals("$.run.deployment_mode", "batch"), self._batch(deployment, data_key))
-            .otherwise(realtime)
+            .when(sfn.Condition.string_equals("$.run.deployment_mode", "serverless"), create_serverless_config)
+            .otherwise(create_config)
         )
 
     def _batch(self, deployment, data_key: kms.IKey) -> sfn.IChainable:
@@ -810,7 +862,7 @@ class TrainingPipeline(Construct):
             sid="SageMakerTagsOnDeployedResources",
             actions=["sagemaker:AddTags"],
             resources=[arn("model", f"{prefix}-model-*"), arn("endpoint-config", f"{prefix}-config-*"),
-                       arn("endpoint", self.endpoint_name), self._package_arns],
+                       *self._endpoint_arns, self._package_arns],
         ))
         role.add_to_principal_policy(iam.PolicyStatement(
             sid="SyncJobEvents",
@@ -875,7 +927,6 @@ class TrainingPipeline(Construct):
             f"Resource::{sagemaker}:endpoint-config/{prefix}-config-*": "endpoint config names are derived per execution (configs are immutable)",
             f"Resource::{sagemaker}:model-package/{prefix}-models/*": "versions of this stage's model package group are numbered by SageMaker",
             f"Resource::{sagemaker}:model/*": "CDK's SageMakerCreateModel task grants CreateModel on model/*; names are derived per execution",
-            f"Resource::{sagemaker}:endpoint-config/*": "CDK's SageMakerCreateEndpoint task grants DescribeEndpointConfig on endpoint-config/*",
             "Resource::arn:<AWS::Partition>:application-autoscaling:<AWS::Region>:<AWS::AccountId>:scalable-target/*": (
                 "Application Auto Scaling assigns scalable-target ids itself; the request names the one endpoint variant"),
         }
