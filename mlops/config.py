@@ -218,12 +218,15 @@ class PipelineConfig(_Model):
 
 class DeploymentConfig(_Model):
     """How an approved model is served (issue #3): ``realtime`` endpoint, ``serverless``
-    endpoint or ``batch`` transform (the default; an execution input may pick another).
-    Async is not built yet."""
+    endpoint, ``async`` endpoint (scales to zero) or ``batch`` transform (the default; an
+    execution input may pick another)."""
 
-    mode: Literal["realtime", "serverless", "batch"] = "realtime"
+    mode: Literal["realtime", "serverless", "async", "batch"] = "realtime"
     serverless_memory_mb: Literal[1024, 2048, 3072, 4096, 5120, 6144] = 2048
     serverless_max_concurrency: int = Field(default=5, ge=1, le=200)
+    async_max_concurrent_invocations_per_instance: int = Field(default=4, ge=1, le=1000)
+    async_max_instance_count: int = Field(default=2, ge=1, le=20)
+    async_target_backlog_per_instance: int = Field(default=5, ge=1, le=10_000)
     instance_type: str = "ml.m5.large"
     initial_instance_count: int = Field(default=1, ge=1, le=10)
     max_instance_count: int = Field(default=2, ge=1, le=20)

@@ -106,10 +106,10 @@ def test_failed_update_leaves_the_old_endpoint_serving(dev: OfflineStage) -> Non
     assert endpoint["EndpointStatus"] == "InService" and endpoint["EndpointConfigName"] == serving
 
 
-def test_mode_the_stage_does_not_deploy_is_refused_up_front(dev: OfflineStage) -> None:
-    run = dev.run({"deployment_mode": "async"})
+def test_unknown_mode_is_refused_up_front(dev: OfflineStage) -> None:
+    run = dev.run({"deployment_mode": "edge"})
     assert run.status == "FAILED" and run.error == "InvalidExecutionInput"
-    assert "input.deployment_mode: 'async' is not deployed in this stage; allowed: realtime, serverless, batch" in run.cause
+    assert "input.deployment_mode: must be one of 'realtime', 'serverless', 'async' or 'batch'" in run.cause
 
 
 def test_bad_input_fails_in_the_first_state_naming_the_field(dev: OfflineStage) -> None:

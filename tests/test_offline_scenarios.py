@@ -106,3 +106,23 @@ def test_serverless_mode_creates_then_updates_its_own_endpoint(cloud_assembly_di
         assert boto3.client("sagemaker").describe_endpoint(EndpointName="mlops-demo-dev-serverless")[
             "EndpointConfigName"] == second.output["run"]["names"]["config"]
         assert _endpoints() == ["mlops-demo-dev-serverless"]  # the real-time endpoint is not touched
+
+
+def test_async_mode_scales_to_zero_and_wakes_on_backlog(cloud_assembly_dir: Path) -> None:
+    with OfflineStage(cloud_assembly_dir, "dev") as stage:
+        run = stage.run({"deployment_mode": "async"})
+        assert run.status == "SUCCEEDED", (run.error, run.cause)
+        assert run.visited()[-6:-2] == ["Register async scalable target", "Put backlog scaling policy",
+                                         "Put wake-from-zero policy", "Put wake-from-zero alarm"]
+        sagemaker = boto3.client("sagemaker")
+        endpoint = sagemaker.describe_endpoint(EndpointName="mlops-demo-dev-async")
+        config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+        output = config["AsyncInferenceConfig"]["OutputConfig"]
+        assert output["S3OutputPath"].endswith("/async-output/") and output["KmsKeyId"]
+        assert set(output["NotificationConfig"]) == {"SuccessTopic", "ErrorTopic"}
+        (target,) = boto3.client("application-autoscaling").describe_scalable_targets(
+            ServiceNamespace="sagemaker")["ScalableTargets"]
+        assert target["MinCapacity"] == 0 and target["ResourceId"] == "endpoint/mlops-demo-dev-async/variant/AllTraffic"
+        (alarm,) = boto3.client("cloudwatch").describe_alarms()["MetricAlarms"]
+        assert alarm["MetricName"] == "HasBacklogWithoutCapacity"
+        assert alarm["AlarmActions"] == [run.output["wake"]["policy_arn"]]  # the alarm fires the wake-up policy

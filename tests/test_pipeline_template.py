@@ -124,7 +124,8 @@ def test_realtime_deployment(stacks, stage: str, instances: int) -> None:
     assert {a["Properties"]["MetricName"] for a in alarms.values()} == {"Invocation5XXErrors", "ModelLatency"}
     assert "BlueGreenUpdatePolicy" in update
     assert states["Check endpoint"]["Retry"][-1]["ErrorEquals"] == ["EndpointBusy"]
-    assert states["Use real-time endpoint"]["Result"] == {"endpoint_name": f"mlops-demo-{stage}-endpoint", "blue_green": True}
+    assert states["Use real-time endpoint"]["Result"] == {"endpoint_name": f"mlops-demo-{stage}-endpoint", "blue_green": True,
+                                                  "scaling": "target-tracking"}
     assert states["Keep waiting?"]["Choices"][0]["NumericLessThan"] == 30  # bounded poll
     assert states["Register scalable target"]["Parameters"]["MinCapacity"] == instances
 
@@ -192,6 +193,23 @@ def test_serverless_deployment(stacks, stage: str) -> None:
     variant = states["Create serverless endpoint config"]["Parameters"]["ProductionVariants"][0]
     assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
     assert "InstanceType" not in variant and "DataCaptureConfig" not in states["Create serverless endpoint config"]["Parameters"]
-    assert states["Use serverless endpoint"]["Result"] == {"endpoint_name": f"mlops-demo-{stage}-serverless", "blue_green": False}
+    assert states["Use serverless endpoint"]["Result"] == {"endpoint_name": f"mlops-demo-{stage}-serverless", "blue_green": False,
+                                                   "scaling": "none"}
     assert "DeploymentConfig" not in states["Update serverless endpoint"]["Parameters"]
-    assert states["Autoscale?"]["Choices"][0]["Variable"] == "$.deploy.blue_green"
+    assert states["Autoscale?"]["Choices"][0]["Variable"] == "$.deploy.scaling"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_async_deployment(stacks, stage: str) -> None:
+    template = _template(stacks, stage)
+    states = _definition(stacks, stage)["States"]
+    parameters = states["Create async endpoint config"]["Parameters"]
+    output = parameters["AsyncInferenceConfig"]["OutputConfig"]
+    assert output["KmsKeyId"] and output["S3OutputPath"].endswith("/async-output/")
+    assert parameters["DataCaptureConfig"]["EnableCapture"] is True and parameters["KmsKeyId"]
+    topics = resources_of_type(template, "AWS::SNS::Topic")
+    assert len(topics) == 2 and all("KmsMasterKeyId" in t["Properties"] for t in topics.values())
+    assert states["Register async scalable target"]["Parameters"]["MinCapacity"] == 0
+    alarm = states["Put wake-from-zero alarm"]["Parameters"]
+    assert alarm["MetricName"] == "HasBacklogWithoutCapacity" and alarm["AlarmActions.$"] == "States.Array($.wake.policy_arn)"
+    assert {t["Key"] for t in alarm["Tags"]} >= {"ml-project", "stage", "cost-center", "owner"}

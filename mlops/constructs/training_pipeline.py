@@ -28,7 +28,7 @@ from mlops.nag import acknowledge
 JOBS_DIR = Path(__file__).resolve().parent.parent.parent / "jobs"
 DATASET_LABELS = {"breast_cancer": "target", "diabetes": "target"}
 VARIANT = "AllTraffic"
-DEPLOYMENT_MODES = ("realtime", "serverless", "batch")  # the branches this state machine has
+DEPLOYMENT_MODES = ("realtime", "serverless", "async", "batch")  # the branches this state machine has
 ENDPOINT_POLL = cdk.Duration.seconds(60)
 # Bounds every API-call task (Lambda handlers run in seconds; a hung call must not hold the run).
 API_TIMEOUT = sfn.Timeout.duration(cdk.Duration.minutes(5))
@@ -70,12 +70,14 @@ class TrainingPipeline(Construct):
         stack = cdk.Stack.of(self)
         self._config = config
         self._exports = data_exports
+        self._artifacts_bucket_name = artifacts_bucket.bucket_name
         pipeline, training, deployment = config.pipeline, config.training, config.deployment
         prefix = config.resource_prefix
         self.endpoint_name = f"{prefix}-endpoint"
         self.serverless_endpoint_name = f"{prefix}-serverless"
+        self.async_endpoint_name = f"{prefix}-async"
         endpoint_arns = [stack.format_arn(service="sagemaker", resource="endpoint", resource_name=name)
-                         for name in (self.endpoint_name, self.serverless_endpoint_name)]
+                         for name in (self.endpoint_name, self.serverless_endpoint_name, self.async_endpoint_name)]
         self._endpoint_arns = endpoint_arns
         self._group = model_package_group_name
         self._group_arn = stack.format_arn(service="sagemaker", resource="model-package-group", resource_name=model_package_group_name)
@@ -93,6 +95,18 @@ class TrainingPipeline(Construct):
         self.sagemaker_role = self._sagemaker_role(
             data_key, raw_bucket, raw_prefix, curated_bucket, artifacts_bucket, list(scripts.values())
         )
+
+        # Async inference reports each result to one of these (KMS, SSL-only); SageMaker
+        # publishes with the execution role.
+        self.async_topics = {
+            outcome: sns.Topic(self, f"Async{outcome.capitalize()}Topic", master_key=data_key, enforce_ssl=True,
+                               display_name=f"{prefix} async inference {outcome}")
+            for outcome in ("success", "error")
+        }
+        self.sagemaker_role.add_to_policy(iam.PolicyStatement(
+            actions=["sns:Publish"], resources=[topic.topic_arn for topic in self.async_topics.values()]))
+        self._s3_access(self.sagemaker_role, "artifacts", artifacts_bucket, "async-output/",
+                        "write async inference results, one object per request")
 
         # --- functions ---------------------------------------------------------------
         layer = powertools_layer(self, "Powertools", pipeline.powertools_layer_version)
@@ -554,14 +568,7 @@ class TrainingPipeline(Construct):
                     "VariantName": VARIANT, "ModelName.$": "$.run.names.model",
                     "InstanceType": deployment.instance_type,
                     "InitialInstanceCount": deployment.initial_instance_count, "InitialVariantWeight": 1}],
-                "DataCaptureConfig": {
-                    "EnableCapture": deployment.data_capture_percentage > 0,
-                    "InitialSamplingPercentage": deployment.data_capture_percentage,
-                    "DestinationS3Uri": f"s3://{monitoring_bucket.bucket_name}/data-capture",
-                    "KmsKeyId": data_key.key_arn,
-                    "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
-                    "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"]},
-                },
+                "DataCaptureConfig": self._data_capture(deployment, data_key, monitoring_bucket),
             },
             iam_resources=[stack.format_arn(service="sagemaker", resource="endpoint-config",
                                             resource_name=f"{self._config.resource_prefix}-config-*")],
@@ -586,10 +593,40 @@ class TrainingPipeline(Construct):
             result_path=sfn.JsonPath.DISCARD,
             comment="Serverless: no data capture, no KMS key on the config (no instance storage)",
         )
+        create_async_config = tasks.CallAwsService(
+            self, "Create async endpoint config",
+            task_timeout=API_TIMEOUT,
+            service="sagemaker", action="createEndpointConfig",
+            parameters={
+                "EndpointConfigName.$": config_name,
+                "KmsKeyId": data_key.key_arn,
+                "ProductionVariants": [{
+                    "VariantName": VARIANT, "ModelName.$": "$.run.names.model",
+                    "InstanceType": deployment.instance_type, "InitialInstanceCount": 1, "InitialVariantWeight": 1}],
+                "AsyncInferenceConfig": {
+                    "OutputConfig": {
+                        "S3OutputPath": f"s3://{self._artifacts_bucket_name}/async-output/",
+                        "KmsKeyId": data_key.key_arn,
+                        "NotificationConfig": {"SuccessTopic": self.async_topics["success"].topic_arn,
+                                               "ErrorTopic": self.async_topics["error"].topic_arn},
+                    },
+                    "ClientConfig": {"MaxConcurrentInvocationsPerInstance":
+                                     deployment.async_max_concurrent_invocations_per_instance},
+                },
+                "DataCaptureConfig": self._data_capture(deployment, data_key, monitoring_bucket),
+            },
+            iam_resources=[stack.format_arn(service="sagemaker", resource="endpoint-config",
+                                            resource_name=f"{self._config.resource_prefix}-config-*")],
+            iam_action="sagemaker:CreateEndpointConfig",
+            result_path=sfn.JsonPath.DISCARD,
+            comment="Results to S3 (KMS), success/error to SNS, data capture",
+        )
         use_realtime = sfn.Pass(self, "Use real-time endpoint", result_path="$.deploy", result=sfn.Result.from_object(
-            {"endpoint_name": self.endpoint_name, "blue_green": True}))
+            {"endpoint_name": self.endpoint_name, "blue_green": True, "scaling": "target-tracking"}))
         use_serverless = sfn.Pass(self, "Use serverless endpoint", result_path="$.deploy", result=sfn.Result.from_object(
-            {"endpoint_name": self.serverless_endpoint_name, "blue_green": False}))
+            {"endpoint_name": self.serverless_endpoint_name, "blue_green": False, "scaling": "none"}))
+        use_async = sfn.Pass(self, "Use async endpoint", result_path="$.deploy", result=sfn.Result.from_object(
+            {"endpoint_name": self.async_endpoint_name, "blue_green": False, "scaling": "scale-to-zero"}))
         check_endpoint = tasks.LambdaInvoke(
             self, "Check endpoint",
             task_timeout=API_TIMEOUT,
@@ -646,12 +683,12 @@ class TrainingPipeline(Construct):
             result_path=sfn.JsonPath.DISCARD,
             comment="Blue/green, auto-rollback on the endpoint alarms",
         )
-        for state in (create_model, create_config, create_serverless_config, create_endpoint, update_endpoint,
-                      update_serverless):
+        for state in (create_model, create_config, create_serverless_config, create_async_config, create_endpoint,
+                      update_endpoint, update_serverless):
             state.add_retry(errors=SAGEMAKER_TRANSIENT + ["SageMaker.SageMakerException"],
                             interval=cdk.Duration.seconds(10), backoff_rate=2, max_attempts=3)
-        for state in (create_model, create_config, create_serverless_config, check_endpoint, create_endpoint,
-                      update_endpoint, update_serverless):
+        for state in (create_model, create_config, create_serverless_config, create_async_config, check_endpoint,
+                      create_endpoint, update_endpoint, update_serverless):
             state.add_catch(self._notify_failure, errors=["States.ALL"], result_path="$.error")
 
         # Bounded wait: at most wait_for_endpoint_minutes of polling, then give up (the
@@ -695,7 +732,9 @@ class TrainingPipeline(Construct):
             .when(sfn.Condition.and_(in_service, sfn.Condition.string_equals_json_path(
                 "$.endpoint_state.config", config_name)),
                   sfn.Choice(self, "Autoscale?")
-                  .when(sfn.Condition.boolean_equals("$.deploy.blue_green", True), autoscaling.next(done))
+                  .when(sfn.Condition.string_equals("$.deploy.scaling", "target-tracking"), autoscaling.next(done))
+                  .when(sfn.Condition.string_equals("$.deploy.scaling", "scale-to-zero"),
+                        self._scale_to_zero(deployment).next(done))
                   .otherwise(done))
             .when(in_service, rolled_back)
             .when(sfn.Condition.string_equals("$.endpoint_state.status", "Failed"), endpoint_failed)
@@ -717,12 +756,25 @@ class TrainingPipeline(Construct):
         )
         create_config.next(use_realtime).next(check_endpoint)
         create_serverless_config.next(use_serverless).next(check_endpoint)
+        create_async_config.next(use_async).next(check_endpoint)
         return create_model.next(
             sfn.Choice(self, "Deployment mode?")
             .when(sfn.Condition.string_equals("$.run.deployment_mode", "batch"), self._batch(deployment, data_key))
             .when(sfn.Condition.string_equals("$.run.deployment_mode", "serverless"), create_serverless_config)
+            .when(sfn.Condition.string_equals("$.run.deployment_mode", "async"), create_async_config)
             .otherwise(create_config)
         )
+
+    @staticmethod
+    def _data_capture(deployment, data_key: kms.IKey, monitoring_bucket: s3.IBucket) -> dict:
+        return {
+            "EnableCapture": deployment.data_capture_percentage > 0,
+            "InitialSamplingPercentage": deployment.data_capture_percentage,
+            "DestinationS3Uri": f"s3://{monitoring_bucket.bucket_name}/data-capture",
+            "KmsKeyId": data_key.key_arn,
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+            "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"]},
+        }
 
     def _batch(self, deployment, data_key: kms.IKey) -> sfn.IChainable:
         """Batch transform over the run's test split: the label column is filtered out of the
@@ -785,6 +837,73 @@ class TrainingPipeline(Construct):
         for state in (register, policy):
             state.add_catch(self._notify_failure, errors=["States.ALL"], result_path="$.error")
         return sfn.Chain.start(register).next(policy)
+
+    def _scale_to_zero(self, deployment) -> sfn.IChainable:
+        """Async endpoints idle at zero instances: target tracking on the queue backlog per
+        instance, plus a step policy that a HasBacklogWithoutCapacity alarm fires to wake the
+        endpoint from zero (the alarm needs the policy's ARN, so it is created here too)."""
+        stack = cdk.Stack.of(self)
+        name = self.async_endpoint_name
+        resource_id = f"endpoint/{name}/variant/{VARIANT}"
+        target_arn = stack.format_arn(service="application-autoscaling", resource="scalable-target", resource_name="*")
+        common = {"ServiceNamespace": "sagemaker", "ResourceId": resource_id,
+                  "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"}
+        register = tasks.CallAwsService(
+            self, "Register async scalable target", task_timeout=API_TIMEOUT,
+            service="applicationautoscaling", action="registerScalableTarget",
+            parameters={**common, "MinCapacity": 0, "MaxCapacity": deployment.async_max_instance_count},
+            iam_resources=[target_arn], iam_action="application-autoscaling:RegisterScalableTarget",
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        backlog = tasks.CallAwsService(
+            self, "Put backlog scaling policy", task_timeout=API_TIMEOUT,
+            service="applicationautoscaling", action="putScalingPolicy",
+            parameters={**common, "PolicyName": f"{name}-backlog", "PolicyType": "TargetTrackingScaling",
+                        "TargetTrackingScalingPolicyConfiguration": {
+                            "TargetValue": deployment.async_target_backlog_per_instance,
+                            "CustomizedMetricSpecification": {
+                                "MetricName": "ApproximateBacklogSizePerInstance", "Namespace": "AWS/SageMaker",
+                                "Dimensions": [{"Name": "EndpointName", "Value": name}], "Statistic": "Average"},
+                            "ScaleInCooldown": 600, "ScaleOutCooldown": 300}},
+            iam_resources=[target_arn], iam_action="application-autoscaling:PutScalingPolicy",
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        wake = tasks.CallAwsService(
+            self, "Put wake-from-zero policy", task_timeout=API_TIMEOUT,
+            service="applicationautoscaling", action="putScalingPolicy",
+            parameters={**common, "PolicyName": f"{name}-wake-from-zero", "PolicyType": "StepScaling",
+                        "StepScalingPolicyConfiguration": {
+                            "AdjustmentType": "ChangeInCapacity", "MetricAggregationType": "Average", "Cooldown": 300,
+                            "StepAdjustments": [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}]}},
+            iam_resources=[target_arn], iam_action="application-autoscaling:PutScalingPolicy",
+            result_selector={"policy_arn.$": "$.PolicyARN"}, result_path="$.wake",
+        )
+        alarm_name = f"{name}-backlog-without-capacity"
+        alarm = tasks.CallAwsService(
+            self, "Put wake-from-zero alarm", task_timeout=API_TIMEOUT,
+            service="cloudwatch", action="putMetricAlarm",
+            parameters={
+                "AlarmName": alarm_name,
+                "AlarmDescription": "Requests are queued and the async endpoint has no instance: scale out from zero",
+                "Namespace": "AWS/SageMaker", "MetricName": "HasBacklogWithoutCapacity",
+                "Dimensions": [{"Name": "EndpointName", "Value": name}],
+                "Statistic": "Average", "Period": 60, "EvaluationPeriods": 2, "Threshold": 1,
+                "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "missing",
+                "AlarmActions.$": "States.Array($.wake.policy_arn)",
+                "Tags": [{"Key": key, "Value": value} for key, value in self._config.cost_allocation_tags.items()],
+            },
+            iam_resources=[stack.format_arn(service="cloudwatch", resource="alarm", resource_name=alarm_name,
+                                            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)],
+            iam_action="cloudwatch:PutMetricAlarm",
+            additional_iam_statements=[iam.PolicyStatement(
+                actions=["cloudwatch:TagResource"],
+                resources=[stack.format_arn(service="cloudwatch", resource="alarm", resource_name=alarm_name,
+                                            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)])],
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        for state in (register, backlog, wake, alarm):
+            state.add_catch(self._notify_failure, errors=["States.ALL"], result_path="$.error")
+        return register.next(backlog).next(wake).next(alarm)
 
     # ------------------------------------------------------------------ IAM
     def _sagemaker_role(self, data_key, raw_bucket, raw_prefix, curated_bucket, artifacts_bucket, scripts) -> iam.Role:

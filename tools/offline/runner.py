@@ -37,7 +37,9 @@ SAMPLE_DIR = REPO / "data" / "sample"
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 
 _CALLER = threading.local()
-# API operations whose IAM action has another name (Service Authorization Reference).
+# Signing names that differ from the IAM service prefix, and API operations whose IAM
+# action has another name (Service Authorization Reference).
+IAM_PREFIXES = {"monitoring": "cloudwatch"}
 IAM_ACTIONS = {
     "s3:ListObjectsV2": "s3:ListBucket", "s3:HeadObject": "s3:GetObject", "s3:CreateMultipartUpload": "s3:PutObject",
     "s3:UploadPart": "s3:PutObject", "s3:CompleteMultipartUpload": "s3:PutObject", "lambda:Invoke": "lambda:InvokeFunction",
@@ -392,6 +394,7 @@ class _recording_calls:
         def record(client, operation_name, api_params):  # noqa: ANN001
             principal = adapter.current_principal() or getattr(_CALLER, "name", None) or "states"
             prefix = client.meta.service_model.metadata.get("signingName") or client.meta.service_model.endpoint_prefix
+            prefix = IAM_PREFIXES.get(prefix, prefix)
             action = f"{prefix}:{operation_name}"
             hooks.calls.append((principal, IAM_ACTIONS.get(action, action)))
             return original(client, operation_name, api_params)
