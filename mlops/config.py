@@ -224,6 +224,7 @@ class DeploymentConfig(_Model):
     mode: Literal["realtime", "serverless", "async", "batch"] = "realtime"
     serverless_memory_mb: Literal[1024, 2048, 3072, 4096, 5120, 6144] = 2048
     serverless_max_concurrency: int = Field(default=5, ge=1, le=200)
+    batch_input_prefix: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9!_.*'()/-]+/$")
     async_max_concurrent_invocations_per_instance: int = Field(default=4, ge=1, le=1000)
     async_max_instance_count: int = Field(default=2, ge=1, le=20)
     async_target_backlog_per_instance: int = Field(default=5, ge=1, le=10_000)

@@ -180,6 +180,11 @@ def test_config_is_frozen() -> None:
             id="tuning-objective-metric",
         ),
         pytest.param(
+            lambda d: d["deployment"].update(batch_input_prefix="s3://bucket/scoring"),
+            ["deployment.batch_input_prefix: must match", "got 's3://bucket/scoring'"],
+            id="batch-prefix-not-a-key-prefix",
+        ),
+        pytest.param(
             lambda d: d["data_lake"].update(noncurrent_version_expiration_days=0),
             ["data_lake.noncurrent_version_expiration_days", "greater than or equal to 1", "got 0"],
             id="lifecycle-days-zero",

@@ -213,3 +213,24 @@ def test_async_deployment(stacks, stage: str) -> None:
     alarm = states["Put wake-from-zero alarm"]["Parameters"]
     assert alarm["MetricName"] == "HasBacklogWithoutCapacity" and alarm["AlarmActions.$"] == "States.Array($.wake.policy_arn)"
     assert {t["Key"] for t in alarm["Tags"]} >= {"ml-project", "stage", "cost-center", "owner"}
+
+
+def test_batch_over_a_configured_prefix(tmp_path) -> None:
+    """deployment.batch_input_prefix: the transform reads that curated prefix (feature-only
+    CSV) and writes one prediction per line, no filters or join."""
+    import aws_cdk as cdk
+
+    from mlops.config import load_stage_config
+    from mlops.stacks.stage import build
+    from tools.assembly import cdk_json_context, read_stacks
+
+    config = load_stage_config("dev")
+    config = config.model_copy(update={"deployment": config.deployment.model_copy(update={"batch_input_prefix": "scoring/daily/"})})
+    app = cdk.App(outdir=str(tmp_path), context=cdk_json_context())
+    build(app, [config])
+    app.synth()
+    (stack,) = [s for s in read_stacks(tmp_path) if s.stack_id == "Pipeline"]
+    (definition,) = state_machine_definitions(stack.template).values()
+    parameters = definition["States"]["Run batch transform"]["Parameters"]
+    assert parameters["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"].endswith("/scoring/daily/")
+    assert "DataProcessing" not in parameters

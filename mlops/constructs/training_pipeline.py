@@ -71,6 +71,7 @@ class TrainingPipeline(Construct):
         self._config = config
         self._exports = data_exports
         self._artifacts_bucket_name = artifacts_bucket.bucket_name
+        self._curated_bucket_name = curated_bucket.bucket_name
         pipeline, training, deployment = config.pipeline, config.training, config.deployment
         prefix = config.resource_prefix
         self.endpoint_name = f"{prefix}-endpoint"
@@ -777,24 +778,34 @@ class TrainingPipeline(Construct):
         }
 
     def _batch(self, deployment, data_key: kms.IKey) -> sfn.IChainable:
-        """Batch transform over the run's test split: the label column is filtered out of the
-        request and joined back to the prediction, so the output reads ``label,prediction``."""
-        transform = self._job("Run batch transform", "createTransformJob", {
+        """Batch transform. By default over the run's test split: the label column is filtered
+        out of the request and joined back to the prediction, so the output reads
+        ``label,prediction``. With ``deployment.batch_input_prefix``, over that prefix of the
+        curated zone (feature-only CSV), one prediction per line."""
+        if deployment.batch_input_prefix:
+            source = {"S3DataType": "S3Prefix", "S3Uri": f"s3://{self._curated_bucket_name}/{deployment.batch_input_prefix}"}
+            processing = None
+        else:
+            source = {"S3DataType": "S3Prefix", "S3Uri.$": "$.run.s3.test"}
+            processing = {"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": "$[0,-1]"}
+        parameters = {
             "TransformJobName.$": _with_suffix("$.run.names.transform"),
             "ModelName.$": "$.run.names.model",
-            "TransformInput": {
-                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri.$": "$.run.s3.test"}},
-                "ContentType": "text/csv", "SplitType": "Line",
-            },
+            "TransformInput": {"DataSource": {"S3DataSource": source}, "ContentType": "text/csv", "SplitType": "Line"},
             "TransformOutput": {"S3OutputPath.$": "$.run.s3.transform_output", "Accept": "text/csv",
                                 "AssembleWith": "Line", "KmsKeyId": data_key.key_arn},
             "TransformResources": {"InstanceType": deployment.instance_type,
                                    "InstanceCount": deployment.initial_instance_count,
                                    "VolumeKmsKeyId": data_key.key_arn},
-            "DataProcessing": {"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": "$[0,-1]"},
             "ModelClientConfig": {"InvocationsTimeoutInSeconds": 600, "InvocationsMaxRetries": 1},
-        }, result_selector={"job_name.$": "$.TransformJobName", "output.$": "$.TransformOutput.S3OutputPath"},
-            result_path="$.transform", comment="Predictions for the test split: label,prediction per line")
+        }
+        if processing:
+            parameters["DataProcessing"] = processing
+        transform = self._job("Run batch transform", "createTransformJob", parameters,
+                              result_selector={"job_name.$": "$.TransformJobName",
+                                               "output.$": "$.TransformOutput.S3OutputPath"},
+                              result_path="$.transform",
+                              comment="label,prediction per test row" if processing else "one prediction per input line")
         return transform.next(self._notify("Notify batch done", "BATCH PREDICTIONS WRITTEN", "$.transform.output")).next(
             sfn.Succeed(self, "Batch predictions written"))
 
