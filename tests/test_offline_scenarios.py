@@ -20,6 +20,7 @@ def test_training_failure_notifies_and_deploys_nothing(cloud_assembly_dir: Path)
         assert run.visited()[-4:] == ["Train model", "Notify failure", "Reserved error name?", "Step failed"]
         assert _packages("mlops-demo-dev-models") == [] and _endpoints() == []
         assert any("FAILED" in message for message in stage.messages())
+        assert stage.iam_report()["missing"] == {}  # every call allowed by its caller's policy
 
 
 def _wait_for_token(stage: OfflineStage, execution: str) -> str:
@@ -47,6 +48,7 @@ def test_prod_waits_for_approval_then_deploys(cloud_assembly_dir: Path) -> None:
         assert run.visited()[-1] == "Model deployed" and _endpoints() == ["mlops-demo-prod-endpoint"]
         variants = boto3.client("sagemaker").describe_endpoint(EndpointName="mlops-demo-prod-endpoint")
         assert variants["ProductionVariants"][0]["CurrentInstanceCount"] >= 2  # prod >= 2 instances
+        assert stage.iam_report()["missing"] == {}  # every call allowed by its caller's policy
 
 
 def test_prod_rejection_ends_cleanly_with_nothing_deployed(cloud_assembly_dir: Path) -> None:
@@ -56,6 +58,7 @@ def test_prod_rejection_ends_cleanly_with_nothing_deployed(cloud_assembly_dir: P
         run = stage.wait(execution)
         assert run.status == "SUCCEEDED" and run.visited()[-2:] == ["Notify rejected", "Model rejected"]
         assert _endpoints() == []
+        assert stage.iam_report()["missing"] == {}  # every call allowed by its caller's policy
 
 
 def test_batch_mode_writes_label_and_prediction_for_the_test_split(cloud_assembly_dir: Path) -> None:
@@ -72,6 +75,7 @@ def test_batch_mode_writes_label_and_prediction_for_the_test_split(cloud_assembl
         assert len(lines) == 57 and all(len(line) == 2 for line in lines)  # label,prediction per test row
         accuracy = sum(float(label) == (float(score) > 0.5) for label, score in lines) / len(lines)
         assert accuracy > 0.9  # the predictions come from the real model
+        assert stage.iam_report()["missing"] == {}  # every call allowed by its caller's policy
 
 
 def test_tuning_picks_the_best_job_and_its_model_flows_on(cloud_assembly_dir: Path) -> None:
@@ -90,6 +94,7 @@ def test_tuning_picks_the_best_job_and_its_model_flows_on(cloud_assembly_dir: Pa
         lineage = boto3.client("sagemaker").describe_model_package(
             ModelPackageName=package["ModelPackageArn"])["CustomerMetadataProperties"]
         assert lineage["training_job"] == tuning["best_training_job"]
+        assert stage.iam_report()["missing"] == {}  # every call allowed by its caller's policy
 
 
 def test_serverless_mode_creates_then_updates_its_own_endpoint(cloud_assembly_dir: Path) -> None:
@@ -106,6 +111,7 @@ def test_serverless_mode_creates_then_updates_its_own_endpoint(cloud_assembly_di
         assert boto3.client("sagemaker").describe_endpoint(EndpointName="mlops-demo-dev-serverless")[
             "EndpointConfigName"] == second.output["run"]["names"]["config"]
         assert _endpoints() == ["mlops-demo-dev-serverless"]  # the real-time endpoint is not touched
+        assert stage.iam_report()["missing"] == {}  # every call allowed by its caller's policy
 
 
 def test_async_mode_scales_to_zero_and_wakes_on_backlog(cloud_assembly_dir: Path) -> None:
@@ -126,3 +132,4 @@ def test_async_mode_scales_to_zero_and_wakes_on_backlog(cloud_assembly_dir: Path
         (alarm,) = boto3.client("cloudwatch").describe_alarms()["MetricAlarms"]
         assert alarm["MetricName"] == "HasBacklogWithoutCapacity"
         assert alarm["AlarmActions"] == [run.output["wake"]["policy_arn"]]  # the alarm fires the wake-up policy
+        assert stage.iam_report()["missing"] == {}  # every call allowed by its caller's policy

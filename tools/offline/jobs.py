@@ -72,6 +72,7 @@ def train_xgboost(request: dict[str, Any], *, fault: str | None = None) -> dict[
     """Train like the built-in XGBoost algorithm does, from a CreateTrainingJob request."""
     import xgboost
 
+    xgboost.set_config(verbosity=0)  # the library's own stderr notes would drown the demo's progress
     if fault == "fail":
         return {"failure": "AlgorithmError: injected training failure (offline scenario)"}
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["InputDataConfig"]}
@@ -190,6 +191,7 @@ def _select(values: list[str], expression: str) -> list[str]:
 def _load_booster(model_data: str):  # noqa: ANN202
     import xgboost
 
+    xgboost.set_config(verbosity=0)
     bucket, key = _split(model_data)
     archive = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     with tempfile.TemporaryDirectory() as scratch, tarfile.open(fileobj=io.BytesIO(archive)) as tar:
@@ -206,12 +208,15 @@ def run_transform(request: dict[str, Any], *, fault: str | None = None) -> dict[
 
     if fault == "fail":
         return {"failure": "ClientError: injected transform failure (offline scenario)"}
+    from tools.offline import adapter
+
     sagemaker = boto3.client("sagemaker")
-    container = sagemaker.describe_model(ModelName=request["ModelName"])["PrimaryContainer"]
-    model_data = container.get("ModelDataUrl")
-    if not model_data:
-        package = sagemaker.describe_model_package(ModelPackageName=container["ModelPackageName"])
-        model_data = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    with adapter.principal("sagemaker-service"):  # SageMaker resolves the model itself, not the execution role
+        container = sagemaker.describe_model(ModelName=request["ModelName"])["PrimaryContainer"]
+        model_data = container.get("ModelDataUrl")
+        if not model_data:
+            package = sagemaker.describe_model_package(ModelPackageName=container["ModelPackageName"])
+            model_data = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
     booster = _load_booster(model_data)
     processing = request.get("DataProcessing", {})
     source = request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]

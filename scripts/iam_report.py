@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""`make iam-report`: run the stage's pipeline offline in every deployment mode and with
+tuning, then print, per IAM role, the actions the runs called, any call its synthesized
+policy does not allow (exit 1 if so), and granted actions no run used (review candidates:
+some are used only by SageMaker itself, e.g. ECR pulls, which offline runs cannot show).
+
+    python scripts/iam_report.py [--stage dev]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+
+RUNS = [{}, {"deployment_mode": "serverless"}, {"deployment_mode": "async"}, {"deployment_mode": "batch"},
+        {"tuning": True}, {}]  # the last one updates the existing real-time endpoint
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stage", default="dev")
+    args = parser.parse_args(argv)
+    logging.disable(logging.WARNING)
+    warnings.simplefilter("ignore")
+    from tools.assembly import synth
+    from tools.offline.runner import OfflineStage
+
+    with tempfile.TemporaryDirectory() as outdir:
+        synth(args.stage, Path(outdir))
+        with OfflineStage(Path(outdir), args.stage) as stage:
+            if stage.approval_rules:
+                print("This stage waits for manual approval; run the report on a stage without it.", file=sys.stderr)
+                return 2
+            for run_input in RUNS:
+                result = stage.run(run_input)
+                print(f"run {run_input or '{}'}: {result.status}")
+            report = stage.iam_report()
+    for role in sorted(set(report["called"]) | set(report["unused"])):
+        print(f"\n{role}")
+        print("  called:  " + ", ".join(report["called"].get(role, [])))
+        if role in report["missing"]:
+            print("  NOT ALLOWED: " + ", ".join(report["missing"][role]))
+        print("  unused:  " + ", ".join(report["unused"].get(role, [])))
+    print(f"\n{sum(len(v) for v in report['missing'].values())} call(s) not allowed by the caller's policy")
+    return 1 if report["missing"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
