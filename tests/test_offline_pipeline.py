@@ -5,7 +5,6 @@ evaluation scripts. One scenario per behaviour a user relies on."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import boto3

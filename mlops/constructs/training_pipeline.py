@@ -330,9 +330,7 @@ class TrainingPipeline(Construct):
         register = self._register(pipeline, deployment, data_key)
         deploy = self._deploy(deployment, data_key, monitoring_bucket, check)
 
-        chain = register
-        if pipeline.manual_approval:
-            assert approval is not None
+        if approval is not None:  # manual approval: wait for the registry's decision, then deploy
             chain = register.next(self._approval(approval, pipeline.approval_timeout_hours, deploy))
         else:
             chain = register.next(deploy)
