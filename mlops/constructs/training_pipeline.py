@@ -556,12 +556,9 @@ class TrainingPipeline(Construct):
             role=self.sagemaker_role,
             result_path=sfn.JsonPath.DISCARD,
         )
-        create_config = tasks.CallAwsService(
-            self, "Create endpoint config",
-            task_timeout=API_TIMEOUT,
-            service="sagemaker", action="createEndpointConfig",
-            parameters={
-                "EndpointConfigName.$": config_name,
+        create_config = self._endpoint_config(
+            "Create endpoint config",
+            {
                 "KmsKeyId": data_key.key_arn,
                 "ProductionVariants": [{
                     "VariantName": VARIANT, "ModelName.$": "$.run.names.model",
@@ -569,35 +566,21 @@ class TrainingPipeline(Construct):
                     "InitialInstanceCount": deployment.initial_instance_count, "InitialVariantWeight": 1}],
                 "DataCaptureConfig": self._data_capture(deployment, data_key, monitoring_bucket),
             },
-            iam_resources=[stack.format_arn(service="sagemaker", resource="endpoint-config",
-                                            resource_name=f"{self._config.resource_prefix}-config-*")],
-            iam_action="sagemaker:CreateEndpointConfig",
-            result_path=sfn.JsonPath.DISCARD,
             comment="KMS, data capture to the monitoring bucket",
         )
-        create_serverless_config = tasks.CallAwsService(
-            self, "Create serverless endpoint config",
-            task_timeout=API_TIMEOUT,
-            service="sagemaker", action="createEndpointConfig",
-            parameters={
-                "EndpointConfigName.$": config_name,
+        create_serverless_config = self._endpoint_config(
+            "Create serverless endpoint config",
+            {
                 "ProductionVariants": [{
                     "VariantName": VARIANT, "ModelName.$": "$.run.names.model",
                     "ServerlessConfig": {"MemorySizeInMB": deployment.serverless_memory_mb,
                                          "MaxConcurrency": deployment.serverless_max_concurrency}}],
             },
-            iam_resources=[stack.format_arn(service="sagemaker", resource="endpoint-config",
-                                            resource_name=f"{self._config.resource_prefix}-config-*")],
-            iam_action="sagemaker:CreateEndpointConfig",
-            result_path=sfn.JsonPath.DISCARD,
             comment="Serverless: no data capture, no KMS key on the config (no instance storage)",
         )
-        create_async_config = tasks.CallAwsService(
-            self, "Create async endpoint config",
-            task_timeout=API_TIMEOUT,
-            service="sagemaker", action="createEndpointConfig",
-            parameters={
-                "EndpointConfigName.$": config_name,
+        create_async_config = self._endpoint_config(
+            "Create async endpoint config",
+            {
                 "KmsKeyId": data_key.key_arn,
                 "ProductionVariants": [{
                     "VariantName": VARIANT, "ModelName.$": "$.run.names.model",
@@ -614,10 +597,6 @@ class TrainingPipeline(Construct):
                 },
                 "DataCaptureConfig": self._data_capture(deployment, data_key, monitoring_bucket),
             },
-            iam_resources=[stack.format_arn(service="sagemaker", resource="endpoint-config",
-                                            resource_name=f"{self._config.resource_prefix}-config-*")],
-            iam_action="sagemaker:CreateEndpointConfig",
-            result_path=sfn.JsonPath.DISCARD,
             comment="Results to S3 (KMS), success/error to SNS, data capture",
         )
         use_realtime = sfn.Pass(self, "Use real-time endpoint", result_path="$.deploy", result=sfn.Result.from_object(
@@ -762,6 +741,22 @@ class TrainingPipeline(Construct):
             .when(sfn.Condition.string_equals("$.run.deployment_mode", "serverless"), create_serverless_config)
             .when(sfn.Condition.string_equals("$.run.deployment_mode", "async"), create_async_config)
             .otherwise(create_config)
+        )
+
+    def _endpoint_config(self, name: str, parameters: dict, *, comment: str) -> tasks.CallAwsService:
+        """CreateEndpointConfig through the SDK integration (CDK's task has no data capture,
+        serverless or async settings); config names are per run, so the grant is by prefix."""
+        stack = cdk.Stack.of(self)
+        return tasks.CallAwsService(
+            self, name,
+            task_timeout=API_TIMEOUT,
+            service="sagemaker", action="createEndpointConfig",
+            parameters={"EndpointConfigName.$": "$.run.names.config", **parameters},
+            iam_resources=[stack.format_arn(service="sagemaker", resource="endpoint-config",
+                                            resource_name=f"{self._config.resource_prefix}-config-*")],
+            iam_action="sagemaker:CreateEndpointConfig",
+            result_path=sfn.JsonPath.DISCARD,
+            comment=comment,
         )
 
     @staticmethod
