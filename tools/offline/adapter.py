@@ -6,17 +6,18 @@ tests/test_offline_adapter.py that fails if a moto upgrade changes what it relie
    its payload; we run the handler code CDK staged in ``cdk.out`` instead.
 2. ``arn:aws:states:::sagemaker:*`` tasks. moto lists SageMaker as an unsupported service
    integration (``.sync`` fails with ``States.Runtime``). We route them to moto's SageMaker
-   API (so botocore validates every request against the service model) and, for training
-   and processing jobs, run the real work first (``tools/offline/jobs.py``).
+   API (so botocore validates every request against the service model) and, for training,
+   tuning, processing and transform jobs, run the real work first (``tools/offline/jobs.py``).
+   moto's generic ``.sync`` path also crashes without a task token, so ours describes once.
 3. ``sagemaker:UpdateEndpoint`` is not implemented by moto; we add it to the backend, with
    SageMaker's rollback behaviour: a failed update leaves the old config serving.
 4. ``$$.Execution.RedriveCount`` is missing from moto's context object; AWS sets 0 on the
    first run. Job names use it to stay unique across redrives.
+5. Time: Wait states and Retry intervals are recorded instead of slept, so a run with a
+   60-second endpoint poll or retry backoff finishes in seconds.
 6. Service names: Step Functions calls Application Auto Scaling ``applicationautoscaling``
    in ``aws-sdk`` ARNs; moto's executor passes that to boto3, which knows it as
    ``application-autoscaling``. We add the mapping AWS applies.
-5. Time: Wait states and Retry intervals are recorded instead of slept, so a run with a
-   60-second endpoint poll or retry backoff finishes in seconds.
 """
 
 from __future__ import annotations
