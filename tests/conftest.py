@@ -4,6 +4,7 @@ jsii start-up dominates synth time, so tests read the one cloud assembly."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,16 @@ def resources_of_type(template: dict, resource_type: str) -> dict[str, dict]:
         for logical_id, resource in template["Resources"].items()
         if resource["Type"] == resource_type
     }
+
+
+@dataclass
+class FakeLambdaContext:
+    """The LambdaContext attributes Powertools' inject_lambda_context reads."""
+
+    function_name: str = "handler"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:handler"
+    aws_request_id: str = "req-1"
 
 
 def load_lambda(name: str):

@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from tests.conftest import load_lambda
+from tests.conftest import FakeLambdaContext, load_lambda
 
 check = load_lambda("check_endpoint")
 approval = load_lambda("approval")
 REGION = "eu-west-1"
 
-
-@dataclass
-class _Context:
-    function_name: str = "handler"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:handler"
-    aws_request_id: str = "req"
 
 
 @pytest.fixture
@@ -48,25 +40,25 @@ def _endpoint(status: str = "InService") -> None:
 
 
 def test_missing_endpoint_means_create(aws) -> None:
-    assert check.handler({"endpoint_name": "ep"}, _Context()) == {"exists": False, "status": None, "endpoint_config_name": None}
+    assert check.handler({"endpoint_name": "ep"}, FakeLambdaContext()) == {"exists": False, "status": None, "endpoint_config_name": None}
 
 
 def test_serving_endpoint_means_update(aws) -> None:
     _endpoint()
-    assert check.handler({"endpoint_name": "ep"}, _Context()) == {"exists": True, "status": "InService", "endpoint_config_name": "c1"}
+    assert check.handler({"endpoint_name": "ep"}, FakeLambdaContext()) == {"exists": True, "status": "InService", "endpoint_config_name": "c1"}
 
 
 @pytest.mark.parametrize("status", ["Creating", "Updating", "RollingBack"])
 def test_busy_endpoint_raises_for_retry(aws, status: str) -> None:
     _endpoint(status)
     with pytest.raises(check.EndpointBusy, match=status):
-        check.handler({"endpoint_name": "ep"}, _Context())
+        check.handler({"endpoint_name": "ep"}, FakeLambdaContext())
 
 
 @pytest.mark.parametrize("event", [{}, {"endpoint_name": "bad_name!"}, {"endpoint_name": "ep", "extra": 1}])
 def test_check_endpoint_rejects_malformed_events(aws, event: dict) -> None:
     with pytest.raises(ValueError, match="malformed check-endpoint event"):
-        check.handler(event, _Context())
+        check.handler(event, FakeLambdaContext())
 
 
 # --- approval ---------------------------------------------------------------------
@@ -94,35 +86,35 @@ def _state_change(arn: str, status: str) -> dict:
 
 def test_waiting_run_resumes_on_approval(registry) -> None:
     arn, calls = registry
-    assert approval.handler({"task_token": "tok", "model_package_arn": arn}, _Context()) == {"outcome": "waiting"}
+    assert approval.handler({"task_token": "tok", "model_package_arn": arn}, FakeLambdaContext()) == {"outcome": "waiting"}
     assert calls == []
-    assert approval.handler(_state_change(arn, "Approved"), _Context()) == {"outcome": "resumed"}
+    assert approval.handler(_state_change(arn, "Approved"), FakeLambdaContext()) == {"outcome": "resumed"}
     assert calls[0][0] == "success" and calls[0][1]["taskToken"] == "tok"
     assert json.loads(calls[0][1]["output"])["status"] == "Approved"
     # the token is consumed: a second event finds no waiting run
-    assert approval.handler(_state_change(arn, "Approved"), _Context()) == {"outcome": "no waiting run"}
+    assert approval.handler(_state_change(arn, "Approved"), FakeLambdaContext()) == {"outcome": "no waiting run"}
 
 
 def test_rejection_ends_the_run_with_model_rejected(registry) -> None:
     arn, calls = registry
-    approval.handler({"task_token": "tok", "model_package_arn": arn}, _Context())
-    assert approval.handler(_state_change(arn, "Rejected"), _Context()) == {"outcome": "ended"}
+    approval.handler({"task_token": "tok", "model_package_arn": arn}, FakeLambdaContext())
+    assert approval.handler(_state_change(arn, "Rejected"), FakeLambdaContext()) == {"outcome": "ended"}
     assert calls[0][0] == "failure" and calls[0][1]["error"] == "ModelRejected"
 
 
 def test_decision_made_before_the_run_waits_is_answered_at_once(registry) -> None:
     arn, calls = registry
     boto3.client("sagemaker").update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved")
-    assert approval.handler({"task_token": "tok", "model_package_arn": arn}, _Context()) == {"outcome": "resumed"}
+    assert approval.handler({"task_token": "tok", "model_package_arn": arn}, FakeLambdaContext()) == {"outcome": "resumed"}
 
 
 def test_pending_status_change_is_ignored(registry) -> None:
     arn, calls = registry
-    assert approval.handler(_state_change(arn, "PendingManualApproval"), _Context()) == {"outcome": "ignored"}
+    assert approval.handler(_state_change(arn, "PendingManualApproval"), FakeLambdaContext()) == {"outcome": "ignored"}
 
 
 @pytest.mark.parametrize("event", [{}, {"task_token": "", "model_package_arn": "arn:aws:sagemaker:x"},
                                    {"detail-type": "SageMaker Model Package State Change", "detail": {}}])
 def test_approval_rejects_malformed_events(registry, event: dict) -> None:
     with pytest.raises(ValueError, match="malformed approval event"):
-        approval.handler(event, _Context())
+        approval.handler(event, FakeLambdaContext())

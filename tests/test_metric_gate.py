@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from tests.conftest import load_lambda
+from tests.conftest import FakeLambdaContext, load_lambda
 
 gate = load_lambda("metric_gate")
 T = gate.Threshold
@@ -48,13 +47,6 @@ def test_missing_metric_fails_and_says_what_exists() -> None:
     assert decision["passed"] is False and "f1 missing from the evaluation (have: mse)" in decision["summary"]
 
 
-@dataclass
-class _Context:
-    function_name: str = "metric-gate"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:metric-gate"
-    aws_request_id: str = "req-1"
-
 
 def _evaluation(f1: float) -> bytes:
     return json.dumps({"binary_classification_metrics": {
@@ -65,10 +57,7 @@ def _evaluation(f1: float) -> bytes:
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(key, "testing")
+def aws(aws_credentials):
     gate._client.cache_clear()
     with mock_aws():
         s3 = boto3.client("s3")
@@ -97,7 +86,7 @@ def _register(sagemaker, s3, version_uri: str, f1: float, status: str) -> None:
 def test_handler_without_registry_group_has_no_champion(aws) -> None:
     s3, _ = aws
     s3.put_object(Bucket="artifacts", Key="runs/r2/evaluation/evaluation.json", Body=_evaluation(0.95))
-    decision = gate.handler(_event(), _Context())
+    decision = gate.handler(_event(), FakeLambdaContext())
     assert decision["passed"] is True and decision["candidate"] == {"f1": 0.95}
     assert decision["champion"] == {"model_package_arn": None, "metrics": {}}
 
@@ -108,11 +97,11 @@ def test_handler_compares_with_latest_approved_version(aws) -> None:
     _register(sagemaker, s3, "s3://artifacts/runs/r0/evaluation/evaluation.json", 0.97, "Approved")
     _register(sagemaker, s3, "s3://artifacts/runs/r1/evaluation/evaluation.json", 0.99, "Rejected")
     s3.put_object(Bucket="artifacts", Key="runs/r2/evaluation/evaluation.json", Body=_evaluation(0.93))
-    decision = gate.handler(_event(), _Context())
+    decision = gate.handler(_event(), FakeLambdaContext())
     assert decision["champion"]["metrics"] == {"f1": 0.97}  # the rejected 0.99 is no champion
     assert decision["passed"] is False and "WORSE" in decision["summary"]
 
 
 def test_malformed_event(aws) -> None:
     with pytest.raises(ValueError, match="malformed metric-gate event"):
-        gate.handler(_event(thresholds=[]), _Context())
+        gate.handler(_event(thresholds=[]), FakeLambdaContext())

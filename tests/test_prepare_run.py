@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import boto3
 import pytest
@@ -10,7 +9,7 @@ from moto import mock_aws
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import load_lambda
+from tests.conftest import FakeLambdaContext, load_lambda
 
 prepare = load_lambda("prepare_run")
 
@@ -37,13 +36,6 @@ def _event(run_input=None, name: str = "6f1c2a6e-1d2b-4f7e-9a55-0c1e0e1b2c3d") -
     return {"input": run_input, "execution": {"id": ARN.format(name), "name": name}, "defaults": DEFAULTS}
 
 
-@dataclass
-class _Context:
-    function_name: str = "prepare-run"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:prepare-run"
-    aws_request_id: str = "req-1"
-
 
 @pytest.fixture(autouse=True)
 def _aws(aws_credentials):
@@ -57,7 +49,7 @@ def _aws(aws_credentials):
 def _run(run_input=None, defaults=None, **kwargs) -> dict:
     event = _event(run_input, **kwargs)
     event["defaults"] = {**DEFAULTS, **(defaults or {})}
-    return prepare.handler(event, _Context())
+    return prepare.handler(event, FakeLambdaContext())
 
 
 def test_no_input_means_config_defaults() -> None:
@@ -120,7 +112,7 @@ def test_malformed_state_payload_is_a_bug_not_user_error() -> None:
     event = _event()
     event.pop("defaults")
     with pytest.raises(ValueError, match="malformed prepare-run event"):
-        prepare.handler(event, _Context())
+        prepare.handler(event, FakeLambdaContext())
 
 
 def test_names_follow_sagemaker_rules() -> None:

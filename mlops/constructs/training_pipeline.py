@@ -615,6 +615,8 @@ class TrainingPipeline(Construct):
             comment="Create or update? Waits while the endpoint is busy",
         )
         check_endpoint.add_retry(errors=["EndpointBusy"], interval=ENDPOINT_POLL, backoff_rate=1.5, max_attempts=8)
+        endpoint_and_configs = [*self._endpoint_arns, stack.format_arn(
+            service="sagemaker", resource="endpoint-config", resource_name=f"{self._config.resource_prefix}-config-*")]
         # CDK's SageMakerCreateEndpoint grants endpoint/* when the name comes from the state;
         # the SDK integration lets the grant name the stage's two endpoints only.
         create_endpoint = tasks.CallAwsService(
@@ -622,8 +624,7 @@ class TrainingPipeline(Construct):
             task_timeout=API_TIMEOUT,
             service="sagemaker", action="createEndpoint",
             parameters={"EndpointName.$": "$.deploy.endpoint_name", "EndpointConfigName.$": config_name},
-            iam_resources=[*self._endpoint_arns, stack.format_arn(service="sagemaker", resource="endpoint-config",
-                                                                  resource_name=f"{self._config.resource_prefix}-config-*")],
+            iam_resources=endpoint_and_configs,
             iam_action="sagemaker:CreateEndpoint",
             result_path=sfn.JsonPath.DISCARD,
         )
@@ -632,8 +633,7 @@ class TrainingPipeline(Construct):
             task_timeout=API_TIMEOUT,
             service="sagemaker", action="updateEndpoint",
             parameters={"EndpointName.$": "$.deploy.endpoint_name", "EndpointConfigName.$": config_name},
-            iam_resources=[*self._endpoint_arns, stack.format_arn(service="sagemaker", resource="endpoint-config",
-                                                                  resource_name=f"{self._config.resource_prefix}-config-*")],
+            iam_resources=endpoint_and_configs,
             iam_action="sagemaker:UpdateEndpoint",
             result_path=sfn.JsonPath.DISCARD,
             comment="Serverless endpoints take no blue/green config; SageMaker keeps the old config serving until the new one is ready",
