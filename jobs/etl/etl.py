@@ -1,0 +1,444 @@
+#!/usr/bin/env python3
+r"""Prepare the training data (AWS Glue 5.0 Spark job script): validate the cleaning rules,
+dedupe, handle missing values and PII, and split 80/10/10 into train/validation/test.
+
+Self-contained (pyspark only; ``awsglue`` when Glue runs it). Contract:
+
+    --input                CSV with a header: one file, or a directory/prefix read recursively
+                           (``*.csv`` only); a path or an s3:// URI
+    --label                the label column
+    --rules                JSON, from the stage config (default ``{}``):
+                           {"missing": {"<column or *>": "drop" | "mean" | "median" | "mode"
+                                                        | {"constant": <value>}},
+                            "pii": {"<column>": "drop" | "mask"}}
+    --seed                 integer (default 0)
+    --output_train, --output_validation, --output_test
+                           one CSV per split: label first, no header, what built-in XGBoost reads
+    --output_catalog       <output_catalog>/split=<name>/: the same rows with a header, so one
+                           Glue crawler makes one table partitioned by ``split``
+                           Every run overwrites all four output prefixes.
+
+Exact duplicate rows and rows without a label are dropped, then rows with a null in a
+column whose rule is ``drop``; the rest is split with exact counts (train round(0.8n),
+validation round(0.1n), test the rest). Rows are ordered by a seeded hash of their content,
+so the split does not depend on file order, row order or partitioning and is identical on
+every rerun. Missing values are filled with statistics of the train split only (no leakage
+from validation/test). A ``*`` rule covers the columns without their own rule and that it
+fits (mean/median: numeric columns); the default is median for numeric columns, mode (most
+frequent, smallest on ties) otherwise; integer columns stay integers (fills are rounded).
+PII columns are dropped or replaced by the hex SHA-256 of their value (unsalted: it hides
+values, it does not stop dictionary look-ups). A masked column is a string, which built-in
+XGBoost cannot read: drop PII that is not needed for joins.
+
+Locally (no awsglue: argparse and a local SparkSession instead of GlueContext):
+
+    python jobs/etl/etl.py --input data/sample/breast_cancer --label target \
+        --output_train /tmp/etl/train/ --output_validation /tmp/etl/validation/ \
+        --output_test /tmp/etl/test/ --output_catalog /tmp/etl/catalog/
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from functools import reduce
+from typing import Any
+
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql.types import BooleanType, DataType, IntegralType, NumericType, StringType, StructType
+
+LOGGER = logging.getLogger("etl")
+
+SPLITS = (("train", 0.8), ("validation", 0.1), ("test", 0.1))
+MISSING_STRATEGIES = ("drop", "mean", "median", "mode", "constant")
+PII_ACTIONS = ("drop", "mask")
+RULE_SECTIONS = ("missing", "pii")
+ROW_NUMBER = "__etl_row_number"  # internal; never written
+CATALOG_PARTITION = "split"  # the catalog copy's partition column
+
+
+@dataclass(frozen=True)
+class Fill:
+    """What to do with a column's missing values: a strategy, and the value for ``constant``."""
+
+    strategy: str
+    constant: Any = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Validated rules resolved against the data: a Fill for every output feature column."""
+
+    missing: dict[str, Fill]
+    pii: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """``transform``'s splits plus what ``run`` reports; the DataFrames are lazy."""
+
+    splits: dict[str, DataFrame]
+    plan: Plan
+    distinct: DataFrame  # the input without duplicate rows
+    numbered: DataFrame  # the rows kept, numbered in split order (persisted when asked)
+    rows: dict[str, int]  # per split, exact by construction
+    null_counts: dict[str, int]  # nulls filled, per column, across the three splits
+    fill_values: dict[str, Any]  # column -> value, computed on the train split
+
+
+def transform(df: DataFrame, *, label: str, rules: dict[str, Any], seed: int = 0) -> dict[str, DataFrame]:
+    """Pure transform: clean ``df`` and split it into {"train", "validation", "test"}.
+
+    Raises ValueError naming the offending field (``rules.missing.<column>``, ...) for bad
+    rules before any Spark job runs. The label becomes the first column.
+    """
+    return prepare(df, label=label, rules=rules, seed=seed).splits
+
+
+def prepare(
+    df: DataFrame, *, label: str, rules: dict[str, Any], seed: int = 0, persist: bool = False
+) -> Prepared:
+    """``transform`` with the counts ``run`` reports; ``persist`` caches the numbered rows,
+    which every split, statistic and write reads (the caller unpersists)."""
+    plan = validate_rules(rules, df.schema, label)
+    columns = df.columns
+    types = {field.name: field.dataType for field in df.schema.fields}
+
+    distinct = df.dropDuplicates()
+    kept = distinct.where(_col(label).isNotNull())
+    for column, fill in plan.missing.items():
+        if fill.strategy == "drop":
+            kept = kept.where(_col(column).isNotNull())
+
+    to_fill = [column for column, fill in plan.missing.items() if fill.strategy != "drop"]
+    counts = kept.agg(
+        F.count(F.lit(1)), *(F.count_if(_col(column).isNull()) for column in to_fill)
+    ).first()
+    n = counts[0]
+    null_counts = {column: count for column, count in zip(to_fill, counts[1:]) if count}
+
+    # Order by a seeded hash of the whole row, then by every column: rows are distinct, so
+    # the order is total and depends on content only, never on input order or partitioning.
+    # A window without partitionBy sorts everything in one task: fine for tabular training
+    # data (millions of rows; it spills to disk), a bottleneck beyond that. To scale further,
+    # bucket on the hash's top bits, number rows per bucket and add per-bucket offsets.
+    order = [F.xxhash64(F.lit(seed), *(_col(c) for c in columns)), *(_col(c).asc_nulls_first() for c in columns)]
+    numbered = kept.withColumn(ROW_NUMBER, F.row_number().over(Window.orderBy(*order)))
+    if persist:
+        numbered = numbered.persist()
+
+    n_train = round(n * SPLITS[0][1])
+    n_validation = round(n * SPLITS[1][1])
+    bounds = {
+        "train": (0, n_train),
+        "validation": (n_train, n_train + n_validation),
+        "test": (n_train + n_validation, n),
+    }
+    parts = {
+        name: numbered.where((F.col(ROW_NUMBER) > start) & (F.col(ROW_NUMBER) <= end))
+        for name, (start, end) in bounds.items()
+    }
+
+    fill_values = _fill_values(parts["train"], {column: plan.missing[column] for column in null_counts}, types)
+    output = [label, *(column for column in columns if column != label and plan.pii.get(column) != "drop")]
+
+    def finish(part: DataFrame) -> DataFrame:
+        selected = []
+        for column in output:
+            expression = _col(column)
+            if column in fill_values:
+                expression = F.coalesce(expression, F.lit(fill_values[column]).cast(types[column]))
+            if plan.pii.get(column) == "mask":
+                expression = F.sha2(expression.cast("string"), 256)
+            selected.append(expression.alias(column))
+        return part.select(*selected)
+
+    return Prepared(
+        splits={name: finish(part) for name, part in parts.items()},
+        plan=plan,
+        distinct=distinct,
+        numbered=numbered,
+        rows={name: end - start for name, (start, end) in bounds.items()},
+        null_counts=null_counts,
+        fill_values=fill_values,
+    )
+
+
+def validate_rules(rules: Any, schema: StructType, label: str) -> Plan:
+    """Check ``rules`` against the data's columns and resolve ``*`` and the defaults.
+
+    Every error names the field to fix, e.g. ``rules.missing.mean_radius: ...``.
+    """
+    columns = [field.name for field in schema.fields]
+    types = {field.name: field.dataType for field in schema.fields}
+    listing = f"(columns: {', '.join(columns)})"
+    if label not in types:
+        raise ValueError(f"label: column {label!r} not in the data {listing}")
+    for reserved in (ROW_NUMBER, CATALOG_PARTITION):
+        if reserved in types:
+            raise ValueError(f"columns: {reserved!r} is reserved by the ETL job; rename that column")
+    if not isinstance(rules, dict):
+        raise ValueError(f"rules: expected an object with {' and/or '.join(RULE_SECTIONS)}, got {type(rules).__name__}")
+    for section in rules:
+        if section not in RULE_SECTIONS:
+            raise ValueError(f"rules.{section}: unknown section; allowed: {', '.join(RULE_SECTIONS)}")
+    missing, pii = rules.get("missing", {}), rules.get("pii", {})
+    for section, value in (("missing", missing), ("pii", pii)):
+        if not isinstance(value, dict):
+            raise ValueError(f"rules.{section}: expected an object mapping column names, got {type(value).__name__}")
+
+    for column, action in pii.items():
+        field = f"rules.pii.{column}"
+        if column not in types:
+            raise ValueError(f"{field}: column not in the data {listing}")
+        if column == label:
+            raise ValueError(f"{field}: the label cannot be dropped or masked")
+        if action not in PII_ACTIONS:
+            raise ValueError(f"{field}: unknown action {action!r}; allowed: {', '.join(PII_ACTIONS)}")
+
+    explicit = {}
+    for column, rule in missing.items():
+        field = f"rules.missing.{column}"
+        if column != "*" and column not in types:
+            raise ValueError(f"{field}: column not in the data {listing}")
+        fill = _parse_fill(field, rule)
+        if column == label:
+            if fill.strategy != "drop":
+                raise ValueError(f"{field}: rows without a label are always dropped; only 'drop' is allowed")
+            continue
+        if column != "*":
+            problem = _misfit(fill, types[column])
+            if problem:
+                raise ValueError(f"{field}: {problem}")
+            explicit[column] = fill
+    default = _parse_fill("rules.missing.*", missing["*"]) if "*" in missing else None
+
+    plan = {}
+    for column in columns:
+        if column == label:
+            continue
+        if column in explicit:
+            fill = explicit[column]
+        elif default is not None and not _misfit(default, types[column]):
+            fill = default
+        else:
+            fill = Fill("median" if _numeric(types[column]) else "mode")
+        # A dropped PII column is never written: only an explicit row-drop rule still matters.
+        if pii.get(column) == "drop" and not (column in explicit and fill.strategy == "drop"):
+            continue
+        plan[column] = fill
+    return Plan(missing=plan, pii=dict(pii))
+
+
+def _parse_fill(field: str, rule: Any) -> Fill:
+    allowed = f"allowed: {', '.join(MISSING_STRATEGIES)}"
+    if isinstance(rule, dict):
+        if set(rule) != {"constant"}:
+            raise ValueError(f"{field}: unknown strategy {rule!r}; {allowed} (as {{\"constant\": <value>}})")
+        if rule["constant"] is None:
+            raise ValueError(f"{field}.constant: must not be null")
+        return Fill("constant", rule["constant"])
+    if rule not in MISSING_STRATEGIES or rule == "constant":
+        raise ValueError(f"{field}: unknown strategy {rule!r}; {allowed}")
+    return Fill(rule)
+
+
+def _misfit(fill: Fill, data_type: DataType) -> str | None:
+    """Why ``fill`` cannot apply to a column of ``data_type`` (None when it can)."""
+    if fill.strategy in ("mean", "median") and not _numeric(data_type):
+        return f"{fill.strategy!r} needs a numeric column, not {data_type.simpleString()}"
+    if fill.strategy == "constant":
+        value = fill.constant
+        fits = (
+            (_numeric(data_type) and isinstance(value, (int, float)) and not isinstance(value, bool))
+            or (isinstance(data_type, StringType) and isinstance(value, str))
+            or (isinstance(data_type, BooleanType) and isinstance(value, bool))
+        )
+        if not fits:
+            return f"constant {value!r} does not fit a {data_type.simpleString()} column"
+    return None
+
+
+def _numeric(data_type: DataType) -> bool:
+    return isinstance(data_type, NumericType)
+
+
+def _fill_values(train: DataFrame, fills: dict[str, Fill], types: dict[str, DataType]) -> dict[str, Any]:
+    """The value each column's nulls become, from the train split only."""
+    values = {column: fill.constant for column, fill in fills.items() if fill.strategy == "constant"}
+    # Exact median, like pandas; F.percentile_approx is the swap for tables too big to
+    # hold one column's train values on one executor.
+    aggregates = {"mean": F.mean, "median": F.median}
+    stats = [column for column, fill in fills.items() if fill.strategy in aggregates]
+    if stats:
+        row = train.agg(*(aggregates[fills[column].strategy](_col(column)) for column in stats)).first()
+        values.update(zip(stats, row))
+    for column, fill in fills.items():
+        if fill.strategy == "mode":
+            # Most frequent value; the smallest on ties, so reruns agree (F.mode does not promise that).
+            top = (
+                train.where(_col(column).isNotNull())
+                .groupBy(_col(column).alias("value"))
+                .count()
+                .orderBy(F.desc("count"), F.asc("value"))
+                .first()
+            )
+            values[column] = None if top is None else top["value"]
+    for column, value in values.items():
+        if value is None:
+            raise ValueError(
+                f"column {column!r}: the train split has no value to compute the {fills[column].strategy} from; "
+                f"set rules.missing.{column} to a constant or 'drop'"
+            )
+    # Integer columns keep their type, so fills are rounded (a cast would truncate 2.7 to 2).
+    return {
+        column: round(value) if isinstance(types[column], IntegralType) and isinstance(value, float) else value
+        for column, value in values.items()
+    }
+
+
+def _col(name: str) -> Column:
+    """A column by its literal name (CSV headers may hold dots or spaces)."""
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
+def run(spark: SparkSession, args: dict[str, Any]) -> dict[str, Any]:
+    """Read ``args["input"]``, transform, write the training layout and the catalog copy.
+
+    ``args`` holds the job arguments by name (``rules`` a dict or JSON string, ``seed`` an
+    int or string, as Glue passes strings). Returns the summary, also logged as JSON.
+    """
+    rules = args.get("rules") or {}
+    if isinstance(rules, str):
+        try:
+            rules = json.loads(rules)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"rules: not valid JSON ({error})") from None
+    try:
+        seed = int(args.get("seed") or 0)
+    except ValueError:
+        raise ValueError(f"seed: expected an integer, got {args['seed']!r}") from None
+    label = args["label"]
+
+    raw = (
+        spark.read.option("header", True)
+        .option("inferSchema", True)
+        .option("recursiveFileLookup", True)  # a prefix may hold sub-folders; no partition columns
+        .option("pathGlobFilter", "*.csv")
+        .csv(args["input"])
+        .cache()  # read once: the counts below and the split all start here
+    )
+    prepared = None
+    try:  # a session may serve several runs (the offline runner's does): never leave data cached
+        prepared = prepare(raw, label=label, rules=rules, seed=seed, persist=True)
+        input_rows = raw.count()
+        distinct_rows, unlabelled_rows = (
+            prepared.distinct.agg(F.count(F.lit(1)), F.count_if(_col(label).isNull())).first()
+        )
+        for name, part in prepared.splits.items():
+            # Built-in XGBoost reads every object under the channel's prefix: one file, no
+            # header, no empty _SUCCESS marker.
+            _write_csv(part.coalesce(1), args[f"output_{name}"], header=False)
+        # One write for the catalog copy, so its three partitions are replaced together.
+        tagged = (part.withColumn(CATALOG_PARTITION, F.lit(name)) for name, part in prepared.splits.items())
+        catalog = reduce(DataFrame.unionByName, tagged)
+        _write_csv(catalog, args["output_catalog"], header=True, partition_by=CATALOG_PARTITION)
+    finally:
+        if prepared is not None:
+            prepared.numbered.unpersist()
+        raw.unpersist()
+
+    plan = prepared.plan
+    summary = {
+        "input_rows": input_rows,
+        "duplicates_dropped": input_rows - distinct_rows,
+        "missing_label_dropped": unlabelled_rows,
+        "missing_values_dropped": distinct_rows - unlabelled_rows - sum(prepared.rows.values()),
+        "rows": prepared.rows,
+        "filled": {
+            column: {
+                "strategy": plan.missing[column].strategy,
+                # the fill value of a masked column is PII: keep it out of the logs
+                "value": "<masked>" if plan.pii.get(column) == "mask" else prepared.fill_values[column],
+                "count": count,
+            }
+            for column, count in prepared.null_counts.items()
+        },
+        "pii": plan.pii,
+        "columns": prepared.splits["train"].columns,
+        "seed": seed,
+    }
+    LOGGER.info("etl summary %s", json.dumps(summary, default=str))
+    return summary
+
+
+def _write_csv(df: DataFrame, path: str, *, header: bool, partition_by: str | None = None) -> None:
+    writer = df.write.partitionBy(partition_by) if partition_by else df.write
+    (
+        writer.mode("overwrite")
+        .option("header", header)
+        .option("mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
+        .csv(path)
+    )
+
+
+ARGUMENTS = ("input", "output_train", "output_validation", "output_test", "output_catalog", "label")
+OPTIONAL_ARGUMENTS = {"rules": "{}", "seed": "0"}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Glue entry point; without ``awsglue`` (local runs) argparse and a local SparkSession."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    LOGGER.setLevel(logging.INFO)  # this job's summary; py4j's INFO chatter stays below the root's WARNING
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        from awsglue.context import GlueContext
+        from awsglue.job import Job
+        from awsglue.utils import getResolvedOptions
+    except ImportError:
+        return run(_local_spark(), _local_args(argv))
+
+    # getResolvedOptions makes every name it is given required: ask only for the optional
+    # ones present. Glue always passes JOB_NAME.
+    present = [name for name in ("JOB_NAME", *OPTIONAL_ARGUMENTS) if _given(argv, name)]
+    args = {**OPTIONAL_ARGUMENTS, **getResolvedOptions([sys.argv[0], *argv], [*ARGUMENTS, *present])}
+    from pyspark.context import SparkContext
+
+    glue_context = GlueContext(SparkContext.getOrCreate())
+    job = Job(glue_context)
+    job.init(args.get("JOB_NAME", "etl"), args)
+    summary = run(glue_context.spark_session, args)
+    job.commit()
+    return summary
+
+
+def _given(argv: list[str], name: str) -> bool:
+    return any(arg == f"--{name}" or arg.startswith(f"--{name}=") for arg in argv)
+
+
+def _local_args(argv: list[str]) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for name in ARGUMENTS:
+        parser.add_argument(f"--{name}", required=True)
+    for name, default in OPTIONAL_ARGUMENTS.items():
+        parser.add_argument(f"--{name}", default=default)
+    return vars(parser.parse_args(argv))
+
+
+def _local_spark() -> SparkSession:
+    return (
+        SparkSession.builder.master("local[*]")
+        .appName("etl")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "8")
+        .getOrCreate()
+    )
+
+
+if __name__ == "__main__":
+    main()
