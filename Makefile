@@ -12,7 +12,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 # running the app with the venv's python.
 CDK := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" node_modules/.bin/cdk --no-notices
 
-.PHONY: help demo iam-report schema graph bootstrap synth test snapshots aws-bootstrap deploy diff destroy bench sample-data lock clean
+.PHONY: help demo iam-report schema graph bootstrap synth test snapshots aws-bootstrap deploy diff destroy bench bench-drift sample-data lock clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -58,13 +58,16 @@ destroy: bootstrap ## delete one stage's stacks: make destroy STAGE=dev (prod ke
 bench: bootstrap ## print synth and test-suite timings (figures quoted in the README)
 	$(PY) scripts/bench.py
 
+bench-drift: bootstrap ## time the drift job on 1M captured rows x 20 features (figures quoted in the README)
+	$(PY) scripts/bench_drift.py
+
 iam-report: bootstrap ## run the pipeline offline in every mode and list called / not allowed / unused IAM actions per role
 	$(PY) scripts/iam_report.py --stage $(STAGE)
 
 schema: bootstrap ## rewrite docs/execution-input.schema.json from the prepare-run handler's input model
 	$(PY) -c "import json; from tests.conftest import load_lambda; print(json.dumps(load_lambda('prepare_run').input_schema(), indent=2))" > docs/execution-input.schema.json
 
-graph: synth ## render each stage's state machine to docs/<stage>-training.png (needs Debian's graphviz)
+graph: synth ## render each stage's state machines to docs/<stage>-{data,training}.png (needs Debian's graphviz)
 	$(PY) -m tools.graph cdk.out docs
 
 sample-data: bootstrap ## re-export the bundled sample CSVs (deterministic)

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
@@ -26,7 +27,10 @@ from pydantic import (
     model_validator,
 )
 
+from mlops.data_rules import QualityRules, RecipeSteps
+
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "sample"
 ALL_STAGES = "all"
 
 # Tag rules from the AWS tagging docs: keys 1-128, values 0-256 characters of
@@ -248,6 +252,79 @@ class DeploymentConfig(_Model):
     _instance = field_validator("instance_type")(TrainingConfig._sagemaker_instance.__func__)
 
 
+def _missing_rule(value: Any) -> Any:
+    if value in ("drop", "mean", "median", "mode") or (
+            isinstance(value, dict) and list(value) == ["constant"] and isinstance(value["constant"], (str, int, float))):
+        return value
+    raise ValueError(f"must be drop, mean, median, mode or {{constant: <value>}} (got {value!r})")
+
+
+MissingRule = Annotated[Any, BeforeValidator(_missing_rule)]
+
+
+class EtlConfig(_Model):
+    """The Glue ETL job (Spark, Glue 5.0) that turns the cleaned data into the 80/10/10 split."""
+
+    worker_type: Literal["G.1X", "G.2X", "G.4X"] = "G.1X"
+    number_of_workers: int = Field(default=2, ge=2, le=100)
+    timeout_minutes: int = Field(default=60, ge=5, le=2880)
+    seed: int = Field(default=0, ge=0)
+    # per column: drop (rows with a missing value), mean, median, mode or {constant: value};
+    # "*" is the default for every other column (median for numbers, mode for text)
+    missing: dict[str, MissingRule] = Field(default_factory=dict)
+    pii: dict[str, Literal["drop", "mask"]] = Field(default_factory=dict)  # column -> dropped or sha256-masked
+
+
+class FeatureDefinition(_Model):
+    name: str = Field(pattern=r"^[a-zA-Z0-9]([-_]*[a-zA-Z0-9]){0,63}$")
+    type: Literal["Integral", "Fractional", "String"]
+
+
+class FeatureGroupConfig(_Model):
+    """One SageMaker Feature Store feature group, filled from the curated data on every data run.
+    ``record_id`` (a stable hash of the row) and ``event_time`` (the run's time) are added by
+    the ingestion job unless the data has columns of those names."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]){0,40}$")  # prefixed with <project>-<stage>-: <= 64 in all
+    description: str = Field(default="", max_length=128)
+    record_identifier: str = Field(default="record_id", pattern=r"^[a-zA-Z0-9]([-_]*[a-zA-Z0-9]){0,63}$")
+    event_time: str = Field(default="event_time", pattern=r"^[a-zA-Z0-9]([-_]*[a-zA-Z0-9]){0,63}$")
+    features: list[FeatureDefinition] = Field(min_length=1, max_length=2500)
+    online_store: bool = True
+
+    @model_validator(mode="after")
+    def _unique(self) -> FeatureGroupConfig:
+        names = [f.name for f in self.features]
+        reserved = {self.record_identifier, self.event_time} & set(names)
+        if reserved:
+            raise ValueError(f"feature group {self.name!r}: {', '.join(sorted(reserved))} is the record identifier or "
+                             "event time, which the ingestion job adds; remove it from features")
+        if len(set(names)) != len(names):
+            raise ValueError(f"feature group {self.name!r}: each feature once (got {', '.join(names)})")
+        return self
+
+
+class DataConfig(_Model):
+    """The data phase (issue #5): DataBrew validates the raw data against ``quality_rules`` and
+    cleans it with ``recipe``, the Glue ETL job (``etl``) splits it, crawlers keep the Data
+    Catalog current, and the ingestion job fills ``feature_groups``."""
+
+    quality_rules: QualityRules = Field(min_length=1)
+    recipe: RecipeSteps = Field(default_factory=list)
+    etl: EtlConfig = Field(default_factory=EtlConfig)
+    crawler_schedule: str | None = Field(default=None, pattern=r"^cron\([^)]+\)$")  # Glue cron; null: after each data run only
+    feature_groups: list[FeatureGroupConfig] = Field(default_factory=list, max_length=10)
+    refresh_on_new_raw_data: bool = False  # start the data run when an object lands under the raw prefix
+    profile_timeout_minutes: int = Field(default=60, ge=5, le=2880)
+
+    @model_validator(mode="after")
+    def _unique_groups(self) -> DataConfig:
+        names = [group.name for group in self.feature_groups]
+        if len(set(names)) != len(names):
+            raise ValueError(f"data.feature_groups: names must be unique (got {', '.join(names)})")
+        return self
+
+
 ProjectName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$")]
 StageName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{1,9}$")]
 
@@ -266,6 +343,7 @@ class StageConfig(_Model):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     pipeline: PipelineConfig
     deployment: DeploymentConfig = Field(default_factory=DeploymentConfig)
+    data: DataConfig
 
     @field_validator("tags")
     @classmethod
@@ -304,6 +382,29 @@ class StageConfig(_Model):
                              f"{self.deployment.initial_instance_count})")
         return self
 
+    @model_validator(mode="after")
+    def _data_columns_exist(self) -> StageConfig:
+        """Every column the data phase names must be in the dataset: a typo would otherwise
+        surface hours later as a failed DataBrew or Glue job."""
+        columns = dataset_columns(self.pipeline.dataset)
+        label = columns[-1]
+        named: list[tuple[str, str]] = []
+        for index, rule in enumerate(self.data.quality_rules):
+            named += [(f"data.quality_rules[{index}]", column) for column in _columns_of(rule)]
+        for index, step in enumerate(self.data.recipe):
+            named += [(f"data.recipe[{index}]", column) for column in _columns_of(step)]
+        named += [(f"data.etl.missing.{column}", column) for column in self.data.etl.missing if column != "*"]
+        named += [(f"data.etl.pii.{column}", column) for column in self.data.etl.pii]
+        for index, group in enumerate(self.data.feature_groups):
+            named += [(f"data.feature_groups[{index}].features", feature.name) for feature in group.features]
+        for where, column in named:
+            if column not in columns:
+                raise ValueError(f"{where}: column {column!r} is not in dataset {self.pipeline.dataset!r}; "
+                                 f"allowed: {', '.join(columns)}")
+        if label in self.data.etl.pii:
+            raise ValueError(f"data.etl.pii.{label}: the label column cannot be dropped or masked")
+        return self
+
     @property
     def cost_allocation_tags(self) -> dict[str, str]:
         """The tags every taggable resource of this stage carries."""
@@ -313,6 +414,17 @@ class StageConfig(_Model):
     def resource_prefix(self) -> str:
         """``<project>-<stage>``: the stem of every physical name the app has to choose."""
         return f"{self.project}-{self.stage}"
+
+
+def dataset_columns(dataset: str) -> list[str]:
+    """The bundled dataset's columns, label last (the header of ``data/sample/<dataset>/``)."""
+    with (SAMPLE_DIR / dataset / f"{dataset}.csv").open(encoding="utf-8") as handle:
+        return handle.readline().strip().split(",")
+
+
+def _columns_of(item: BaseModel) -> list[str]:
+    column = getattr(item, "column", None)
+    return ([column] if column else []) + list(getattr(item, "columns", None) or [])
 
 
 # ---------------------------------------------------------------------------

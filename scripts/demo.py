@@ -3,7 +3,8 @@
 
 Synthesizes the dev stage (cdk-nag included), then executes the synthesized state machine
 in moto through tools/offline: the repo's handlers, a real XGBoost model trained on the
-breast-cancer sample, the real split and evaluation scripts. No AWS account, no network.
+breast-cancer sample, the real data phase (quality gate, ETL split on local Spark, feature
+ingestion) and evaluation script. No AWS account, no network.
 
     python scripts/demo.py [--stage dev] [--input '{"hyperparameters": {"max_depth": 3}}']
 """
@@ -27,22 +28,29 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the handlers' JSON l
 
 
 def _progress(stage, execution: str):
-    """Print each state as it finishes: name, duration, outcome."""
+    """Print each state as it finishes: name, duration, outcome; the nested data run's
+    states indented under "Prepare data"."""
     import boto3
 
     from tools.offline.runner import states_of
 
     sfn = boto3.client("stepfunctions")
-    printed = 0
-    while True:
-        status = sfn.describe_execution(executionArn=execution)["status"]
-        states = states_of(sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"])
+    printed: dict[str, int] = {}
+
+    def show(arn: str, indent: str) -> str:
+        status = sfn.describe_execution(executionArn=arn)["status"]
+        states = states_of(sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"])
         done = [s for s in states if s.outcome != "running"] if status == "RUNNING" else states
-        for state in done[printed:]:
+        for state in done[printed.get(arn, 0):]:
             mark = {"ok": "✓", "failed": "✗"}.get(state.outcome, "·")
-            print(f"  {mark} {state.name:<32} {state.seconds:6.2f} s  {state.outcome}", flush=True)
-        printed = len(done)
-        if status != "RUNNING":
+            print(f"{indent}{mark} {state.name:<{34 - len(indent)}} {state.seconds:6.2f} s  {state.outcome}", flush=True)
+        printed[arn] = len(done)
+        return status
+
+    while True:
+        for child in sfn.list_executions(stateMachineArn=stage.state_machine_arns["data"])["executions"][::-1]:
+            show(child["executionArn"], "    ↳ ")
+        if show(execution, "  ") != "RUNNING":
             return stage.wait(execution)
         time.sleep(0.1)
 
@@ -97,6 +105,10 @@ def _report(stage, result) -> None:
 
     print(f"\nExecution {result.status}" + (f": {result.error}: {result.cause}" if result.error else ""))
     output = result.output or {}
+    if output.get("data"):
+        records = sum(len(group) for group in stage.feature_store.records.values())
+        print(f"\nData phase: {output['data']['rules_checked']} data-quality rules passed; "
+              f"{records} records ingested into {len(stage.feature_store.records)} feature group(s)")
     gate = output.get("gate")
     if gate:
         print("\nEvaluation on the held-out test split:")

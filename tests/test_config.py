@@ -185,6 +185,61 @@ def test_config_is_frozen() -> None:
             id="batch-prefix-not-a-key-prefix",
         ),
         pytest.param(
+            lambda d: d["data"]["quality_rules"].append({"type": "range", "column": "radius", "min": 0, "max": 1}),
+            ["data.quality_rules[7]: column 'radius' is not in dataset 'breast_cancer'; allowed: mean_radius"],
+            id="quality-rule-unknown-column",
+        ),
+        pytest.param(
+            lambda d: d["data"]["quality_rules"].append({"type": "regex", "column": "target"}),
+            ["data.quality_rules[7]: type: missing or unknown; allowed: row_count, no_duplicate_rows"],
+            id="quality-rule-unknown-type",
+        ),
+        pytest.param(
+            lambda d: d["data"].update(quality_rules=[]),
+            ["data.quality_rules", "at least 1 item"],
+            id="quality-rules-empty",
+        ),
+        pytest.param(
+            lambda d: d["data"]["recipe"].append({"action": "explode"}),
+            ["data.recipe[2]: action: missing or unknown; allowed: remove_missing, fill_missing"],
+            id="recipe-unknown-action",
+        ),
+        pytest.param(
+            lambda d: d["data"]["etl"].update(pii={"target": "drop"}),
+            ["data.etl.pii.target: the label column cannot be dropped or masked"],
+            id="etl-pii-on-label",
+        ),
+        pytest.param(
+            lambda d: d["data"]["etl"].update(missing={"mean_radius": "avg"}),
+            ["data.etl.missing.mean_radius: must be drop, mean, median, mode or {constant: <value>} (got 'avg')"],
+            id="etl-missing-strategy",
+        ),
+        pytest.param(
+            lambda d: d["data"]["etl"].update(missing={"radius": "mean"}),
+            ["data.etl.missing.radius: column 'radius' is not in dataset"],
+            id="etl-missing-unknown-column",
+        ),
+        pytest.param(
+            lambda d: d["data"]["feature_groups"][0]["features"].append({"name": "radius", "type": "Fractional"}),
+            ["data.feature_groups[0].features: column 'radius' is not in dataset"],
+            id="feature-unknown-column",
+        ),
+        pytest.param(
+            lambda d: d["data"]["feature_groups"][0]["features"].append({"name": "mean_area", "type": "Float"}),
+            ["data.feature_groups[0].features[7].type", "'Integral', 'Fractional' or 'String'"],
+            id="feature-type",
+        ),
+        pytest.param(
+            lambda d: d["data"]["feature_groups"][0].update(name="Tumour_Shape"),
+            ["data.feature_groups[0].name: must match", "got 'Tumour_Shape'"],
+            id="feature-group-name",
+        ),
+        pytest.param(
+            lambda d: d["data"].update(crawler_schedule="daily"),
+            ["data.crawler_schedule: must match", "got 'daily'"],
+            id="crawler-schedule-not-cron",
+        ),
+        pytest.param(
             lambda d: d["data_lake"].update(noncurrent_version_expiration_days=0),
             ["data_lake.noncurrent_version_expiration_days", "greater than or equal to 1", "got 0"],
             id="lifecycle-days-zero",

@@ -98,9 +98,67 @@ def test_patch6_moto_does_not_map_applicationautoscaling() -> None:
     assert "applicationautoscaling" not in botocore.session.get_session().get_available_services()
 
 
+def test_patch6_moto_names_glue_errors_in_lowercase() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_aws_sdk
+
+    assert "glue" not in state_task_service_aws_sdk._SERVICE_ERROR_NAMES  # AWS: Glue.CrawlerRunningException
+    with adapter.patched(adapter.Hooks()):
+        assert state_task_service_aws_sdk.StateTaskServiceAwsSdk._normalise_service_error_name("glue") == "Glue"
+
+
+def test_patch7_moto_runs_no_databrew_jobs(moto) -> None:
+    from moto.databrew.models import DataBrewBackend
+
+    assert not hasattr(DataBrewBackend, "start_job_run")
+    with pytest.raises(Exception, match="not yet been implemented|Not Found|404|NotImplemented"):
+        boto3.client("databrew").start_job_run(Name="any")
+    boto3.client("iam").create_role(RoleName="any", AssumeRolePolicyDocument="{}")
+    brew = boto3.client("databrew")
+    brew.create_dataset(Name="d", Input={"S3InputDefinition": {"Bucket": "bucket", "Key": "k/"}})
+    brew.create_profile_job(Name="p", DatasetName="d", RoleArn=ROLE, OutputLocation={"Bucket": "bucket"})
+    with adapter.patched(adapter.Hooks()):
+        run_id = brew.start_job_run(Name="p")["RunId"]
+        assert [run["RunId"] for run in brew.list_job_runs(Name="p")["JobRuns"]] == [run_id]
+
+
+def test_patch8_moto_sends_states_parameters_in_pascal_case(moto) -> None:
+    sfn = boto3.client("stepfunctions")
+    child = sfn.create_state_machine(name="child", roleArn=ROLE, definition=json.dumps(
+        {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": {"ok": True}, "End": True}}}))["stateMachineArn"]
+    definition = {"StartAt": "T", "States": {"T": {
+        "Type": "Task", "End": True, "Resource": "arn:aws:states:::states:startExecution.sync:2",
+        "Parameters": {"StateMachineArn": child, "Input": {"a": 1}}}}}
+    assert _execute(definition)["status"] == "FAILED"  # botocore rejects "StateMachineArn" (it wants stateMachineArn)
+    with adapter.patched(adapter.Hooks()):
+        described = _execute(definition)
+    assert described["status"] == "SUCCEEDED", described
+    assert json.loads(described["output"])["Output"] == {"ok": True}
+
+
+def test_threads_inherit_the_principal() -> None:
+    """moto starts a thread per execution program and per state with a timeout."""
+    import threading
+
+    from moto.stepfunctions.parser.asl.component.program import program
+    from moto.stepfunctions.parser.asl.component.state.exec import execute_state
+
+    assert "threading.Thread(" in inspect.getsource(program) and "Thread(target=_exec_and_notify" in inspect.getsource(
+        execute_state)
+    seen = []
+    with adapter.patched(adapter.Hooks()), adapter.principal("someone"):
+        thread = execute_state.Thread(target=lambda: seen.append(adapter.current_principal()))
+        thread.start()
+        thread.join()
+    assert seen == ["someone"] and execute_state.Thread is threading.Thread
+
+
 def test_patches_are_undone_afterwards() -> None:
     before = (LambdaSimpleBackend.invoke, WaitFunction._wait_interval, state_task_factory.state_task_service_for)
     with adapter.patched(adapter.Hooks()):
         assert hasattr(SageMakerModelBackend, "update_endpoint")
     assert (LambdaSimpleBackend.invoke, WaitFunction._wait_interval, state_task_factory.state_task_service_for) == before
     assert not hasattr(SageMakerModelBackend, "update_endpoint")
+    from moto.databrew import urls
+    from moto.databrew.models import DataBrewBackend
+
+    assert not hasattr(DataBrewBackend, "start_job_run") and not any("startJobRun" in p for p in urls.url_paths)

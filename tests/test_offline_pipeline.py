@@ -1,5 +1,5 @@
 """The synthesized training state machine, executed end to end offline (moto + the adapter):
-real handlers, a real XGBoost model trained on the sample data, the real split and
+real handlers, a real XGBoost model trained on the sample data, the real data phase and
 evaluation scripts. One scenario per behaviour a user relies on."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from tools.offline.runner import OfflineStage
 
 DEV_ENDPOINT = "mlops-demo-dev-endpoint"
 HAPPY_PATH = [
-    "Prepare run", "Prepare data splits", "Tune hyperparameters?", "Train model", "Evaluate on test split",
+    "Prepare run", "Prepare data", "Tune hyperparameters?", "Train model", "Evaluate on test split",
     "Check metric gate",
     "Metric gate passed?", "Register model version", "Create model", "Deployment mode?", "Create endpoint config",
     "Use real-time endpoint", "Check endpoint",
@@ -146,4 +146,9 @@ def test_every_call_is_allowed_by_the_callers_synthesized_policy(dev: OfflineSta
     service calls, each handler's calls, and the jobs' S3 access."""
     report = dev.iam_report()
     assert report["missing"] == {}, report["missing"]
-    assert "sagemaker:CreateTrainingJob" in report["called"][dev.role_of["states"]]
+    assert "sagemaker:CreateTrainingJob" in report["called"][dev.role_of["states:mlops-demo-dev-training"]]
+    data_calls = report["called"][dev.role_of["states:mlops-demo-dev-data"]]
+    assert {"databrew:StartJobRun", "glue:StartJobRun", "glue:StartCrawler", "sagemaker:CreateProcessingJob"} <= set(data_calls)
+    # every job ran as its own role: DataBrew, Glue ETL and feature ingestion
+    roles = {role for role, calls in report["called"].items() if "sagemaker:PutRecord" in calls or "s3:PutObject" in calls}
+    assert {r for r in roles if "DataBrewRole" in r or "EtlRole" in r or "IngestionRole" in r} and len(roles) >= 3

@@ -23,6 +23,57 @@ def test_training_failure_notifies_and_deploys_nothing(cloud_assembly_dir: Path)
         assert stage.iam_report()["missing"] == {}  # every call allowed by its caller's policy
 
 
+def _raw_sample() -> tuple[str, str, bytes]:
+    """The raw CSV the DataBrew dataset reads (bucket, key, content), found through the dataset."""
+    location = boto3.client("databrew").describe_dataset(Name="mlops-demo-dev-raw")["Input"]["S3InputDefinition"]
+    s3 = boto3.client("s3")
+    key = next(o["Key"] for o in s3.list_objects_v2(Bucket=location["Bucket"], Prefix=location["Key"])["Contents"])
+    return location["Bucket"], key, s3.get_object(Bucket=location["Bucket"], Key=key)["Body"].read()
+
+
+def test_data_quality_gate_stops_the_run_before_training(cloud_assembly_dir: Path) -> None:
+    with OfflineStage(cloud_assembly_dir, "dev") as stage:
+        bucket, key, content = _raw_sample()
+        lines = content.decode().splitlines()
+        bad = [line.rsplit(",", 1)[0] + ",2" for line in lines[1:4]] + [line.rsplit(",", 1)[0] + "," for line in lines[4:6]]
+        boto3.client("s3").put_object(Bucket=bucket, Key=key, Body="\n".join(lines + bad).encode() + b"\n")
+        run = stage.run({})
+        assert run.status == "FAILED" and run.error == "DataQualityFailed", (run.error, run.cause)
+        assert "label-complete" in run.cause and "target-allowed-values" in run.cause  # the rules that failed, named
+        assert "Train model" not in run.visited() and run.visited()[-1] == "Data quality failed"
+        sagemaker = boto3.client("sagemaker")
+        assert sagemaker.list_training_jobs()["TrainingJobSummaries"] == [] and _packages("mlops-demo-dev-models") == []
+        assert any("DataQualityFailed" in message for message in stage.messages())
+        assert stage.iam_report()["missing"] == {}
+
+
+def test_data_only_run_refreshes_latest_splits_catalog_and_features(cloud_assembly_dir: Path) -> None:
+    with OfflineStage(cloud_assembly_dir, "dev") as stage:
+        sfn = boto3.client("stepfunctions")
+        bad = stage.wait(sfn.start_execution(stateMachineArn=stage.state_machine_arns["data"], name="bad-input",
+                                             input='{"output_prefix": "curated/latest"}')["executionArn"])
+        assert bad.status == "FAILED" and bad.error == "InvalidExecutionInput" and "output_prefix" in bad.cause
+        run = stage.wait(sfn.start_execution(stateMachineArn=stage.state_machine_arns["data"], name="data-only",
+                                             input="{}")["executionArn"])
+        assert run.status == "SUCCEEDED", (run.error, run.cause)
+        s3 = boto3.client("s3")
+        rows = {}
+        for split in ("train", "validation", "test"):
+            bucket, prefix = run.output[split].removeprefix("s3://").split("/", 1)
+            assert prefix.endswith(f"breast_cancer/latest/{split}/")
+            keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]]
+            rows[split] = sum(len(s3.get_object(Bucket=bucket, Key=k)["Body"].read().splitlines()) for k in keys)
+        assert rows == {"train": 455, "validation": 57, "test": 57}
+        assert run.output["rules_checked"] == 7 and run.output["quality_report"].endswith("_dq-validation-report.json")
+        assert boto3.client("glue").get_crawler(Name="mlops-demo-dev-curated")["Crawler"]["State"] == "RUNNING"
+        assert {name: len(records) for name, records in stage.feature_store.records.items()} == {
+            "mlops-demo-dev-tumour-shape": 569}
+        record = next(iter(stage.feature_store.records["mlops-demo-dev-tumour-shape"].values()))
+        assert set(record) == {"record_id", "event_time", "mean_radius", "mean_texture", "mean_perimeter", "mean_area",
+                               "mean_smoothness", "mean_compactness", "target"}
+        assert stage.iam_report()["missing"] == {}
+
+
 def _wait_for_token(stage: OfflineStage, execution: str) -> str:
     stage.wait(execution, until="Wait for approval")
     deadline = time.monotonic() + 30

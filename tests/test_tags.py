@@ -27,12 +27,16 @@ UNTAGGABLE = {
     "AWS::CDK::Metadata": "CDK's own version-reporting resource (only when versionReporting is on)",
     "Custom::CDKBucketDeployment": "custom resource: CloudFormation has nothing to tag",
     "Custom::S3AutoDeleteObjects": "custom resource: CloudFormation has nothing to tag",
+    "Custom::AWS": "custom resource (publishes the DataBrew recipe on deploy): nothing to tag",
+    "AWS::Glue::Database": "Glue databases have no Tags property; the tables' data lives in tagged buckets",
+    "AWS::Glue::SecurityConfiguration": "encryption settings object; no Tags property",
+    "AWS::IAM::ManagedPolicy": "CDK's overflow policy of a role whose inline policy outgrew IAM's size limit; no Tags",
 }
 
 # Taggable types whose tags are create-only (schema: tagUpdatable false). Changing a
 # cost-allocation tag value on one of these REPLACES the resource; list them in the
-# README when they appear. None of today's types is create-only.
-CREATE_ONLY_TAGS: set[str] = set()
+# README when they appear (the README's "Cost allocation" section does).
+CREATE_ONLY_TAGS: set[str] = {"AWS::SageMaker::FeatureGroup"}
 
 
 @lru_cache(maxsize=None)

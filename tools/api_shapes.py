@@ -9,6 +9,8 @@ here. ``.$`` members (resolved at run time) get a typed placeholder from the sha
 
 from __future__ import annotations
 
+import json
+
 from typing import Any, Iterator
 
 import botocore.session
@@ -92,6 +94,8 @@ def task_parameter_errors(definition: dict[str, Any]) -> list[str]:
             continue
         parameters = {k: v for k, v in state.get("Parameters", {}).items()
                       if k.removesuffix(".$") not in _SKIPPED.get((service, operation), set())}
+        if service == "stepfunctions" and ":states:::states:" in json.dumps(state.get("Resource", "")):
+            parameters = _optimized_states(parameters, input_shape)
         request = _substitute(parameters, input_shape)
         for skipped in _SKIPPED.get((service, operation), set()):
             if skipped in input_shape.members and skipped in input_shape.required_members:
@@ -101,6 +105,19 @@ def task_parameter_errors(definition: dict[str, Any]) -> list[str]:
             errors.append(f"{name} ({service}:{operation}): {report.generate_report()}")
         errors += [f"{name} ({service}:{operation}): {problem}" for problem in _enum_errors(request, input_shape, "Parameters")]
     return errors
+
+
+def _optimized_states(parameters: dict[str, Any], shape: Shape) -> dict[str, Any]:
+    """The optimized Step Functions integration (``arn:aws:states:::states:startExecution``)
+    names the API's camelCase members in PascalCase and takes ``Input`` as a JSON object
+    (AWS docs, "Start a new AWS Step Functions state machine execution")."""
+    members = {member.lower(): member for member in shape.members}
+    converted = {}
+    for key, value in parameters.items():
+        bare, suffix = key.removesuffix(".$"), ".$" if key.endswith(".$") else ""
+        name = members.get(bare.lower(), bare)
+        converted[name + suffix] = json.dumps(value) if name == "input" and not suffix and not isinstance(value, str) else value
+    return converted
 
 
 def _states(definition: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -1,7 +1,7 @@
 """Render each synthesized state machine as a graph (``make graph``) so reviewers see the
 workflow without the Step Functions console.
 
-    python -m tools.graph CDK_OUT DOCS_DIR      # writes <stage>-training.dot and .png
+    python -m tools.graph CDK_OUT DOCS_DIR      # writes <stage>-<training|data>.dot and .png
 
 DOT comes from the synthesized definition (the JSON CloudFormation deploys); the PNG needs
 Graphviz's ``dot`` (Debian package ``graphviz``). Solid edges: the normal flow; dashed red:
@@ -63,9 +63,10 @@ def main(argv: list[str]) -> int:
     docs.mkdir(parents=True, exist_ok=True)
     dot = shutil.which("dot")
     for stack in read_stacks(cdk_out):
-        for definition in state_machine_definitions(stack.template).values():
-            base = docs / f"{stack.stage}-training"
-            base.with_suffix(".dot").write_text(to_dot(definition, f"{stack.stack_name}: training pipeline"))
+        for logical_id, definition in state_machine_definitions(stack.template).items():
+            kind = stack.template["Resources"][logical_id]["Properties"]["StateMachineName"].rsplit("-", 1)[1]
+            base = docs / f"{stack.stage}-{kind}"
+            base.with_suffix(".dot").write_text(to_dot(definition, f"{stack.stack_name}: {kind} pipeline"))
             if dot:
                 subprocess.run([dot, "-Tpng", "-Gdpi=80", str(base.with_suffix(".dot")), "-o", str(base.with_suffix(".png"))],
                                check=True)

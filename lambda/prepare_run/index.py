@@ -163,7 +163,7 @@ def prepare_run(event: Event) -> dict[str, Any]:
     run_id = hashlib.sha256(execution.id.encode()).hexdigest()[:HASH_LENGTH]
     names = {
         kind: derive_name(kind, defaults.stem, execution)
-        for kind in ("split", "train", "eval", "model", "config", "transform", "baseline", "run")
+        for kind in ("data", "train", "eval", "model", "config", "transform", "baseline", "run")
     }
     names["tune"] = derive_name("hpo", defaults.stem, execution, limit=TUNING_NAME_LIMIT)
     names["endpoint"] = f"{defaults.stem}-endpoint"  # stable: updates target the serving endpoint
@@ -186,6 +186,7 @@ def prepare_run(event: Event) -> dict[str, Any]:
         "names": names,
         "s3": {
             "raw": f"s3://{defaults.raw_bucket}/{defaults.raw_prefix}{defaults.dataset}/",
+            "data": f"{curated}/",  # the data state machine writes train/ validation/ test/ here
             "train": f"{curated}/train/",
             "validation": f"{curated}/validation/",
             "test": f"{curated}/test/",

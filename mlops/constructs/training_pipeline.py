@@ -20,13 +20,12 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from mlops.config import StageConfig
+from mlops.config import StageConfig, dataset_columns
+from mlops.constructs.access import grant_prefix
 from mlops.constructs.pipeline_function import PipelineFunction, powertools_layer
-from mlops.images import ImageMapping
 from mlops.nag import acknowledge
 
 JOBS_DIR = Path(__file__).resolve().parent.parent.parent / "jobs"
-DATASET_LABELS = {"breast_cancer": "target", "diabetes": "target"}
 VARIANT = "AllTraffic"
 DEPLOYMENT_MODES = ("realtime", "serverless", "async", "batch")  # the branches this state machine has
 ENDPOINT_POLL = cdk.Duration.seconds(60)
@@ -45,7 +44,7 @@ def _with_suffix(name_path: str) -> str:
 class TrainingPipeline(Construct):
     """Provisions the stage's Standard state machine (``state_machine``) and what it needs:
     four handler functions, the SageMaker execution role, endpoint rollback alarms, the
-    evaluation and split scripts as S3 assets and, with manual approval, the EventBridge rule
+    evaluation script as an S3 asset and, with manual approval, the EventBridge rule
     that resumes a waiting run when a version is approved or rejected in the registry.
     """
 
@@ -57,6 +56,8 @@ class TrainingPipeline(Construct):
         config: StageConfig,
         data_key: kms.IKey,
         data_exports: dict[str, str],
+        data_machine: sfn.IStateMachine,
+        image_uri: str,
         raw_bucket: s3.IBucket,
         raw_prefix: str,
         curated_bucket: s3.IBucket,
@@ -85,16 +86,15 @@ class TrainingPipeline(Construct):
         self._package_arns = stack.format_arn(service="sagemaker", resource="model-package", resource_name=f"{model_package_group_name}/*")
         retention = logs.RetentionDays.ONE_YEAR if config.protection.retain_stateful_resources else logs.RetentionDays.ONE_MONTH
 
-        images = ImageMapping(self, "Images", images={"xgboost": ("xgboost", pipeline.xgboost_version)})
-        self.image_uri = images.uri("xgboost")
+        self.image_uri = image_uri
         scripts = {
             name: s3_assets.Asset(self, f"{name.capitalize()}Script", path=str(JOBS_DIR / name / f"{script}.py"))
-            for name, script in (("split", "split"), ("evaluation", "evaluate"))
+            for name, script in (("evaluation", "evaluate"),)
         }
 
         # --- roles -----------------------------------------------------------------
         self.sagemaker_role = self._sagemaker_role(
-            data_key, raw_bucket, raw_prefix, curated_bucket, artifacts_bucket, list(scripts.values())
+            data_key, curated_bucket, artifacts_bucket, list(scripts.values())
         )
 
         # Async inference reports each result to one of these (KMS, SSL-only); SageMaker
@@ -189,8 +189,12 @@ class TrainingPipeline(Construct):
         failed = sfn.Fail(self, "Run failed", error_path="$.error.Error", cause_path="$.error.Cause")
         step_failed = sfn.Fail(self, "Step failed", error="StepFailed",
                                cause_path="States.Format('{}: {}', $.error.Error, $.error.Cause)")
+        # The data state machine's quality gate surfaces under its own name, so a run stopped
+        # by bad data reads DataQualityFailed (with the failed rules in the cause).
+        data_failed = sfn.Fail(self, "Data quality failed", error="DataQualityFailed", cause_path="$.error.Cause")
         self._notify_failure = self._notify("Notify failure", "FAILED", "$.error.Cause").next(
             sfn.Choice(self, "Reserved error name?")
+            .when(sfn.Condition.string_matches("$.error.Cause", "*DataQualityFailed*"), data_failed)
             .when(sfn.Condition.string_matches("$.error.Error", "States.*"), step_failed)
             .otherwise(failed))
 
@@ -205,7 +209,7 @@ class TrainingPipeline(Construct):
                     "stem": prefix,
                     "dataset": pipeline.dataset,
                     "problem_type": pipeline.problem_type,
-                    "label": DATASET_LABELS[pipeline.dataset],
+                    "label": dataset_columns(pipeline.dataset)[-1],
                     "hyperparameters": dict(pipeline.hyperparameters),
                     "tuning": bool(pipeline.tuning and pipeline.tuning.run_by_default),
                     "tuning_available": pipeline.tuning is not None,
@@ -225,33 +229,23 @@ class TrainingPipeline(Construct):
         )
         prepare_run.add_catch(self._notify_failure, errors=["States.ALL"], result_path="$.error")
 
-        split = self._job("Prepare data splits", "createProcessingJob", {
-            "ProcessingJobName.$": _with_suffix("$.run.names.split"),
-            "RoleArn": self.sagemaker_role.role_arn,
-            "AppSpecification": {
-                "ImageUri": self.image_uri,
-                "ContainerEntrypoint": ["python3", f"/opt/ml/processing/code/{scripts['split'].s3_object_key}"],
-                "ContainerArguments.$": "States.Array('--label', $.run.label)",
-            },
-            "ProcessingInputs": [
-                self._processing_input("code", scripts["split"].s3_object_url, "/opt/ml/processing/code"),
-                self._processing_input("raw", "$.run.s3.raw", "/opt/ml/processing/input"),
-            ],
-            "ProcessingOutputConfig": {
-                "KmsKeyId": data_key.key_arn,
-                "Outputs": [
-                    {"OutputName": name, "S3Output": {"S3Uri.$": f"$.run.s3.{name}",
-                                                     "LocalPath": f"/opt/ml/processing/{name}", "S3UploadMode": "EndOfJob"}}
-                    for name in ("train", "validation", "test")
-                ],
-            },
-            "ProcessingResources": {"ClusterConfig": {
-                "InstanceCount": 1, "InstanceType": pipeline.evaluation_instance_type,
-                "VolumeSizeInGB": 30, "VolumeKmsKeyId": data_key.key_arn}},
-            "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
-            "ExperimentConfig": self._experiment_config("split"),
-        }, result_selector={"job_name.$": "$.ProcessingJobName"}, result_path="$.split",
-            comment="Deduplicate, fill missing values, split 80/10/10 (deterministic)")
+        prepare_data = tasks.StepFunctionsStartExecution(
+            self, "Prepare data",
+            state_machine=data_machine,
+            integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+            associate_with_parent=True,
+            name=sfn.JsonPath.string_at("$.run.names.data"),
+            input=sfn.TaskInput.from_object({
+                "output_prefix": sfn.JsonPath.string_at("$.run.s3.data"),
+                "trigger": {"source": "training", "run.$": "$.run.names.run"},
+            }),
+            result_selector={"execution.$": "$.ExecutionArn", "quality_report.$": "$.Output.quality_report",
+                             "rules_checked.$": "$.Output.rules_checked"},
+            result_path="$.data",
+            task_timeout=sfn.Timeout.duration(cdk.Duration.hours(pipeline.execution_timeout_hours)),
+            comment="The data state machine: validate, clean, split 80/10/10, catalogue, ingest features",
+        )
+        prepare_data.add_catch(self._notify_failure, errors=["States.ALL"], result_path="$.error")
 
         max_runtime = training.max_runtime_minutes * 60
         train_parameters = {
@@ -345,7 +339,7 @@ class TrainingPipeline(Construct):
                 .afterwards()
             )
         definition = (
-            prepare_run.next(split).next(model_source).next(evaluate).next(metric_gate)
+            prepare_run.next(prepare_data).next(model_source).next(evaluate).next(metric_gate)
             .next(sfn.Choice(self, "Metric gate passed?")
                   .when(sfn.Condition.boolean_equals("$.gate.passed", True), chain)
                   .otherwise(gate_failed))
@@ -910,15 +904,14 @@ class TrainingPipeline(Construct):
         return register.next(backlog).next(wake).next(alarm)
 
     # ------------------------------------------------------------------ IAM
-    def _sagemaker_role(self, data_key, raw_bucket, raw_prefix, curated_bucket, artifacts_bucket, scripts) -> iam.Role:
-        """The role SageMaker jobs and the endpoint's model assume: read raw and curated data
-        and the job scripts, write splits, models and evaluations, pull the algorithm image."""
+    def _sagemaker_role(self, data_key, curated_bucket, artifacts_bucket, scripts) -> iam.Role:
+        """The role SageMaker jobs and the endpoint's model assume: read the run's splits and
+        the job scripts, write models and evaluations, pull the algorithm image."""
         stack = cdk.Stack.of(self)
         role = iam.Role(self, "SageMakerRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
                         description=f"{self._config.resource_prefix}: training, processing and hosting")
-        self._s3_access(role, "raw", raw_bucket, raw_prefix, "read the raw sample tables the split job prepares")
-        self._s3_access(role, "curated", curated_bucket, "", "read and write per-run train/validation/test splits",
-                        write=True)
+        self._s3_access(role, "curated", curated_bucket, f"{self._config.pipeline.dataset}/runs/",
+                        "read each run's train/validation/test splits (the data state machine writes them)")
         self._s3_access(role, "artifacts", artifacts_bucket, "runs/",
                         "write and read per-run models, checkpoints and evaluations", write=True)
         role.add_to_policy(iam.PolicyStatement(
@@ -953,17 +946,7 @@ class TrainingPipeline(Construct):
 
     def _s3_access(self, role: iam.IRole, zone: str, bucket: s3.IBucket, prefix: str, why: str, *,
                    write: bool = False, delete: bool = False) -> None:
-        """Object access under one prefix of a data-lake bucket, without CDK's wildcard actions."""
-        actions = ["s3:GetObject"] + (["s3:PutObject", "s3:AbortMultipartUpload"] if write else []) + (
-            ["s3:DeleteObject"] if delete else [])
-        role.add_to_principal_policy(iam.PolicyStatement(actions=actions, resources=[bucket.arn_for_objects(f"{prefix}*")]))
-        role.add_to_principal_policy(iam.PolicyStatement(
-            actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}} if prefix else None,
-        ))
-        # cdk-nag shows an imported bucket name as the export's name
-        acknowledge(role, "AwsSolutions-IAM5", f"Object keys are per run and per file: the wildcard lets it {why}.",
-                    applies_to=f"Resource::arn:<AWS::Partition>:s3:::{self._exports[zone]}/{prefix}*")
+        grant_prefix(role, bucket, prefix, why, export_name=self._exports[zone], write=write, delete=delete)
 
     def _grant_state_machine(self, data_key: kms.IKey, topic_key: kms.IKey, artifacts_bucket: s3.IBucket) -> None:
         """What CustomState and the SageMaker/SNS tasks need beyond CDK's generated policy."""
@@ -1043,13 +1026,16 @@ class TrainingPipeline(Construct):
         reasons = {
             "Resource::*": "X-Ray tracing of executions (xray:PutTraceSegments and friends support no resource-level permissions)",
             f"Resource::{sagemaker}:training-job/{prefix}-*": "training job names are derived per execution, retry and redrive",
-            f"Resource::{sagemaker}:processing-job/{prefix}-*": "split and evaluation job names are derived per execution",
+            f"Resource::{sagemaker}:processing-job/{prefix}-*": "evaluation job names are derived per execution",
             f"Resource::{sagemaker}:transform-job/{prefix}-*": "batch transform job names are derived per execution",
             f"Resource::{sagemaker}:hyper-parameter-tuning-job/{prefix}-*": "tuning job names are derived per execution",
             f"Resource::{sagemaker}:model/{prefix}-model-*": "model names are derived per execution",
             f"Resource::{sagemaker}:endpoint-config/{prefix}-config-*": "endpoint config names are derived per execution (configs are immutable)",
             f"Resource::{sagemaker}:model-package/{prefix}-models/*": "versions of this stage's model package group are numbered by SageMaker",
             f"Resource::{sagemaker}:model/*": "CDK's SageMakerCreateModel task grants CreateModel on model/*; names are derived per execution",
+            ("Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+             '{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"DataStateMachineB4D5682D"}]}]}*'): (
+                "CDK's StepFunctionsStartExecution .sync grant: describe and stop the data state machine's executions"),
             "Resource::arn:<AWS::Partition>:application-autoscaling:<AWS::Region>:<AWS::AccountId>:scalable-target/*": (
                 "Application Auto Scaling assigns scalable-target ids itself; the request names the one endpoint variant"),
         }

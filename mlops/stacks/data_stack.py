@@ -7,15 +7,17 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from mlops.config import StageConfig
+from mlops.constructs.catalog import Catalog
 from mlops.constructs.data_lake import DataLake
+from mlops.constructs.feature_store import FeatureStore
 from mlops.constructs.model_registry import ModelRegistry
 from mlops.constructs.sample_data import SampleData
 
 
 class DataStack(cdk.Stack):
-    """The data lake (KMS key and zone buckets) and the sample data seeded into its raw
-    zone, and the Model Registry's model package group. Later issues add the Glue catalog
-    and feature groups."""
+    """The data lake (KMS key and zone buckets), the sample data seeded into its raw zone,
+    the Glue Data Catalog database, the Feature Store feature groups and the Model
+    Registry's model package group."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -27,6 +29,22 @@ class DataStack(cdk.Stack):
             config=config.data_lake,
             retain=retain,
         )
+        if config.data.refresh_on_new_raw_data:
+            # S3 -> EventBridge delivery, set on the bucket itself (CDK's event_bridge_enabled
+            # would add a notifications custom resource and its Lambda function).
+            self.data_lake.raw_bucket.node.default_child.add_property_override(  # type: ignore[union-attr]
+                "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True)
+        self.catalog = Catalog(self, "Catalog", resource_prefix=config.resource_prefix, retain=retain)
+        self.feature_store = FeatureStore(
+            self, "FeatureStore",
+            resource_prefix=config.resource_prefix,
+            groups=config.data.feature_groups,
+            key=self.data_lake.key,
+            curated_bucket=self.data_lake.curated_bucket,
+            database_name=self.catalog.database_name,
+            retain=retain,
+        )
+        self.feature_store.node.add_dependency(self.catalog)
         self.model_registry = ModelRegistry(
             self, "ModelRegistry", resource_prefix=config.resource_prefix, retain=retain
         )

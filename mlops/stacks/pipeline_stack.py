@@ -1,4 +1,4 @@
-"""Stateless stack: the training-to-deployment state machine and its functions."""
+"""Stateless stack: the data and training-to-deployment state machines, their jobs and functions."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from mlops.config import StageConfig
+from mlops.constructs.data_preparation import DataPreparation
+from mlops.constructs.pipeline_function import powertools_layer
 from mlops.constructs.sample_data import SAMPLE_PREFIX
 from mlops.constructs.training_pipeline import TrainingPipeline
 from mlops.stacks.data_stack import DataStack, export_name
+from mlops.images import ImageMapping
 from mlops.stacks.operations_stack import OperationsStack
 
 
@@ -32,11 +35,31 @@ class PipelineStack(cdk.Stack):
             )
             for zone in ("raw", "curated", "artifacts", "monitoring")
         }
+        # One region -> image table for both phases (the SageMaker SDK's tables, see mlops/images.py)
+        images = ImageMapping(self, "Images", images={"xgboost": ("xgboost", config.pipeline.xgboost_version)})
+        exports = {zone: export_name(config, f"{zone}-bucket") for zone in buckets}
+        self.data = DataPreparation(
+            self, "Data",
+            config=config,
+            data_key=key,
+            data_exports=exports,
+            raw_bucket=buckets["raw"],
+            raw_prefix=SAMPLE_PREFIX,
+            curated_bucket=buckets["curated"],
+            artifacts_bucket=buckets["artifacts"],
+            database_name=data.catalog.database_name,
+            image_uri=images.uri("xgboost"),
+            layer=powertools_layer(self, "Powertools", config.pipeline.powertools_layer_version),
+            topic=operations.notifications.topic,
+            topic_key=operations.notifications.key,
+        )
         self.training = TrainingPipeline(
             self, "Training",
             config=config,
             data_key=key,
-            data_exports={zone: export_name(config, f"{zone}-bucket") for zone in buckets},
+            data_exports=exports,
+            data_machine=self.data.state_machine,
+            image_uri=images.uri("xgboost"),
             raw_bucket=buckets["raw"],
             raw_prefix=SAMPLE_PREFIX,
             curated_bucket=buckets["curated"],
@@ -46,5 +69,7 @@ class PipelineStack(cdk.Stack):
             topic=operations.notifications.topic,
             topic_key=operations.notifications.key,
         )
+        cdk.CfnOutput(self, "DataStateMachineArn", value=self.data.state_machine.state_machine_arn,
+                      description="Start a data-only run (validate, clean, split, catalogue, ingest)")
         cdk.CfnOutput(self, "StateMachineArn", value=self.training.state_machine.state_machine_arn,
                       description="Start a run: aws stepfunctions start-execution --state-machine-arn <this>")

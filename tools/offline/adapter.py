@@ -4,11 +4,13 @@ tests/test_offline_adapter.py that fails if a moto upgrade changes what it relie
 
 1. Lambda tasks run the repo's real handler in-process. moto's Docker-less Lambda echoes
    its payload; we run the handler code CDK staged in ``cdk.out`` instead.
-2. ``arn:aws:states:::sagemaker:*`` tasks. moto lists SageMaker as an unsupported service
-   integration (``.sync`` fails with ``States.Runtime``). We route them to moto's SageMaker
-   API (so botocore validates every request against the service model) and, for training,
-   tuning, processing and transform jobs, run the real work first (``tools/offline/jobs.py``).
-   moto's generic ``.sync`` path also crashes without a task token, so ours describes once.
+2. ``arn:aws:states:::sagemaker:*``, ``glue:startJobRun.sync`` and ``databrew:startJobRun.sync``
+   tasks. moto lists SageMaker and DataBrew as unsupported service integrations and its
+   ``.sync`` path crashes without a task token ("'NoneType' object has no attribute
+   'interrupt_all'"). We route them to moto's API (so botocore validates every request
+   against the service model), run the real work (``tools/offline/jobs.py``: XGBoost,
+   processing scripts, the Glue ETL script on local Spark, the DataBrew emulator) under the
+   job's own role, record the outcome in moto, and describe once.
 3. ``sagemaker:UpdateEndpoint`` is not implemented by moto; we add it to the backend, with
    SageMaker's rollback behaviour: a failed update leaves the old config serving.
 4. ``$$.Execution.RedriveCount`` is missing from moto's context object; AWS sets 0 on the
@@ -18,6 +20,12 @@ tests/test_offline_adapter.py that fails if a moto upgrade changes what it relie
 6. Service names: Step Functions calls Application Auto Scaling ``applicationautoscaling``
    in ``aws-sdk`` ARNs; moto's executor passes that to boto3, which knows it as
    ``application-autoscaling``. We add the mapping AWS applies.
+7. DataBrew ``StartJobRun``/``ListJobRuns`` are not implemented by moto (it stores jobs,
+   datasets, recipes and rulesets only); we add them to its backend, runs keyed by job.
+8. Nested executions (``states:startExecution.sync:2``): moto sends ASL's PascalCase
+   parameters to boto3 unchanged and its ``.sync`` path crashes as in 2; ours translates
+   and polls the child execution until it ends. Each execution's own calls are
+   attributed to its state machine (``states:<name>``).
 """
 
 from __future__ import annotations
@@ -28,7 +36,9 @@ import json
 import os
 import sys
 import threading
+import time
 import traceback
+import uuid
 import types
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,6 +47,10 @@ from typing import Any, Callable, Iterator
 
 from botocore.exceptions import ClientError
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.databrew import models as databrew_models
+from moto.databrew import responses as databrew_responses
+from moto.databrew import urls as databrew_urls
+from moto.glue import models as glue_models
 from moto.sagemaker import models as sagemaker_models
 from moto.sagemaker import responses as sagemaker_responses
 from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
@@ -48,11 +62,17 @@ from moto.stepfunctions.parser.asl.component.common.error_name.failure_event imp
 from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import StatesErrorNameType
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.program import program
+from moto.stepfunctions.parser.asl.component.state.exec import execute_state
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_aws_sdk as aws_sdk
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import StateTaskService
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
     StateTaskServiceCallback,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
+    StateTaskServiceSfn,
 )
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
@@ -67,6 +87,7 @@ class Hooks:
     handlers: dict[str, tuple[Path, dict[str, str]]] = field(default_factory=dict)  # name -> (code dir, env)
     jobs: dict[str, Callable[[dict], dict | None]] = field(default_factory=dict)  # api action -> runner
     faults: dict[str, list[str]] = field(default_factory=dict)  # api action -> queued faults
+    job_roles: dict[tuple[str, str], str] = field(default_factory=dict)  # (service, job name) -> role name
     waits: list[float] = field(default_factory=list)  # seconds the definition asked to wait
     calls: list[tuple[str, str]] = field(default_factory=list)  # (principal, "service:Action")
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -104,6 +125,20 @@ def _load_handler(code_dir: Path) -> types.ModuleType:
 
 _ENV_LOCK = threading.RLock()
 _PRINCIPAL = threading.local()
+
+
+class _InheritingThread(threading.Thread):
+    """moto runs each execution's program, and each state with a timeout, in threads of its
+    own: they inherit the calling thread's principal so calls stay attributed to the
+    execution's state machine."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._principal = getattr(_PRINCIPAL, "name", None)
+
+    def run(self) -> None:
+        _PRINCIPAL.name = self._principal
+        super().run()
 
 
 @contextlib.contextmanager
@@ -151,73 +186,92 @@ def _lambda_invoke(self, function_name, qualifier, body, headers, response_heade
     return json.dumps(result, default=str).encode()
 
 
-# --- 2. SageMaker service integration -------------------------------------------------
+# --- 2. SageMaker, Glue and DataBrew job integrations ------------------------------------
 def _plain(value: Any) -> Any:
     """describe_* output holds datetimes; Step Functions hands JSON to the next state."""
     return json.loads(json.dumps(value, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v)))
 
 
-_SYNC_DESCRIBE = {
-    "create_training_job": ("describe_training_job", "TrainingJobName", "TrainingJobStatus"),
-    "create_processing_job": ("describe_processing_job", "ProcessingJobName", "ProcessingJobStatus"),
-    "create_transform_job": ("describe_transform_job", "TransformJobName", "TransformJobStatus"),
-    "create_hyper_parameter_tuning_job": ("describe_hyper_parameter_tuning_job", "HyperParameterTuningJobName",
-                                          "HyperParameterTuningJobStatus"),
+# (service, boto3 action) -> (describe action, (request, response) -> its arguments,
+#                             (described, response) -> the job, status key, failed states)
+_SYNC_DESCRIBE: dict[tuple[str, str], tuple[str, Callable[[dict, dict], dict], Callable[[dict, dict], dict] | None,
+                                            str, tuple[str, ...]]] = {
+    **{("sagemaker", f"create_{kind}_job"): (f"describe_{kind}_job", (lambda key: lambda p, r: {key: p[key]})(name),
+                                             None, status, ("Failed", "Stopped"))
+       for kind, name, status in (
+           ("training", "TrainingJobName", "TrainingJobStatus"),
+           ("processing", "ProcessingJobName", "ProcessingJobStatus"),
+           ("transform", "TransformJobName", "TransformJobStatus"),
+           ("hyper_parameter_tuning", "HyperParameterTuningJobName", "HyperParameterTuningJobStatus"))},
+    ("glue", "start_job_run"): ("get_job_run", lambda p, r: {"JobName": p["JobName"], "RunId": r["JobRunId"]},
+                                lambda d, r: d["JobRun"], "JobRunState", ("FAILED", "STOPPED", "TIMEOUT", "ERROR")),
+    # Step Functions polls DataBrew with ListJobRuns (its IAM policy grants no DescribeJobRun)
+    ("databrew", "start_job_run"): ("list_job_runs", lambda p, r: {"Name": p["Name"]},
+                                    lambda d, r: next(run for run in d["JobRuns"] if run["RunId"] == r["RunId"]),
+                                    "State", ("FAILED", "STOPPED", "TIMEOUT")),
 }
+ERROR_PREFIXES = {"sagemaker": "SageMaker", "glue": "Glue", "databrew": "DataBrew"}
 
 
-class SageMakerTask(StateTaskServiceCallback):
-    """``arn:aws:states:::sagemaker:<action>[.sync]`` through moto's SageMaker API."""
+class JobTask(StateTaskServiceCallback):
+    """``arn:aws:states:::<service>:<action>[.sync]`` through moto's API, with the real job run."""
 
-    def __init__(self) -> None:
+    def __init__(self, service: str) -> None:
         super().__init__(supported_integration_patterns={ResourceCondition.Sync})
+        self.service = service
 
     def _validate_service_integration_is_supported(self) -> None:
-        # Any SageMaker action moto implements runs; .sync only where we know how to wait.
+        # Any action moto implements runs; .sync only where we know how to wait.
         action = self._get_boto_service_action()
-        if self.resource.condition == ResourceCondition.Sync and action not in _SYNC_DESCRIBE:
-            raise ValueError(f"offline runs support .sync only for {sorted(_SYNC_DESCRIBE)}, not {action}")
+        if self.resource.condition == ResourceCondition.Sync and (self.service, action) not in _SYNC_DESCRIBE:
+            raise ValueError(f"offline runs support .sync only for {sorted(_SYNC_DESCRIBE)}, not {self.service}:{action}")
 
     def _from_error(self, env, ex):  # noqa: ANN001
-        if isinstance(ex, ClientError):  # AWS names these SageMaker.<error code>
-            name = f"SageMaker.{ex.response['Error']['Code']}"
+        if isinstance(ex, ClientError):  # AWS names these <Service>.<error code>
+            name = f"{ERROR_PREFIXES[self.service]}.{ex.response['Error']['Code']}"
             return FailureEvent(env=env, error_name=CustomErrorName(name), event_type=HistoryEventType.TaskFailed,
                                 event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
                                     error=name, cause=ex.response["Error"]["Message"],
                                     resource=self._get_sfn_resource(), resourceType=self._get_sfn_resource_type())))
         return super()._from_error(env=env, ex=ex)
 
+    def _job_key(self) -> str:
+        action = self.resource.api_action
+        return action if self.service == "sagemaker" else f"{self.service}:{action}"
+
     def _eval_service_task(self, env, resource_runtime_part, normalised_parameters, state_credentials):  # noqa: ANN001
         action = self._get_boto_service_action()
-        fault = HOOKS.fault(self.resource.api_action)
+        fault = HOOKS.fault(self._job_key())
         if fault == "throttle":
             raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded (injected)"}}, action)
-        client = boto_client_for(service="sagemaker", region=resource_runtime_part.region, state_credentials=state_credentials)
+        client = boto_client_for(service=self.service, region=resource_runtime_part.region, state_credentials=state_credentials)
         response = getattr(client, action)(**normalised_parameters)  # botocore validates the request here
         response.pop("ResponseMetadata", None)
-        runner = HOOKS.jobs.get(self.resource.api_action)
+        runner = HOOKS.jobs.get(self._job_key())
         if runner is not None:
-            with principal("sagemaker-job"):  # the job's own S3 reads and writes use the SageMaker role
-                outcome = runner(normalised_parameters, fault=fault) or {}
-            _record_job_outcome(action, normalised_parameters, outcome)
+            job = normalised_parameters.get("JobName") or normalised_parameters.get("Name")
+            role = (normalised_parameters.get("RoleArn") or normalised_parameters.get("TrainingJobDefinition", {}).get("RoleArn")
+                    or "").split("/")[-1] or HOOKS.job_roles.get((self.service, job)) or HOOKS.job_roles[(self.service, "*")]
+            with principal(role):  # the job's own reads and writes use the job's role
+                outcome = runner(normalised_parameters, fault=fault, response=response) or {}
+            _record_job_outcome(self.service, action, normalised_parameters, response, outcome)
         env.stack.append(_plain(response))
 
     def _eval_integration_pattern(self, env, resource_runtime_part, normalised_parameters, state_credentials):  # noqa: ANN001
-        # moto's generic version dereferences a callback endpoint that only exists for
-        # .waitForTaskToken ("'NoneType' object has no attribute 'interrupt_all'", the same
-        # crash as glue:startJobRun.sync). Our jobs have finished by now: describe once.
+        # Our jobs have finished by now (see the module docstring): describe once.
         resolve = self._build_sync_resolver(env, resource_runtime_part, normalised_parameters, state_credentials)
         env.stack.append(resolve())
 
     def _build_sync_resolver(self, env, resource_runtime_part, normalised_parameters, state_credentials):  # noqa: ANN001
-        env.stack.pop()
-        describe, name_key, status_key = _SYNC_DESCRIBE[self._get_boto_service_action()]
-        client = boto_client_for(service="sagemaker", region=resource_runtime_part.region, state_credentials=state_credentials)
-        described = _plain(getattr(client, describe)(**{name_key: normalised_parameters[name_key]}))
+        response = env.stack.pop()
+        describe, arguments, result_key, status_key, failed = _SYNC_DESCRIBE[(self.service, self._get_boto_service_action())]
+        client = boto_client_for(service=self.service, region=resource_runtime_part.region, state_credentials=state_credentials)
+        described = _plain(getattr(client, describe)(**arguments(normalised_parameters, response)))
         described.pop("ResponseMetadata", None)
+        described = result_key(described, response) if result_key else described
 
         def resolve() -> dict:
-            if described[status_key] in ("Failed", "Stopped"):
+            if described[status_key] in failed:
                 raise FailureEventException(FailureEvent(
                     env=env, error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
                     event_type=HistoryEventType.TaskFailed,
@@ -229,29 +283,40 @@ class SageMakerTask(StateTaskServiceCallback):
         return resolve
 
 
-def _record_job_outcome(action: str, parameters: dict, outcome: dict) -> None:
-    """Write what the job really did into moto's record of it (moto marks every job Completed)."""
+def _record_job_outcome(service: str, action: str, parameters: dict, response: dict, outcome: dict) -> None:
+    """Write what the job really did into moto's record of it (moto marks every job done)."""
+    failure = outcome.get("failure")
+    if service == "glue":
+        run = glue_models.glue_backends["123456789012"]["eu-west-1"].jobs[parameters["JobName"]].job_runs
+        run = next(r for r in run if r.job_run_id == response["JobRunId"])
+        run.status = "FAILED" if failure else "SUCCEEDED"
+        run.error_message = failure
+        return
+    if service == "databrew":
+        run = databrew_models.databrew_backends["123456789012"]["eu-west-1"].offline_runs[parameters["Name"]][response["RunId"]]
+        run.update(State="FAILED" if failure else "SUCCEEDED", **({"ErrorMessage": failure} if failure else {}))
+        return
     backend = sagemaker_models.sagemaker_backends["123456789012"]["eu-west-1"]
     if action == "create_training_job":
         job = backend.training_jobs[parameters["TrainingJobName"]]
-        if outcome.get("failure"):
-            job.training_job_status, job.failure_reason = "Failed", outcome["failure"]
+        if failure:
+            job.training_job_status, job.failure_reason = "Failed", failure
         if outcome.get("hyperparameters"):
             job.hyper_parameters = outcome["hyperparameters"]
     elif action == "create_processing_job":
         job = backend.processing_jobs[parameters["ProcessingJobName"]]
-        if outcome.get("failure"):
-            job.processing_job_status, job.failure_reason = "Failed", outcome["failure"]
+        if failure:
+            job.processing_job_status, job.failure_reason = "Failed", failure
     elif action == "create_hyper_parameter_tuning_job":
         job = backend.hyper_parameter_tuning_jobs[parameters["HyperParameterTuningJobName"]]
-        if outcome.get("failure"):
-            job.hyper_parameter_tuning_job_status, job.failure_reason = "Failed", outcome["failure"]
+        if failure:
+            job.hyper_parameter_tuning_job_status, job.failure_reason = "Failed", failure
         else:
             job.best_training_job = job.OverallBestTrainingJob = outcome["best"]
     elif action == "create_transform_job":
         job = backend.transform_jobs[parameters["TransformJobName"]]
-        if outcome.get("failure"):
-            job.transform_job_status, job.failure_reason = "Failed", outcome["failure"]
+        if failure:
+            job.transform_job_status, job.failure_reason = "Failed", failure
 
 
 # --- 3. UpdateEndpoint ------------------------------------------------------------------
@@ -283,7 +348,9 @@ def _response_update_endpoint(self) -> str:
 # --- 4 and 5. Context object and time ----------------------------------------------------
 def _evaluation_environment(self):  # noqa: ANN001
     env = _ORIGINAL["environment"](self)
-    env.states.context_object.context_object_data["Execution"].setdefault("RedriveCount", 0)
+    context = env.states.context_object.context_object_data
+    context["Execution"].setdefault("RedriveCount", 0)
+    _PRINCIPAL.name = f"states:{context['StateMachine']['Name']}"  # runs in the execution's own thread
     return env
 
 
@@ -291,9 +358,77 @@ def _wait_interval(self, env, wait_seconds):  # noqa: ANN001
     HOOKS.waits.append(wait_seconds)
 
 
+# --- 7. DataBrew job runs -------------------------------------------------------------------
+def _backend_start_job_run(self, name: str) -> str:
+    job = self.describe_job(name)  # raises ResourceNotFoundException like DataBrew
+    run_id = f"db_{uuid.uuid4().hex[:24]}"
+    self.offline_runs.setdefault(name, {})[run_id] = {
+        "JobName": name, "RunId": run_id, "State": "RUNNING", "Attempt": 0,
+        "DatasetName": job.dataset_name, "StartedOn": datetime.now().isoformat(),
+    }
+    return run_id
+
+
+def _response_start_job_run(self) -> str:
+    return json.dumps({"RunId": self.databrew_backend.start_job_run(self._get_path().split("/")[-2])})
+
+
+def _response_list_job_runs(self) -> str:
+    name = self._get_path().split("/")[-2]  # /jobs/<name>/jobRuns
+    self.databrew_backend.describe_job(name)
+    return json.dumps({"JobRuns": list(self.databrew_backend.offline_runs.get(name, {}).values())})
+
+
+_DATABREW_RUN_PATHS = {
+    "{0}/jobs/(?P<job_name>[^/]+)/startJobRun$": databrew_responses.DataBrewResponse.dispatch,
+    "{0}/jobs/(?P<job_name>[^/]+)/jobRuns$": databrew_responses.DataBrewResponse.dispatch,
+}
+
+
+# --- 8. Nested executions ----------------------------------------------------------------------
+def _pascal(value: dict) -> dict:
+    return {key[:1].upper() + key[1:]: item for key, item in value.items()}
+
+
+class NestedExecutionTask(StateTaskServiceSfn):
+    """``states:startExecution[.sync[:2]]``. moto passes the Step Functions parameters on in
+    ASL's PascalCase (the API wants camelCase) and hands back boto3's camelCase, so the
+    request fails in botocore; its ``.sync`` path crashes as in 2. Ours translates both
+    ways and polls the child, which runs in its own thread, until it ends."""
+
+    def _eval_service_task(self, env, resource_runtime_part, normalised_parameters, state_credentials):  # noqa: ANN001
+        client = boto_client_for(service="stepfunctions", region=resource_runtime_part.region, state_credentials=state_credentials)
+        request = {key[:1].lower() + key[1:]: value for key, value in normalised_parameters.items()}
+        response = getattr(client, self._get_boto_service_action())(**request)
+        response.pop("ResponseMetadata", None)
+        env.stack.append(_plain(_pascal(response)))
+
+    def _eval_integration_pattern(self, env, resource_runtime_part, normalised_parameters, state_credentials):  # noqa: ANN001
+        if self.resource.condition not in (ResourceCondition.Sync, ResourceCondition.Sync2):
+            return super()._eval_integration_pattern(env, resource_runtime_part, normalised_parameters, state_credentials)
+        client = boto_client_for(service="stepfunctions", region=resource_runtime_part.region, state_credentials=state_credentials)
+        arn = env.stack.pop()["ExecutionArn"]
+        while (described := client.describe_execution(executionArn=arn))["status"] == "RUNNING":
+            time.sleep(0.02)
+        described.pop("ResponseMetadata", None)
+        if self.resource.condition == ResourceCondition.Sync2:  # .sync:2 hands Input/Output over as JSON
+            described.update({key: json.loads(described[key]) for key in ("input", "output") if key in described})
+        described = _plain(_pascal(described))
+        if described["Status"] != "SUCCEEDED":
+            raise FailureEventException(FailureEvent(
+                env=env, error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
+                event_type=HistoryEventType.TaskFailed,
+                event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
+                    error=StatesErrorNameType.StatesTaskFailed.to_name(), cause=json.dumps(described),
+                    resource=self._get_sfn_resource(), resourceType=self._get_sfn_resource_type()))))
+        env.stack.append(described)
+
+
 _ORIGINAL: dict[str, Any] = {}
-# aws-sdk integration service names that differ from boto3's (AWS docs, "Using AWS SDK service integrations")
+# aws-sdk integration service names that differ from boto3's (AWS docs, "Using AWS SDK service integrations"),
+# and the capitalised prefix of their error names (Glue.CrawlerRunningException), which moto knows for two services
 SERVICE_NAMES = {"applicationautoscaling": "application-autoscaling"}
+ERROR_NAMES = {"glue": "Glue"}
 
 
 @contextlib.contextmanager
@@ -311,10 +446,15 @@ def patched(hooks: Hooks) -> Iterator[Hooks]:
     original_factory = _ORIGINAL["factory"]
 
     def factory(service_name: str):
-        return SageMakerTask() if service_name == "sagemaker" else original_factory(service_name)
+        if service_name == "states":
+            return NestedExecutionTask()
+        return JobTask(service_name) if service_name in ERROR_PREFIXES else original_factory(service_name)
 
     _ORIGINAL["names"] = StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES
     StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES = {**_ORIGINAL["names"], **SERVICE_NAMES}
+    aws_sdk._SERVICE_ERROR_NAMES.update(ERROR_NAMES)
+    execute_state.Thread = _InheritingThread
+    program.threading = types.SimpleNamespace(Thread=_InheritingThread)
     LambdaSimpleBackend.invoke = _lambda_invoke
     ExecutionWorker._get_evaluation_environment = _evaluation_environment
     WaitFunction._wait_interval = _wait_interval
@@ -322,10 +462,18 @@ def patched(hooks: Hooks) -> Iterator[Hooks]:
     state_task_factory.state_task_service_for = factory
     sagemaker_models.SageMakerModelBackend.update_endpoint = _backend_update_endpoint
     sagemaker_responses.SageMakerResponse.update_endpoint = _response_update_endpoint
+    databrew_models.DataBrewBackend.offline_runs = {}
+    databrew_models.DataBrewBackend.start_job_run = _backend_start_job_run
+    databrew_responses.DataBrewResponse.start_job_run = _response_start_job_run
+    databrew_responses.DataBrewResponse.list_job_runs = _response_list_job_runs
+    databrew_urls.url_paths.update(_DATABREW_RUN_PATHS)
     try:
         yield hooks
     finally:
         StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES = _ORIGINAL["names"]
+        execute_state.Thread, program.threading = threading.Thread, threading
+        for name in ERROR_NAMES:
+            aws_sdk._SERVICE_ERROR_NAMES.pop(name)
         LambdaSimpleBackend.invoke = _ORIGINAL["lambda_invoke"]
         ExecutionWorker._get_evaluation_environment = _ORIGINAL["environment"]
         WaitFunction._wait_interval = _ORIGINAL["wait"]
@@ -333,4 +481,9 @@ def patched(hooks: Hooks) -> Iterator[Hooks]:
         state_task_factory.state_task_service_for = original_factory
         del sagemaker_models.SageMakerModelBackend.update_endpoint
         del sagemaker_responses.SageMakerResponse.update_endpoint
+        for name in ("offline_runs", "start_job_run"):
+            delattr(databrew_models.DataBrewBackend, name)
+        del databrew_responses.DataBrewResponse.start_job_run, databrew_responses.DataBrewResponse.list_job_runs
+        for path in _DATABREW_RUN_PATHS:
+            databrew_urls.url_paths.pop(path)
         HOOKS = previous

@@ -6,12 +6,23 @@
   would put it: ``<S3OutputPath>/<job name>/output/model.tar.gz``.
 * Processing jobs run the container entry point (the repo's script, downloaded from the
   emulated S3 like SageMaker would) as a subprocess, with ``/opt/ml/processing/...``
-  mapped to a temp dir; outputs are uploaded to their S3 destinations afterwards.
+  mapped to a temp dir; outputs are uploaded to their S3 destinations afterwards. The
+  feature-ingestion script runs in-process instead: it calls the Feature Store runtime
+  API, which moto does not implement, so it gets ``FeatureStore`` (below) as its client.
+* Glue job runs: the job's script (``jobs/etl/etl.py``, downloaded from the emulated S3)
+  runs on a local Spark session (one per process) with the job's default arguments merged
+  with the run's, S3 paths mapped to temp dirs; outputs replace what was under their
+  prefixes, as Spark's overwrite mode does.
+* DataBrew job runs: ``tools/offline/databrew.py`` applies the published recipe, or
+  validates the dataset against the profile job's ruleset and writes the report.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import io
+import json
 import os
 import subprocess
 import sys
@@ -68,7 +79,7 @@ def _read_channel(uri: str) -> tuple[np.ndarray, np.ndarray]:
     return table[:, 0], table[:, 1:]
 
 
-def train_xgboost(request: dict[str, Any], *, fault: str | None = None) -> dict[str, Any]:
+def train_xgboost(request: dict[str, Any], *, fault: str | None = None, **_: Any) -> dict[str, Any]:
     """Train like the built-in XGBoost algorithm does, from a CreateTrainingJob request."""
     import xgboost
 
@@ -104,7 +115,7 @@ def train_xgboost(request: dict[str, Any], *, fault: str | None = None) -> dict[
     return {"hyperparameters": hyperparameters, "metrics": metrics}
 
 
-def run_tuning(request: dict[str, Any], *, fault: str | None = None) -> dict[str, Any]:
+def run_tuning(request: dict[str, Any], *, fault: str | None = None, **_: Any) -> dict[str, Any]:
     """Automatic model tuning, offline: ``MaxNumberOfTrainingJobs`` seeded random draws from
     the ranges (SageMaker's Bayesian search is not reproduced), each trained for real and
     recorded as a training job; the best by the objective metric wins."""
@@ -149,8 +160,10 @@ def run_tuning(request: dict[str, Any], *, fault: str | None = None) -> dict[str
     }}
 
 
-def run_processing(request: dict[str, Any], *, fault: str | None = None) -> dict[str, Any]:
-    """Run a CreateProcessingJob request's entry point as a subprocess."""
+def run_processing(request: dict[str, Any], *, fault: str | None = None, in_process: dict[str, Any] | None = None,
+                   **_: Any) -> dict[str, Any]:
+    """Run a CreateProcessingJob request's entry point as a subprocess (or, for the scripts
+    in ``in_process`` by S3 object key, in-process with the given client)."""
     if fault == "fail":
         return {"failure": "AlgorithmError: injected processing failure (offline scenario)"}
     app = request["AppSpecification"]
@@ -164,6 +177,18 @@ def run_processing(request: dict[str, Any], *, fault: str | None = None) -> dict
         outputs = request.get("ProcessingOutputConfig", {}).get("Outputs", [])
         for item in outputs:
             Path(local(item["S3Output"]["LocalPath"])).mkdir(parents=True, exist_ok=True)
+        script_key = Path(app["ContainerEntrypoint"][-1]).name
+        if in_process and script_key in in_process:
+            module = _load_script(Path(local(app["ContainerEntrypoint"][-1])))
+            from tools.offline import adapter
+
+            in_process[script_key].principal = adapter.current_principal()
+            try:
+                module.main(list(app.get("ContainerArguments", [])) + ["--input-dir", local(f"{PROCESSING_ROOT}/input")],
+                            client=in_process[script_key])
+            except (ValueError, RuntimeError) as error:
+                return {"failure": f"AlgorithmError: {error}"}
+            return {}
         command = [sys.executable if part in ("python3", "python") else part for part in app["ContainerEntrypoint"]]
         command = [local(part) if part.startswith(PROCESSING_ROOT) else part for part in command]
         arguments = [local(a) if a.startswith(PROCESSING_ROOT) else a for a in app.get("ContainerArguments", [])]
@@ -201,7 +226,7 @@ def _load_booster(model_data: str):  # noqa: ANN202
     return booster
 
 
-def run_transform(request: dict[str, Any], *, fault: str | None = None) -> dict[str, Any]:
+def run_transform(request: dict[str, Any], *, fault: str | None = None, **_: Any) -> dict[str, Any]:
     """Batch transform with the model's artifact (found through its model package),
     honouring the request's DataProcessing filters and join."""
     import xgboost
@@ -235,3 +260,165 @@ def run_transform(request: dict[str, Any], *, fault: str | None = None) -> dict[
             key = f"{prefix.rstrip('/')}/{path.relative_to(scratch)}.out".lstrip("/")
             s3.put_object(Bucket=bucket, Key=key, Body=("\n".join(lines) + "\n").encode())
     return {}
+
+
+def _load_script(path: Path):  # noqa: ANN202
+    name = f"offline_job_{path.stem.replace('.', '_')}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+def _replace_prefix(source: Path, uri: str, pattern: str = "*") -> None:
+    """Upload ``source`` to ``uri`` after deleting what was there (Spark/DataBrew overwrite)."""
+    s3 = boto3.client("s3")
+    bucket, prefix = _split(uri)
+    old = [item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+           for item in page.get("Contents", [])]
+    for key in old:
+        s3.delete_object(Bucket=bucket, Key=key)
+    for path in sorted(source.rglob(pattern)):
+        if path.is_file() and not path.name.startswith((".", "_")):
+            s3.put_object(Bucket=bucket, Key=f"{prefix.rstrip('/')}/{path.relative_to(source)}", Body=path.read_bytes())
+
+
+_SPARK: list[Any] = []
+_GLUE_RUNS: dict[str, tuple[dict, dict[str, dict[str, bytes]]]] = {}
+
+
+def _spark():  # noqa: ANN202
+    if not _SPARK:
+        from pyspark.sql import SparkSession
+
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # offline: never look for a network interface
+        _SPARK.append(SparkSession.builder.master("local[1]").appName("offline-glue")
+                      .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+                      .config("spark.sql.shuffle.partitions", "1")
+                      # tiny data: compiling generated code costs more than it saves
+                      .config("spark.sql.codegen.wholeStage", "false").config("spark.sql.adaptive.enabled", "false")
+                      # a short-lived JVM: C1 only and the serial GC roughly halve start-up and warm-up
+                      .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Dlog4j2.level=ERROR")
+                      .getOrCreate())
+        _SPARK[0].sparkContext.setLogLevel("ERROR")
+    return _SPARK[0]
+
+
+def run_glue_job(request: dict[str, Any], *, fault: str | None = None, **_: Any) -> dict[str, Any]:
+    """A Glue StartJobRun: the job's script on local Spark, S3 mapped to temp dirs."""
+    from moto.glue import models as glue_models
+
+    if fault == "fail":
+        return {"failure": "injected Glue job failure (offline scenario)"}
+    job = glue_models.glue_backends["123456789012"]["eu-west-1"].jobs[request["JobName"]]
+    arguments = {**(job.default_arguments or {}), **request.get("Arguments", {})}
+    args = {key.removeprefix("--"): value for key, value in arguments.items()}
+    outputs = {key: value for key, value in args.items() if key.startswith("output_")}
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        script = root / "script.py"
+        bucket, key = _split(job.command["ScriptLocation"])
+        script.write_bytes(boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+        inputs = download_prefix(args["input"], root / "input")
+        # The split is deterministic (tests/test_etl.py proves it): within one process, a
+        # run with the same script, input and arguments reuses the first run's output files
+        # instead of starting Spark again. Only the output locations may differ.
+        fingerprint = hashlib.sha256(script.read_bytes() + json.dumps(
+            {k: v for k, v in args.items() if k not in outputs}, sort_keys=True).encode())
+        for path in sorted(inputs):
+            fingerprint.update(path.read_bytes())
+        cached = _GLUE_RUNS.get(fingerprint.hexdigest())
+        if cached is None:
+            local = {**args, "input": str(root / "input"), **{name: str(root / name) for name in outputs}}
+            try:
+                summary = _load_script(script).run(_spark(), local)
+            except Exception as error:  # noqa: BLE001 - Glue reports any script error as the run's failure
+                return {"failure": f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"}
+            files = {name: {str(p.relative_to(root / name)): p.read_bytes() for p in (root / name).rglob("*")
+                            if p.is_file() and not p.name.startswith((".", "_"))} for name in outputs}
+            cached = _GLUE_RUNS[fingerprint.hexdigest()] = (summary, files)
+        summary, files = cached
+        for name, uri in outputs.items():
+            target = root / f"out-{name}"
+            for relative, body in files[name].items():
+                (target / relative).parent.mkdir(parents=True, exist_ok=True)
+                (target / relative).write_bytes(body)
+            target.mkdir(exist_ok=True)
+            _replace_prefix(target, uri)
+    return {"summary": summary}
+
+
+def run_databrew_job(request: dict[str, Any], *, fault: str | None = None, response: dict | None = None,
+                     **_: Any) -> dict[str, Any]:
+    """A DataBrew StartJobRun: recipe jobs apply the published recipe, profile jobs validate
+    the dataset against the ruleset and write the validation report."""
+    import pandas as pd
+    from moto.databrew import models as databrew_models
+
+    from tools.offline import databrew
+
+    if fault == "fail":
+        return {"failure": "injected DataBrew job failure (offline scenario)"}
+    backend = databrew_models.databrew_backends["123456789012"]["eu-west-1"]
+    job = backend.describe_job(request["Name"])
+    dataset = backend.describe_dataset(job.dataset_name)
+    location = dataset.input["S3InputDefinition"]
+    s3 = boto3.client("s3")
+    with tempfile.TemporaryDirectory() as scratch:
+        files = download_prefix(f"s3://{location['Bucket']}/{location.get('Key', '')}", Path(scratch))
+        frame = pd.concat([pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]) for path in sorted(files)
+                           if path.suffix == ".csv"], ignore_index=True)
+    if job.job_type == "PROFILE":
+        output = job.output_location
+        (configuration,) = job.validation_configurations
+        ruleset = backend.describe_ruleset(configuration["RulesetArn"].rsplit("/", 1)[1])
+        key = databrew.report_key(output.get("Key", ""), dataset.name, response["RunId"])
+        report = databrew.validate(frame, ruleset.rules, dataset_name=dataset.name, job_name=job.name,
+                                   run_id=response["RunId"], ruleset_arn=configuration["RulesetArn"],
+                                   location=f"s3://{output['Bucket']}/{key}")
+        s3.put_object(Bucket=output["Bucket"], Key=key, Body=json.dumps(report).encode())
+        return {}
+    recipe = backend.describe_recipe(job.recipe_reference["Name"], recipe_version=None)  # the latest published version
+    cleaned = databrew.apply_recipe(frame, recipe.steps)
+    (output,) = job.outputs
+    with tempfile.TemporaryDirectory() as scratch:
+        cleaned.to_csv(Path(scratch) / f"{job.name}_part00000.csv", index=False)
+        _replace_prefix(Path(scratch), f"s3://{output['Location']['Bucket']}/{output['Location'].get('Key', '')}")
+    return {}
+
+
+class FeatureStore:
+    """The Feature Store runtime's PutRecord, checked against the feature group moto holds:
+    every feature must be defined, the record identifier and event time present, values of
+    Integral/Fractional features numeric. Records are kept per group, latest per id."""
+
+    def __init__(self, calls: list[tuple[str, str]]) -> None:
+        self.records: dict[str, dict[str, dict[str, str]]] = {}
+        self._calls = calls
+        self.principal = "states"  # the job's role, set when the job starts (PutRecord runs in its thread pool)
+
+    def put_record(self, *, FeatureGroupName: str, Record: list[dict[str, str]]) -> dict:  # noqa: N803 - API names
+        from tools.offline import adapter
+
+        from moto.sagemaker import models as sagemaker_models
+
+        self._calls.append((self.principal, "sagemaker:PutRecord"))
+        backend = sagemaker_models.sagemaker_backends["123456789012"]["eu-west-1"]
+        group = backend.describe_feature_group(FeatureGroupName)  # the backend, not the API: no call of the job's
+        records = self.records.setdefault(FeatureGroupName, {})
+        types = {d["FeatureName"]: d["FeatureType"] for d in group["FeatureDefinitions"]}
+        values = {item["FeatureName"]: item["ValueAsString"] for item in Record}
+        unknown = sorted(set(values) - set(types))
+        if unknown:
+            raise ValueError(f"ValidationException: features not in {FeatureGroupName}: {', '.join(unknown)}")
+        for required in (group["RecordIdentifierFeatureName"], group["EventTimeFeatureName"]):
+            if not values.get(required):
+                raise ValueError(f"ValidationException: record without {required}")
+        for name, value in values.items():
+            if types[name] == "Integral":
+                int(value)
+            elif types[name] == "Fractional":
+                float(value)
+        records[values[group["RecordIdentifierFeatureName"]]] = values
+        return {}

@@ -11,6 +11,7 @@ Never shipped to Lambda: this is test and demo tooling.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import re
 import threading
@@ -132,6 +133,7 @@ def _stand_in(resource: dict, logical_id: str, attribute: str, resolve) -> Any: 
         "AWS::SNS::Topic": arns["AWS::SNS::Topic"], "AWS::CloudWatch::Alarm": properties.get("AlarmName", logical_id),
         "AWS::StepFunctions::StateMachine": arns["AWS::StepFunctions::StateMachine"],
         "AWS::SageMaker::ModelPackageGroup": properties.get("ModelPackageGroupName"),
+        "AWS::Glue::SecurityConfiguration": properties.get("Name"),
     }
     if attribute == "Ref" and kind in refs:
         return refs[kind]
@@ -147,9 +149,11 @@ class OfflineStage:
         self.cdk_out = Path(cdk_out)
         self.stage = stage
         self.hooks = adapter.Hooks(faults={k: list(v) for k, v in (faults or {}).items()})
+        self.feature_store = jobs.FeatureStore(self.hooks.calls)
         self.hooks.jobs.update(createTrainingJob=jobs.train_xgboost, createProcessingJob=jobs.run_processing,
                                createTransformJob=jobs.run_transform,
                                createHyperParameterTuningJob=jobs.run_tuning)
+        self.hooks.jobs.update({"glue:startJobRun": jobs.run_glue_job, "databrew:startJobRun": jobs.run_databrew_job})
         self.stacks = {stack.stack_id: stack for stack in read_stacks(self.cdk_out, [stage])}
         self._resolver = _Resolver({stack.stack_name: stack for stack in self.stacks.values()})
         self._exit = ExitStack()
@@ -191,6 +195,14 @@ class OfflineStage:
             if "Export" in output:
                 name = self._resolver.resolve(output["Export"]["Name"], data.stack_name)
                 self._resolver.exports[name] = self._resolver.resolve(output["Value"], data.stack_name)
+        glue = boto3.client("glue")
+        for resource in self._resources("Data", "AWS::Glue::Database").values():
+            glue.create_database(DatabaseInput=resource["Properties"]["DatabaseInput"])
+        for resource in self._resources("Data", "AWS::SageMaker::FeatureGroup").values():
+            properties = self._resolver.resolve(resource["Properties"], data.stack_name)
+            sagemaker.create_feature_group(**{key: properties[key] for key in (
+                "FeatureGroupName", "RecordIdentifierFeatureName", "EventTimeFeatureName", "FeatureDefinitions",
+                "OnlineStoreConfig", "OfflineStoreConfig", "RoleArn", "Description") if key in properties})
         for resource in self._resources("Data", "AWS::SageMaker::ModelPackageGroup").values():
             sagemaker.create_model_package_group(ModelPackageGroupName=resource["Properties"]["ModelPackageGroupName"])
         # What the SampleData BucketDeployment copies: data/sample/ under the raw zone's prefix.
@@ -223,6 +235,8 @@ class OfflineStage:
         self.functions: dict[str, str] = {}
         for logical_id, function in self._resources("Pipeline", "AWS::Lambda::Function").items():
             properties = function["Properties"]
+            if not properties["Runtime"].startswith("python"):
+                continue  # CDK's AwsCustomResource provider: deploy-time only (the runner publishes the recipe itself)
             code_dir = self.cdk_out / f"asset.{properties['Code']['S3Key'].removesuffix('.zip')}"
             environment = self._resolver.resolve(properties.get("Environment", {}).get("Variables", {}), name)
             lambda_.create_function(
@@ -231,17 +245,71 @@ class OfflineStage:
             )
             self.hooks.handlers[logical_id] = (code_dir, {k: str(v) for k, v in environment.items()})
             self.functions[(code_dir / "index.py").read_text().split('service="', 1)[1].split('"', 1)[0]] = logical_id
-        (machine_id, machine), = self._resources("Pipeline", "AWS::StepFunctions::StateMachine").items()
-        self.definition = json.loads(self._resolver.resolve(machine["Properties"]["DefinitionString"], name))
+        self._create_data_jobs()
+        # transform jobs run as the model's execution role: the SageMaker role
+        self.hooks.job_roles[("sagemaker", "*")] = next(k for k in self._resources("Pipeline", "AWS::IAM::Role") if "SageMakerRole" in k)
         self.role_of = {logical_id: self._resolver.resolve(f["Properties"]["Role"], name).split("/")[-1]
-                        for logical_id, f in self._resources("Pipeline", "AWS::Lambda::Function").items()}
-        self.role_of["states"] = self._resolver.resolve(machine["Properties"]["RoleArn"], name).split("/")[-1]
-        self.role_of["sagemaker-job"] = next(k for k in self._resources("Pipeline", "AWS::IAM::Role") if "SageMakerRole" in k)
-        self.state_machine_arn = sfn.create_state_machine(
-            name=machine["Properties"]["StateMachineName"], definition=json.dumps(self.definition),
-            roleArn=self._resolver.resolve(machine["Properties"]["RoleArn"], name),
-        )["stateMachineArn"]
-        self.approval_rules = [r["Properties"]["EventPattern"] for r in self._resources("Pipeline", "AWS::Events::Rule").values()]
+                        for logical_id, f in self._resources("Pipeline", "AWS::Lambda::Function").items()
+                        if logical_id in self.hooks.handlers}
+        self.definitions: dict[str, dict] = {}
+        self.state_machine_arns: dict[str, str] = {}
+        machines = self._resources("Pipeline", "AWS::StepFunctions::StateMachine").values()
+        for machine in sorted(machines, key=lambda m: not m["Properties"]["StateMachineName"].endswith("-data")):
+            properties = machine["Properties"]
+            machine_name = properties["StateMachineName"]
+            kind = "data" if machine_name.endswith("-data") else "training"
+            self.definitions[kind] = json.loads(self._resolver.resolve(properties["DefinitionString"], name))
+            self.role_of[f"states:{machine_name}"] = self._resolver.resolve(properties["RoleArn"], name).split("/")[-1]
+            self.state_machine_arns[kind] = sfn.create_state_machine(
+                name=machine_name, definition=json.dumps(self.definitions[kind]),
+                roleArn=self._resolver.resolve(properties["RoleArn"], name),
+            )["stateMachineArn"]
+        self.definition, self.state_machine_arn = self.definitions["training"], self.state_machine_arns["training"]
+        # The ingestion script calls the Feature Store runtime, which moto lacks: it runs in-process
+        ingest = self.definitions["data"]["States"].get("Ingest features")
+        in_process = {Path(ingest["Parameters"]["AppSpecification"]["ContainerEntrypoint"][-1]).name: self.feature_store} if ingest else {}
+        self.hooks.jobs["createProcessingJob"] = functools.partial(jobs.run_processing, in_process=in_process)
+        self.rules = {logical_id: r["Properties"] for logical_id, r in self._resources("Pipeline", "AWS::Events::Rule").items()}
+        self.approval_rules = [r["EventPattern"] for r in self.rules.values() if r["EventPattern"].get("source") == ["aws.sagemaker"]]
+
+    def _create_data_jobs(self) -> None:
+        """The data phase's Glue and DataBrew resources, as CloudFormation would create them
+        (the recipe published, as the stack's custom resource does on deploy)."""
+        from tools.offline import databrew as databrew_emulator
+
+        name = self._stack("Pipeline").stack_name
+        glue, brew = boto3.client("glue"), boto3.client("databrew")
+        props = lambda kind: [{k: v for k, v in self._resolver.resolve(r["Properties"], name).items() if k != "Tags"}  # noqa: E731
+                              for r in self._resources("Pipeline", kind).values()]
+        role = lambda arn: arn.split("/")[-1]  # noqa: E731
+        for p in props("AWS::Glue::SecurityConfiguration"):
+            encryption = dict(p["EncryptionConfiguration"])  # CloudFormation's plural is the API's S3Encryption
+            encryption["S3Encryption"] = encryption.pop("S3Encryptions")
+            glue.create_security_configuration(Name=p["Name"], EncryptionConfiguration=encryption)
+        for p in props("AWS::Glue::Crawler"):
+            glue.create_crawler(**{**{k: v for k, v in p.items() if k != "Schedule"},
+                                   **({"Schedule": p["Schedule"]["ScheduleExpression"]} if "Schedule" in p else {})})
+        for p in props("AWS::Glue::Job"):
+            glue.create_job(**p)
+            self.hooks.job_roles[("glue", p["Name"])] = role(p["Role"])
+        for p in props("AWS::DataBrew::Dataset"):
+            brew.create_dataset(**p)
+        for p in props("AWS::DataBrew::Ruleset"):
+            brew.create_ruleset(**{**p, "Rules": databrew_emulator.api_rules(p["Rules"])})
+        for p in props("AWS::DataBrew::Recipe"):
+            brew.create_recipe(Name=p["Name"], Steps=p["Steps"], Description=p.get("Description", ""))
+            brew.publish_recipe(Name=p["Name"])
+        for p in props("AWS::DataBrew::Job"):
+            common = {k: p[k] for k in ("Name", "DatasetName", "RoleArn", "EncryptionMode", "EncryptionKeyArn",
+                                        "LogSubscription", "MaxRetries", "Timeout") if k in p}
+            if p["Type"] == "PROFILE":
+                brew.create_profile_job(**common, OutputLocation=p["OutputLocation"], JobSample=p["JobSample"],
+                                        ValidationConfigurations=p["ValidationConfigurations"])
+            else:
+                recipe = p["Recipe"]
+                brew.create_recipe_job(**common, Outputs=p["Outputs"],
+                                       RecipeReference={"Name": recipe["Name"], "RecipeVersion": recipe["Version"]})
+            self.hooks.job_roles[("databrew", p["Name"])] = role(p["RoleArn"])
 
     # ---------------------------------------------------------------- running
     def start(self, run_input: dict | None = None, name: str | None = None) -> str:
@@ -302,7 +370,7 @@ class OfflineStage:
         for principal, action in self.hooks.calls:
             if principal in ("runner", "sagemaker-service"):
                 continue
-            role = self.role_of.get(principal, principal if principal != "states" else self.role_of["states"])
+            role = self.role_of.get(principal, principal)  # functions and state machines; jobs run as their role
             called.setdefault(role, set()).add(action)
         missing = {role: sorted(a for a in actions if not any(fnmatch.fnmatch(a.lower(), p.lower()) for p in allowed.get(role, ())))
                    for role, actions in called.items()}
