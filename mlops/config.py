@@ -325,6 +325,38 @@ class DataConfig(_Model):
         return self
 
 
+class MonitoringConfig(_Model):
+    """Drift and model-quality monitoring of the real-time endpoint (issue #6). ``open-source``
+    runs the repo's drift job on a schedule; ``model-monitor`` is for accounts that have
+    SageMaker Model Monitor (not open to new customers) and is not built yet."""
+
+    backend: Literal["open-source"] = "open-source"
+    schedule: str = Field(default="rate(1 day)", pattern=r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\([^)]+\))$")
+    window_hours: int = Field(default=24, ge=1, le=24 * 31)
+    psi_threshold: float = Field(default=0.2, gt=0, le=10)
+    ks_alpha: float = Field(default=0.01, gt=0, lt=1)
+    drift_share_threshold: float = Field(default=0.2, gt=0, le=1)  # alarm: share of features that drifted
+    ground_truth_prefix: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9!_.*'()/-]+/$")  # in the monitoring bucket
+    quality_thresholds: list[MetricThreshold] = Field(default_factory=list, max_length=10)
+    instance_type: str = "ml.m5.large"
+
+    _instance = field_validator("instance_type")(TrainingConfig._sagemaker_instance.__func__)
+
+
+class RetrainingConfig(_Model):
+    """When the training pipeline runs on its own (issue #6)."""
+
+    schedule: Literal["daily", "weekly", "monthly"] | None = "weekly"
+    on_alarm: bool = True  # the drift and model-quality alarms start a run
+    alarm_window_hours: int = Field(default=24, ge=1, le=24 * 31)  # at most one alarm-triggered run per window
+
+
+class AlarmsConfig(_Model):
+    """Alarm thresholds that are not derived from other settings."""
+
+    endpoint_4xx_rate_percent: float = Field(default=5, gt=0, le=100)
+
+
 ProjectName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$")]
 StageName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{1,9}$")]
 
@@ -344,6 +376,9 @@ class StageConfig(_Model):
     pipeline: PipelineConfig
     deployment: DeploymentConfig = Field(default_factory=DeploymentConfig)
     data: DataConfig
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    retraining: RetrainingConfig = Field(default_factory=RetrainingConfig)
+    alarms: AlarmsConfig = Field(default_factory=AlarmsConfig)
 
     @field_validator("tags")
     @classmethod
@@ -401,6 +436,14 @@ class StageConfig(_Model):
             if column not in columns:
                 raise ValueError(f"{where}: column {column!r} is not in dataset {self.pipeline.dataset!r}; "
                                  f"allowed: {', '.join(columns)}")
+        allowed = METRICS[self.pipeline.problem_type]
+        for index, threshold in enumerate(self.monitoring.quality_thresholds):
+            if threshold.metric not in allowed:
+                raise ValueError(f"monitoring.quality_thresholds[{index}].metric: {threshold.metric!r} is not a "
+                                 f"{self.pipeline.problem_type} metric; allowed: {', '.join(allowed)}")
+        if self.monitoring.quality_thresholds and not self.monitoring.ground_truth_prefix:
+            raise ValueError("monitoring.quality_thresholds: model-quality alarms need ground truth; set "
+                             "monitoring.ground_truth_prefix")
         if label in self.data.etl.pii:
             raise ValueError(f"data.etl.pii.{label}: the label column cannot be dropped or masked")
         return self

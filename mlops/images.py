@@ -20,14 +20,17 @@ from constructs import Construct
 
 
 @lru_cache(maxsize=None)
-def image_uris(framework: str, version: str, scope: str = "training") -> dict[str, str]:
+def image_uris(framework: str, version: str, scope: str = "training", *, processor: str | None = None,
+               py_version: str | None = None) -> dict[str, str]:
     """Region -> image URI for a built-in algorithm image, from the SageMaker Python SDK's
     region tables (``sagemaker/core/image_uri_config/<framework>.json``).
 
     Reads the table file directly: importing ``sagemaker.core`` costs ~3 s of every synth.
     The URI is ``<account>.dkr.<ECR hostname>/<repository>:<version>``, which is what the
     SDK's ``image_uris.retrieve`` returns for images without processor or Python variants;
-    ``tests/test_images.py`` checks that against ``retrieve`` for every region.
+    framework images with exactly those two variants (scikit-learn) take ``processor`` and
+    ``py_version`` and are tagged ``<version>-<processor>-<py_version>``.
+    ``tests/test_images.py`` checks both against ``retrieve`` for every region.
     """
     spec = importlib.util.find_spec("sagemaker")  # locates the package without importing it
     if spec is None or not spec.submodule_search_locations:
@@ -36,22 +39,30 @@ def image_uris(framework: str, version: str, scope: str = "training") -> dict[st
     config = json.loads(table.read_text(encoding="utf-8"))
     config = config.get(scope, config)
     entry = config["versions"][version]
-    if "processors" in entry or "py_versions" in entry or "container_version" in entry:
+    tag = version
+    if processor or py_version:
+        if processor not in entry.get("processors", ()) or py_version not in entry.get("py_versions", ()):
+            raise ValueError(f"{framework} {version}: processor {processor!r} / py_version {py_version!r} not in the table")
+        tag = f"{version}-{processor}-{py_version}"
+    if (tag == version and ("processors" in entry or "py_versions" in entry)) or "container_version" in entry:
         raise ValueError(f"{framework} {version} has image variants; use sagemaker.core.image_uris.retrieve")
     endpoints = botocore.regions.EndpointResolver(botocore.loaders.create_loader().load_data("endpoints"))
     uris = {}
     for region, account in sorted(entry["registries"].items()):
         endpoint = endpoints.construct_endpoint("ecr", region) or {"hostname": f"ecr.{region}.amazonaws.com"}
-        uris[region] = f"{account}.dkr.{endpoint['hostname']}/{entry['repository']}:{version}"
+        uris[region] = f"{account}.dkr.{endpoint['hostname']}/{entry['repository']}:{tag}"
     return uris
 
 
 class ImageMapping(Construct):
     """A ``CfnMapping`` of region -> {key: image URI}; ``uri(key)`` resolves in the deploy region."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, images: dict[str, tuple[str, str]]) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, images: dict[str, tuple[str, ...]]) -> None:
+        """``images``: key -> (framework, version) or (framework, version, processor, py_version)."""
         super().__init__(scope, construct_id)
-        per_key = {key: image_uris(framework, version) for key, (framework, version) in images.items()}
+        per_key = {key: image_uris(spec[0], spec[1], processor=spec[2] if len(spec) > 2 else None,
+                                   py_version=spec[3] if len(spec) > 3 else None)
+                   for key, spec in images.items()}
         regions = sorted(set.intersection(*(set(uris) for uris in per_key.values())))
         self.mapping = cdk.CfnMapping(
             self,
@@ -59,6 +70,14 @@ class ImageMapping(Construct):
             mapping={region: {key: per_key[key][region] for key in per_key} for region in regions},
         )
         self.regions = regions
+
+    @staticmethod
+    def repository(framework: str, version: str, scope: str = "training") -> str:
+        """The ECR repository name of an image (for pull permissions)."""
+        spec = importlib.util.find_spec("sagemaker")
+        table = Path(next(iter(spec.submodule_search_locations))) / "core" / "image_uri_config" / f"{framework}.json"
+        config = json.loads(table.read_text(encoding="utf-8"))
+        return config.get(scope, config)["versions"][version]["repository"]
 
     def uri(self, key: str) -> str:
         return self.mapping.find_in_map(cdk.Aws.REGION, key)

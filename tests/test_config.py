@@ -240,6 +240,32 @@ def test_config_is_frozen() -> None:
             id="crawler-schedule-not-cron",
         ),
         pytest.param(
+            lambda d: d["monitoring"].update(quality_thresholds=[{"metric": "f1", "direction": ">=", "value": 0.9}]),
+            ["monitoring.quality_thresholds: model-quality alarms need ground truth; set monitoring.ground_truth_prefix"],
+            id="quality-alarm-without-ground-truth",
+        ),
+        pytest.param(
+            lambda d: d["monitoring"].update(ground_truth_prefix="gt/",
+                                             quality_thresholds=[{"metric": "rmse", "direction": "<=", "value": 5}]),
+            ["monitoring.quality_thresholds[0].metric: 'rmse' is not a binary_classification metric"],
+            id="quality-alarm-metric-of-other-problem",
+        ),
+        pytest.param(
+            lambda d: d["monitoring"].update(schedule="every day"),
+            ["monitoring.schedule: must match", "got 'every day'"],
+            id="monitoring-schedule-expression",
+        ),
+        pytest.param(
+            lambda d: d["monitoring"].update(backend="model-monitor"),
+            ["monitoring.backend: must be one of 'open-source'", "got 'model-monitor'"],
+            id="monitoring-backend-not-built",
+        ),
+        pytest.param(
+            lambda d: d["retraining"].update(schedule="hourly"),
+            ["retraining.schedule: must be one of 'daily', 'weekly' or 'monthly'", "got 'hourly'"],
+            id="retraining-schedule",
+        ),
+        pytest.param(
             lambda d: d["data_lake"].update(noncurrent_version_expiration_days=0),
             ["data_lake.noncurrent_version_expiration_days", "greater than or equal to 1", "got 0"],
             id="lifecycle-days-zero",

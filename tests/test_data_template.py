@@ -113,15 +113,15 @@ def test_data_state_machine_order_and_failure_handling(stacks, stage: str) -> No
         order.append(name)
         name = states[name].get("Next")
     assert order == ["Output locations", "Validate raw data", "Check data quality", "Clean raw data",
-                     "Split train--validation--test", "Refresh catalog", "Catalog refresh under way",
+                     "Split train, validation, test", "Refresh catalog", "Catalog refresh under way",
                      "Ingest features", "Data ready"]
     assert states["Validate raw data"]["Resource"].endswith(":states:::databrew:startJobRun.sync")
-    assert states["Split train--validation--test"]["Resource"].endswith(":states:::glue:startJobRun.sync")
+    assert states["Split train, validation, test"]["Resource"].endswith(":states:::glue:startJobRun.sync")
     for task in ("Validate raw data", "Check data quality", "Clean raw data", "Refresh catalog", "Ingest features"):
         assert "TimeoutSeconds" in states[task], task
     # CDK puts a Glue task's timeout on the job run itself: the run (and so the .sync wait) ends by then
-    assert states["Split train--validation--test"]["Parameters"]["Timeout"] == (60 + 15)
-    for task in ("Validate raw data", "Check data quality", "Clean raw data", "Split train--validation--test",
+    assert states["Split train, validation, test"]["Parameters"]["Timeout"] == (60 + 15)
+    for task in ("Validate raw data", "Check data quality", "Clean raw data", "Split train, validation, test",
                  "Refresh catalog", "Ingest features"):
         assert any("States.ALL" in c["ErrorEquals"] for c in states[task]["Catch"]), task
     # a crawl already running is fine: the new files are picked up

@@ -74,6 +74,90 @@ def test_data_only_run_refreshes_latest_splits_catalog_and_features(cloud_assemb
         assert stage.iam_report()["missing"] == {}
 
 
+def _capture(stage: OfflineStage, rows: list[list[float]], endpoint: str = "mlops-demo-dev-endpoint") -> None:
+    """Inference requests as the endpoint's data capture writes them (JSON lines, CSV payloads)."""
+    import json
+    import uuid
+    from datetime import datetime, timezone
+
+    bucket = stage._resolver.exports["mlops-demo-dev-monitoring-bucket"]
+    now = datetime.now(timezone.utc)
+    lines = [json.dumps({"captureData": {
+        "endpointInput": {"observedContentType": "text/csv", "mode": "INPUT", "encoding": "CSV",
+                          "data": ",".join(f"{v:.6g}" for v in row)},
+        "endpointOutput": {"observedContentType": "text/csv", "mode": "OUTPUT", "encoding": "CSV", "data": "0.5"}},
+        "eventMetadata": {"eventId": str(uuid.uuid4()), "inferenceTime": now.isoformat()}, "eventVersion": "0"})
+        for row in rows]
+    key = f"data-capture/{endpoint}/AllTraffic/{now:%Y/%m/%d/%H}/{uuid.uuid4()}.jsonl"
+    boto3.client("s3").put_object(Bucket=bucket, Key=key, Body="\n".join(lines).encode())
+
+
+def _clear_capture(stage: OfflineStage) -> None:
+    bucket = stage._resolver.exports["mlops-demo-dev-monitoring-bucket"]
+    s3 = boto3.client("s3")
+    for item in s3.list_objects_v2(Bucket=bucket, Prefix="data-capture/").get("Contents", []):
+        s3.delete_object(Bucket=bucket, Key=item["Key"])
+
+
+def _monitor(stage: OfflineStage, name: str):
+    sfn = boto3.client("stepfunctions")
+    return stage.wait(sfn.start_execution(stateMachineArn=stage.state_machine_arns["monitoring"], name=name,
+                                          input="{}")["executionArn"])
+
+
+def test_monitoring_finds_drift_and_the_alarm_starts_one_retraining_run(cloud_assembly_dir: Path) -> None:
+    import json
+
+    import numpy as np
+
+    with OfflineStage(cloud_assembly_dir, "dev") as stage:
+        assert _monitor(stage, "before-any-model").visited()[-1] == "Nothing to monitor"
+        first = stage.run({})
+        assert first.status == "SUCCEEDED", (first.error, first.cause)
+        bucket, prefix = first.output["run"]["s3"]["test"].removeprefix("s3://").split("/", 1)
+        s3 = boto3.client("s3")
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]]
+        test = np.array([[float(v) for v in line.split(",")] for k in keys
+                         for line in s3.get_object(Bucket=bucket, Key=k)["Body"].read().decode().splitlines()])
+        features = test[:, 1:]  # what clients send: the features, no label
+
+        # traffic like the training data: no drift, the alarm stays OK, nothing is retrained
+        _capture(stage, features.tolist())
+        clean = _monitor(stage, "clean-traffic")
+        assert clean.status == "SUCCEEDED" and clean.visited()[-1] == "Monitoring done", (clean.error, clean.cause)
+        report = clean.output["drift"]["report"]
+        bucket, prefix = report.removeprefix("s3://").split("/", 1)
+        violations = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}constraint_violations.json")["Body"].read())
+        assert [v for v in violations["violations"] if v["constraint_check_type"] == "baseline_drift_check"] == []
+        assert stage.alarm_state("mlops-demo-dev-drift")[0] == "OK"
+        assert stage.deliver_alarm("mlops-demo-dev-drift") is None  # OK matches no rule: nothing delivered
+
+        # the same clients, but every measurement now comes in 1.5x larger: drift
+        _clear_capture(stage)
+        rng = np.random.default_rng(0)
+        _capture(stage, (np.tile(features, (4, 1)) * 1.5 * rng.normal(1, 0.02, (len(features) * 4, features.shape[1]))).tolist())
+        drifted = _monitor(stage, "drifted-traffic")
+        assert drifted.status == "SUCCEEDED", (drifted.error, drifted.cause)
+        bucket, prefix = drifted.output["drift"]["report"].removeprefix("s3://").split("/", 1)
+        violations = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}constraint_violations.json")["Body"].read())
+        assert len([v for v in violations["violations"] if v["constraint_check_type"] == "baseline_drift_check"]) >= 10
+        state, reason = stage.alarm_state("mlops-demo-dev-drift")
+        assert state == "ALARM", reason
+
+        # the alarm starts one retraining run; a second alarm while it runs starts nothing
+        started = stage.deliver_alarm("mlops-demo-dev-drift")
+        assert started["started"] and started["source"] == "drift-alarm"
+        again = stage.deliver_alarm("mlops-demo-dev-drift")
+        assert again["started"] is False and "is running" in again["reason"]
+        retraining = stage.wait(started["execution"])
+        assert retraining.status == "SUCCEEDED", (retraining.error, retraining.cause)
+        assert retraining.output["run"]["trigger"]["source"] == "drift-alarm"
+        # after it ended: still at most one alarm-triggered run in this window
+        third = stage.deliver_alarm("mlops-demo-dev-drift")
+        assert third["started"] is False and "already started in this window" in third["reason"]
+        assert stage.iam_report()["missing"] == {}
+
+
 def _wait_for_token(stage: OfflineStage, execution: str) -> str:
     stage.wait(execution, until="Wait for approval")
     deadline = time.monotonic() + 30

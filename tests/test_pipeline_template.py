@@ -122,7 +122,8 @@ def test_realtime_deployment(stacks, stage: str, instances: int) -> None:
     assert config["DataCaptureConfig"]["DestinationS3Uri"].endswith("/data-capture")
     assert config["ProductionVariants"][0]["InitialInstanceCount"] == instances
     update = states["Update endpoint (blue-green)"]["Parameters"]["DeploymentConfig"]
-    alarms = resources_of_type(template, "AWS::CloudWatch::Alarm")  # referenced by Ref (placeholder: logical id)
+    alarms = {k: a for k, a in resources_of_type(template, "AWS::CloudWatch::Alarm").items()
+              if k.startswith("TrainingEndpoint")}  # referenced by Ref (placeholder: logical id)
     assert {a["AlarmName"] for a in update["AutoRollbackConfiguration"]["Alarms"]} == set(alarms)
     assert {a["Properties"]["MetricName"] for a in alarms.values()} == {"Invocation5XXErrors", "ModelLatency"}
     assert "BlueGreenUpdatePolicy" in update
@@ -150,7 +151,7 @@ def test_least_privilege_details(stacks, stage: str) -> None:
 @pytest.mark.parametrize("stage", STAGES)
 def test_handlers(stacks, stage: str) -> None:
     functions = resources_of_type(_template(stacks, stage), "AWS::Lambda::Function")
-    assert len(functions) == (5 if stage == "dev" else 6)  # 4 (+ approval in prod) handlers + the AwsCustomResource provider
+    assert len(functions) == (7 if stage == "dev" else 8)  # 6 (+ approval in prod) handlers + the AwsCustomResource provider
     functions = {k: f for k, f in functions.items() if not k.startswith("AWS679f53fac002430cb0da5b7982bd2287")}
     for function in functions.values():
         properties = function["Properties"]

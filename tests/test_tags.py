@@ -30,6 +30,7 @@ UNTAGGABLE = {
     "Custom::AWS": "custom resource (publishes the DataBrew recipe on deploy): nothing to tag",
     "AWS::Glue::Database": "Glue databases have no Tags property; the tables' data lives in tagged buckets",
     "AWS::Glue::SecurityConfiguration": "encryption settings object; no Tags property",
+    "AWS::Scheduler::Schedule": "EventBridge Scheduler schedules have no Tags property (schedule groups do)",
     "AWS::IAM::ManagedPolicy": "CDK's overflow policy of a role whose inline policy outgrew IAM's size limit; no Tags",
 }
 

@@ -590,13 +590,17 @@ def compare(baseline: pd.DataFrame, current: pd.DataFrame | Iterable[pd.DataFram
 # ---------------------------------------------------------------------------
 
 
+_EVALUATION_SCRIPT: list[str] = []  # --evaluation-script, when given
+
+
 @functools.lru_cache(maxsize=None)
 def _evaluation() -> ModuleType:
-    """evaluate.py: beside this file in the processing job, jobs/evaluation/ in this repository.
-    Loaded by path, so a pip package named ``evaluate`` cannot stand in for it."""
+    """evaluate.py: ``--evaluation-script`` (a processing input may name the file after its
+    content hash), else beside this file, else jobs/evaluation/ in this repository. Loaded by
+    path, so a pip package named ``evaluate`` cannot stand in for it."""
     here = os.path.dirname(os.path.abspath(__file__))
-    beside = os.path.join(here, "evaluate.py")
-    if not os.path.exists(beside):
+    beside = _EVALUATION_SCRIPT[0] if _EVALUATION_SCRIPT else os.path.join(here, "evaluate.py")
+    if not os.path.exists(beside) and not _EVALUATION_SCRIPT:
         try:
             from jobs.evaluation import evaluate
 
@@ -1019,6 +1023,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--capture-dir", default=f"{root}/capture")
     p.add_argument("--ground-truth-dir", default=f"{root}/ground_truth")
     p.add_argument("--output-dir", default=f"{root}/output")
+    p.add_argument("--evaluation-script", help="path of evaluate.py (default: beside this script)")
     return p
 
 
@@ -1031,6 +1036,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> dict[str, Any]:
+    _EVALUATION_SCRIPT[:] = [args.evaluation_script] if args.evaluation_script else []
     if not args.no_publish and not (args.namespace and args.endpoint and args.stage):
         raise DriftInputError("publishing to CloudWatch needs --namespace, --endpoint and --stage (or --no-publish)")
     thresholds = {f.name: getattr(args, f.name) for f in fields(Thresholds)}

@@ -347,7 +347,7 @@ class DataPreparation(Construct):
                 comment="DataBrew recipe job (published recipe): cleaned CSV to the curated zone",
             )))
         split = self._catch(tasks.GlueStartJobRun(
-            self, "Split train/validation/test", glue_job_name=names["etl"],
+            self, "Split train, validation, test", glue_job_name=names["etl"],
             integration_pattern=sfn.IntegrationPattern.RUN_JOB,
             arguments=sfn.TaskInput.from_object({
                 "--output_train": sfn.JsonPath.string_at("$.outputs.train"),

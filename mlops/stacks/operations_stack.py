@@ -23,6 +23,8 @@ class OperationsStack(cdk.Stack):
             emails=list(config.notifications.emails),
             retain=config.protection.retain_stateful_resources,
         )
+        # CloudWatch alarms of the Pipeline stack publish to the encrypted topic
+        self.notifications.allow_service_publish("cloudwatch.amazonaws.com")
         self.budget = CostBudget(
             self,
             "CostBudget",

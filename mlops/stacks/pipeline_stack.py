@@ -1,4 +1,5 @@
-"""Stateless stack: the data and training-to-deployment state machines, their jobs and functions."""
+"""Stateless stack: the data, training and monitoring state machines, their jobs and functions, alarms,
+the dashboard and the retraining triggers."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ from constructs import Construct
 
 from mlops.config import StageConfig
 from mlops.constructs.data_preparation import DataPreparation
+from mlops.constructs.monitoring import Monitoring
 from mlops.constructs.pipeline_function import powertools_layer
 from mlops.constructs.sample_data import SAMPLE_PREFIX
 from mlops.constructs.training_pipeline import TrainingPipeline
 from mlops.stacks.data_stack import DataStack, export_name
 from mlops.images import ImageMapping
 from mlops.stacks.operations_stack import OperationsStack
+
+
+SKLEARN_VERSION = "1.2-1"  # AWS's scikit-learn processing image the drift job runs on
 
 
 class PipelineStack(cdk.Stack):
@@ -36,7 +41,8 @@ class PipelineStack(cdk.Stack):
             for zone in ("raw", "curated", "artifacts", "monitoring")
         }
         # One region -> image table for both phases (the SageMaker SDK's tables, see mlops/images.py)
-        images = ImageMapping(self, "Images", images={"xgboost": ("xgboost", config.pipeline.xgboost_version)})
+        images = ImageMapping(self, "Images", images={"xgboost": ("xgboost", config.pipeline.xgboost_version),
+                                                      "sklearn": ("sklearn", SKLEARN_VERSION, "cpu", "py3")})
         exports = {zone: export_name(config, f"{zone}-bucket") for zone in buckets}
         self.data = DataPreparation(
             self, "Data",
@@ -66,6 +72,23 @@ class PipelineStack(cdk.Stack):
             artifacts_bucket=buckets["artifacts"],
             monitoring_bucket=buckets["monitoring"],
             model_package_group_name=data.model_registry.group_name,
+            topic=operations.notifications.topic,
+            topic_key=operations.notifications.key,
+        )
+        self.monitoring = Monitoring(
+            self, "Monitoring",
+            config=config,
+            data_key=key,
+            data_exports=exports,
+            curated_bucket=buckets["curated"],
+            monitoring_bucket=buckets["monitoring"],
+            model_package_group_name=data.model_registry.group_name,
+            endpoint_name=self.training.endpoint_name,
+            state_machines={"data": self.data.state_machine, "training": self.training.state_machine},
+            endpoint_alarms=dict(zip(("endpoint-5xx", "endpoint-latency-p99"), self.training.rollback_alarms)),
+            image_uri=images.uri("sklearn"),
+            image_repository=ImageMapping.repository("sklearn", SKLEARN_VERSION),
+            layer=powertools_layer(self, "MonitoringPowertools", config.pipeline.powertools_layer_version),
             topic=operations.notifications.topic,
             topic_key=operations.notifications.key,
         )

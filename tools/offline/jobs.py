@@ -8,7 +8,8 @@
   emulated S3 like SageMaker would) as a subprocess, with ``/opt/ml/processing/...``
   mapped to a temp dir; outputs are uploaded to their S3 destinations afterwards. The
   feature-ingestion script runs in-process instead: it calls the Feature Store runtime
-  API, which moto does not implement, so it gets ``FeatureStore`` (below) as its client.
+  API, which moto does not implement, so it gets ``FeatureStore`` (below) as its client; so
+  does the drift job, whose CloudWatch calls must reach the in-process moto.
 * Glue job runs: the job's script (``jobs/etl/etl.py``, downloaded from the emulated S3)
   runs on a local Spark session (one per process) with the job's default arguments merged
   with the run's, S3 paths mapped to temp dirs; outputs replace what was under their
@@ -19,6 +20,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import io
@@ -58,6 +60,22 @@ def download_prefix(uri: str, target: Path) -> list[Path]:
             # get/put_object, not the threaded transfer manager: calls stay attributable to the job
             path.write_bytes(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
             files.append(path)
+    return files
+
+
+def download_manifest(uri: str, target: Path) -> list[Path]:
+    """A SageMaker manifest file input: ``[{"prefix": "s3://bucket/"}, "key", ...]``, each
+    object downloaded under its path relative to the prefix, as SageMaker does."""
+    s3 = boto3.client("s3")
+    bucket, key = _split(uri)
+    header, *keys = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    prefix_bucket, prefix = _split(header["prefix"])
+    files = []
+    for relative in keys:
+        path = target / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(s3.get_object(Bucket=prefix_bucket, Key=f"{prefix}{relative}")["Body"].read())
+        files.append(path)
     return files
 
 
@@ -163,7 +181,7 @@ def run_tuning(request: dict[str, Any], *, fault: str | None = None, **_: Any) -
 def run_processing(request: dict[str, Any], *, fault: str | None = None, in_process: dict[str, Any] | None = None,
                    **_: Any) -> dict[str, Any]:
     """Run a CreateProcessingJob request's entry point as a subprocess (or, for the scripts
-    in ``in_process`` by S3 object key, in-process with the given client)."""
+    in ``in_process`` by S3 object key, in-process: ``runner(module, arguments, local)``)."""
     if fault == "fail":
         return {"failure": "AlgorithmError: injected processing failure (offline scenario)"}
     app = request["AppSpecification"]
@@ -173,25 +191,27 @@ def run_processing(request: dict[str, Any], *, fault: str | None = None, in_proc
         for item in request.get("ProcessingInputs", []):
             target = Path(local(item["S3Input"]["LocalPath"]))
             target.mkdir(parents=True, exist_ok=True)
-            download_prefix(item["S3Input"]["S3Uri"], target)
+            if item["S3Input"].get("S3DataType") == "ManifestFile":
+                download_manifest(item["S3Input"]["S3Uri"], target)
+            else:
+                download_prefix(item["S3Input"]["S3Uri"], target)
         outputs = request.get("ProcessingOutputConfig", {}).get("Outputs", [])
         for item in outputs:
             Path(local(item["S3Output"]["LocalPath"])).mkdir(parents=True, exist_ok=True)
         script_key = Path(app["ContainerEntrypoint"][-1]).name
+        arguments = [local(a) if a.startswith(PROCESSING_ROOT) else a for a in app.get("ContainerArguments", [])]
         if in_process and script_key in in_process:
             module = _load_script(Path(local(app["ContainerEntrypoint"][-1])))
-            from tools.offline import adapter
-
-            in_process[script_key].principal = adapter.current_principal()
             try:
-                module.main(list(app.get("ContainerArguments", [])) + ["--input-dir", local(f"{PROCESSING_ROOT}/input")],
-                            client=in_process[script_key])
-            except (ValueError, RuntimeError) as error:
+                with contextlib.redirect_stdout(io.StringIO()):  # the job's log lines, not the caller's output
+                    in_process[script_key](module, arguments, local)
+            except (ValueError, RuntimeError, SystemExit) as error:
                 return {"failure": f"AlgorithmError: {error}"}
+            for item in outputs:
+                upload_dir(Path(local(item["S3Output"]["LocalPath"])), item["S3Output"]["S3Uri"])
             return {}
         command = [sys.executable if part in ("python3", "python") else part for part in app["ContainerEntrypoint"]]
         command = [local(part) if part.startswith(PROCESSING_ROOT) else part for part in command]
-        arguments = [local(a) if a.startswith(PROCESSING_ROOT) else a for a in app.get("ContainerArguments", [])]
         result = subprocess.run(command + arguments, capture_output=True, text=True, timeout=600,
                                 env={**os.environ, "PROCESSING_ROOT": str(root)})
         if result.returncode != 0:
@@ -293,14 +313,24 @@ def _spark():  # noqa: ANN202
         from pyspark.sql import SparkSession
 
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # offline: never look for a network interface
-        _SPARK.append(SparkSession.builder.master("local[1]").appName("offline-glue")
-                      .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
-                      .config("spark.sql.shuffle.partitions", "1")
-                      # tiny data: compiling generated code costs more than it saves
-                      .config("spark.sql.codegen.wholeStage", "false").config("spark.sql.adaptive.enabled", "false")
-                      # a short-lived JVM: C1 only and the serial GC roughly halve start-up and warm-up
-                      .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Dlog4j2.level=ERROR")
-                      .getOrCreate())
+        # The JVM inherits stderr at launch and prints its start-up notes there; send them away
+        # (errors still arrive as Python exceptions through py4j).
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        try:
+            _SPARK.append(SparkSession.builder.master("local[1]").appName("offline-glue")
+                          .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+                          .config("spark.sql.shuffle.partitions", "1")
+                          # tiny data: compiling generated code costs more than it saves
+                          .config("spark.sql.codegen.wholeStage", "false").config("spark.sql.adaptive.enabled", "false")
+                          # a short-lived JVM: C1 only and the serial GC roughly halve start-up and warm-up
+                          .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Dlog4j2.level=ERROR")
+                          .getOrCreate())
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
         _SPARK[0].sparkContext.setLogLevel("ERROR")
     return _SPARK[0]
 

@@ -19,7 +19,7 @@ import time
 import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -254,10 +254,10 @@ class OfflineStage:
         self.definitions: dict[str, dict] = {}
         self.state_machine_arns: dict[str, str] = {}
         machines = self._resources("Pipeline", "AWS::StepFunctions::StateMachine").values()
-        for machine in sorted(machines, key=lambda m: not m["Properties"]["StateMachineName"].endswith("-data")):
+        for machine in machines:
             properties = machine["Properties"]
             machine_name = properties["StateMachineName"]
-            kind = "data" if machine_name.endswith("-data") else "training"
+            kind = machine_name.rsplit("-", 1)[1]  # data, training, monitoring
             self.definitions[kind] = json.loads(self._resolver.resolve(properties["DefinitionString"], name))
             self.role_of[f"states:{machine_name}"] = self._resolver.resolve(properties["RoleArn"], name).split("/")[-1]
             self.state_machine_arns[kind] = sfn.create_state_machine(
@@ -265,12 +265,25 @@ class OfflineStage:
                 roleArn=self._resolver.resolve(properties["RoleArn"], name),
             )["stateMachineArn"]
         self.definition, self.state_machine_arn = self.definitions["training"], self.state_machine_arns["training"]
-        # The ingestion script calls the Feature Store runtime, which moto lacks: it runs in-process
+        # Scripts that call APIs only the in-process moto (or our stand-in) serves run in-process
+        in_process = {}
         ingest = self.definitions["data"]["States"].get("Ingest features")
-        in_process = {Path(ingest["Parameters"]["AppSpecification"]["ContainerEntrypoint"][-1]).name: self.feature_store} if ingest else {}
+        if ingest:
+            in_process[Path(ingest["Parameters"]["AppSpecification"]["ContainerEntrypoint"][-1]).name] = (
+                lambda module, arguments, local: module.main(arguments + ["--input-dir", local("/opt/ml/processing/input")],
+                                                             client=self._feature_store_for_job()))
+        drift = self.definitions.get("monitoring", {}).get("States", {}).get("Check drift")
+        if drift:
+            in_process[Path(drift["Parameters"]["AppSpecification"]["ContainerEntrypoint"][-1]).name] = (
+                lambda module, arguments, local: module.main(arguments))
         self.hooks.jobs["createProcessingJob"] = functools.partial(jobs.run_processing, in_process=in_process)
-        self.rules = {logical_id: r["Properties"] for logical_id, r in self._resources("Pipeline", "AWS::Events::Rule").items()}
+        self.rules = {logical_id: self._resolver.resolve(r["Properties"], name)
+                      for logical_id, r in self._resources("Pipeline", "AWS::Events::Rule").items()}
         self.approval_rules = [r["EventPattern"] for r in self.rules.values() if r["EventPattern"].get("source") == ["aws.sagemaker"]]
+
+    def _feature_store_for_job(self) -> jobs.FeatureStore:
+        self.feature_store.principal = adapter.current_principal()  # PutRecord runs in the job's thread pool
+        return self.feature_store
 
     def _create_data_jobs(self) -> None:
         """The data phase's Glue and DataBrew resources, as CloudFormation would create them
@@ -352,6 +365,43 @@ class OfflineStage:
         if error:
             raise RuntimeError(f"approval handler failed: {result}")
 
+    def alarm_state(self, alarm_name: str) -> tuple[str, str]:
+        """What CloudWatch would decide for a synthesized alarm from the metric data in moto:
+        the latest datapoint against the alarm's threshold (single-metric alarms)."""
+        name = self._stack("Pipeline").stack_name
+        alarm = next(props for props in (self._resolver.resolve(r["Properties"], name) for r in
+                                         self._resources("Pipeline", "AWS::CloudWatch::Alarm").values())
+                     if props["AlarmName"] == alarm_name)
+        now = datetime.now().astimezone()
+        points = boto3.client("cloudwatch").get_metric_statistics(
+            Namespace=alarm["Namespace"], MetricName=alarm["MetricName"], Dimensions=alarm.get("Dimensions", []),
+            StartTime=now - timedelta(days=1), EndTime=now + timedelta(hours=1), Period=int(alarm["Period"]),
+            Statistics=[alarm["Statistic"]])["Datapoints"]
+        if not points:
+            return "OK", "no datapoints (treated as not breaching)"
+        value = max(points, key=lambda p: p["Timestamp"])[alarm["Statistic"]]
+        compare = {"GreaterThanOrEqualToThreshold": float.__ge__, "GreaterThanThreshold": float.__gt__,
+                   "LessThanThreshold": float.__lt__, "LessThanOrEqualToThreshold": float.__le__}
+        breaching = compare[alarm["ComparisonOperator"]](float(value), float(alarm["Threshold"]))
+        return ("ALARM" if breaching else "OK"), f"{alarm['MetricName']} {value} vs threshold {alarm['Threshold']}"
+
+    def deliver_alarm(self, alarm_name: str) -> Any:
+        """The alarm's "CloudWatch Alarm State Change" event, delivered to the target of the
+        synthesized rule it matches (as EventBridge would); returns the handler's result."""
+        state, reason = self.alarm_state(alarm_name)
+        event = {"version": "0", "source": "aws.cloudwatch", "detail-type": "CloudWatch Alarm State Change",
+                 "account": ACCOUNT, "region": REGION, "detail": {"alarmName": alarm_name, "state": {
+                     "value": state, "reason": reason}}}
+        for rule in self.rules.values():
+            if _matches(rule["EventPattern"], event):
+                (target,) = rule["Targets"]
+                function = target["Arn"].split(":function:")[1]
+                result, error = adapter.invoke_handler(function, event)
+                if error:
+                    raise RuntimeError(f"{function} failed: {result}")
+                return result
+        return None  # no rule matches (e.g. the alarm went back to OK): nothing is delivered
+
     def messages(self) -> list[str]:
         sqs = boto3.client("sqs")
         while True:
@@ -415,12 +465,15 @@ def states_of(history: list[dict[str, Any]]) -> list[StateRecord]:
 
 
 def _matches(pattern: dict, event: dict) -> bool:
+    """EventBridge matching for the patterns this app writes: nested fields, lists of values,
+    and ``{"prefix": ...}``."""
     for key, expected in pattern.items():
         value = event.get(key)
         if isinstance(expected, dict):
             if not isinstance(value, dict) or not _matches(expected, value):
                 return False
-        elif value not in expected:
+        elif not any(value == item or (isinstance(item, dict) and isinstance(value, str)
+                                       and value.startswith(item.get("prefix", "\0"))) for item in expected):
             return False
     return True
 

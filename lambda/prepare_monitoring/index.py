@@ -1,0 +1,105 @@
+"""What one monitoring run compares: the serving model's training split (the baseline)
+against the inference data the endpoint captured in the last window.
+
+Event (from the monitoring state machine)::
+
+    {"endpoint": "...", "model_package_group": "...", "window_hours": 24,
+     "capture_uri": "s3://<monitoring>/data-capture/", "output_uri": "s3://<monitoring>/monitoring/",
+     "execution": "<execution name>"}
+
+The baseline comes from the latest Approved model version's lineage (``train_data``, set at
+registration). The captured objects of the window are listed into a SageMaker manifest
+file, so the processing job reads exactly that window. With no approved version or no
+captured data, ``has_data`` is false and the run ends without a job.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+logger = Logger(service="prepare-monitoring")
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    endpoint: str = Field(min_length=1, max_length=63)
+    model_package_group: str = Field(min_length=1)
+    window_hours: int = Field(ge=1, le=24 * 31)
+    capture_uri: str = Field(pattern=r"^s3://[^/]+/.*/$")
+    output_uri: str = Field(pattern=r"^s3://[^/]+/.*/$")
+    execution: str = Field(min_length=1, max_length=80)
+
+
+@lru_cache(maxsize=None)
+def _client(service: str):
+    return boto3.client(service)
+
+
+def _split(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def baseline(group: str) -> tuple[str, str] | None:
+    """(model package ARN, training-split URI) of the latest Approved version."""
+    sagemaker = _client("sagemaker")
+    versions = sagemaker.list_model_packages(ModelPackageGroupName=group, ModelApprovalStatus="Approved",
+                                             SortBy="CreationTime", SortOrder="Descending",
+                                             MaxResults=1)["ModelPackageSummaryList"]
+    if not versions:
+        return None
+    arn = versions[0]["ModelPackageArn"]
+    described = sagemaker.describe_model_package(ModelPackageName=arn)
+    train = described.get("CustomerMetadataProperties", {}).get("train_data")
+    return (arn, train) if train else None
+
+
+def captured(capture_uri: str, endpoint: str, since: datetime) -> list[str]:
+    bucket, prefix = _split(capture_uri)
+    keys = []
+    for page in _client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}{endpoint}/"):
+        keys += [item["Key"] for item in page.get("Contents", []) if item["LastModified"] >= since]
+    return sorted(keys)
+
+
+def prepare(event: Event, now: datetime) -> dict[str, Any]:
+    found = baseline(event.model_package_group)
+    if found is None:
+        return {"has_data": False, "reason": f"no Approved version in {event.model_package_group} to compare against"}
+    package, train = found
+    keys = captured(event.capture_uri, event.endpoint, now - timedelta(hours=event.window_hours))
+    if not keys:
+        return {"has_data": False, "reason": f"{event.endpoint} captured nothing in the last {event.window_hours} h"}
+    bucket, _ = _split(event.capture_uri)
+    out_bucket, out_prefix = _split(event.output_uri)
+    manifest_key = f"{out_prefix}manifests/{event.execution}.json"
+    # SageMaker manifest file: a common prefix, then the keys relative to it
+    _client("s3").put_object(Bucket=out_bucket, Key=manifest_key,
+                             Body=json.dumps([{"prefix": f"s3://{bucket}/"}, *keys]).encode())
+    return {
+        "has_data": True,
+        "model_package": package,
+        "baseline": train,
+        "manifest": f"s3://{out_bucket}/{manifest_key}",
+        "report": f"{event.output_uri}reports/{event.execution}/",
+        "objects": len(keys),
+    }
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        parsed = Event.model_validate(event)
+    except ValidationError as error:  # the state machine's own payload is wrong: a bug, not user input
+        raise ValueError(f"malformed prepare-monitoring event: {error}") from None
+    result = prepare(parsed, datetime.now(timezone.utc))
+    logger.info("monitoring window", extra={k: v for k, v in result.items() if k != "manifest"})
+    return result

@@ -1,0 +1,140 @@
+"""retrain (storm protection) and prepare_monitoring handlers against moto, malformed events included."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tests.conftest import FakeLambdaContext, load_lambda
+
+retrain = load_lambda("retrain")
+prepare = load_lambda("prepare_monitoring")
+ROLE = "arn:aws:iam::123456789012:role/r"
+WAIT = {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3600, "End": True}}}
+NOW = datetime(2026, 11, 23, 10, 30, tzinfo=timezone.utc)
+SOURCES = {"p-drift": "drift-alarm", "p-quality-f1": "quality-alarm"}
+
+
+@pytest.fixture
+def aws(aws_credentials):
+    with mock_aws():
+        retrain._sfn.cache_clear()
+        prepare._client.cache_clear()
+        yield
+
+
+@pytest.fixture
+def machine(aws) -> str:
+    return boto3.client("stepfunctions").create_state_machine(name="p-training", definition=json.dumps(WAIT),
+                                                               roleArn=ROLE)["stateMachineArn"]
+
+
+def _alarm(name: str = "p-drift", state: str = "ALARM") -> dict:
+    return {"version": "0", "source": "aws.cloudwatch", "detail-type": "CloudWatch Alarm State Change",
+            "detail": {"alarmName": name, "state": {"value": state, "reason": "Threshold Crossed: 1 datapoint"}}}
+
+
+def _decide(event: dict, machine: str, now: datetime = NOW) -> dict:
+    return retrain.decide(event, state_machine_arn=machine, alarm_sources=SOURCES, window_hours=24, now=now)
+
+
+def _stop_all(machine: str) -> None:
+    sfn = boto3.client("stepfunctions")
+    for execution in sfn.list_executions(stateMachineArn=machine, statusFilter="RUNNING")["executions"]:
+        sfn.stop_execution(executionArn=execution["executionArn"])
+
+
+def test_alarm_starts_one_run_with_the_trigger_recorded(machine: str) -> None:
+    outcome = _decide(_alarm(), machine)
+    assert outcome["started"] and outcome["source"] == "drift-alarm"
+    described = boto3.client("stepfunctions").describe_execution(executionArn=outcome["execution"])
+    assert json.loads(described["input"]) == {"trigger": {"source": "drift-alarm",
+                                                          "reason": "p-drift: Threshold Crossed: 1 datapoint"}}
+    assert described["name"] == "alarm-20261123T0000"
+
+
+def test_no_second_run_while_one_is_running(machine: str) -> None:
+    assert _decide(_alarm(), machine)["started"]
+    refused = _decide(_alarm("p-quality-f1"), machine, NOW + timedelta(days=2))
+    assert not refused["started"] and "is running" in refused["reason"]
+    scheduled = _decide({"source": "schedule", "reason": "weekly"}, machine, NOW + timedelta(days=2))
+    assert not scheduled["started"] and "is running" in scheduled["reason"]
+
+
+def test_at_most_one_alarm_run_per_window(machine: str) -> None:
+    assert _decide(_alarm(), machine)["started"]
+    _stop_all(machine)  # the first run has ended; the window has not
+    again = _decide(_alarm("p-quality-f1"), machine, NOW + timedelta(hours=5))
+    assert not again["started"] and "already started in this window" in again["reason"]
+    _stop_all(machine)
+    assert _decide(_alarm(), machine, NOW + timedelta(days=1))["started"]  # next window
+
+
+def test_alarm_back_to_ok_does_nothing(machine: str) -> None:
+    assert _decide(_alarm(state="OK"), machine) == {"started": False, "reason": "p-drift is OK, not ALARM"}
+    assert boto3.client("stepfunctions").list_executions(stateMachineArn=machine)["executions"] == []
+
+
+def test_schedule_starts_a_run(machine: str) -> None:
+    outcome = _decide({"source": "schedule", "reason": "weekly"}, machine)
+    assert outcome["started"] and outcome["source"] == "schedule"
+
+
+@pytest.mark.parametrize(("event", "expected"), [
+    ({"source": "cron"}, "source"),
+    (_alarm("someone-elses-alarm"), "detail.alarmName: 'someone-elses-alarm' does not trigger retraining; allowed: p-drift"),
+    ({"detail-type": "CloudWatch Alarm State Change", "detail": {"state": {"value": "ALARM"}}}, "alarmName"),
+])
+def test_malformed_events_name_the_field(machine: str, monkeypatch: pytest.MonkeyPatch, event: dict, expected: str) -> None:
+    monkeypatch.setenv("STATE_MACHINE_ARN", machine)
+    monkeypatch.setenv("ALARM_SOURCES", json.dumps(SOURCES))
+    with pytest.raises(ValueError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        retrain.handler(event, FakeLambdaContext())
+
+
+# ---------------------------------------------------------------- prepare_monitoring
+EVENT = {"endpoint": "ep", "model_package_group": "g", "window_hours": 24,
+         "capture_uri": "s3://mon/data-capture/", "output_uri": "s3://mon/monitoring/", "execution": "run-1"}
+
+
+def _registry(status: str = "Approved") -> None:
+    sagemaker = boto3.client("sagemaker")
+    sagemaker.create_model_package_group(ModelPackageGroupName="g")
+    sagemaker.create_model_package(
+        ModelPackageGroupName="g", ModelApprovalStatus=status,
+        InferenceSpecification={"Containers": [{"Image": "img"}], "SupportedContentTypes": ["text/csv"],
+                                "SupportedResponseMIMETypes": ["text/csv"]},
+        CustomerMetadataProperties={"train_data": "s3://cur/breast_cancer/runs/r1/train/"})
+
+
+def test_window_lists_captured_objects_into_a_manifest(aws) -> None:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="mon", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    _registry()
+    for key in ("data-capture/ep/AllTraffic/2026/11/23/09/a.jsonl", "data-capture/ep/AllTraffic/2026/11/23/10/b.jsonl",
+                "data-capture/other/AllTraffic/2026/11/23/10/c.jsonl"):
+        s3.put_object(Bucket="mon", Key=key, Body=b"{}")
+    result = prepare.prepare(prepare.Event.model_validate(EVENT), datetime.now(timezone.utc))
+    assert result["has_data"] and result["objects"] == 2 and result["baseline"] == "s3://cur/breast_cancer/runs/r1/train/"
+    assert result["report"] == "s3://mon/monitoring/reports/run-1/"
+    manifest = json.loads(s3.get_object(Bucket="mon", Key="monitoring/manifests/run-1.json")["Body"].read())
+    assert manifest == [{"prefix": "s3://mon/"}, "data-capture/ep/AllTraffic/2026/11/23/09/a.jsonl",
+                        "data-capture/ep/AllTraffic/2026/11/23/10/b.jsonl"]
+    later = prepare.prepare(prepare.Event.model_validate(EVENT), datetime.now(timezone.utc) + timedelta(days=2))
+    assert later == {"has_data": False, "reason": "ep captured nothing in the last 24 h"}
+
+
+def test_no_approved_model_means_nothing_to_compare(aws) -> None:
+    boto3.client("s3").create_bucket(Bucket="mon", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    _registry("PendingManualApproval")
+    result = prepare.prepare(prepare.Event.model_validate(EVENT), datetime.now(timezone.utc))
+    assert result == {"has_data": False, "reason": "no Approved version in g to compare against"}
+
+
+def test_malformed_monitoring_event(aws) -> None:
+    with pytest.raises(ValueError, match="capture_uri"):
+        prepare.handler({**EVENT, "capture_uri": "data-capture/"}, FakeLambdaContext())
