@@ -59,7 +59,7 @@ def test_patch1_moto_lambda_echoes_its_payload(moto) -> None:
 
 
 def test_patch2_moto_rejects_sagemaker_service_integrations(moto) -> None:
-    assert "sagemaker" in state_task_service_factory._UNSUPPORTED_SERVICE_NAMES
+    assert {"sagemaker", "databrew"} <= state_task_service_factory._UNSUPPORTED_SERVICE_NAMES
     assert state_task_factory.state_task_service_for is state_task_service_factory.state_task_service_for
     described = _execute({"StartAt": "T", "States": {"T": {
         "Type": "Task", "End": True, "Resource": "arn:aws:states:::sagemaker:createTrainingJob.sync",
