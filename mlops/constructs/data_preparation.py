@@ -453,6 +453,10 @@ class DataPreparation(Construct):
                         description=f"{self._config.resource_prefix}: Glue {what}")
         data_key.grant(role, "kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt")
         self._log_access(role, "/aws-glue/*", f"Glue {what}")
+        role.add_to_policy(iam.PolicyStatement(  # --enable-metrics / observability metrics
+            actions=["cloudwatch:PutMetricData"], resources=["*"], conditions={"StringEquals": {"cloudwatch:namespace": "Glue"}}))
+        acknowledge(role, "AwsSolutions-IAM5", f"cloudwatch:PutMetricData supports no resource-level permissions; the Glue "
+                    f"{what} may publish to the Glue namespace only (condition).", applies_to="Resource::*")
         role.add_to_policy(iam.PolicyStatement(
             actions=["glue:GetSecurityConfiguration"],
             resources=[stack.format_arn(service="glue", resource="securityConfiguration", resource_name=self.names["security"])]))

@@ -85,7 +85,6 @@ class Monitoring(Construct):
         topic_key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
-        stack = cdk.Stack.of(self)
         self._config = config
         monitoring, prefix = config.monitoring, config.resource_prefix
         retention = logs.RetentionDays.ONE_YEAR if config.protection.retain_stateful_resources else logs.RetentionDays.ONE_MONTH
@@ -106,13 +105,13 @@ class Monitoring(Construct):
                 config, data_key, data_exports, curated_bucket, monitoring_bucket, model_package_group_name,
                 endpoint_name, image_uri, image_repository, layer, topic, topic_key, retention)
             state_machines = {**state_machines, "monitoring": self.state_machine}
-            schedule_role_target = scheduler_targets.StepFunctionsStartExecution(
+            monitoring_target = scheduler_targets.StepFunctionsStartExecution(
                 self.state_machine, dead_letter_queue=self._dead_letters, retry_attempts=3,
                 max_event_age=cdk.Duration.hours(6),
                 input=scheduler.ScheduleTargetInput.from_object({"trigger": "schedule"}))
             scheduler.Schedule(self, "MonitoringSchedule", description=f"{prefix}: drift and quality check of {endpoint_name}",
                                schedule=scheduler.ScheduleExpression.expression(monitoring.schedule),
-                               target=schedule_role_target)
+                               target=monitoring_target)
 
         # --- alarms -------------------------------------------------------------------
         for kind, machine in state_machines.items():

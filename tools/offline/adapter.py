@@ -272,15 +272,20 @@ class JobTask(StateTaskServiceCallback):
 
         def resolve() -> dict:
             if described[status_key] in failed:
-                raise FailureEventException(FailureEvent(
-                    env=env, error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
-                    event_type=HistoryEventType.TaskFailed,
-                    event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
-                        error=StatesErrorNameType.StatesTaskFailed.to_name(), cause=json.dumps(described),
-                        resource=self._get_sfn_resource(), resourceType=self._get_sfn_resource_type()))))
+                raise _task_failed(self, env, described)
             return described
 
         return resolve
+
+
+def _task_failed(task, env, described: dict) -> FailureEventException:  # noqa: ANN001
+    """States.TaskFailed with the described job or execution as the cause, as AWS reports it."""
+    return FailureEventException(FailureEvent(
+        env=env, error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
+        event_type=HistoryEventType.TaskFailed,
+        event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
+            error=StatesErrorNameType.StatesTaskFailed.to_name(), cause=json.dumps(described),
+            resource=task._get_sfn_resource(), resourceType=task._get_sfn_resource_type()))))
 
 
 def _record_job_outcome(service: str, action: str, parameters: dict, response: dict, outcome: dict) -> None:
@@ -415,12 +420,7 @@ class NestedExecutionTask(StateTaskServiceSfn):
             described.update({key: json.loads(described[key]) for key in ("input", "output") if key in described})
         described = _plain(_pascal(described))
         if described["Status"] != "SUCCEEDED":
-            raise FailureEventException(FailureEvent(
-                env=env, error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
-                event_type=HistoryEventType.TaskFailed,
-                event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
-                    error=StatesErrorNameType.StatesTaskFailed.to_name(), cause=json.dumps(described),
-                    resource=self._get_sfn_resource(), resourceType=self._get_sfn_resource_type()))))
+            raise _task_failed(self, env, described)
         env.stack.append(described)
 
 
