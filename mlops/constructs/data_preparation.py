@@ -29,6 +29,7 @@ from mlops.config import StageConfig, dataset_columns
 from mlops.constructs.access import grant_prefix
 from mlops.constructs.feature_store import feature_group_name
 from mlops.constructs.pipeline_function import PipelineFunction
+from mlops.constructs.sagemaker_jobs import allow_job_runtime, processing_input, read_assets
 from mlops.data_rules import databrew_recipe_steps, databrew_rules
 from mlops.nag import acknowledge
 
@@ -56,12 +57,6 @@ def _struct(value):  # noqa: ANN001, ANN202
     if isinstance(value, dict):
         return {key[:1].lower() + key[1:]: _struct(item) for key, item in value.items()}
     return value
-
-
-def _read_asset(role: iam.IRole, asset: s3_assets.Asset) -> None:
-    """The one script object, not the whole assets bucket (Asset.grant_read uses wildcards)."""
-    role.add_to_principal_policy(iam.PolicyStatement(
-        actions=["s3:GetObject"], resources=[f"arn:{cdk.Aws.PARTITION}:s3:::{asset.s3_bucket_name}/{asset.s3_object_key}"]))
 
 
 class DataPreparation(Construct):
@@ -157,7 +152,7 @@ class DataPreparation(Construct):
 
         etl_script = s3_assets.Asset(self, "EtlScript", path=str(JOBS_DIR / "etl" / "etl.py"))
         etl_role = self._glue_role("EtlRole", "ETL job", data_key, None)
-        _read_asset(etl_role, etl_script)
+        read_assets(etl_role, [etl_script])
         etl_input = paths["clean"] if data.recipe else None
         if etl_input:
             grant_prefix(etl_role, curated_bucket, etl_input, "read the cleaned files of the recipe job",
@@ -268,21 +263,11 @@ class DataPreparation(Construct):
         ingest_script = s3_assets.Asset(self, "IngestScript", path=str(JOBS_DIR / "features" / "ingest.py"))
         self.ingestion_role = iam.Role(self, "IngestionRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
                                        description=f"{prefix}: feature ingestion processing job")
-        _read_asset(self.ingestion_role, ingest_script)
+        read_assets(self.ingestion_role, [ingest_script])
         grant_prefix(self.ingestion_role, curated_bucket, paths["catalog"], "read the curated split tables",
                      export_name=data_exports["curated"])
         data_key.grant(self.ingestion_role, "kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant")
-        self._log_access(self.ingestion_role, "/aws/sagemaker/*", "feature ingestion processing job")
-        self.ingestion_role.add_to_policy(iam.PolicyStatement(
-            actions=["ecr:GetAuthorizationToken"], resources=["*"]))
-        self.ingestion_role.add_to_policy(iam.PolicyStatement(
-            actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-            resources=[f"arn:{cdk.Aws.PARTITION}:ecr:{cdk.Aws.REGION}:*:repository/sagemaker-xgboost"]))
-        acknowledge(self.ingestion_role, "AwsSolutions-IAM5", "ecr:GetAuthorizationToken supports no resource-level "
-                    "permissions; the image pulls are limited to the sagemaker-xgboost repository.", applies_to="Resource::*")
-        acknowledge(self.ingestion_role, "AwsSolutions-IAM5", "The algorithm image lives in an AWS-owned account that "
-                    "differs per region (SageMaker SDK image tables); the repository name is fixed.",
-                    applies_to="Resource::arn:<AWS::Partition>:ecr:<AWS::Region>:*:repository/sagemaker-xgboost")
+        allow_job_runtime(self.ingestion_role, "sagemaker-xgboost", "Feature ingestion job role")
         if self.feature_groups:
             self.ingestion_role.add_to_policy(iam.PolicyStatement(
                 actions=["sagemaker:PutRecord"],
@@ -426,12 +411,8 @@ class DataPreparation(Construct):
                     "ContainerArguments": ["--groups", json.dumps(groups, separators=(",", ":"))],
                 },
                 "ProcessingInputs": [
-                    {"InputName": name, "S3Input": {"S3Uri": uri, "LocalPath": local, "S3DataType": "S3Prefix",
-                                                    "S3InputMode": "File", "S3DataDistributionType": "FullyReplicated"}}
-                    for name, uri, local in (
-                        ("code", script.s3_object_url, "/opt/ml/processing/code"),
-                        ("data", f"s3://{curated_bucket.bucket_name}/{paths['catalog']}", "/opt/ml/processing/input"),
-                    )
+                    processing_input("code", script.s3_object_url, "/opt/ml/processing/code"),
+                    processing_input("data", f"s3://{curated_bucket.bucket_name}/{paths['catalog']}", "/opt/ml/processing/input"),
                 ],
                 "ProcessingResources": {"ClusterConfig": {
                     "InstanceCount": 1, "InstanceType": self._config.pipeline.evaluation_instance_type,

@@ -27,6 +27,7 @@ from constructs import Construct
 from mlops.config import StageConfig, dataset_columns
 from mlops.constructs.access import grant_prefix
 from mlops.constructs.pipeline_function import PipelineFunction
+from mlops.constructs.sagemaker_jobs import allow_job_runtime, processing_input, read_assets
 from mlops.nag import acknowledge
 
 JOBS_DIR = Path(__file__).resolve().parent.parent.parent / "jobs"
@@ -188,29 +189,12 @@ class Monitoring(Construct):
                      export_name=data_exports["monitoring"])
         grant_prefix(role, monitoring_bucket, MONITORING_PREFIX, "read manifests and ground truth, write reports",
                      export_name=data_exports["monitoring"], write=True)
-        role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[
-            f"arn:{cdk.Aws.PARTITION}:s3:::{asset.s3_bucket_name}/{asset.s3_object_key}" for asset in scripts.values()]))
+        read_assets(role, list(scripts.values()))
         data_key.grant(role, "kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant")
         role.add_to_policy(iam.PolicyStatement(
             actions=["cloudwatch:PutMetricData"], resources=["*"],
             conditions={"StringEquals": {"cloudwatch:namespace": metrics_namespace(config)}}))
-        role.add_to_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
-        repository = f"arn:{cdk.Aws.PARTITION}:ecr:{cdk.Aws.REGION}:*:repository/{image_repository}"
-        role.add_to_policy(iam.PolicyStatement(
-            actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-            resources=[repository]))
-        log_groups = f"arn:{cdk.Aws.PARTITION}:logs:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:log-group:/aws/sagemaker/*"
-        role.add_to_policy(iam.PolicyStatement(
-            actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_groups]))
-        for finding, reason in {
-            "Resource::*": "ecr:GetAuthorizationToken and cloudwatch:PutMetricData support no resource-level "
-                           "permissions (metrics are limited to the project's namespace by condition)",
-            f"Resource::arn:<AWS::Partition>:ecr:<AWS::Region>:*:repository/{image_repository}": (
-                "the scikit-learn image lives in an AWS-owned account that differs per region"),
-            "Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/sagemaker/*": (
-                "SageMaker names the processing job's log streams under /aws/sagemaker/"),
-        }.items():
-            acknowledge(role, "AwsSolutions-IAM5", f"Drift job role: {reason}.", applies_to=finding)
+        allow_job_runtime(role, image_repository, "Drift job role")
 
         prepare = PipelineFunction(self, "PrepareMonitoring", folder="prepare_monitoring", layer=layer,
                                    log_key=data_key, log_retention=retention,
@@ -268,14 +252,14 @@ class Monitoring(Construct):
                      "--psi-threshold", str(monitoring.psi_threshold), "--ks-alpha", str(monitoring.ks_alpha),
                      "--namespace", metrics_namespace(config), "--endpoint", endpoint_name, "--stage", config.stage]
         inputs = [
-            self._input("code", scripts["drift"].s3_object_url, "/opt/ml/processing/code"),
-            self._input("evaluation", scripts["evaluation"].s3_object_url, "/opt/ml/processing/evaluation"),
-            self._input("baseline", "$.window.baseline", "/opt/ml/processing/baseline"),
-            self._input("capture", "$.window.manifest", "/opt/ml/processing/capture", manifest=True),
+            processing_input("code", scripts["drift"].s3_object_url, "/opt/ml/processing/code"),
+            processing_input("evaluation", scripts["evaluation"].s3_object_url, "/opt/ml/processing/evaluation"),
+            processing_input("baseline", "$.window.baseline", "/opt/ml/processing/baseline"),
+            processing_input("capture", "$.window.manifest", "/opt/ml/processing/capture", manifest=True),
         ]
         if monitoring.ground_truth_prefix:
             arguments += ["--ground-truth-dir", "/opt/ml/processing/ground_truth"]
-            inputs.append(self._input("ground_truth", f"s3://{monitoring_bucket.bucket_name}/{monitoring.ground_truth_prefix}",
+            inputs.append(processing_input("ground_truth", f"s3://{monitoring_bucket.bucket_name}/{monitoring.ground_truth_prefix}",
                                       "/opt/ml/processing/ground_truth"))
         check = sfn.CustomState(self, "Check drift", state_json={
             "Type": "Task",
@@ -348,13 +332,6 @@ class Monitoring(Construct):
         }.items():
             acknowledge(machine.role, "AwsSolutions-IAM5", f"Monitoring state machine: {reason}.", applies_to=finding)
         return machine
-
-    @staticmethod
-    def _input(name: str, uri: str, local_path: str, *, manifest: bool = False) -> dict:
-        key = "S3Uri.$" if uri.startswith("$.") else "S3Uri"
-        return {"InputName": name, "S3Input": {
-            key: uri, "LocalPath": local_path, "S3DataType": "ManifestFile" if manifest else "S3Prefix",
-            "S3InputMode": "File", "S3DataDistributionType": "FullyReplicated"}}
 
     def _dashboard(self, config, state_machines, invocations, errors_4xx, dimensions, namespace, dims) -> None:
         five = cdk.Duration.minutes(5)

@@ -23,6 +23,7 @@ from constructs import Construct
 from mlops.config import StageConfig, dataset_columns
 from mlops.constructs.access import grant_prefix
 from mlops.constructs.pipeline_function import PipelineFunction, powertools_layer
+from mlops.constructs.sagemaker_jobs import allow_job_runtime, processing_input, read_assets
 from mlops.nag import acknowledge
 
 JOBS_DIR = Path(__file__).resolve().parent.parent.parent / "jobs"
@@ -284,9 +285,9 @@ class TrainingPipeline(Construct):
                 ),
             },
             "ProcessingInputs": [
-                self._processing_input("code", scripts["evaluation"].s3_object_url, "/opt/ml/processing/code"),
-                self._processing_input("model", "$.training.model_data", "/opt/ml/processing/model"),
-                self._processing_input("test", "$.run.s3.test", "/opt/ml/processing/test"),
+                processing_input("code", scripts["evaluation"].s3_object_url, "/opt/ml/processing/code"),
+                processing_input("model", "$.training.model_data", "/opt/ml/processing/model"),
+                processing_input("test", "$.run.s3.test", "/opt/ml/processing/test"),
             ],
             "ProcessingOutputConfig": {"KmsKeyId": data_key.key_arn, "Outputs": [{
                 "OutputName": "evaluation",
@@ -427,13 +428,6 @@ class TrainingPipeline(Construct):
             "TrialName.$": "$.run.names.run",
             "TrialComponentDisplayName": kind,
         }
-
-    @staticmethod
-    def _processing_input(name: str, uri: str, local_path: str) -> dict:
-        key = "S3Uri.$" if uri.startswith("$.") else "S3Uri"
-        return {"InputName": name, "S3Input": {
-            key: uri, "LocalPath": local_path, "S3DataType": "S3Prefix", "S3InputMode": "File",
-            "S3DataDistributionType": "FullyReplicated"}}
 
     @staticmethod
     def _channel(name: str) -> dict:
@@ -907,41 +901,19 @@ class TrainingPipeline(Construct):
     def _sagemaker_role(self, data_key, curated_bucket, artifacts_bucket, scripts) -> iam.Role:
         """The role SageMaker jobs and the endpoint's model assume: read the run's splits and
         the job scripts, write models and evaluations, pull the algorithm image."""
-        stack = cdk.Stack.of(self)
         role = iam.Role(self, "SageMakerRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
                         description=f"{self._config.resource_prefix}: training, processing and hosting")
         self._s3_access(role, "curated", curated_bucket, f"{self._config.pipeline.dataset}/runs/",
                         "read each run's train/validation/test splits (the data state machine writes them)")
         self._s3_access(role, "artifacts", artifacts_bucket, "runs/",
                         "write and read per-run models, checkpoints and evaluations", write=True)
-        role.add_to_policy(iam.PolicyStatement(
-            actions=["s3:GetObject"],
-            resources=[f"arn:{cdk.Aws.PARTITION}:s3:::{script.s3_bucket_name}/{script.s3_object_key}" for script in scripts],
-        ))
+        read_assets(role, scripts)
         data_key.grant(role, "kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:CreateGrant")
-        role.add_to_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
-        role.add_to_policy(iam.PolicyStatement(
-            actions=["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-            resources=[f"arn:{cdk.Aws.PARTITION}:ecr:{cdk.Aws.REGION}:*:repository/sagemaker-xgboost"],
-        ))
-        role.add_to_policy(iam.PolicyStatement(
-            actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-            resources=[stack.format_arn(service="logs", resource="log-group", resource_name="/aws/sagemaker/*",
-                                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)],
-        ))
+        allow_job_runtime(role, "sagemaker-xgboost", "SageMaker execution role (training, evaluation, hosting)")
         role.add_to_policy(iam.PolicyStatement(
             actions=["cloudwatch:PutMetricData"], resources=["*"],
             conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "aws/sagemaker/*"]}},
         ))
-        for finding, reason in {
-            "Resource::*": "ecr:GetAuthorizationToken and cloudwatch:PutMetricData support no resource-level "
-                           "permissions (metrics are limited to SageMaker namespaces by condition)",
-            "Resource::arn:<AWS::Partition>:ecr:<AWS::Region>:*:repository/sagemaker-xgboost": (
-                "the built-in XGBoost image lives in an AWS-owned account that differs per region"),
-            "Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/sagemaker/*": (
-                "SageMaker writes job and endpoint logs to log groups it names under /aws/sagemaker/"),
-        }.items():
-            acknowledge(role, "AwsSolutions-IAM5", f"SageMaker execution role: {reason}.", applies_to=finding)
         return role
 
     def _s3_access(self, role: iam.IRole, zone: str, bucket: s3.IBucket, prefix: str, why: str, *,
