@@ -135,6 +135,15 @@ def test_patch8_moto_sends_states_parameters_in_pascal_case(moto) -> None:
     assert json.loads(described["output"])["Output"] == {"ok": True}
 
 
+def test_patch9_moto_has_no_monitoring_schedules(moto) -> None:
+    from moto.sagemaker.responses import SageMakerResponse
+
+    assert not hasattr(SageMakerResponse, "create_monitoring_schedule")
+    assert hasattr(SageMakerResponse, "create_data_quality_job_definition")  # what the schedules refer to
+    with pytest.raises(NotImplementedError, match="describe_monitoring_schedule"):
+        boto3.client("sagemaker").describe_monitoring_schedule(MonitoringScheduleName="x")
+
+
 def test_threads_inherit_the_principal() -> None:
     """moto starts a thread per execution program and per state with a timeout."""
     import threading
@@ -158,6 +167,7 @@ def test_patches_are_undone_afterwards() -> None:
         assert hasattr(SageMakerModelBackend, "update_endpoint")
     assert (LambdaSimpleBackend.invoke, WaitFunction._wait_interval, state_task_factory.state_task_service_for) == before
     assert not hasattr(SageMakerModelBackend, "update_endpoint")
+    assert not hasattr(SageMakerModelBackend, "offline_schedules")
     from moto.databrew import urls
     from moto.databrew.models import DataBrewBackend
 

@@ -26,6 +26,9 @@ tests/test_offline_adapter.py that fails if a moto upgrade changes what it relie
    parameters to boto3 unchanged and its ``.sync`` path crashes as in 2; ours translates
    and polls the child execution until it ends. Each execution's own calls are
    attributed to its state machine (``states:<name>``).
+9. Monitoring schedules (``Create/Describe/Update/DeleteMonitoringSchedule``) are not
+   implemented by moto (it stores data- and model-quality job definitions only); we add
+   them, and like SageMaker refuse a schedule whose job definition does not exist.
 """
 
 from __future__ import annotations
@@ -427,6 +430,49 @@ class NestedExecutionTask(StateTaskServiceSfn):
 _ORIGINAL: dict[str, Any] = {}
 # aws-sdk integration service names that differ from boto3's (AWS docs, "Using AWS SDK service integrations"),
 # and the capitalised prefix of their error names (Glue.CrawlerRunningException), which moto knows for two services
+# --- 9. Monitoring schedules ---------------------------------------------------------------
+_DEFINITIONS = {"DataQuality": "data_quality_job_definitions", "ModelQuality": "model_quality_job_definitions"}
+
+
+def _backend_put_schedule(self, name: str, config: dict, *, create: bool) -> str:
+    schedules = self.offline_schedules
+    if create and name in schedules:
+        raise sagemaker_models.ValidationError(message=f"Monitoring schedule {name} already exists")
+    if not create and name not in schedules:
+        raise sagemaker_models.ResourceNotFound(f"Monitoring schedule {name} not found")
+    definitions = getattr(self, _DEFINITIONS.get(config.get("MonitoringType", ""), ""), None)
+    if definitions is None or config.get("MonitoringJobDefinitionName") not in definitions:
+        raise sagemaker_models.ValidationError(
+            message=f"Job definition {config.get('MonitoringJobDefinitionName')} of type "
+                    f"{config.get('MonitoringType')} does not exist")
+    arn = f"arn:aws:sagemaker:{self.region_name}:{self.account_id}:monitoring-schedule/{name}"
+    now = datetime.now().isoformat()
+    schedules[name] = {"MonitoringScheduleArn": arn, "MonitoringScheduleName": name,
+                       "MonitoringScheduleStatus": "Scheduled", "MonitoringType": config["MonitoringType"],
+                       "CreationTime": schedules.get(name, {}).get("CreationTime", now), "LastModifiedTime": now,
+                       "MonitoringScheduleConfig": config}
+    return arn
+
+
+def _schedule_response(action: str) -> Callable:
+    def respond(self) -> str:  # noqa: ANN001
+        backend, name = self.sagemaker_backend, self._get_param("MonitoringScheduleName")
+        if action in ("create", "update"):
+            arn = _backend_put_schedule(backend, name, self._get_param("MonitoringScheduleConfig"),
+                                        create=action == "create")
+            return json.dumps({"MonitoringScheduleArn": arn})
+        if name not in backend.offline_schedules:
+            raise sagemaker_models.ResourceNotFound(f"Monitoring schedule {name} not found")
+        if action == "delete":
+            del backend.offline_schedules[name]
+            return "{}"
+        return json.dumps(backend.offline_schedules[name])
+    return respond
+
+
+SCHEDULE_ACTIONS = ("create", "describe", "update", "delete")
+
+
 SERVICE_NAMES = {"applicationautoscaling": "application-autoscaling"}
 ERROR_NAMES = {"glue": "Glue"}
 
@@ -462,6 +508,9 @@ def patched(hooks: Hooks) -> Iterator[Hooks]:
     state_task_factory.state_task_service_for = factory
     sagemaker_models.SageMakerModelBackend.update_endpoint = _backend_update_endpoint
     sagemaker_responses.SageMakerResponse.update_endpoint = _response_update_endpoint
+    sagemaker_models.SageMakerModelBackend.offline_schedules = {}
+    for action in SCHEDULE_ACTIONS:
+        setattr(sagemaker_responses.SageMakerResponse, f"{action}_monitoring_schedule", _schedule_response(action))
     databrew_models.DataBrewBackend.offline_runs = {}
     databrew_models.DataBrewBackend.start_job_run = _backend_start_job_run
     databrew_responses.DataBrewResponse.start_job_run = _response_start_job_run
@@ -481,6 +530,9 @@ def patched(hooks: Hooks) -> Iterator[Hooks]:
         state_task_factory.state_task_service_for = original_factory
         del sagemaker_models.SageMakerModelBackend.update_endpoint
         del sagemaker_responses.SageMakerResponse.update_endpoint
+        del sagemaker_models.SageMakerModelBackend.offline_schedules
+        for action in SCHEDULE_ACTIONS:
+            delattr(sagemaker_responses.SageMakerResponse, f"{action}_monitoring_schedule")
         for name in ("offline_runs", "start_job_run"):
             delattr(databrew_models.DataBrewBackend, name)
         del databrew_responses.DataBrewResponse.start_job_run, databrew_responses.DataBrewResponse.list_job_runs
