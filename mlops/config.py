@@ -325,12 +325,35 @@ class DataConfig(_Model):
         return self
 
 
+MODEL_MONITOR_SCHEDULES = {  # the cron forms Model Monitor accepts (hourly at the least)
+    "hourly": "cron(0 * ? * * *)",
+    "every-6-hours": "cron(0 */6 ? * * *)",
+    "every-12-hours": "cron(0 */12 ? * * *)",
+    "daily": "cron(0 0 ? * * *)",
+}
+
+
+class ModelMonitorConfig(_Model):
+    """The ``model-monitor`` backend: SageMaker Model Monitor's own analyzer on a monitoring
+    schedule the training pipeline creates or updates after each real-time deployment."""
+
+    schedule: Literal["hourly", "every-6-hours", "every-12-hours", "daily"] = "daily"
+    # Model Monitor's distribution distance (constraints' comparison_threshold) above which a
+    # feature counts as drifted; the drift alarm fires when any feature crosses it.
+    drift_threshold: float = Field(default=0.1, gt=0, le=1)
+    network_isolation: bool = True   # the analyzer needs no network: SageMaker publishes its metrics
+    max_runtime_minutes: int = Field(default=60, ge=5, le=60)  # an hourly schedule allows at most 60
+    volume_size_gb: int = Field(default=30, ge=1, le=512)
+
+
 class MonitoringConfig(_Model):
     """Drift and model-quality monitoring of the real-time endpoint (issue #6). ``open-source``
-    runs the repo's drift job on a schedule; ``model-monitor`` is for accounts that have
-    SageMaker Model Monitor (not open to new customers) and is not built yet."""
+    runs the repo's drift job on a schedule; ``model-monitor`` uses SageMaker Model Monitor (for
+    accounts that have it: it is not open to new customers): the training pipeline baselines the
+    training split and creates or updates the monitoring schedules after each deployment."""
 
-    backend: Literal["open-source"] = "open-source"
+    backend: Literal["open-source", "model-monitor"] = "open-source"
+    model_monitor: ModelMonitorConfig = Field(default_factory=ModelMonitorConfig)
     schedule: str = Field(default="rate(1 day)", pattern=r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\([^)]+\))$")
     window_hours: int = Field(default=24, ge=1, le=24 * 31)
     psi_threshold: float = Field(default=0.2, gt=0, le=10)

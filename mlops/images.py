@@ -50,7 +50,8 @@ def image_uris(framework: str, version: str, scope: str = "training", *, process
     uris = {}
     for region, account in sorted(entry["registries"].items()):
         endpoint = endpoints.construct_endpoint("ecr", region) or {"hostname": f"ecr.{region}.amazonaws.com"}
-        uris[region] = f"{account}.dkr.{endpoint['hostname']}/{entry['repository']}:{tag}"
+        # Model Monitor's analyzer has one unversioned entry: the SDK gives it no tag (latest)
+        uris[region] = f"{account}.dkr.{endpoint['hostname']}/{entry['repository']}" + (f":{tag}" if tag else "")
     return uris
 
 

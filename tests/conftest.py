@@ -16,10 +16,39 @@ from tools.assembly import StackTemplate, synth  # noqa: E402
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+# A third stage the tests synthesize next to dev and prod: dev with the ``model-monitor``
+# backend and ground truth, so every gate (cdk-nag, cfn-lint, ASL, API shapes, tags) covers it.
+MODEL_MONITOR_STAGE = "mm"
+
+
+def model_monitor_config(dev: dict) -> dict:
+    variant = {**dev, "stage": MODEL_MONITOR_STAGE}
+    variant["monitoring"] = {**dev["monitoring"], "backend": "model-monitor",
+                             "ground_truth_prefix": "monitoring/ground-truth/",
+                             "quality_thresholds": [{"metric": "f1", "direction": ">=", "value": 0.9}],
+                             "model_monitor": {"schedule": "hourly", "drift_threshold": 0.15}}
+    return variant
+
+
 @pytest.fixture(scope="session")
-def cloud_assembly_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """config/ plus the model-monitor stage."""
+    import shutil
+
+    import yaml
+
+    directory = tmp_path_factory.mktemp("config")
+    for path in (REPO_ROOT / "config").glob("*.yaml"):
+        shutil.copy(path, directory / path.name)
+    dev = yaml.safe_load((REPO_ROOT / "config" / "dev.yaml").read_text())
+    (directory / f"{MODEL_MONITOR_STAGE}.yaml").write_text(yaml.safe_dump(model_monitor_config(dev)))
+    return directory
+
+
+@pytest.fixture(scope="session")
+def cloud_assembly_dir(tmp_path_factory: pytest.TempPathFactory, config_dir: Path) -> Path:
     outdir = tmp_path_factory.mktemp("cdk.out")
-    synth("all", outdir)  # cdk-nag runs here: any unacknowledged finding fails synth
+    synth("all", outdir, config_dir=config_dir)  # cdk-nag runs here: any unacknowledged finding fails synth
     return outdir
 
 

@@ -256,9 +256,20 @@ def test_config_is_frozen() -> None:
             id="monitoring-schedule-expression",
         ),
         pytest.param(
-            lambda d: d["monitoring"].update(backend="model-monitor"),
-            ["monitoring.backend: must be one of 'open-source'", "got 'model-monitor'"],
-            id="monitoring-backend-not-built",
+            lambda d: d["monitoring"].update(backend="evidently"),
+            ["monitoring.backend: must be one of 'open-source' or 'model-monitor'", "got 'evidently'"],
+            id="monitoring-backend",
+        ),
+        pytest.param(
+            lambda d: d["monitoring"].update(model_monitor={"schedule": "every-minute"}),
+            ["monitoring.model_monitor.schedule: must be one of 'hourly', 'every-6-hours', 'every-12-hours' or 'daily'",
+             "got 'every-minute'"],
+            id="model-monitor-schedule",
+        ),
+        pytest.param(
+            lambda d: d["monitoring"].update(model_monitor={"max_runtime_minutes": 90}),
+            ["monitoring.model_monitor.max_runtime_minutes", "90"],
+            id="model-monitor-runtime-beyond-an-hourly-window",
         ),
         pytest.param(
             lambda d: d["retraining"].update(schedule="hourly"),

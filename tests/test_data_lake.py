@@ -123,6 +123,7 @@ def test_termination_protection_follows_stage(stacks) -> None:
     assert {key: stack.termination_protection for key, stack in stacks.items()} == {
         "dev/Data": False, "dev/Operations": False, "dev/Pipeline": False,
         "prod/Data": True, "prod/Operations": True, "prod/Pipeline": True,
+        "mm/Data": False, "mm/Operations": False, "mm/Pipeline": False,  # the tests' model-monitor variant of dev
     }
 
 
@@ -131,6 +132,8 @@ def test_stack_names_derive_from_project_and_stage(stacks) -> None:
         "dev/Data": "mlops-demo-dev-data", "dev/Operations": "mlops-demo-dev-operations",
         "prod/Data": "mlops-demo-prod-data", "prod/Operations": "mlops-demo-prod-operations",
         "dev/Pipeline": "mlops-demo-dev-pipeline", "prod/Pipeline": "mlops-demo-prod-pipeline",
+        "mm/Data": "mlops-demo-mm-data", "mm/Operations": "mlops-demo-mm-operations",
+        "mm/Pipeline": "mlops-demo-mm-pipeline",
     }
 
 

@@ -31,3 +31,12 @@ def test_framework_image_with_processor_and_python_variants_matches_the_sdk() ->
                                    instance_type="ml.m5.large", image_scope="training"), region
     with pytest.raises(ValueError, match="not in the table"):
         image_uris("sklearn", "1.2-1", processor="gpu", py_version="py3")
+
+
+def test_model_monitor_analyzer_matches_the_sdk() -> None:
+    from sagemaker.core import image_uris as sdk
+
+    ours = image_uris("model-monitor", "")
+    assert ours["eu-west-1"].endswith("/sagemaker-model-monitor-analyzer")
+    for region, uri in ours.items():
+        assert uri == sdk.retrieve(framework="model-monitor", region=region), region

@@ -145,3 +145,94 @@ def test_dashboard_shows_runs_endpoint_health_and_drift(stacks) -> None:
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
     for needle in ("ExecutionsFailed", "Invocation5XXErrors", "ModelLatency", "DriftedFeatureShare", "FeatureDriftScore"):
         assert needle in body, needle
+
+
+# --- monitoring.backend: model-monitor (the tests' "mm" stage: dev + Model Monitor + ground truth) ---
+def _training_states(template: dict) -> dict:
+    (logical_id,) = [k for k, m in resources_of_type(template, "AWS::StepFunctions::StateMachine").items()
+                     if m["Properties"]["StateMachineName"].endswith("-training")]
+    return state_machine_definitions(template)[logical_id]["States"]
+
+
+def test_model_monitor_backend_covers_every_failure_mode_with_an_action(stacks) -> None:
+    template = _pipeline(stacks, "mm")
+    alarms, topic = _alarms(template), _topic_export(stacks, "mm")
+    composites = {c["Properties"]["AlarmName"]: c["Properties"]
+                  for c in resources_of_type(template, "AWS::CloudWatch::CompositeAlarm").values()}
+    (drift_name,) = composites
+    drift = composites[drift_name]
+    assert drift_name == "mlops-demo-mm-drift" and topic in json.dumps(drift["AlarmActions"])
+    groups = {name: a for name, a in alarms.items() if "-drift-features-" in name}
+    watched = sorted(int(m["MetricStat"]["Metric"]["MetricName"].removeprefix("feature_baseline_drift__c"))
+                     for a in groups.values() for m in a["Metrics"] if "MetricStat" in m)
+    assert watched == list(range(1, 31))  # every feature of breast_cancer; _c0 is the model's output
+    for name, alarm in groups.items():
+        assert len([m for m in alarm["Metrics"] if "MetricStat" in m]) <= 10  # CloudWatch's hard limit
+        assert alarm["Threshold"] == 0.15 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+        assert {m["MetricStat"]["Metric"]["Namespace"] for m in alarm["Metrics"] if "MetricStat" in m} == {
+            "aws/sagemaker/Endpoints/data-metrics"}
+        assert "AlarmActions" not in alarm  # it pages through the composite
+    group_ids = [k for k, a in resources_of_type(template, "AWS::CloudWatch::Alarm").items()
+                 if "-drift-features-" in a["Properties"]["AlarmName"]]
+    assert len(group_ids) == 3 and all(k in json.dumps(drift["AlarmRule"]) for k in group_ids)
+    for name, alarm in alarms.items():
+        if name not in groups:
+            assert topic in json.dumps(alarm.get("AlarmActions", [])), f"{name} does not notify the operations topic"
+    failed = alarms["mlops-demo-mm-monitoring-failed"]
+    assert (failed["Namespace"], failed["MetricName"]) == ("AWS/Events", "MatchedEvents")
+    (rule,) = [r["Properties"] for k, r in resources_of_type(template, "AWS::Events::Rule").items()
+               if r["Properties"]["EventPattern"].get("detail-type") == ["SageMaker Processing Job State Change"]]
+    assert rule["EventPattern"]["detail"]["ProcessingJobStatus"] == ["Failed"]
+    schedules = json.dumps(rule["EventPattern"]["detail"]["MonitoringScheduleArn"])
+    assert "monitoring-schedule/mlops-demo-mm-data-quality" in schedules and "mlops-demo-mm-model-quality" in schedules
+    quality = alarms["mlops-demo-mm-quality-f1"]
+    assert quality["Namespace"] == "aws/sagemaker/Endpoints/model-metrics" and quality["MetricName"] == "f1"
+    assert {d["Name"]: d["Value"] for d in quality["Dimensions"]} == {
+        "Endpoint": "mlops-demo-mm-endpoint", "MonitoringSchedule": "mlops-demo-mm-model-quality"}
+    # the same retraining loop: the composite drift alarm and the quality alarm start runs
+    (retrain,) = [r["Properties"] for r in resources_of_type(template, "AWS::Events::Rule").values()
+                  if r["Properties"]["EventPattern"].get("source") == ["aws.cloudwatch"]]
+    (composite_id,) = resources_of_type(template, "AWS::CloudWatch::CompositeAlarm")
+    names = json.dumps(retrain["EventPattern"]["detail"]["alarmName"])
+    assert len(retrain["EventPattern"]["detail"]["alarmName"]) == 2 and composite_id in names and "Alarmqualityf1" in names
+    # no open-source workflow: no monitoring state machine, only the retraining schedule
+    machines = [m["Properties"]["StateMachineName"] for m in resources_of_type(template, "AWS::StepFunctions::StateMachine").values()]
+    assert sorted(machines) == ["mlops-demo-mm-data", "mlops-demo-mm-training"]
+    assert len(resources_of_type(template, "AWS::Scheduler::Schedule")) == 1
+
+
+def test_model_monitor_backend_baselines_and_schedules_after_a_realtime_deployment(stacks) -> None:
+    template = _pipeline(stacks, "mm")
+    states = _training_states(template)
+    baseline, schedule = states["Baseline for Model Monitor"], states["Schedule Model Monitor"]
+    assert baseline["Next"] == "Schedule Model Monitor" and schedule["Next"] == "Notify deployed"
+    # only the real-time path (after its autoscaling) leads there: serverless, async and batch have no Model Monitor
+    assert [s for s, body in states.items() if "Baseline for Model Monitor" in json.dumps(
+        {k: v for k, v in body.items() if k in ("Next", "Default", "Choices")})] == ["Put scaling policy"]
+    parameters = baseline["Parameters"]
+    assert baseline["Resource"].endswith(":states:::sagemaker:createProcessingJob.sync")
+    assert json.loads(parameters["Environment"]["dataset_format"]) == {"csv": {"header": False, "output_columns_position": "START"}}
+    assert parameters["ProcessingInputs"][0]["S3Input"]["S3Uri.$"] == "$.run.s3.train"
+    assert parameters["NetworkConfig"] == {"EnableNetworkIsolation": True, "EnableInterContainerTrafficEncryption": True}
+    assert parameters["ProcessingOutputConfig"]["KmsKeyId"] and parameters["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"]
+    assert "sagemaker-model-monitor-analyzer" in json.dumps(template["Mappings"])
+    payload = schedule["Parameters"]["Payload"]
+    assert payload["schedule_expression"] == "cron(0 * ? * * *)" and payload["drift_threshold"] == 0.15
+    assert payload["model_quality"]["thresholds"] == [{"metric": "f1", "direction": ">=", "value": 0.9}]
+    assert payload["network_isolation"] is True and payload["version.$"] == "$.run.run_id"
+    assert any(c.get("Next") == "Notify failure" for c in baseline.get("Catch", []) + schedule.get("Catch", []))
+    # open-source stages have none of it
+    assert "Baseline for Model Monitor" not in _training_states(_pipeline(stacks, "dev"))
+
+
+def test_model_monitor_handler_may_touch_the_stage_schedules_only(stacks) -> None:
+    template = _pipeline(stacks, "mm")
+    policies = [p["Properties"]["PolicyDocument"]["Statement"] for k, p in resources_of_type(template, "AWS::IAM::Policy").items()
+                if k.startswith("TrainingModelMonitorScheduleModelMonitor")]
+    statements = [s for policy in policies for s in policy]
+    (schedules,) = [s for s in statements if "sagemaker:UpdateMonitoringSchedule" in s["Action"]]
+    assert [r["Fn::Join"][1][-1] for r in schedules["Resource"]] == [
+        ":monitoring-schedule/mlops-demo-mm-data-quality", ":monitoring-schedule/mlops-demo-mm-model-quality"]
+    (passing,) = [s for s in statements if s["Action"] == "iam:PassRole"]
+    assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+    assert "TrainingModelMonitorJobRole" in json.dumps(passing["Resource"])

@@ -10,7 +10,8 @@ import re
 import pytest
 from syrupy.extensions.json import JSONSnapshotExtension
 
-STACK_KEYS = ["dev/Data", "dev/Operations", "dev/Pipeline", "prod/Data", "prod/Operations", "prod/Pipeline"]
+STACK_KEYS = ["dev/Data", "dev/Operations", "dev/Pipeline", "mm/Data", "mm/Operations", "mm/Pipeline",
+              "prod/Data", "prod/Operations", "prod/Pipeline"]  # mm: the tests' model-monitor variant of dev
 _ASSET_HASH = re.compile(r"\b[0-9a-f]{64}\b")
 
 

@@ -58,8 +58,8 @@ def _tags_of(resource: dict, tag_property: str) -> dict[str, str]:
     return dict(value or {})
 
 
-def _expected_tags() -> dict[str, dict[str, str]]:
-    return {config.stage: config.cost_allocation_tags for config in load_stages("all")}
+def _expected_tags(config_dir) -> dict[str, dict[str, str]]:
+    return {config.stage: config.cost_allocation_tags for config in load_stages("all", config_dir)}
 
 
 def test_untaggable_list_agrees_with_cloudformation() -> None:
@@ -69,8 +69,8 @@ def test_untaggable_list_agrees_with_cloudformation() -> None:
         assert _tagging(resource_type)["taggable"] is False, f"{resource_type} is taggable: tag it, don't list it"
 
 
-def test_every_taggable_resource_has_the_cost_allocation_tags(stacks) -> None:
-    expected = _expected_tags()
+def test_every_taggable_resource_has_the_cost_allocation_tags(stacks, config_dir) -> None:
+    expected = _expected_tags(config_dir)
     missing: list[str] = []
     unlisted: set[str] = set()
     for key, stack in stacks.items():

@@ -29,15 +29,15 @@ class StackTemplate:
         return f"{self.stage}/{self.stack_id}"
 
 
-def synth(stage_selection: str, outdir: Path, *, nag: bool = True) -> list[StackTemplate]:
+def synth(stage_selection: str, outdir: Path, *, nag: bool = True, config_dir: Path | None = None) -> list[StackTemplate]:
     """Build and synthesize the selected stages into ``outdir`` and return their stacks."""
     import aws_cdk as cdk
 
-    from mlops.config import load_stages
+    from mlops.config import CONFIG_DIR, load_stages
     from mlops.nag import register_checks
     from mlops.stacks.stage import build
 
-    configs = load_stages(stage_selection)
+    configs = load_stages(stage_selection, config_dir or CONFIG_DIR)
     app = cdk.App(outdir=str(outdir), context=cdk_json_context())
     stages = build(app, configs)
     if nag:

@@ -194,6 +194,7 @@ def prepare_run(event: Event) -> dict[str, Any]:
             "checkpoints": f"{artifacts}/checkpoints/",
             "evaluation": f"{artifacts}/evaluation/",
             "transform_output": f"{artifacts}/transform/",
+            "baseline": f"{artifacts}/baseline/",  # Model Monitor's suggested statistics and constraints
         },
     }
 

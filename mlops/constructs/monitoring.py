@@ -26,6 +26,7 @@ from constructs import Construct
 
 from mlops.config import StageConfig, dataset_columns
 from mlops.constructs.access import grant_prefix
+from mlops.constructs.model_monitor import schedule_names
 from mlops.constructs.pipeline_function import PipelineFunction
 from mlops.constructs.sagemaker_jobs import allow_job_runtime, processing_input, read_assets
 from mlops.nag import acknowledge
@@ -98,7 +99,7 @@ class Monitoring(Construct):
         self.functions: dict[str, PipelineFunction] = {}
         self.state_machine: sfn.StateMachine | None = None
         action = cw_actions.SnsAction(topic)
-        self.alarms: dict[str, cloudwatch.Alarm] = {}
+        self.alarms: dict[str, cloudwatch.IAlarm] = {}
 
         # --- open-source monitoring workflow ------------------------------------------
         if monitoring.backend == "open-source":
@@ -135,18 +136,25 @@ class Monitoring(Construct):
                         period=cdk.Duration.minutes(5), label="4XX rate (%)"),
                     threshold=config.alarms.endpoint_4xx_rate_percent, action=action, periods=3)
         namespace, dims = metrics_namespace(config), {"Endpoint": endpoint_name, "Stage": config.stage}
-        self._alarm("drift", f"Drift: at least {monitoring.drift_share_threshold:.0%} of the features drifted "
-                    "from the training baseline", cloudwatch.Metric(
-                        namespace=namespace, metric_name="DriftedFeatureShare", dimensions_map=dims,
-                        statistic="Maximum", period=cdk.Duration.hours(1)),
-                    threshold=monitoring.drift_share_threshold, action=action)
+        if monitoring.backend == "model-monitor":
+            drift = self._model_monitor_alarms(config, endpoint_name, action)
+            schedules = schedule_names(config)
+            quality_namespace = "aws/sagemaker/Endpoints/model-metrics"  # what Model Monitor emits
+            quality_dims = {"Endpoint": endpoint_name, "MonitoringSchedule": schedules["model-quality"]}
+        else:
+            drift = self._alarm("drift", f"Drift: at least {monitoring.drift_share_threshold:.0%} of the features "
+                                "drifted from the training baseline", cloudwatch.Metric(
+                                    namespace=namespace, metric_name="DriftedFeatureShare", dimensions_map=dims,
+                                    statistic="Maximum", period=cdk.Duration.hours(1)),
+                                threshold=monitoring.drift_share_threshold, action=action)
+            quality_namespace, quality_dims = namespace, dims
         quality_alarms = []
         for threshold in monitoring.quality_thresholds:
             below = threshold.direction == ">="
             quality_alarms.append(self._alarm(
                 f"quality-{threshold.metric}", f"Model quality on ground truth: {threshold.metric} "
                 f"{'below' if below else 'above'} {threshold.value}", cloudwatch.Metric(
-                    namespace=namespace, metric_name=threshold.metric, dimensions_map=dims,
+                    namespace=quality_namespace, metric_name=threshold.metric, dimensions_map=quality_dims,
                     statistic="Minimum" if below else "Maximum", period=cdk.Duration.hours(1)),
                 threshold=threshold.value, action=action,
                 comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD if below
@@ -156,7 +164,7 @@ class Monitoring(Construct):
 
         # --- retraining ---------------------------------------------------------------------
         self._retraining(config, state_machines["training"], layer, data_key, retention,
-                         alarm_sources={self.alarms["drift"].alarm_name: "drift-alarm",
+                         alarm_sources={drift.alarm_name: "drift-alarm",
                                         **{alarm.alarm_name: "quality-alarm" for alarm in quality_alarms}})
 
     # ------------------------------------------------------------------ pieces
@@ -172,6 +180,56 @@ class Monitoring(Construct):
         alarm.add_alarm_action(action)
         self.alarms[name] = alarm
         return alarm
+
+    def _model_monitor_alarms(self, config: StageConfig, endpoint_name: str,
+                              action: cloudwatch.IAlarmAction) -> cloudwatch.IAlarm:
+        """Alarms on what Model Monitor emits: its data-quality executions that fail, and
+        ``feature_baseline_drift_<column>`` per feature (columns ``_c1``… in dataset order: the
+        baseline is the label-first training split without a header). An alarm may combine at
+        most 10 metrics, so features are watched in groups of 10 and a composite alarm
+        ``<prefix>-drift`` fires when any feature's distance passes ``drift_threshold``."""
+        prefix, mm = config.resource_prefix, config.monitoring.model_monitor
+        schedules = schedule_names(config)
+        stack = cdk.Stack.of(self)
+        # Executions are processing jobs started by the schedules: count the failed ones.
+        failures = events.Rule(
+            self, "ModelMonitorExecutionFailed", description=f"{prefix}: a Model Monitor execution failed",
+            event_pattern=events.EventPattern(
+                source=["aws.sagemaker"], detail_type=["SageMaker Processing Job State Change"],
+                detail={"ProcessingJobStatus": ["Failed"], "MonitoringScheduleArn": [
+                    stack.format_arn(service="sagemaker", resource="monitoring-schedule", resource_name=name)
+                    for name in schedules.values()]}))
+        self._alarm("monitoring-failed", "Model Monitor: a monitoring execution failed", cloudwatch.Metric(
+            namespace="AWS/Events", metric_name="MatchedEvents", dimensions_map={"RuleName": failures.rule_name},
+            statistic="Sum", period=cdk.Duration.minutes(5)), threshold=1, action=action)
+        features = dataset_columns(config.pipeline.dataset)[:-1]
+        groups = []
+        for start in range(0, len(features), 10):
+            metrics = {f"c{index}": cloudwatch.Metric(
+                namespace="aws/sagemaker/Endpoints/data-metrics", metric_name=f"feature_baseline_drift__c{index}",
+                dimensions_map={"Endpoint": endpoint_name, "MonitoringSchedule": schedules["data-quality"]},
+                statistic="Maximum", period=cdk.Duration.hours(1), label=features[index - 1])
+                for index in range(start + 1, min(start + 10, len(features)) + 1)}
+            first, last = start + 1, start + len(metrics)
+            group = cloudwatch.Alarm(
+                self, f"Alarm-drift-{first}-{last}", alarm_name=f"{prefix}-drift-features-{first}-{last}",
+                alarm_description=f"Model Monitor: features {first}-{last} ({features[first - 1]} … {features[last - 1]}) "
+                                  f"drift distance above {mm.drift_threshold}",
+                metric=cloudwatch.MathExpression(expression=f"MAX([{', '.join(metrics)}])", using_metrics=metrics,
+                                                 period=cdk.Duration.hours(1), label="largest drift distance"),
+                threshold=mm.drift_threshold, evaluation_periods=1, datapoints_to_alarm=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING)
+            self.alarms[f"drift-{first}-{last}"] = group  # pages through the composite alarm below
+            groups.append(group)
+        drift = cloudwatch.CompositeAlarm(
+            self, "Alarm-drift", composite_alarm_name=f"{prefix}-drift",
+            alarm_description=f"Model Monitor: a feature drifted from the training baseline (distance above "
+                              f"{mm.drift_threshold})",
+            alarm_rule=cloudwatch.AlarmRule.any_of(*groups))
+        drift.add_alarm_action(action)
+        self.alarms["drift"] = drift  # type: ignore[assignment]  # a composite: on the dashboard with the rest
+        return drift
 
     def _workflow(self, config, data_key, data_exports, curated_bucket, monitoring_bucket, group, endpoint_name,
                   image_uri, image_repository, layer, topic, topic_key, retention) -> sfn.StateMachine:
@@ -352,6 +410,18 @@ class Monitoring(Construct):
             cloudwatch.AlarmStatusWidget(title="Alarms", width=8, alarms=list(self.alarms.values())),
         ]
         hour = cdk.Duration.hours(1)
+        if config.monitoring.backend == "model-monitor":
+            schedule = schedule_names(config)["data-quality"]
+            drift = [cloudwatch.GraphWidget(title="Model Monitor drift distance per feature (_c1… in dataset order)",
+                                            width=24, left=[cloudwatch.MathExpression(
+                expression=(f"SEARCH('{{aws/sagemaker/Endpoints/data-metrics,Endpoint,MonitoringSchedule}} "
+                            f"feature_baseline_drift Endpoint=\"{dims['Endpoint']}\" "
+                            f"MonitoringSchedule=\"{schedule}\"', 'Maximum', 3600)"),
+                label="", period=hour)], left_annotations=[cloudwatch.HorizontalAnnotation(
+                    value=config.monitoring.model_monitor.drift_threshold, label="alarm")])]
+            cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"{config.resource_prefix}-ml",
+                                 widgets=[runs, endpoint, drift])
+            return
         drift = [
             cloudwatch.GraphWidget(title="Share of drifted features", width=12, left=[cloudwatch.Metric(
                 namespace=namespace, metric_name="DriftedFeatureShare", dimensions_map=dims, statistic="Maximum",

@@ -22,6 +22,7 @@ from constructs import Construct
 
 from mlops.config import StageConfig, dataset_columns
 from mlops.constructs.access import grant_prefix
+from mlops.constructs.model_monitor import ModelMonitorSetup
 from mlops.constructs.pipeline_function import PipelineFunction, powertools_layer
 from mlops.constructs.sagemaker_jobs import allow_job_runtime, processing_input, read_assets
 from mlops.nag import acknowledge
@@ -67,7 +68,10 @@ class TrainingPipeline(Construct):
         model_package_group_name: str,
         topic: sns.ITopic,
         topic_key: kms.IKey,
+        monitor_image: tuple[str, str] | None = None,
     ) -> None:
+        """``monitor_image``: (URI, ECR repository) of Model Monitor's analyzer, for the
+        ``model-monitor`` backend."""
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
         self._config = config
@@ -113,6 +117,14 @@ class TrainingPipeline(Construct):
         # --- functions ---------------------------------------------------------------
         layer = powertools_layer(self, "Powertools", pipeline.powertools_layer_version)
         common = dict(layer=layer, log_key=data_key, log_retention=retention)
+        self.model_monitor: ModelMonitorSetup | None = None
+        if config.monitoring.backend == "model-monitor":
+            if monitor_image is None:
+                raise ValueError("monitoring.backend model-monitor needs Model Monitor's analyzer image")
+            self.model_monitor = ModelMonitorSetup(
+                self, "ModelMonitor", config=config, data_key=data_key, data_exports=data_exports,
+                curated_bucket=curated_bucket, artifacts_bucket=artifacts_bucket, monitoring_bucket=monitoring_bucket,
+                image_uri=monitor_image[0], image_repository=monitor_image[1], layer=layer, retention=retention)
         prepare = PipelineFunction(self, "PrepareRun", folder="prepare_run",
                                    description=f"{prefix}: validate run input, derive names", **common)
         prepare.role.add_to_policy(iam.PolicyStatement(
@@ -142,6 +154,8 @@ class TrainingPipeline(Construct):
             resources=endpoint_arns,
         ))
         self.functions = {"prepare_run": prepare, "metric_gate": gate, "check_endpoint": check}
+        if self.model_monitor:
+            self.functions["schedule_model_monitor"] = self.model_monitor.function
         approval = None
         if pipeline.manual_approval:
             approval = PipelineFunction(
@@ -698,7 +712,8 @@ class TrainingPipeline(Construct):
             .when(sfn.Condition.and_(in_service, sfn.Condition.string_equals_json_path(
                 "$.endpoint_state.config", config_name)),
                   sfn.Choice(self, "Autoscale?")
-                  .when(sfn.Condition.string_equals("$.deploy.scaling", "target-tracking"), autoscaling.next(done))
+                  .when(sfn.Condition.string_equals("$.deploy.scaling", "target-tracking"),
+                        autoscaling.next(self._schedule_monitoring(done)))
                   .when(sfn.Condition.string_equals("$.deploy.scaling", "scale-to-zero"),
                         self._scale_to_zero(deployment).next(done))
                   .otherwise(done))
@@ -730,6 +745,26 @@ class TrainingPipeline(Construct):
             .when(sfn.Condition.string_equals("$.run.deployment_mode", "async"), create_async_config)
             .otherwise(create_config)
         )
+
+    def _schedule_monitoring(self, done: sfn.IChainable) -> sfn.IChainable:
+        """``model-monitor`` backend, after a real-time deployment: baseline the run's training
+        split, then create or move the monitoring schedules. A failure here fails the run (and
+        notifies); the endpoint keeps serving the new model, monitored against the old baseline."""
+        if self.model_monitor is None:
+            return done
+        baseline = self._job("Baseline for Model Monitor", "createProcessingJob",
+                             self.model_monitor.baseline_parameters(_with_suffix("$.run.names.baseline")),
+                             result_selector={"job_name.$": "$.ProcessingJobName"}, result_path="$.baseline",
+                             comment="Model Monitor's analyzer suggests statistics and constraints from the training split",
+                             timeout_seconds=self._config.monitoring.model_monitor.max_runtime_minutes * 60)
+        schedule = tasks.LambdaInvoke(
+            self, "Schedule Model Monitor", lambda_function=self.model_monitor.function.function,
+            task_timeout=API_TIMEOUT, payload=self.model_monitor.schedule_payload(self.endpoint_name),
+            result_selector={"data_quality.$": "$.Payload.data_quality", "model_quality.$": "$.Payload.model_quality"},
+            result_path="$.monitoring", comment="Data-quality (and model-quality) schedule on the new baseline",
+        )
+        schedule.add_catch(self._notify_failure, errors=["States.ALL"], result_path="$.error")
+        return baseline.next(schedule).next(done)
 
     def _endpoint_config(self, name: str, parameters: dict, *, comment: str) -> tasks.CallAwsService:
         """CreateEndpointConfig through the SDK integration (CDK's task has no data capture,
@@ -951,7 +986,7 @@ class TrainingPipeline(Construct):
         role.add_to_principal_policy(iam.PolicyStatement(
             sid="PassSageMakerRole",
             actions=["iam:PassRole"],
-            resources=[self.sagemaker_role.role_arn],
+            resources=[self.sagemaker_role.role_arn, *([self.model_monitor.role.role_arn] if self.model_monitor else [])],
             conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
         ))
         role.add_to_principal_policy(iam.PolicyStatement(

@@ -41,8 +41,12 @@ class PipelineStack(cdk.Stack):
             for zone in ("raw", "curated", "artifacts", "monitoring")
         }
         # One region -> image table for both phases (the SageMaker SDK's tables, see mlops/images.py)
-        images = ImageMapping(self, "Images", images={"xgboost": ("xgboost", config.pipeline.xgboost_version),
-                                                      "sklearn": ("sklearn", SKLEARN_VERSION, "cpu", "py3")})
+        model_monitor = config.monitoring.backend == "model-monitor"
+        images = ImageMapping(self, "Images", images={
+            "xgboost": ("xgboost", config.pipeline.xgboost_version),
+            "sklearn": ("sklearn", SKLEARN_VERSION, "cpu", "py3"),
+            **({"modelmonitor": ("model-monitor", "")} if model_monitor else {}),  # Model Monitor's analyzer
+        })
         exports = {zone: export_name(config, f"{zone}-bucket") for zone in buckets}
         self.data = DataPreparation(
             self, "Data",
@@ -74,6 +78,8 @@ class PipelineStack(cdk.Stack):
             model_package_group_name=data.model_registry.group_name,
             topic=operations.notifications.topic,
             topic_key=operations.notifications.key,
+            monitor_image=(images.uri("modelmonitor"), ImageMapping.repository("model-monitor", ""))
+            if model_monitor else None,
         )
         self.monitoring = Monitoring(
             self, "Monitoring",
