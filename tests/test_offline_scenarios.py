@@ -268,3 +268,56 @@ def test_async_mode_scales_to_zero_and_wakes_on_backlog(cloud_assembly_dir: Path
         assert alarm["MetricName"] == "HasBacklogWithoutCapacity"
         assert alarm["AlarmActions"] == [run.output["wake"]["policy_arn"]]  # the alarm fires the wake-up policy
         assert stage.iam_report()["missing"] == {}  # every call allowed by its caller's policy
+
+
+def _s3_json(uri: str) -> dict:
+    import json
+
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return json.loads(boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def test_model_monitor_backend_baselines_and_moves_the_schedules_with_each_deployment(cloud_assembly_dir: Path) -> None:
+    """The tests' "mm" stage (dev + monitoring.backend: model-monitor + ground truth)."""
+    with OfflineStage(cloud_assembly_dir, "mm") as stage:
+        sagemaker = boto3.client("sagemaker")
+        first = stage.run({})
+        assert first.status == "SUCCEEDED", (first.error, first.cause)
+        assert first.visited()[-5:] == ["Put scaling policy", "Baseline for Model Monitor", "Schedule Model Monitor",
+                                        "Notify deployed", "Model deployed"]
+        baseline = first.output["run"]["s3"]["baseline"]
+        statistics, tuned = _s3_json(f"{baseline}statistics.json"), _s3_json(f"{baseline}monitoring-constraints.json")
+        assert [f["name"] for f in statistics["features"]] == [f"_c{i}" for i in range(31)]  # label first, 30 features
+        assert statistics["dataset"]["item_count"] == 455  # the run's training split
+        assert tuned["monitoring_config"]["distribution_constraints"]["comparison_threshold"] == 0.15
+        assert tuned["features"][0]["inferred_type"] == "Fractional"  # the endpoint answers with a probability
+        version = first.output["run"]["run_id"]
+        data_quality = sagemaker.describe_monitoring_schedule(MonitoringScheduleName="mlops-demo-mm-data-quality")
+        assert data_quality["MonitoringScheduleConfig"]["MonitoringJobDefinitionName"] == f"mlops-demo-mm-dq-{version}"
+        assert data_quality["MonitoringScheduleConfig"]["ScheduleConfig"] == {"ScheduleExpression": "cron(0 * ? * * *)"}
+        definition = sagemaker.describe_data_quality_job_definition(JobDefinitionName=f"mlops-demo-mm-dq-{version}")
+        assert definition["DataQualityJobInput"]["EndpointInput"]["EndpointName"] == "mlops-demo-mm-endpoint"
+        assert definition["NetworkConfig"]["EnableNetworkIsolation"] is True
+        quality = sagemaker.describe_model_quality_job_definition(JobDefinitionName=f"mlops-demo-mm-mq-{version}")
+        assert quality["ModelQualityJobInput"]["GroundTruthS3Input"]["S3Uri"].endswith("/monitoring/ground-truth/")
+
+        second = stage.run({})  # the next deployment moves both schedules to its own baseline
+        assert second.status == "SUCCEEDED", (second.error, second.cause)
+        newer = second.output["run"]["run_id"]
+        assert sagemaker.describe_monitoring_schedule(MonitoringScheduleName="mlops-demo-mm-data-quality")[
+            "MonitoringScheduleConfig"]["MonitoringJobDefinitionName"] == f"mlops-demo-mm-dq-{newer}"
+        assert [d["MonitoringJobDefinitionName"] for d in sagemaker.list_data_quality_job_definitions()[
+            "JobDefinitionSummaries"]] == [f"mlops-demo-mm-dq-{newer}"]
+        assert [d["MonitoringJobDefinitionName"] for d in sagemaker.list_model_quality_job_definitions()[
+            "JobDefinitionSummaries"]] == [f"mlops-demo-mm-mq-{newer}"]
+        assert stage.iam_report()["missing"] == {}  # baselining job, handler and state machine: each call allowed
+
+
+def test_model_monitor_backend_failed_baseline_fails_the_run_and_the_endpoint_keeps_serving(cloud_assembly_dir: Path) -> None:
+    with OfflineStage(cloud_assembly_dir, "mm", faults={"createProcessingJob": [None, None, "fail"]}) as stage:
+        run = stage.run({})
+        assert run.status == "FAILED" and "Baseline for Model Monitor" in run.visited()
+        assert "Schedule Model Monitor" not in run.visited()
+        endpoint = boto3.client("sagemaker").describe_endpoint(EndpointName="mlops-demo-mm-endpoint")
+        assert endpoint["EndpointStatus"] == "InService"  # deployed before the baseline: it keeps serving
+        assert any("FAILED" in message for message in stage.messages())

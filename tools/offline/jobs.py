@@ -32,7 +32,7 @@ import tarfile
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlparse
 
 import boto3
@@ -178,10 +178,52 @@ def run_tuning(request: dict[str, Any], *, fault: str | None = None, **_: Any) -
     }}
 
 
+MODEL_MONITOR_IMAGE = "sagemaker-model-monitor-analyzer"
+
+
+def suggest_baseline(environment: dict[str, str], local: Callable[[str], str]) -> None:
+    """Stand-in for Model Monitor's analyzer in baselining mode (AWS's closed container): reads
+    the CSV dataset as ``dataset_format`` describes it and writes ``statistics.json`` and
+    ``constraints.json`` in the documented layouts ("Schema for Statistics", "Schema for
+    Constraints"), with the analyzer's default monitoring settings. Columns of a file without a
+    header are named ``_c0``, ``_c1``… as the analyzer names them."""
+    import pandas as pd
+
+    csv = json.loads(environment["dataset_format"])["csv"]
+    files = sorted(p for p in Path(local(environment["dataset_source"])).rglob("*") if p.is_file())
+    if not files:
+        raise ValueError(f"no baseline data under {environment['dataset_source']}")
+    table = pd.concat([pd.read_csv(f, header=0 if csv.get("header") else None) for f in files], ignore_index=True)
+    if not csv.get("header"):
+        table.columns = [f"_c{index}" for index in range(table.shape[1])]
+    statistics, constraints = [], []
+    for name in table.columns:
+        column = pd.to_numeric(table[name], errors="coerce")
+        integral = bool(column.notna().all() and (column.dropna() % 1 == 0).all())
+        kind = "Integral" if integral else "Fractional"
+        present = int(column.notna().sum())
+        statistics.append({"name": str(name), "inferred_type": kind, "numerical_statistics": {
+            "common": {"num_present": present, "num_missing": int(len(column) - present)},
+            "mean": float(column.mean()), "sum": float(column.sum()), "std_dev": float(column.std(ddof=0)),
+            "min": float(column.min()), "max": float(column.max())}})
+        constraints.append({"name": str(name), "inferred_type": kind, "completeness": present / len(column),
+                            "num_constraints": {"is_non_negative": bool((column.dropna() >= 0).all())}})
+    output = Path(local(environment["output_path"]))
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "statistics.json").write_text(json.dumps(
+        {"version": 0.0, "dataset": {"item_count": len(table)}, "features": statistics}, indent=2))
+    (output / "constraints.json").write_text(json.dumps({"version": 0.0, "features": constraints, "monitoring_config": {
+        "evaluate_constraints": "Enabled", "emit_metrics": "Enabled", "datatype_check_threshold": 1.0,
+        "domain_content_threshold": 1.0, "distribution_constraints": {
+            "perform_comparison": "Enabled", "comparison_threshold": 0.1, "comparison_method": "Robust",
+            "categorical_comparison_threshold": 0.1, "categorical_drift_method": "LInfinity"}}}, indent=2))
+
+
 def run_processing(request: dict[str, Any], *, fault: str | None = None, in_process: dict[str, Any] | None = None,
                    **_: Any) -> dict[str, Any]:
     """Run a CreateProcessingJob request's entry point as a subprocess (or, for the scripts
-    in ``in_process`` by S3 object key, in-process: ``runner(module, arguments, local)``)."""
+    in ``in_process`` by S3 object key, in-process: ``runner(module, arguments, local)``;
+    Model Monitor's analyzer image: ``suggest_baseline``)."""
     if fault == "fail":
         return {"failure": "AlgorithmError: injected processing failure (offline scenario)"}
     app = request["AppSpecification"]
@@ -198,6 +240,14 @@ def run_processing(request: dict[str, Any], *, fault: str | None = None, in_proc
         outputs = request.get("ProcessingOutputConfig", {}).get("Outputs", [])
         for item in outputs:
             Path(local(item["S3Output"]["LocalPath"])).mkdir(parents=True, exist_ok=True)
+        if MODEL_MONITOR_IMAGE in app["ImageUri"] and "ContainerEntrypoint" not in app:
+            try:
+                suggest_baseline(request["Environment"], local)
+            except ValueError as error:
+                return {"failure": f"AlgorithmError: {error}"}
+            for item in outputs:
+                upload_dir(Path(local(item["S3Output"]["LocalPath"])), item["S3Output"]["S3Uri"])
+            return {}
         script_key = Path(app["ContainerEntrypoint"][-1]).name
         arguments = [local(a) if a.startswith(PROCESSING_ROOT) else a for a in app.get("ContainerArguments", [])]
         if in_process and script_key in in_process:

@@ -131,6 +131,7 @@ def _stand_in(resource: dict, logical_id: str, attribute: str, resolve) -> Any: 
     refs = {
         "AWS::Lambda::Function": logical_id, "AWS::IAM::Role": logical_id, "AWS::S3::Bucket": name,
         "AWS::SNS::Topic": arns["AWS::SNS::Topic"], "AWS::CloudWatch::Alarm": properties.get("AlarmName", logical_id),
+        "AWS::CloudWatch::CompositeAlarm": properties.get("AlarmName", logical_id),
         "AWS::StepFunctions::StateMachine": arns["AWS::StepFunctions::StateMachine"],
         "AWS::SageMaker::ModelPackageGroup": properties.get("ModelPackageGroupName"),
         "AWS::Glue::SecurityConfiguration": properties.get("Name"),
@@ -279,7 +280,8 @@ class OfflineStage:
         self.hooks.jobs["createProcessingJob"] = functools.partial(jobs.run_processing, in_process=in_process)
         self.rules = {logical_id: self._resolver.resolve(r["Properties"], name)
                       for logical_id, r in self._resources("Pipeline", "AWS::Events::Rule").items()}
-        self.approval_rules = [r["EventPattern"] for r in self.rules.values() if r["EventPattern"].get("source") == ["aws.sagemaker"]]
+        self.approval_rules = [r["EventPattern"] for r in self.rules.values()
+                               if r["EventPattern"].get("detail-type") == ["SageMaker Model Package State Change"]]
 
     def _feature_store_for_job(self) -> jobs.FeatureStore:
         self.feature_store.principal = adapter.current_principal()  # PutRecord runs in the job's thread pool
