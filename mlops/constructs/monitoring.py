@@ -56,6 +56,8 @@ class Monitoring(Construct):
       (SageMaker Processing on AWS's scikit-learn image, ``jobs/drift/drift.py``) writing Model
       Monitor-format reports and publishing CloudWatch metrics — started by EventBridge
       Scheduler at ``monitoring.schedule``;
+    * with ``monitoring.backend: model-monitor`` no workflow (the training run sets Model Monitor
+      up, see ``model_monitor.py``) but alarms on what Model Monitor emits, under the same names;
     * alarms to the operations topic: each state machine failed / timed out / aborted, endpoint
       5XX, 4XX rate, p99 latency, drift share, model quality (with ground truth);
     * a dashboard ``<prefix>-ml``: runs, endpoint health, drift over time;
