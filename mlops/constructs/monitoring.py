@@ -185,7 +185,7 @@ class Monitoring(Construct):
 
     def _model_monitor_alarms(self, config: StageConfig, endpoint_name: str,
                               action: cloudwatch.IAlarmAction) -> cloudwatch.IAlarm:
-        """Alarms on what Model Monitor emits: its data-quality executions that fail, and
+        """Alarms on what Model Monitor emits: failed executions of either schedule, and
         ``feature_baseline_drift_<column>`` per feature (columns ``_c1``… in dataset order: the
         baseline is the label-first training split without a header). An alarm may combine at
         most 10 metrics, so features are watched in groups of 10 and a composite alarm
