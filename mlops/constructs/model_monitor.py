@@ -26,7 +26,7 @@ from mlops.constructs.pipeline_function import PipelineFunction
 from mlops.constructs.sagemaker_jobs import allow_job_runtime, processing_input
 from mlops.nag import acknowledge
 
-CAPTURE_PREFIX = "data-capture/"       # where endpoints capture (TrainingPipeline._data_capture)
+CAPTURE_PREFIX = "data-capture/"       # monitoring bucket: where endpoints capture (both backends read it)
 OUTPUT_PREFIX = "model-monitor/"       # monitoring bucket: the schedules' reports
 BASELINE_INPUT = "/opt/ml/processing/input/baseline_dataset_input"  # the paths the SDK's suggest_baseline uses
 BASELINE_OUTPUT = "/opt/ml/processing/output"

@@ -26,14 +26,13 @@ from constructs import Construct
 
 from mlops.config import StageConfig, dataset_columns
 from mlops.constructs.access import grant_prefix
-from mlops.constructs.model_monitor import schedule_names
+from mlops.constructs.model_monitor import CAPTURE_PREFIX, schedule_names
 from mlops.constructs.pipeline_function import PipelineFunction
 from mlops.constructs.sagemaker_jobs import allow_job_runtime, processing_input, read_assets
 from mlops.nag import acknowledge
 
 JOBS_DIR = Path(__file__).resolve().parent.parent.parent / "jobs"
 API_TIMEOUT = sfn.Timeout.duration(cdk.Duration.minutes(5))
-CAPTURE_PREFIX = "data-capture/"     # where endpoints capture (see TrainingPipeline._data_capture)
 MONITORING_PREFIX = "monitoring/"    # manifests and reports
 RETRAINING_CRON = {  # EventBridge Scheduler cron (UTC): minutes hours day-of-month month day-of-week year
     "daily": "cron(0 4 * * ? *)",

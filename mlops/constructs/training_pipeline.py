@@ -22,7 +22,7 @@ from constructs import Construct
 
 from mlops.config import StageConfig, dataset_columns
 from mlops.constructs.access import grant_prefix
-from mlops.constructs.model_monitor import ModelMonitorSetup
+from mlops.constructs.model_monitor import CAPTURE_PREFIX, ModelMonitorSetup
 from mlops.constructs.pipeline_function import PipelineFunction, powertools_layer
 from mlops.constructs.sagemaker_jobs import allow_job_runtime, processing_input, read_assets
 from mlops.nag import acknowledge
@@ -787,7 +787,7 @@ class TrainingPipeline(Construct):
         return {
             "EnableCapture": deployment.data_capture_percentage > 0,
             "InitialSamplingPercentage": deployment.data_capture_percentage,
-            "DestinationS3Uri": f"s3://{monitoring_bucket.bucket_name}/data-capture",
+            "DestinationS3Uri": f"s3://{monitoring_bucket.bucket_name}/{CAPTURE_PREFIX.rstrip('/')}",
             "KmsKeyId": data_key.key_arn,
             "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
             "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"]},
