@@ -325,12 +325,19 @@ class DataConfig(_Model):
         return self
 
 
-MODEL_MONITOR_SCHEDULES = {  # the cron forms Model Monitor accepts (hourly at the least)
+# The only cron forms Model Monitor accepts ("The cron expression for monitoring schedule",
+# SageMaker Developer Guide): hourly "cron(0 * ? * * *)", daily "cron(0 [00-23] ? * * *)",
+# every N hours "cron(0 [00-23]/[01-24] ? * * *)". "*/6" is EventBridge's form, not Model Monitor's.
+MODEL_MONITOR_SCHEDULES = {
     "hourly": "cron(0 * ? * * *)",
-    "every-6-hours": "cron(0 */6 ? * * *)",
-    "every-12-hours": "cron(0 */12 ? * * *)",
+    "every-6-hours": "cron(0 0/6 ? * * *)",
+    "every-12-hours": "cron(0 0/12 ? * * *)",
     "daily": "cron(0 0 ? * * *)",
 }
+# An hourly model-quality execution shares its hour between the ground-truth merge job and the
+# analysis: "MaxRuntimeInSeconds ... should be no more than 1800" ("Schedule model quality
+# monitoring jobs", SageMaker Developer Guide).
+HOURLY_MODEL_QUALITY_MAX_MINUTES = 30
 
 
 class ModelMonitorConfig(_Model):
@@ -467,6 +474,12 @@ class StageConfig(_Model):
         if self.monitoring.quality_thresholds and not self.monitoring.ground_truth_prefix:
             raise ValueError("monitoring.quality_thresholds: model-quality alarms need ground truth; set "
                              "monitoring.ground_truth_prefix")
+        mm = self.monitoring.model_monitor
+        if (self.monitoring.backend == "model-monitor" and self.monitoring.ground_truth_prefix and mm.schedule == "hourly"
+                and mm.max_runtime_minutes > HOURLY_MODEL_QUALITY_MAX_MINUTES):
+            raise ValueError(f"monitoring.model_monitor.max_runtime_minutes: an hourly model-quality schedule allows at "
+                             f"most {HOURLY_MODEL_QUALITY_MAX_MINUTES} (got {mm.max_runtime_minutes}); lower it or choose "
+                             "a longer schedule")
         if label in self.data.etl.pii:
             raise ValueError(f"data.etl.pii.{label}: the label column cannot be dropped or masked")
         return self

@@ -89,7 +89,7 @@ def _approve_when_waiting(stage, execution: str) -> None:
 
     stage.wait(execution, until="Wait for approval")
     for _ in range(200):
-        if any(p == stage.functions["approval"] and a == "s3:PutObject" for p, a in stage.hooks.calls):
+        if any(c.principal == stage.functions["approval"] and c.action == "s3:PutObject" for c in stage.hooks.calls):
             break
         time.sleep(0.05)
     group = next(k for k in stage.definition["States"]["Register model version"]["Parameters"].items()
@@ -120,12 +120,26 @@ def _report(stage, result) -> None:
         package = boto3.client("sagemaker").describe_model_package(ModelPackageName=registration["model_package_arn"])
         print(f"\nRegistered model version: {package['ModelPackageArn']} ({package['ModelApprovalStatus']})")
     run = output.get("run", {})
-    endpoint_name = run.get("names", {}).get("endpoint")
-    if endpoint_name and result.status == "SUCCEEDED":
-        endpoint = boto3.client("sagemaker").describe_endpoint(EndpointName=endpoint_name)
-        print(f"Endpoint: {endpoint_name} {endpoint['EndpointStatus']} on config {endpoint['EndpointConfigName']}")
+    serving = result.output.get("deploy", {}).get("endpoint_name") if result.status == "SUCCEEDED" else None
+    if serving and run.get("deployment_mode") != "async":
+        endpoint = boto3.client("sagemaker").describe_endpoint(EndpointName=serving)
+        print(f"Endpoint: {serving} {endpoint['EndpointStatus']} on config {endpoint['EndpointConfigName']}")
+        _invoke(stage, serving, run["s3"]["test"])
     for message in stage.messages():
         print(f"Notification: {message[:160]}")
+
+
+def _invoke(stage, endpoint: str, test_split: str) -> None:
+    """A client's first request: three rows of the test split, features only, as text/csv."""
+    import boto3
+
+    bucket, prefix = test_split.removeprefix("s3://").split("/", 1)
+    s3 = boto3.client("s3")
+    key = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"][0]["Key"]
+    rows = [line.split(",") for line in s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines()[:3]]
+    scores = stage.invoke(endpoint, [[float(v) for v in row[1:]] for row in rows])
+    print(f"Invoked with 3 test rows (labels {', '.join(row[0] for row in rows)}): scores "
+          + ", ".join(f"{score:.3f}" for score in scores) + " (request and response captured for drift monitoring)")
 
 
 if __name__ == "__main__":

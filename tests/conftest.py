@@ -26,7 +26,7 @@ def model_monitor_config(dev: dict) -> dict:
     variant["monitoring"] = {**dev["monitoring"], "backend": "model-monitor",
                              "ground_truth_prefix": "monitoring/ground-truth/",
                              "quality_thresholds": [{"metric": "f1", "direction": ">=", "value": 0.9}],
-                             "model_monitor": {"schedule": "hourly", "drift_threshold": 0.15}}
+                             "model_monitor": {"schedule": "hourly", "drift_threshold": 0.15, "max_runtime_minutes": 30}}
     return variant
 
 

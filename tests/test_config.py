@@ -272,6 +272,13 @@ def test_config_is_frozen() -> None:
             id="model-monitor-runtime-beyond-an-hourly-window",
         ),
         pytest.param(
+            lambda d: d["monitoring"].update(backend="model-monitor", ground_truth_prefix="monitoring/ground-truth/",
+                                             model_monitor={"schedule": "hourly", "max_runtime_minutes": 45}),
+            ["monitoring.model_monitor.max_runtime_minutes: an hourly model-quality schedule allows at most 30",
+             "got 45"],
+            id="model-monitor-hourly-model-quality-runtime",
+        ),
+        pytest.param(
             lambda d: d["retraining"].update(schedule="hourly"),
             ["retraining.schedule: must be one of 'daily', 'weekly' or 'monthly'", "got 'hourly'"],
             id="retraining-schedule",

@@ -20,7 +20,7 @@ REGION = "eu-west-1"
 def aws(aws_credentials):
     with mock_aws():
         for module in (check, approval):
-            for name in ("_sagemaker", "_client"):
+            for name in ("_sagemaker", "_client", "_autoscaling"):
                 if hasattr(module, name):
                     getattr(module, name).cache_clear()
         yield
@@ -40,12 +40,35 @@ def _endpoint(status: str = "InService") -> None:
 
 
 def test_missing_endpoint_means_create(aws) -> None:
-    assert check.handler({"endpoint_name": "ep"}, FakeLambdaContext()) == {"exists": False, "status": None, "endpoint_config_name": None}
+    assert check.handler({"endpoint_name": "ep", "instance_types": ["ml.m5.large"]}, FakeLambdaContext()) == {
+        "exists": False, "status": None, "endpoint_config_name": None, "deregister_scaling": False}
 
 
 def test_serving_endpoint_means_update(aws) -> None:
     _endpoint()
-    assert check.handler({"endpoint_name": "ep"}, FakeLambdaContext()) == {"exists": True, "status": "InService", "endpoint_config_name": "c1"}
+    assert check.handler({"endpoint_name": "ep", "instance_types": ["ml.m5.large"]}, FakeLambdaContext()) == {
+        "exists": True, "status": "InService", "endpoint_config_name": "c1", "deregister_scaling": False}
+
+
+def _register(resource_id: str = "endpoint/ep/variant/AllTraffic") -> None:
+    boto3.client("application-autoscaling").register_scalable_target(
+        ServiceNamespace="sagemaker", ResourceId=resource_id, ScalableDimension="sagemaker:variant:DesiredInstanceCount",
+        MinCapacity=1, MaxCapacity=2)
+
+
+@pytest.mark.parametrize(("registered", "new_types", "deregister"), [
+    (True, ["ml.c5.xlarge"], True),     # SageMaker refuses this update until the variant is deregistered
+    (True, ["ml.m5.large"], False),     # same instance type: autoscaling stays registered through the update
+    (False, ["ml.c5.xlarge"], False),   # nothing registered: nothing to deregister
+    (True, [], False),                  # serverless: no instance type
+])
+def test_instance_type_change_of_a_scaled_variant_asks_to_deregister(aws, registered: bool, new_types: list[str],
+                                                                      deregister: bool) -> None:
+    _endpoint()
+    if registered:
+        _register()
+    result = check.handler({"endpoint_name": "ep", "instance_types": new_types}, FakeLambdaContext())
+    assert result["deregister_scaling"] is deregister
 
 
 @pytest.mark.parametrize("status", ["Creating", "Updating", "RollingBack"])
@@ -55,7 +78,8 @@ def test_busy_endpoint_raises_for_retry(aws, status: str) -> None:
         check.handler({"endpoint_name": "ep"}, FakeLambdaContext())
 
 
-@pytest.mark.parametrize("event", [{}, {"endpoint_name": "bad_name!"}, {"endpoint_name": "ep", "extra": 1}])
+@pytest.mark.parametrize("event", [{}, {"endpoint_name": "bad_name!"}, {"endpoint_name": "ep", "extra": 1},
+                                   {"endpoint_name": "ep", "instance_types": ["m5.large"]}])
 def test_check_endpoint_rejects_malformed_events(aws, event: dict) -> None:
     with pytest.raises(ValueError, match="malformed check-endpoint event"):
         check.handler(event, FakeLambdaContext())

@@ -206,9 +206,13 @@ def test_model_monitor_backend_baselines_and_schedules_after_a_realtime_deployme
     states = _training_states(template)
     baseline, schedule = states["Baseline for Model Monitor"], states["Schedule Model Monitor"]
     assert baseline["Next"] == "Schedule Model Monitor" and schedule["Next"] == "Notify deployed"
-    # only the real-time path (after its autoscaling) leads there: serverless, async and batch have no Model Monitor
+    # only a real-time deployment that did not roll back leads there: serverless, async and batch have no Model Monitor
     assert [s for s, body in states.items() if "Baseline for Model Monitor" in json.dumps(
-        {k: v for k, v in body.items() if k in ("Next", "Default", "Choices")})] == ["Put scaling policy"]
+        {k: v for k, v in body.items() if k in ("Next", "Default", "Choices")})] == ["Deployment rolled back?"]
+    rolled_back, realtime = states["Deployment rolled back?"]["Choices"]
+    assert rolled_back == {"Not": {"Variable": "$.endpoint_state.config", "StringEqualsPath": "$.run.names.config"},
+                           "Next": "Notify failure"}
+    assert realtime == {"Variable": "$.deploy.scaling", "StringEquals": "target-tracking", "Next": "Baseline for Model Monitor"}
     parameters = baseline["Parameters"]
     assert baseline["Resource"].endswith(":states:::sagemaker:createProcessingJob.sync")
     assert json.loads(parameters["Environment"]["dataset_format"]) == {"csv": {"header": False, "output_columns_position": "START"}}

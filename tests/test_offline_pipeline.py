@@ -17,10 +17,10 @@ HAPPY_PATH = [
     "Prepare run", "Prepare data", "Tune hyperparameters?", "Train model", "Evaluate on test split",
     "Check metric gate",
     "Metric gate passed?", "Register model version", "Create model", "Deployment mode?", "Create endpoint config",
-    "Use real-time endpoint", "Check endpoint",
+    "Use real-time endpoint", "Check endpoint", "Deregister autoscaling first?",
     "Endpoint exists?", "Create endpoint", "Start waiting", "Wait for endpoint", "Describe endpoint",
-    "Endpoint in service?", "Autoscale?", "Register scalable target", "Put scaling policy", "Notify deployed",
-    "Model deployed",
+    "Endpoint in service?", "Autoscale?", "Register scalable target", "Put scaling policy", "Deployment rolled back?",
+    "Notify deployed", "Model deployed",
 ]
 
 
@@ -99,10 +99,14 @@ def test_failed_update_leaves_the_old_endpoint_serving(dev: OfflineStage) -> Non
     dev.hooks.faults["updateEndpoint"] = ["rollback"]
     run = dev.run({})
     assert run.status == "FAILED" and run.error == "DeploymentRolledBack"
-    assert run.visited()[-4:] == ["Update rolled back", "Notify failure", "Reserved error name?", "Run failed"]
+    # autoscaling is registered again for the serving fleet, then the run fails with the rollback's cause
+    assert run.visited()[-8:] == ["Update rolled back", "Autoscale?", "Register scalable target", "Put scaling policy",
+                                  "Deployment rolled back?", "Notify failure", "Reserved error name?", "Run failed"]
     assert "keeps serving the previous model" in run.cause
     endpoint = boto3.client("sagemaker").describe_endpoint(EndpointName=DEV_ENDPOINT)
     assert endpoint["EndpointStatus"] == "InService" and endpoint["EndpointConfigName"] == serving
+    assert boto3.client("application-autoscaling").describe_scalable_targets(
+        ServiceNamespace="sagemaker", ResourceIds=[f"endpoint/{DEV_ENDPOINT}/variant/AllTraffic"])["ScalableTargets"]
 
 
 def test_unknown_mode_is_refused_up_front(dev: OfflineStage) -> None:

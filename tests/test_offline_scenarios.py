@@ -74,22 +74,14 @@ def test_data_only_run_refreshes_latest_splits_catalog_and_features(cloud_assemb
         assert stage.iam_report()["missing"] == {}
 
 
-def _capture(stage: OfflineStage, rows: list[list[float]], endpoint: str = "mlops-demo-dev-endpoint") -> None:
-    """Inference requests as the endpoint's data capture writes them (JSON lines, CSV payloads)."""
+def _captured(stage: OfflineStage, endpoint: str = "mlops-demo-dev-endpoint") -> list[dict]:
+    """The capture records under the endpoint's prefix, as Model Monitor and the drift job read them."""
     import json
-    import uuid
-    from datetime import datetime, timezone
 
     bucket = stage._resolver.exports["mlops-demo-dev-monitoring-bucket"]
-    now = datetime.now(timezone.utc)
-    lines = [json.dumps({"captureData": {
-        "endpointInput": {"observedContentType": "text/csv", "mode": "INPUT", "encoding": "CSV",
-                          "data": ",".join(f"{v:.6g}" for v in row)},
-        "endpointOutput": {"observedContentType": "text/csv", "mode": "OUTPUT", "encoding": "CSV", "data": "0.5"}},
-        "eventMetadata": {"eventId": str(uuid.uuid4()), "inferenceTime": now.isoformat()}, "eventVersion": "0"})
-        for row in rows]
-    key = f"data-capture/{endpoint}/AllTraffic/{now:%Y/%m/%d/%H}/{uuid.uuid4()}.jsonl"
-    boto3.client("s3").put_object(Bucket=bucket, Key=key, Body="\n".join(lines).encode())
+    s3 = boto3.client("s3")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"data-capture/{endpoint}/AllTraffic/").get("Contents", [])]
+    return [json.loads(line) for key in keys for line in s3.get_object(Bucket=bucket, Key=key)["Body"].read().splitlines()]
 
 
 def _clear_capture(stage: OfflineStage) -> None:
@@ -121,8 +113,14 @@ def test_monitoring_finds_drift_and_the_alarm_starts_one_retraining_run(cloud_as
                          for line in s3.get_object(Bucket=bucket, Key=k)["Body"].read().decode().splitlines()])
         features = test[:, 1:]  # what clients send: the features, no label
 
-        # traffic like the training data: no drift, the alarm stays OK, nothing is retrained
-        _capture(stage, features.tolist())
+        # traffic like the training data, sent to the endpoint: SageMaker captures it (as the model's
+        # execution role, under data-capture/); no drift, the alarm stays OK, nothing is retrained
+        scores = stage.invoke("mlops-demo-dev-endpoint", features.tolist())
+        assert len(scores) == len(features) and all(0 <= score <= 1 for score in scores)
+        (record,) = _captured(stage)
+        assert record["captureData"]["endpointInput"]["data"].count("\n") == len(features) - 1
+        assert len(record["captureData"]["endpointOutput"]["data"].splitlines()) == len(features)
+        assert stage.hooks.denied == []
         clean = _monitor(stage, "clean-traffic")
         assert clean.status == "SUCCEEDED" and clean.visited()[-1] == "Monitoring done", (clean.error, clean.cause)
         report = clean.output["drift"]["report"]
@@ -135,7 +133,8 @@ def test_monitoring_finds_drift_and_the_alarm_starts_one_retraining_run(cloud_as
         # the same clients, but every measurement now comes in 1.5x larger: drift
         _clear_capture(stage)
         rng = np.random.default_rng(0)
-        _capture(stage, (np.tile(features, (4, 1)) * 1.5 * rng.normal(1, 0.02, (len(features) * 4, features.shape[1]))).tolist())
+        stage.invoke("mlops-demo-dev-endpoint",
+                     (np.tile(features, (4, 1)) * 1.5 * rng.normal(1, 0.02, (len(features) * 4, features.shape[1]))).tolist())
         drifted = _monitor(stage, "drifted-traffic")
         assert drifted.status == "SUCCEEDED", (drifted.error, drifted.cause)
         bucket, prefix = drifted.output["drift"]["report"].removeprefix("s3://").split("/", 1)
@@ -163,8 +162,8 @@ def _wait_for_token(stage: OfflineStage, execution: str) -> str:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         packages = _packages("mlops-demo-prod-models")
-        if packages and stage.hooks.calls and any(a == "s3:PutObject" and p == stage.functions["approval"]
-                                                  for p, a in stage.hooks.calls):
+        if packages and any(c.action == "s3:PutObject" and c.principal == stage.functions["approval"]
+                            for c in stage.hooks.calls):
             return packages[0]["ModelPackageArn"]
         time.sleep(0.05)
     raise TimeoutError("the run never started waiting for approval")
@@ -253,7 +252,7 @@ def test_async_mode_scales_to_zero_and_wakes_on_backlog(cloud_assembly_dir: Path
     with OfflineStage(cloud_assembly_dir, "dev") as stage:
         run = stage.run({"deployment_mode": "async"})
         assert run.status == "SUCCEEDED", (run.error, run.cause)
-        assert run.visited()[-6:-2] == ["Register async scalable target", "Put backlog scaling policy",
+        assert run.visited()[-7:-3] == ["Register async scalable target", "Put backlog scaling policy",
                                          "Put wake-from-zero policy", "Put wake-from-zero alarm"]
         sagemaker = boto3.client("sagemaker")
         endpoint = sagemaker.describe_endpoint(EndpointName="mlops-demo-dev-async")
@@ -267,6 +266,25 @@ def test_async_mode_scales_to_zero_and_wakes_on_backlog(cloud_assembly_dir: Path
         (alarm,) = boto3.client("cloudwatch").describe_alarms()["MetricAlarms"]
         assert alarm["MetricName"] == "HasBacklogWithoutCapacity"
         assert alarm["AlarmActions"] == [run.output["wake"]["policy_arn"]]  # the alarm fires the wake-up policy
+
+        # a client uploads a request and invokes: SageMaker reads it, writes the result and
+        # notifies the success topic, all as the model's execution role
+        artifacts = stage._resolver.exports["mlops-demo-dev-artifacts-bucket"]
+        test_bucket, prefix = run.output["run"]["s3"]["test"].removeprefix("s3://").split("/", 1)
+        s3 = boto3.client("s3")
+        rows = [line.split(",", 1)[1] for o in s3.list_objects_v2(Bucket=test_bucket, Prefix=prefix)["Contents"]
+                for line in s3.get_object(Bucket=test_bucket, Key=o["Key"])["Body"].read().decode().splitlines()]
+        s3.put_object(Bucket=artifacts, Key="async-input/request-1.csv", Body="\n".join(rows).encode())
+        answer = boto3.client("sagemaker-runtime").invoke_endpoint_async(
+            EndpointName="mlops-demo-dev-async", InputLocation=f"s3://{artifacts}/async-input/request-1.csv",
+            ContentType="text/csv", InferenceId="request-1")
+        bucket, key = answer["OutputLocation"].removeprefix("s3://").split("/", 1)
+        assert key == "async-output/request-1.out"
+        scores = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines()
+        assert len(scores) == len(rows) == 57
+        (notice,) = stage.async_notifications()
+        assert notice["invocationStatus"] == "Success" and notice["responseParameters"]["outputLocation"] == answer["OutputLocation"]
+        assert stage.hooks.denied == []
         assert stage.iam_report()["missing"] == {}  # every call allowed by its caller's policy
 
 
@@ -283,8 +301,8 @@ def test_model_monitor_backend_baselines_and_moves_the_schedules_with_each_deplo
         sagemaker = boto3.client("sagemaker")
         first = stage.run({})
         assert first.status == "SUCCEEDED", (first.error, first.cause)
-        assert first.visited()[-5:] == ["Put scaling policy", "Baseline for Model Monitor", "Schedule Model Monitor",
-                                        "Notify deployed", "Model deployed"]
+        assert first.visited()[-6:] == ["Put scaling policy", "Deployment rolled back?", "Baseline for Model Monitor",
+                                        "Schedule Model Monitor", "Notify deployed", "Model deployed"]
         baseline = first.output["run"]["s3"]["baseline"]
         statistics, tuned = _s3_json(f"{baseline}statistics.json"), _s3_json(f"{baseline}monitoring-constraints.json")
         assert [f["name"] for f in statistics["features"]] == [f"_c{i}" for i in range(31)]  # label first, 30 features
@@ -321,3 +339,83 @@ def test_model_monitor_backend_failed_baseline_fails_the_run_and_the_endpoint_ke
         endpoint = boto3.client("sagemaker").describe_endpoint(EndpointName="mlops-demo-mm-endpoint")
         assert endpoint["EndpointStatus"] == "InService"  # deployed before the baseline: it keeps serving
         assert any("FAILED" in message for message in stage.messages())
+
+
+def _alarm_event(name: str) -> dict:
+    return {"version": "0", "source": "aws.cloudwatch", "detail-type": "CloudWatch Alarm State Change",
+            "account": "123456789012", "region": "eu-west-1", "detail": {"alarmName": name, "state": {"value": "ALARM"}}}
+
+
+def test_undeliverable_events_reach_every_dead_letter_queue(cloud_assembly_dir: Path) -> None:
+    """Every rule and schedule target fails to take its event: each event must land in the
+    target's dead-letter queue (KMS-encrypted with the data key), none may be lost."""
+    with OfflineStage(cloud_assembly_dir, "dev") as stage:
+        assert stage.deliver_event(_alarm_event("mlops-demo-dev-drift"), delivery_fails=True) == []
+        schedules = sorted(stage._resources("Pipeline", "AWS::Scheduler::Schedule"))
+        assert len(schedules) == 2  # monitoring and retraining
+        for schedule in schedules:
+            stage.fire_schedule(schedule, delivery_fails=True)
+        assert stage.lost_events == []
+        held = {queue: len(messages) for queue, messages in stage.dead_letters().items()}
+        assert list(held.values()) == [3]  # one queue for the alarm rule and both schedules
+        assert stage.hooks.denied == []
+    with OfflineStage(cloud_assembly_dir, "prod") as stage:
+        raw = stage._resolver.exports["mlops-demo-prod-raw-bucket"]
+        stage.deliver_event({"version": "0", "source": "aws.s3", "detail-type": "Object Created", "account": "123456789012",
+                             "region": "eu-west-1", "detail": {"bucket": {"name": raw},
+                                                               "object": {"key": "sample/breast_cancer/new.csv"}}},
+                            delivery_fails=True)
+        package = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/mlops-demo-prod-models/1"
+        stage.deliver_event({"version": "0", "source": "aws.sagemaker", "detail-type": "SageMaker Model Package State Change",
+                             "account": "123456789012", "region": "eu-west-1", "detail": {
+                                 "ModelPackageGroupName": "mlops-demo-prod-models", "ModelPackageArn": package,
+                                 "ModelApprovalStatus": "Approved"}}, delivery_fails=True)
+        stage.deliver_event(_alarm_event("mlops-demo-prod-drift"), delivery_fails=True)
+        assert stage.lost_events == []
+        held = {queue: len(messages) for queue, messages in stage.dead_letters().items()}
+        assert sorted(held) == sorted(q for q in held if any(k in q for k in ("RawData", "Approval", "Trigger")))
+        assert all(count == 1 for count in held.values()) and len(held) == 3, held
+        assert stage.hooks.denied == []
+
+
+def _with_instance_type(definition: dict, old: str, new: str) -> dict:
+    """The training definition as a config change of ``deployment.instance_type`` synthesizes it:
+    the value appears in these states only (tests/test_pipeline_template.py checks that)."""
+    import json
+
+    changed = json.loads(json.dumps(definition))
+    for state in DEPLOYMENT_INSTANCE_TYPE_STATES:
+        changed["States"][state] = json.loads(json.dumps(changed["States"][state]).replace(f'"{old}"', f'"{new}"'))
+    return changed
+
+
+DEPLOYMENT_INSTANCE_TYPE_STATES = ("Register model version", "Create endpoint config", "Create async endpoint config",
+                                   "Use real-time endpoint", "Use async endpoint", "Run batch transform")
+
+
+def test_changing_the_instance_type_redeploys_an_autoscaled_endpoint(cloud_assembly_dir: Path) -> None:
+    import json
+
+    with OfflineStage(cloud_assembly_dir, "dev") as stage:
+        first = stage.run({})
+        assert first.status == "SUCCEEDED", (first.error, first.cause)
+        autoscaling = boto3.client("application-autoscaling")
+        target = ["endpoint/mlops-demo-dev-endpoint/variant/AllTraffic"]
+        assert autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=target)["ScalableTargets"]
+        boto3.client("stepfunctions").update_state_machine(
+            stateMachineArn=stage.state_machine_arn,
+            definition=json.dumps(_with_instance_type(stage.definition, "ml.m5.large", "ml.c5.xlarge")))
+        second = stage.run({})
+        assert second.status == "SUCCEEDED", (second.error, second.cause)
+        visited = second.visited()
+        assert visited.index("Deregister scalable target") < visited.index("Update endpoint (blue-green)") < \
+            visited.index("Register scalable target")
+        sagemaker = boto3.client("sagemaker")
+        serving = sagemaker.describe_endpoint(EndpointName="mlops-demo-dev-endpoint")["EndpointConfigName"]
+        assert serving == second.output["run"]["names"]["config"]
+        assert sagemaker.describe_endpoint_config(EndpointConfigName=serving)["ProductionVariants"][0]["InstanceType"] == \
+            "ml.c5.xlarge"
+        assert autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=target)["ScalableTargets"]
+        third = stage.run({})  # same instance type again: autoscaling stays registered through the update
+        assert third.status == "SUCCEEDED" and "Deregister scalable target" not in third.visited()
+        assert stage.iam_report()["missing"] == {}

@@ -129,7 +129,7 @@ def test_realtime_deployment(stacks, stage: str, instances: int) -> None:
     assert "BlueGreenUpdatePolicy" in update
     assert states["Check endpoint"]["Retry"][-1]["ErrorEquals"] == ["EndpointBusy"]
     assert states["Use real-time endpoint"]["Result"] == {"endpoint_name": f"mlops-demo-{stage}-endpoint", "blue_green": True,
-                                                  "scaling": "target-tracking"}
+                                                  "scaling": "target-tracking", "instance_types": ["ml.m5.large"]}
     assert states["Keep waiting?"]["Choices"][0]["NumericLessThan"] == 30  # bounded poll
     assert states["Register scalable target"]["Parameters"]["MinCapacity"] == instances
 
@@ -199,7 +199,7 @@ def test_serverless_deployment(stacks, stage: str) -> None:
     assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
     assert "InstanceType" not in variant and "DataCaptureConfig" not in states["Create serverless endpoint config"]["Parameters"]
     assert states["Use serverless endpoint"]["Result"] == {"endpoint_name": f"mlops-demo-{stage}-serverless", "blue_green": False,
-                                                   "scaling": "none"}
+                                                   "scaling": "none", "instance_types": []}
     assert "DeploymentConfig" not in states["Update serverless endpoint"]["Parameters"]
     assert states["Autoscale?"]["Choices"][0]["Variable"] == "$.deploy.scaling"
 

@@ -1,15 +1,24 @@
 """Before deploying: does the serving endpoint exist, and may it be changed now?
 
-Returns ``{"exists": bool, "status": str | None, "endpoint_config_name": str | None}``.
-Raises ``EndpointBusy`` while the endpoint is Creating, Updating, SystemUpdating,
-RollingBack or Deleting: SageMaker rejects an update then, so the state machine retries
-this state with backoff (bounded) instead of failing the run or touching the endpoint.
+Event: ``{"endpoint_name": str, "instance_types": [str]}`` (the instance types of the new
+endpoint config's variants; none for serverless).
+
+Returns ``{"exists": bool, "status": str | None, "endpoint_config_name": str | None,
+"deregister_scaling": bool}``. Raises ``EndpointBusy`` while the endpoint is Creating,
+Updating, SystemUpdating, RollingBack or Deleting: SageMaker rejects an update then, so the
+state machine retries this state with backoff (bounded) instead of failing the run or
+touching the endpoint.
+
+``deregister_scaling`` is true when a variant registered with Application Auto Scaling would
+change instance type: SageMaker refuses that update until the variant is deregistered
+("Update endpoints that use auto scaling", SageMaker Developer Guide). The state machine
+deregisters it, updates, and registers the variant again once the endpoint is in service.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 
 import boto3
 from aws_lambda_powertools import Logger
@@ -29,11 +38,18 @@ class EndpointBusy(Exception):
 class Event(BaseModel):
     model_config = ConfigDict(extra="forbid")
     endpoint_name: str = Field(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+    instance_types: list[Annotated[str, Field(pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")]] = Field(default_factory=list,
+                                                                                                max_length=10)
 
 
 @lru_cache(maxsize=None)
 def _sagemaker():
     return boto3.client("sagemaker")
+
+
+@lru_cache(maxsize=None)
+def _autoscaling():
+    return boto3.client("application-autoscaling")
 
 
 def endpoint_state(name: str) -> dict[str, Any]:
@@ -51,6 +67,18 @@ def endpoint_state(name: str) -> dict[str, Any]:
     return {"exists": True, "status": status, "endpoint_config_name": described["EndpointConfigName"]}
 
 
+def scaling_blocks_update(name: str, config_name: str, instance_types: list[str]) -> bool:
+    """Would updating to ``instance_types`` change a variant that is a scalable target?"""
+    if not instance_types:
+        return False
+    variants = _sagemaker().describe_endpoint_config(EndpointConfigName=config_name)["ProductionVariants"]
+    changed = {f"endpoint/{name}/variant/{v['VariantName']}" for v in variants if v.get("InstanceType") not in instance_types}
+    if not changed:
+        return False
+    targets = _autoscaling().describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=sorted(changed))
+    return bool(targets["ScalableTargets"])
+
+
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
@@ -58,5 +86,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     except ValidationError as error:
         raise ValueError(f"malformed check-endpoint event: {error}") from None
     state = endpoint_state(parsed.endpoint_name)
+    state["deregister_scaling"] = bool(state["exists"]) and scaling_blocks_update(
+        parsed.endpoint_name, state["endpoint_config_name"], parsed.instance_types)
     logger.info("endpoint state", extra=state)
     return state

@@ -71,6 +71,23 @@ class DataLake(Construct):
             )
         )
 
+        # EventBridge delivers what it cannot hand to a rule's target to that target's dead-letter
+        # queue; the stage's queues are encrypted with this key, so EventBridge may use it for
+        # this account's rules of this stage only ("Amazon SQS key management": AWS service
+        # producers to encrypted queues; EventBridge "Using dead-letter queues").
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowEventBridgeDeadLetterQueues",
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                resources=["*"],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {"aws:SourceArn": f"arn:{stack.partition}:events:{stack.region}:{stack.account}:rule/{resource_prefix}-*"},
+                },
+            )
+        )
+
         lifecycle_common = dict(
             noncurrent_version_expiration=Duration.days(config.noncurrent_version_expiration_days),
             abort_incomplete_multipart_upload_after=Duration.days(config.abort_incomplete_multipart_upload_days),

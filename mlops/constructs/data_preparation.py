@@ -152,7 +152,7 @@ class DataPreparation(Construct):
 
         etl_script = s3_assets.Asset(self, "EtlScript", path=str(JOBS_DIR / "etl" / "etl.py"))
         etl_role = self._glue_role("EtlRole", "ETL job", data_key, None)
-        read_assets(etl_role, [etl_script])
+        read_assets(etl_role, [etl_script], listed=False)  # Glue reads ScriptLocation by key
         etl_input = paths["clean"] if data.recipe else None
         if etl_input:
             grant_prefix(etl_role, curated_bucket, etl_input, "read the cleaned files of the recipe job",
@@ -183,7 +183,8 @@ class DataPreparation(Construct):
                 "--job-bookmark-option": "job-bookmark-disable",  # every run reads the whole table: the split is global
                 "--enable-metrics": "true",
                 "--enable-observability-metrics": "true",
-                "--enable-continuous-cloudwatch-log": "true",
+                # no --enable-continuous-cloudwatch-log: Glue 5.0 logs every job in real time and
+                # ignores it ("Enabling continuous logging for AWS Glue 4.0 and earlier jobs")
                 "--input": input_uri,
                 "--label": dataset_columns(dataset)[-1],
                 "--rules": json.dumps(data.etl.model_dump(include={"missing", "pii"})),

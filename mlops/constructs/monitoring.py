@@ -109,7 +109,8 @@ class Monitoring(Construct):
                 endpoint_name, image_uri, image_repository, layer, topic, topic_key, retention)
             state_machines = {**state_machines, "monitoring": self.state_machine}
             monitoring_target = scheduler_targets.StepFunctionsStartExecution(
-                self.state_machine, dead_letter_queue=self._dead_letters, retry_attempts=3,
+                self.state_machine, role=self._schedule_role("MonitoringScheduleRole"),
+                dead_letter_queue=self._dead_letters, retry_attempts=3,
                 max_event_age=cdk.Duration.hours(6),
                 input=scheduler.ScheduleTargetInput.from_object({"trigger": "schedule"}))
             scheduler.Schedule(self, "MonitoringSchedule", description=f"{prefix}: drift and quality check of {endpoint_name}",
@@ -169,6 +170,17 @@ class Monitoring(Construct):
                                         **{alarm.alarm_name: "quality-alarm" for alarm in quality_alarms}})
 
     # ------------------------------------------------------------------ pieces
+    def _schedule_role(self, construct_id: str) -> iam.Role:
+        """The role one schedule runs as. EventBridge Scheduler delivers a failed invocation to
+        the dead-letter queue as this role ("Configuring a schedule's dead-letter queue"), and
+        the queue is encrypted with the data key, so besides sqs:SendMessage (granted by the
+        target) the role may use the key to send."""
+        role = iam.Role(self, construct_id, assumed_by=iam.ServicePrincipal(
+            "scheduler.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": cdk.Stack.of(self).account}}),
+            description=f"{self._config.resource_prefix}: EventBridge Scheduler target and dead-letter delivery")
+        self._data_key.grant(role, "kms:GenerateDataKey", "kms:Decrypt")
+        return role
+
     def _alarm(self, name: str, description: str, metric: cloudwatch.IMetric, *, threshold: float,
                action: cloudwatch.IAlarmAction, periods: int = 1,
                comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -453,18 +465,16 @@ class Monitoring(Construct):
         self.functions["retrain"] = retrain
         if retraining.schedule:
             stack = cdk.Stack.of(self)
-            before = {child.node.id for child in stack.node.children}
+            role = self._schedule_role("RetrainingScheduleRole")
             scheduler.Schedule(
                 self, "RetrainingSchedule", description=f"{prefix}: {retraining.schedule} retraining",
                 schedule=scheduler.ScheduleExpression.expression(RETRAINING_CRON[retraining.schedule]),
                 target=scheduler_targets.LambdaInvoke(
-                    retrain.function, dead_letter_queue=self._dead_letters, retry_attempts=3,
+                    retrain.function, role=role, dead_letter_queue=self._dead_letters, retry_attempts=3,
                     max_event_age=cdk.Duration.hours(6),
                     input=scheduler.ScheduleTargetInput.from_object({"source": "schedule", "reason": retraining.schedule})),
             )
             logical_id = stack.get_logical_id(retrain.function.node.default_child)  # type: ignore[arg-type]
-            (role,) = [child for child in stack.node.children  # the role the schedule assumes for this target
-                       if child.node.id.startswith("SchedulerRoleForTarget-") and child.node.id not in before]
             acknowledge(role, "AwsSolutions-IAM5", "CDK's Scheduler LambdaInvoke target grants invoking the retrain "
                         "function's versions and aliases; the schedule calls that one function only.",
                         applies_to=f"Resource::<{logical_id}.Arn>:*")

@@ -10,11 +10,19 @@ from aws_cdk import aws_s3_assets as s3_assets
 from mlops.nag import acknowledge
 
 
-def read_assets(role: iam.IRole, assets: list[s3_assets.Asset]) -> None:
-    """The script objects themselves, not the whole assets bucket (Asset.grant_read uses wildcards)."""
+def read_assets(role: iam.IRole, assets: list[s3_assets.Asset], *, listed: bool = True) -> None:
+    """The script objects themselves, not the whole assets bucket (Asset.grant_read uses wildcards).
+    ``listed``: the scripts are processing inputs of type ``S3Prefix``, which SageMaker lists
+    before downloading ("ProcessingS3Input": all objects with the key name prefix), so the role
+    may also list the assets bucket, for exactly those keys. Glue reads its script by key only."""
     role.add_to_principal_policy(iam.PolicyStatement(
         actions=["s3:GetObject"],
         resources=[f"arn:{cdk.Aws.PARTITION}:s3:::{asset.s3_bucket_name}/{asset.s3_object_key}" for asset in assets]))
+    if listed:
+        role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["s3:ListBucket"],
+            resources=sorted({f"arn:{cdk.Aws.PARTITION}:s3:::{asset.s3_bucket_name}" for asset in assets}),
+            conditions={"StringEquals": {"s3:prefix": [asset.s3_object_key for asset in assets]}}))
 
 
 def allow_job_runtime(role: iam.IRole, repository: str, who: str) -> None:

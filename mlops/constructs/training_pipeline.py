@@ -29,6 +29,8 @@ from mlops.nag import acknowledge
 
 JOBS_DIR = Path(__file__).resolve().parent.parent.parent / "jobs"
 VARIANT = "AllTraffic"
+ASYNC_INPUT_PREFIX = "async-input/"    # artifacts bucket: where clients upload async inference requests
+ASYNC_OUTPUT_PREFIX = "async-output/"  # artifacts bucket: where SageMaker writes their results
 DEPLOYMENT_MODES = ("realtime", "serverless", "async", "batch")  # the branches this state machine has
 ENDPOINT_POLL = cdk.Duration.seconds(60)
 # Bounds every API-call task (Lambda handlers run in seconds; a hung call must not hold the run).
@@ -102,8 +104,11 @@ class TrainingPipeline(Construct):
             data_key, curated_bucket, artifacts_bucket, list(scripts.values())
         )
 
-        # Async inference reports each result to one of these (KMS, SSL-only); SageMaker
-        # publishes with the execution role.
+        # What SageMaker does as the model's execution role while serving ("Asynchronous
+        # inference" and "Data capture" in the SageMaker Developer Guide): read each async
+        # request clients upload under ASYNC_INPUT_PREFIX, write its result under
+        # ASYNC_OUTPUT_PREFIX and report it to one of these topics (KMS, SSL-only), and write
+        # the endpoints' captured requests and responses under CAPTURE_PREFIX.
         self.async_topics = {
             outcome: sns.Topic(self, f"Async{outcome.capitalize()}Topic", master_key=data_key, enforce_ssl=True,
                                display_name=f"{prefix} async inference {outcome}")
@@ -111,8 +116,13 @@ class TrainingPipeline(Construct):
         }
         self.sagemaker_role.add_to_policy(iam.PolicyStatement(
             actions=["sns:Publish"], resources=[topic.topic_arn for topic in self.async_topics.values()]))
-        self._s3_access(self.sagemaker_role, "artifacts", artifacts_bucket, "async-output/",
-                        "write async inference results, one object per request")
+        self._s3_access(self.sagemaker_role, "artifacts", artifacts_bucket, ASYNC_INPUT_PREFIX,
+                        "read the async inference requests clients upload, one object per request")
+        self._s3_access(self.sagemaker_role, "artifacts", artifacts_bucket, ASYNC_OUTPUT_PREFIX,
+                        "write async inference results, one object per request", write=True)
+        self._s3_access(self.sagemaker_role, "monitoring", monitoring_bucket, CAPTURE_PREFIX,
+                        "write the captured requests and responses of the endpoints, one object per few minutes",
+                        write=True)
 
         # --- functions ---------------------------------------------------------------
         layer = powertools_layer(self, "Powertools", pipeline.powertools_layer_version)
@@ -153,6 +163,19 @@ class TrainingPipeline(Construct):
             actions=["sagemaker:DescribeEndpoint"],
             resources=endpoint_arns,
         ))
+        # does autoscaling block the update? (the serving config's instance types, the registered targets)
+        check.role.add_to_policy(iam.PolicyStatement(
+            actions=["sagemaker:DescribeEndpointConfig"],
+            resources=[stack.format_arn(service="sagemaker", resource="endpoint-config", resource_name=f"{prefix}-config-*")],
+        ))
+        check.role.add_to_policy(iam.PolicyStatement(actions=["application-autoscaling:DescribeScalableTargets"],
+                                                     resources=["*"]))
+        acknowledge(check.role, "AwsSolutions-IAM5", "application-autoscaling:DescribeScalableTargets supports no "
+                    "resource-level permissions; the handler asks about the stage's own endpoint variants only.",
+                    applies_to="Resource::*")
+        acknowledge(check.role, "AwsSolutions-IAM5", "Endpoint config names are derived per run; the handler reads the "
+                    "config the endpoint serves to compare instance types.",
+                    applies_to=f"Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:endpoint-config/{prefix}-config-*")
         self.functions = {"prepare_run": prepare, "metric_gate": gate, "check_endpoint": check}
         if self.model_monitor:
             self.functions["schedule_model_monitor"] = self.model_monitor.function
@@ -195,6 +218,10 @@ class TrainingPipeline(Construct):
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             ),
         ]
+        # SageMaker reads the rollback alarms during a blue/green update as the execution role
+        # ("Auto-Rollback Configuration and Monitoring": the role needs cloudwatch:DescribeAlarms).
+        self.sagemaker_role.add_to_policy(iam.PolicyStatement(
+            actions=["cloudwatch:DescribeAlarms"], resources=[alarm.alarm_arn for alarm in self.rollback_alarms]))
 
         # --- the workflow ------------------------------------------------------------
         self._topic = topic
@@ -589,7 +616,7 @@ class TrainingPipeline(Construct):
                     "InstanceType": deployment.instance_type, "InitialInstanceCount": 1, "InitialVariantWeight": 1}],
                 "AsyncInferenceConfig": {
                     "OutputConfig": {
-                        "S3OutputPath": f"s3://{self._artifacts_bucket_name}/async-output/",
+                        "S3OutputPath": f"s3://{self._artifacts_bucket_name}/{ASYNC_OUTPUT_PREFIX}",
                         "KmsKeyId": data_key.key_arn,
                         "NotificationConfig": {"SuccessTopic": self.async_topics["success"].topic_arn,
                                                "ErrorTopic": self.async_topics["error"].topic_arn},
@@ -602,19 +629,37 @@ class TrainingPipeline(Construct):
             comment="Results to S3 (KMS), success/error to SNS, data capture",
         )
         use_realtime = sfn.Pass(self, "Use real-time endpoint", result_path="$.deploy", result=sfn.Result.from_object(
-            {"endpoint_name": self.endpoint_name, "blue_green": True, "scaling": "target-tracking"}))
+            {"endpoint_name": self.endpoint_name, "blue_green": True, "scaling": "target-tracking",
+             "instance_types": [deployment.instance_type]}))
         use_serverless = sfn.Pass(self, "Use serverless endpoint", result_path="$.deploy", result=sfn.Result.from_object(
-            {"endpoint_name": self.serverless_endpoint_name, "blue_green": False, "scaling": "none"}))
+            {"endpoint_name": self.serverless_endpoint_name, "blue_green": False, "scaling": "none", "instance_types": []}))
         use_async = sfn.Pass(self, "Use async endpoint", result_path="$.deploy", result=sfn.Result.from_object(
-            {"endpoint_name": self.async_endpoint_name, "blue_green": False, "scaling": "scale-to-zero"}))
+            {"endpoint_name": self.async_endpoint_name, "blue_green": False, "scaling": "scale-to-zero",
+             "instance_types": [deployment.instance_type]}))
         check_endpoint = tasks.LambdaInvoke(
             self, "Check endpoint",
             task_timeout=API_TIMEOUT,
             lambda_function=check.function,
-            payload=sfn.TaskInput.from_object({"endpoint_name": sfn.JsonPath.string_at("$.deploy.endpoint_name")}),
-            result_selector={"exists.$": "$.Payload.exists", "previous_config.$": "$.Payload.endpoint_config_name"},
+            payload=sfn.TaskInput.from_object({"endpoint_name": sfn.JsonPath.string_at("$.deploy.endpoint_name"),
+                                               "instance_types": sfn.JsonPath.list_at("$.deploy.instance_types")}),
+            result_selector={"exists.$": "$.Payload.exists", "previous_config.$": "$.Payload.endpoint_config_name",
+                             "deregister_scaling.$": "$.Payload.deregister_scaling"},
             result_path="$.endpoint",
-            comment="Create or update? Waits while the endpoint is busy",
+            comment="Create or update? Waits while the endpoint is busy; says whether autoscaling blocks the update",
+        )
+        # SageMaker refuses to change the instance type of a variant registered with Application
+        # Auto Scaling ("Update endpoints that use auto scaling"): deregister it first; it is
+        # registered again once the endpoint is in service (also after a rollback).
+        deregister = tasks.CallAwsService(
+            self, "Deregister scalable target",
+            task_timeout=API_TIMEOUT,
+            service="applicationautoscaling", action="deregisterScalableTarget",
+            parameters={"ServiceNamespace": "sagemaker", "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+                        "ResourceId.$": f"States.Format('endpoint/{{}}/variant/{VARIANT}', $.deploy.endpoint_name)"},
+            iam_resources=[stack.format_arn(service="application-autoscaling", resource="scalable-target", resource_name="*")],
+            iam_action="application-autoscaling:DeregisterScalableTarget",
+            result_path=sfn.JsonPath.DISCARD,
+            comment="The instance type changes: SageMaker updates a scaled variant only once it is deregistered",
         )
         check_endpoint.add_retry(errors=["EndpointBusy"], interval=ENDPOINT_POLL, backoff_rate=1.5, max_attempts=8)
         endpoint_and_configs = [*self._endpoint_arns, stack.format_arn(
@@ -667,8 +712,11 @@ class TrainingPipeline(Construct):
                       update_endpoint, update_serverless):
             state.add_retry(errors=SAGEMAKER_TRANSIENT + ["SageMaker.SageMakerException"],
                             interval=cdk.Duration.seconds(10), backoff_rate=2, max_attempts=3)
+        deregister.add_retry(errors=["ApplicationAutoScaling.ConcurrentUpdateException",
+                                     "ApplicationAutoScaling.InternalServiceException"],
+                             interval=cdk.Duration.seconds(10), backoff_rate=2, max_attempts=3)
         for state in (create_model, create_config, create_serverless_config, create_async_config, check_endpoint,
-                      create_endpoint, update_endpoint, update_serverless):
+                      create_endpoint, update_endpoint, update_serverless, deregister):
             state.add_catch(self._notify_failure, errors=["States.ALL"], result_path="$.error")
 
         # Bounded wait: at most wait_for_endpoint_minutes of polling, then give up (the
@@ -697,7 +745,7 @@ class TrainingPipeline(Construct):
             "Error": "DeploymentRolledBack",
             "Cause.$": "States.Format('Endpoint {} rolled back to {}; it keeps serving the previous model', "
                        "$.deploy.endpoint_name, $.endpoint_state.config)",
-        }, result_path="$.error").next(self._notify_failure)
+        }, result_path="$.error")
         endpoint_failed = sfn.Pass(self, "Endpoint failed", parameters={
             "Error": "EndpointFailed", "Cause.$": "States.Format('Endpoint {} is Failed', $.deploy.endpoint_name)",
         }, result_path="$.error").next(self._notify_failure)
@@ -706,18 +754,25 @@ class TrainingPipeline(Construct):
             "Cause.$": f"States.Format('Endpoint {{}} not InService after {deployment.wait_for_endpoint_minutes} minutes', $.deploy.endpoint_name)",
         }, result_path="$.error").next(self._notify_failure)
 
+        # In service on the new config: (re)register autoscaling, then finish. Rolled back to the
+        # old config: register autoscaling again too (the variant may have been deregistered for
+        # the update; registering is idempotent), then fail the run with the rollback's cause.
+        target_tracking = sfn.Condition.string_equals("$.deploy.scaling", "target-tracking")
+        serving_new_config = sfn.Condition.string_equals_json_path("$.endpoint_state.config", config_name)
+        finish = sfn.Choice(self, "Deployment rolled back?").when(sfn.Condition.not_(serving_new_config), self._notify_failure)
+        if self.model_monitor is not None:
+            finish.when(target_tracking, self._schedule_monitoring(done))
+        finish.otherwise(done)
+        scale = (sfn.Choice(self, "Autoscale?")
+                 .when(target_tracking, autoscaling.next(finish))
+                 .when(sfn.Condition.string_equals("$.deploy.scaling", "scale-to-zero"),
+                       self._scale_to_zero(deployment).next(finish))
+                 .otherwise(finish))
         in_service = sfn.Condition.string_equals("$.endpoint_state.status", "InService")
         poll = wait.next(describe).next(
             sfn.Choice(self, "Endpoint in service?")
-            .when(sfn.Condition.and_(in_service, sfn.Condition.string_equals_json_path(
-                "$.endpoint_state.config", config_name)),
-                  sfn.Choice(self, "Autoscale?")
-                  .when(sfn.Condition.string_equals("$.deploy.scaling", "target-tracking"),
-                        autoscaling.next(self._schedule_monitoring(done)))
-                  .when(sfn.Condition.string_equals("$.deploy.scaling", "scale-to-zero"),
-                        self._scale_to_zero(deployment).next(done))
-                  .otherwise(done))
-            .when(in_service, rolled_back)
+            .when(sfn.Condition.and_(in_service, serving_new_config), scale)
+            .when(in_service, rolled_back.next(scale))
             .when(sfn.Condition.string_equals("$.endpoint_state.status", "Failed"), endpoint_failed)
             .otherwise(count.next(
                 sfn.Choice(self, "Keep waiting?")
@@ -728,12 +783,15 @@ class TrainingPipeline(Construct):
         create_endpoint.next(start_wait)
         update_endpoint.next(start_wait)
         update_serverless.next(start_wait)
+        exists = (sfn.Choice(self, "Endpoint exists?")
+                  .when(sfn.Condition.and_(sfn.Condition.boolean_equals("$.endpoint.exists", True),
+                                           sfn.Condition.boolean_equals("$.deploy.blue_green", True)), update_endpoint)
+                  .when(sfn.Condition.boolean_equals("$.endpoint.exists", True), update_serverless)
+                  .otherwise(create_endpoint))
         check_endpoint.next(
-            sfn.Choice(self, "Endpoint exists?")
-            .when(sfn.Condition.and_(sfn.Condition.boolean_equals("$.endpoint.exists", True),
-                                     sfn.Condition.boolean_equals("$.deploy.blue_green", True)), update_endpoint)
-            .when(sfn.Condition.boolean_equals("$.endpoint.exists", True), update_serverless)
-            .otherwise(create_endpoint)
+            sfn.Choice(self, "Deregister autoscaling first?")
+            .when(sfn.Condition.boolean_equals("$.endpoint.deregister_scaling", True), deregister.next(exists))
+            .otherwise(exists)
         )
         create_config.next(use_realtime).next(check_endpoint)
         create_serverless_config.next(use_serverless).next(check_endpoint)
@@ -750,8 +808,7 @@ class TrainingPipeline(Construct):
         """``model-monitor`` backend, after a real-time deployment: baseline the run's training
         split, then create or move the monitoring schedules. A failure here fails the run (and
         notifies); the endpoint keeps serving the new model, monitored against the old baseline."""
-        if self.model_monitor is None:
-            return done
+        assert self.model_monitor is not None
         baseline = self._job("Baseline for Model Monitor", "createProcessingJob",
                              self.model_monitor.baseline_parameters(_with_suffix("$.run.names.baseline")),
                              result_selector={"job_name.$": "$.ProcessingJobName"}, result_path="$.baseline",
@@ -993,11 +1050,32 @@ class TrainingPipeline(Construct):
             sid="BlueGreenRollbackAlarms", actions=["cloudwatch:DescribeAlarms"],
             resources=[alarm.alarm_arn for alarm in self.rollback_alarms],
         ))
+        # Application Auto Scaling checks that whoever registers a scalable target or puts a
+        # scaling policy may act on the target and its alarms itself ("Permissions validation
+        # for Application Auto Scaling API calls on target resources"; the actions are those of
+        # the service-linked role's policy, AWSApplicationAutoscalingSageMakerEndpointPolicy):
+        # the stage's autoscaled endpoints, their configs, and the target-tracking alarms the
+        # service names "TargetTracking-<resource id>-AlarmHigh/Low-<uuid>".
+        scaled = [self.endpoint_name, self.async_endpoint_name]
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="AutoscalingTargetChecks",
+            actions=["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig",
+                     "sagemaker:UpdateEndpointWeightsAndCapacities"],
+            resources=[*(arn("endpoint", name) for name in scaled), arn("endpoint-config", f"{prefix}-config-*")],
+        ))
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="AutoscalingTargetTrackingAlarms",
+            actions=["cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"],
+            resources=[stack.format_arn(service="cloudwatch", resource="alarm", arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                                        resource_name=f"TargetTracking-endpoint/{name}/variant/{VARIANT}-*")
+                       for name in scaled],
+        ))
+        # The first registration in an account creates the service-linked role (and only that one).
         role.add_to_principal_policy(iam.PolicyStatement(
             sid="AutoscalingServiceLinkedRole", actions=["iam:CreateServiceLinkedRole"],
             resources=[f"arn:{cdk.Aws.PARTITION}:iam::{cdk.Aws.ACCOUNT_ID}:role/aws-service-role/"
                        "sagemaker.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"],
-            conditions={"StringLike": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}},
+            conditions={"StringEquals": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}},
         ))
         topic_key.grant(role, "kms:GenerateDataKey", "kms:Decrypt")
         data_key.grant(role, "kms:CreateGrant", "kms:DescribeKey", "kms:GenerateDataKey", "kms:Decrypt")
@@ -1045,6 +1123,9 @@ class TrainingPipeline(Construct):
                 "CDK's StepFunctionsStartExecution .sync grant: describe and stop the data state machine's executions"),
             "Resource::arn:<AWS::Partition>:application-autoscaling:<AWS::Region>:<AWS::AccountId>:scalable-target/*": (
                 "Application Auto Scaling assigns scalable-target ids itself; the request names the one endpoint variant"),
+            **{f"Resource::arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:TargetTracking-endpoint/{name}/variant/{VARIANT}-*": (
+                f"Application Auto Scaling names the target-tracking alarms of {name} itself (AlarmHigh/AlarmLow and a "
+                "uuid) and checks the caller may create, read and delete them") for name in (self.endpoint_name, self.async_endpoint_name)},
         }
         for function in self.functions.values():
             logical_id = stack.get_logical_id(function.function.node.default_child)  # type: ignore[arg-type]

@@ -29,6 +29,13 @@ tests/test_offline_adapter.py that fails if a moto upgrade changes what it relie
 9. Monitoring schedules (``Create/Describe/Update/DeleteMonitoringSchedule``) are not
    implemented by moto (it stores data- and model-quality job definitions only); we add
    them, and like SageMaker refuse a schedule whose job definition does not exist.
+10. Serving: moto's endpoints serve nothing (``InvokeEndpoint`` answers canned data). Ours
+   load each variant's model when the endpoint is created or updated and answer with it;
+   data capture and async inference write where SageMaker would.
+
+Patches 3 and 10 and Application Auto Scaling's permission validation also apply the service
+rules of ``tools/offline/service_rules.py``: what AWS checks, or does as the model's execution
+role, beyond the request's shape and the caller's policy.
 """
 
 from __future__ import annotations
@@ -82,23 +89,46 @@ from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
+from moto.applicationautoscaling import exceptions as autoscaling_exceptions
+from moto.applicationautoscaling import models as autoscaling_models
+from moto.sagemakerruntime import responses as runtime_responses
+
+from tools.offline import service_rules
+from tools.offline.iam import Call, PolicyModel
+
 
 @dataclass
 class Hooks:
-    """What the runner plugs in: handler code per function name, job runners, and faults."""
+    """What the runner plugs in: handler code per function name, job runners, faults, and the
+    stage's synthesized policies (so service rules can check a caller the way AWS does)."""
 
     handlers: dict[str, tuple[Path, dict[str, str]]] = field(default_factory=dict)  # name -> (code dir, env)
     jobs: dict[str, Callable[[dict], dict | None]] = field(default_factory=dict)  # api action -> runner
     faults: dict[str, list[str]] = field(default_factory=dict)  # api action -> queued faults
     job_roles: dict[tuple[str, str], str] = field(default_factory=dict)  # (service, job name) -> role name
     waits: list[float] = field(default_factory=list)  # seconds the definition asked to wait
-    calls: list[tuple[str, str]] = field(default_factory=list)  # (principal, "service:Action")
+    calls: list[Call] = field(default_factory=list)  # every authorization every call needed
+    denied: list[Call] = field(default_factory=list)  # what an enforcing principal was refused
+    policies: PolicyModel = field(default_factory=PolicyModel)
+    role_of: dict[str, str] = field(default_factory=dict)  # function / state machine principal -> role name
+    keys: dict[str, str] = field(default_factory=dict)  # bucket or topic ARN -> its KMS key ARN
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fault(self, action: str) -> str | None:
         with self.lock:
             queue = self.faults.get(action) or []
             return queue.pop(0) if queue else None
+
+    def allows(self, call: Call) -> bool:
+        """Would AWS let ``call.principal`` do this, by its synthesized policies? (The runner
+        stands for the person at the console and AWS's own services: never refused.)"""
+        if call.principal in ("runner", "sagemaker-service"):
+            return True
+        if call.principal.startswith("service:"):
+            return self.policies.service_allows(call.principal.removeprefix("service:"), call.action,
+                                                 call.resource or "*", call.context)
+        role = self.role_of.get(call.principal, call.principal)
+        return self.policies.role_allows(role, call.action, call.resource, call.context)
 
 
 HOOKS = Hooks()
@@ -140,23 +170,30 @@ class _InheritingThread(threading.Thread):
         self._principal = getattr(_PRINCIPAL, "name", None)
 
     def run(self) -> None:
-        _PRINCIPAL.name = self._principal
+        _PRINCIPAL.name, _PRINCIPAL.enforce = self._principal, False
         super().run()
 
 
 @contextlib.contextmanager
-def principal(name: str) -> Iterator[None]:
-    """Attribute AWS calls made in this thread to ``name`` (a function, or the SageMaker job)."""
-    previous = getattr(_PRINCIPAL, "name", None)
-    _PRINCIPAL.name = name
+def principal(name: str, *, enforce: bool = False) -> Iterator[None]:
+    """Attribute AWS calls made in this thread to ``name`` (a function, or the SageMaker job).
+    With ``enforce``, a call its policies do not allow is refused with AccessDenied, as AWS
+    would, instead of only being reported afterwards (used where a service acts on our
+    behalf and a refusal changes what happens: data capture, async results)."""
+    previous = getattr(_PRINCIPAL, "name", None), getattr(_PRINCIPAL, "enforce", False)
+    _PRINCIPAL.name, _PRINCIPAL.enforce = name, enforce
     try:
         yield
     finally:
-        _PRINCIPAL.name = previous
+        _PRINCIPAL.name, _PRINCIPAL.enforce = previous
 
 
 def current_principal() -> str | None:
     return getattr(_PRINCIPAL, "name", None)
+
+
+def enforcing() -> bool:
+    return getattr(_PRINCIPAL, "enforce", False)
 
 
 def invoke_handler(function_name: str, event: Any) -> tuple[Any, str | None]:
@@ -254,7 +291,11 @@ class JobTask(StateTaskServiceCallback):
         if runner is not None:
             job = normalised_parameters.get("JobName") or normalised_parameters.get("Name")
             role = (normalised_parameters.get("RoleArn") or normalised_parameters.get("TrainingJobDefinition", {}).get("RoleArn")
-                    or "").split("/")[-1] or HOOKS.job_roles.get((self.service, job)) or HOOKS.job_roles[(self.service, "*")]
+                    or "").split("/")[-1] or HOOKS.job_roles.get((self.service, job))
+            if not role and action == "create_transform_job":  # a transform job runs as its model's execution role
+                model = sagemaker_models.sagemaker_backends["123456789012"]["eu-west-1"].describe_model(
+                    normalised_parameters["ModelName"])
+                role = model.execution_role_arn.split("/")[-1]
             with principal(role):  # the job's own reads and writes use the job's role
                 outcome = runner(normalised_parameters, fault=fault, response=response) or {}
             _record_job_outcome(self.service, action, normalised_parameters, response, outcome)
@@ -328,29 +369,88 @@ def _record_job_outcome(service: str, action: str, parameters: dict, response: d
 
 
 # --- 3. UpdateEndpoint ------------------------------------------------------------------
-def _backend_update_endpoint(self, endpoint_name: str, endpoint_config_name: str, **_: Any) -> str:
+def _backend_update_endpoint(self, endpoint_name: str, endpoint_config_name: str,
+                             deployment_config: dict | None = None, **_: Any) -> str:
     endpoint = self.endpoints.get(endpoint_name)
     if endpoint is None:
         raise sagemaker_models.ValidationError(message=f"Could not find endpoint '{endpoint_name}'.")
     if endpoint.endpoint_status != "InService":
         raise sagemaker_models.ValidationError(message=f"Cannot update in-progress endpoint '{endpoint_name}'.")
     config = self.describe_endpoint_config(endpoint_config_name)
+    try:  # what SageMaker checks before it starts (tools/offline/service_rules.py)
+        service_rules.check_update(endpoint, self.describe_endpoint_config(endpoint.endpoint_config_name), config,
+                                   deployment_config)
+    except service_rules.ServiceRefused as refused:
+        raise sagemaker_models.ValidationError(message=str(refused)) from None
     if HOOKS.fault("updateEndpoint") == "rollback":
         # Blue/green: the new fleet failed its baking period; SageMaker rolls back and
         # the endpoint stays InService on the previous config.
         endpoint.failure_reason = "Rolled back: alarm fired during the baking period (injected)"
-    else:
-        endpoint.endpoint_config_name = endpoint_config_name
-        endpoint.production_variants = endpoint._process_production_variants(config["ProductionVariants"])
-        endpoint.data_capture_config = config["DataCaptureConfig"]
+        return endpoint.arn
+    try:  # the new fleet loads the model as its execution role; if it cannot, the update fails
+        service_rules.load_variants(config)
+    except service_rules.ServiceRefused as refused:
+        endpoint.failure_reason = f"Update failed, rolled back: {refused}"
+        return endpoint.arn
+    endpoint.endpoint_config_name = endpoint_config_name
+    endpoint.production_variants = endpoint._process_production_variants(config["ProductionVariants"])
+    endpoint.data_capture_config = config["DataCaptureConfig"]
     return endpoint.arn
 
 
 def _response_update_endpoint(self) -> str:
     arn = self.sagemaker_backend.update_endpoint(
         endpoint_name=self._get_param("EndpointName"), endpoint_config_name=self._get_param("EndpointConfigName"),
+        deployment_config=self._get_param("DeploymentConfig"),
     )
     return json.dumps({"EndpointArn": arn})
+
+
+# --- 10. Endpoints that serve ------------------------------------------------------------------
+def _backend_create_endpoint(self, endpoint_name: str, endpoint_config_name: str, tags: Any) -> Any:
+    """moto's CreateEndpoint, then the fleet loads each variant's model as its execution role:
+    an endpoint whose role cannot pull the image or read the artifact ends Failed."""
+    endpoint = _ORIGINAL["create_endpoint"](self, endpoint_name, endpoint_config_name, tags)
+    try:
+        service_rules.load_variants(self.describe_endpoint_config(endpoint_config_name))
+    except service_rules.ServiceRefused as refused:
+        endpoint.endpoint_status, endpoint.failure_reason = "Failed", str(refused)
+    return endpoint
+
+
+def _response_invoke_endpoint(self):  # noqa: ANN001, ANN202
+    name = self.path.split("/")[2]
+    answer, variant = service_rules.invoke(name, self.body.decode() if isinstance(self.body, bytes) else self.body,
+                                           self.headers.get("Content-Type", "text/csv"))
+    return 200, {"Content-Type": "text/csv", "x-Amzn-Invoked-Production-Variant": variant}, answer
+
+
+def _response_invoke_endpoint_async(self):  # noqa: ANN001, ANN202
+    name = self.path.split("/")[2]
+    inference_id = self.headers.get("X-Amzn-SageMaker-Inference-Id") or str(uuid.uuid4())
+    output, failure = service_rules.invoke_async(name, self.headers["X-Amzn-SageMaker-InputLocation"], inference_id)
+    return 200, {"X-Amzn-SageMaker-OutputLocation": output, "X-Amzn-SageMaker-FailureLocation": failure}, json.dumps(
+        {"InferenceId": inference_id})
+
+
+def _autoscaling_checked(action: str) -> Callable:
+    """Application Auto Scaling validates the caller's permissions on the target first."""
+    def checked(self, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN001
+        namespace = kwargs.get("namespace", kwargs.get("service_namespace", args[0] if args else None))
+        if action == "register":
+            resource_id = kwargs.get("r_id", args[1] if len(args) > 1 else None)
+            alarms = False
+        else:
+            resource_id = kwargs["resource_id"]
+            alarms = kwargs.get("policy_type") == "TargetTrackingScaling"
+        if namespace == "sagemaker":
+            try:
+                service_rules.autoscaling_caller(current_principal() or "states", resource_id, alarms=alarms,
+                                                 registering=action == "register")
+            except service_rules.ServiceRefused as refused:
+                raise autoscaling_exceptions.AWSValidationException(str(refused)) from None
+        return _ORIGINAL[f"autoscaling_{action}"](self, *args, **kwargs)
+    return checked
 
 
 # --- 4 and 5. Context object and time ----------------------------------------------------
@@ -445,6 +545,10 @@ def _backend_put_schedule(self, name: str, config: dict, *, create: bool) -> str
         raise sagemaker_models.ValidationError(
             message=f"Job definition {config.get('MonitoringJobDefinitionName')} of type "
                     f"{config.get('MonitoringType')} does not exist")
+    try:  # the expression forms and runtime limits Model Monitor accepts
+        service_rules.check_monitoring_schedule(config, definitions[config["MonitoringJobDefinitionName"]])
+    except service_rules.ServiceRefused as refused:
+        raise sagemaker_models.ValidationError(message=str(refused)) from None
     arn = f"arn:aws:sagemaker:{self.region_name}:{self.account_id}:monitoring-schedule/{name}"
     now = datetime.now().isoformat()
     schedules[name] = {"MonitoringScheduleArn": arn, "MonitoringScheduleName": name,
@@ -483,6 +587,11 @@ def patched(hooks: Hooks) -> Iterator[Hooks]:
     global HOOKS
     previous, HOOKS = HOOKS, hooks
     _ORIGINAL.update(
+        create_endpoint=sagemaker_models.SageMakerModelBackend.create_endpoint,
+        invoke_endpoint=runtime_responses.SageMakerRuntimeResponse.invoke_endpoint,
+        invoke_endpoint_async=runtime_responses.SageMakerRuntimeResponse.invoke_endpoint_async,
+        autoscaling_register=autoscaling_models.ApplicationAutoscalingBackend.register_scalable_target,
+        autoscaling_policy=autoscaling_models.ApplicationAutoscalingBackend.put_scaling_policy,
         lambda_invoke=LambdaSimpleBackend.invoke,
         environment=ExecutionWorker._get_evaluation_environment,
         wait=WaitFunction._wait_interval,
@@ -507,6 +616,13 @@ def patched(hooks: Hooks) -> Iterator[Hooks]:
     retrier_decl.time = types.SimpleNamespace(sleep=hooks.waits.append)
     state_task_factory.state_task_service_for = factory
     sagemaker_models.SageMakerModelBackend.update_endpoint = _backend_update_endpoint
+    sagemaker_models.SageMakerModelBackend.create_endpoint = _backend_create_endpoint
+    runtime_responses.SageMakerRuntimeResponse.invoke_endpoint = _response_invoke_endpoint
+    runtime_responses.SageMakerRuntimeResponse.invoke_endpoint_async = _response_invoke_endpoint_async
+    autoscaling_models.ApplicationAutoscalingBackend.register_scalable_target = _autoscaling_checked("register")
+    autoscaling_models.ApplicationAutoscalingBackend.put_scaling_policy = _autoscaling_checked("policy")
+    service_rules.MODELS.clear()
+    service_rules.SERVICE_LINKED_ROLES.clear()
     sagemaker_responses.SageMakerResponse.update_endpoint = _response_update_endpoint
     sagemaker_models.SageMakerModelBackend.offline_schedules = {}
     for action in SCHEDULE_ACTIONS:
@@ -529,6 +645,12 @@ def patched(hooks: Hooks) -> Iterator[Hooks]:
         retrier_decl.time = _ORIGINAL["retry_time"]
         state_task_factory.state_task_service_for = original_factory
         del sagemaker_models.SageMakerModelBackend.update_endpoint
+        sagemaker_models.SageMakerModelBackend.create_endpoint = _ORIGINAL["create_endpoint"]
+        runtime_responses.SageMakerRuntimeResponse.invoke_endpoint = _ORIGINAL["invoke_endpoint"]
+        runtime_responses.SageMakerRuntimeResponse.invoke_endpoint_async = _ORIGINAL["invoke_endpoint_async"]
+        autoscaling_models.ApplicationAutoscalingBackend.register_scalable_target = _ORIGINAL["autoscaling_register"]
+        autoscaling_models.ApplicationAutoscalingBackend.put_scaling_policy = _ORIGINAL["autoscaling_policy"]
+        service_rules.MODELS.clear()
         del sagemaker_responses.SageMakerResponse.update_endpoint
         del sagemaker_models.SageMakerModelBackend.offline_schedules
         for action in SCHEDULE_ACTIONS:

@@ -38,6 +38,8 @@ from urllib.parse import urlparse
 import boto3
 import numpy as np
 
+from tools.offline.iam import Call
+
 PROCESSING_ROOT = "/opt/ml/processing"
 # Hyperparameters of the built-in algorithm that are not xgboost.train parameters.
 _NOT_PARAMS = {"num_round", "early_stopping_rounds", "csv_weights"}
@@ -473,7 +475,7 @@ class FeatureStore:
     every feature must be defined, the record identifier and event time present, values of
     Integral/Fractional features numeric. Records are kept per group, latest per id."""
 
-    def __init__(self, calls: list[tuple[str, str]]) -> None:
+    def __init__(self, calls: list[Call]) -> None:
         self.records: dict[str, dict[str, dict[str, str]]] = {}
         self._calls = calls
         self.principal = "states"  # the job's role, set when the job starts (PutRecord runs in its thread pool)
@@ -483,7 +485,7 @@ class FeatureStore:
 
         from moto.sagemaker import models as sagemaker_models
 
-        self._calls.append((self.principal, "sagemaker:PutRecord"))
+        self._calls.append(Call(self.principal, "sagemaker:PutRecord"))
         backend = sagemaker_models.sagemaker_backends["123456789012"]["eu-west-1"]
         group = backend.describe_feature_group(FeatureGroupName)  # the backend, not the API: no call of the job's
         records = self.records.setdefault(FeatureGroupName, {})

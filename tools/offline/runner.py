@@ -25,9 +25,11 @@ from typing import Any
 
 import boto3
 import botocore.client
+from botocore.exceptions import ClientError
 
 from tools.assembly import StackTemplate, read_stacks
-from tools.offline import adapter, jobs
+from tools.offline import adapter, jobs, service_rules
+from tools.offline.iam import IAM_PREFIXES, Call, PolicyModel, authorizations
 
 REGION, ACCOUNT, PARTITION = "eu-west-1", "123456789012", "aws"
 ASSETS_BUCKET = f"cdk-hnb659fds-assets-{ACCOUNT}-{REGION}"
@@ -38,13 +40,6 @@ SAMPLE_DIR = REPO / "data" / "sample"
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 
 _CALLER = threading.local()
-# Signing names that differ from the IAM service prefix, and API operations whose IAM
-# action has another name (Service Authorization Reference).
-IAM_PREFIXES = {"monitoring": "cloudwatch"}
-IAM_ACTIONS = {
-    "s3:ListObjectsV2": "s3:ListBucket", "s3:HeadObject": "s3:GetObject", "s3:CreateMultipartUpload": "s3:PutObject",
-    "s3:UploadPart": "s3:PutObject", "s3:CompleteMultipartUpload": "s3:PutObject", "lambda:Invoke": "lambda:InvokeFunction",
-}
 
 
 @dataclass
@@ -113,13 +108,32 @@ class _Resolver:
         key = (stack, logical_id, attribute)
         if key not in self.stand_ins:
             resource = self.stacks[stack].template["Resources"][logical_id]
-            self.stand_ins[key] = _stand_in(resource, logical_id, attribute, lambda v: self.resolve(v, stack))
+            self.stand_ins[key] = _stand_in(resource, logical_id, attribute, lambda v: self.resolve(v, stack),
+                                            self.stacks[stack].stack_name)
         return self.stand_ins[key]
 
+    def resolve_policy(self, document: Any, stack: str) -> Any:
+        """A policy document, with references to resources offline runs do not create (log
+        groups of other stacks, custom-resource providers) left as ``unresolved:`` markers,
+        which match no request."""
+        try:
+            return self.resolve(document, stack)
+        except KeyError:
+            pass
+        if isinstance(document, list):
+            return [self.resolve_policy(item, stack) for item in document]
+        if isinstance(document, dict):
+            if len(document) == 1 and next(iter(document)) in ("Ref", "Fn::GetAtt", "Fn::ImportValue", "Fn::GetStackOutput"):
+                return f"unresolved:{json.dumps(document, sort_keys=True)}"
+            return {key: self.resolve_policy(value, stack) for key, value in document.items()}
+        return document
 
-def _stand_in(resource: dict, logical_id: str, attribute: str, resolve) -> Any:  # noqa: ANN001
+
+def _stand_in(resource: dict, logical_id: str, attribute: str, resolve, stack_name: str = "") -> Any:  # noqa: ANN001
     kind, properties = resource["Type"], resource.get("Properties", {})
     name = logical_id.lower()
+    # CloudFormation names what has no Name property "<stack>-<logical id>-<suffix>" (rules: 64 characters)
+    generated = f"{stack_name}-{logical_id}"[:64] if stack_name else logical_id
     arns = {
         "AWS::Lambda::Function": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{logical_id}",
         "AWS::IAM::Role": f"arn:aws:iam::{ACCOUNT}:role/{logical_id}",
@@ -127,9 +141,16 @@ def _stand_in(resource: dict, logical_id: str, attribute: str, resolve) -> Any: 
         "AWS::S3::Bucket": f"arn:aws:s3:::{name}",
         "AWS::StepFunctions::StateMachine": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{properties.get('StateMachineName', logical_id)}",
         "AWS::SQS::Queue": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{logical_id}",
+        "AWS::KMS::Key": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{logical_id}",
+        "AWS::Events::Rule": f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{properties.get('Name', generated)}",
+        "AWS::Scheduler::Schedule": f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/default/{properties.get('Name', generated)}",
+        "AWS::CloudWatch::Alarm": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{properties.get('AlarmName', logical_id)}",
+        "AWS::Logs::LogGroup": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{properties.get('LogGroupName', logical_id)}:*",
     }
     refs = {
         "AWS::Lambda::Function": logical_id, "AWS::IAM::Role": logical_id, "AWS::S3::Bucket": name,
+        "AWS::SQS::Queue": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{logical_id}",
+        "AWS::KMS::Key": logical_id, "AWS::Events::Rule": properties.get("Name", generated),
         "AWS::SNS::Topic": arns["AWS::SNS::Topic"], "AWS::CloudWatch::Alarm": properties.get("AlarmName", logical_id),
         "AWS::CloudWatch::CompositeAlarm": properties.get("AlarmName", logical_id),
         "AWS::StepFunctions::StateMachine": arns["AWS::StepFunctions::StateMachine"],
@@ -159,6 +180,7 @@ class OfflineStage:
         self._resolver = _Resolver({stack.stack_name: stack for stack in self.stacks.values()})
         self._exit = ExitStack()
         self.notifications: list[str] = []
+        self.lost_events: list[dict] = []  # undeliverable events no dead-letter queue took
 
     # ---------------------------------------------------------------- set-up
     def __enter__(self) -> OfflineStage:
@@ -190,8 +212,12 @@ class OfflineStage:
             key = kms.create_key(Description=logical_id)["KeyMetadata"]
             self._resolver.stand_ins[(data.stack_name, logical_id, "Arn")] = key["Arn"]
             self._resolver.stand_ins[(data.stack_name, logical_id, "Ref")] = key["KeyId"]
-        for logical_id in self._resources("Data", "AWS::S3::Bucket"):
+        for logical_id, bucket in self._resources("Data", "AWS::S3::Bucket").items():
             s3.create_bucket(Bucket=logical_id.lower(), CreateBucketConfiguration={"LocationConstraint": REGION})
+            for rule in bucket["Properties"].get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration", []):
+                key = rule["ServerSideEncryptionByDefault"].get("KMSMasterKeyID")
+                if key:  # SSE-KMS by default: writers and readers need the key too
+                    self.hooks.keys[f"arn:aws:s3:::{logical_id.lower()}"] = self._resolver.resolve(key, data.stack_name)
         for output in data.template.get("Outputs", {}).values():
             if "Export" in output:
                 name = self._resolver.resolve(output["Export"]["Name"], data.stack_name)
@@ -230,6 +256,14 @@ class OfflineStage:
         iam, s3, lambda_, sfn = (boto3.client(s) for s in ("iam", "s3", "lambda", "stepfunctions"))
         for logical_id, role in self._resources("Pipeline", "AWS::IAM::Role").items():
             iam.create_role(RoleName=logical_id, AssumeRolePolicyDocument=json.dumps(role["Properties"]["AssumeRolePolicyDocument"]))
+        sns, sqs = boto3.client("sns"), boto3.client("sqs")
+        # The async inference topics report to an inbox of their own; the dead-letter queues exist to be read.
+        self._async_inbox = sqs.create_queue(QueueName="offline-async-notifications")["QueueUrl"]
+        for logical_id in self._resources("Pipeline", "AWS::SNS::Topic"):
+            arn = sns.create_topic(Name=logical_id)["TopicArn"]
+            sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=f"arn:aws:sqs:{REGION}:{ACCOUNT}:offline-async-notifications")
+        for logical_id in self._resources("Pipeline", "AWS::SQS::Queue"):
+            sqs.create_queue(QueueName=logical_id)
         s3.create_bucket(Bucket=ASSETS_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         for asset in self.cdk_out.glob("asset.*.py"):  # single-file assets: the job scripts
             s3.put_object(Bucket=ASSETS_BUCKET, Key=asset.name.removeprefix("asset."), Body=asset.read_bytes())
@@ -278,10 +312,45 @@ class OfflineStage:
             in_process[Path(drift["Parameters"]["AppSpecification"]["ContainerEntrypoint"][-1]).name] = (
                 lambda module, arguments, local: module.main(arguments))
         self.hooks.jobs["createProcessingJob"] = functools.partial(jobs.run_processing, in_process=in_process)
+        self._load_policies()
         self.rules = {logical_id: self._resolver.resolve(r["Properties"], name)
                       for logical_id, r in self._resources("Pipeline", "AWS::Events::Rule").items()}
         self.approval_rules = [r["EventPattern"] for r in self.rules.values()
                                if r["EventPattern"].get("detail-type") == ["SageMaker Model Package State Change"]]
+
+    def _load_policies(self) -> None:
+        """Every identity policy of the Pipeline stack's roles and the resource policies the
+        offline runs consult (key policies, queue and topic policies), resolved to the ARNs of
+        their stand-ins; topics encrypted with a key, for the publishers' KMS check."""
+        model = self.hooks.policies
+        for part in ("Data", "Operations", "Pipeline"):
+            stack = self._stack(part).stack_name
+            for resource in self._stack(part).template["Resources"].values():
+                kind, properties = resource["Type"], resource.get("Properties", {})
+                if kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+                    statements = self._resolver.resolve_policy(properties["PolicyDocument"]["Statement"], stack)
+                    for role in properties.get("Roles", []):
+                        model.identity.setdefault(role["Ref"], []).extend(statements)
+                elif kind == "AWS::KMS::Key":
+                    arn = self._resolver.resolve_policy({"Fn::GetAtt": [self._logical_id(part, resource), "Arn"]}, stack)
+                    model.resource[arn] = self._resolver.resolve_policy(properties["KeyPolicy"]["Statement"], stack)
+                elif kind in ("AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy"):
+                    statements = self._resolver.resolve_policy(properties["PolicyDocument"]["Statement"], stack)
+                    for target in properties.get("Queues", properties.get("Topics", [])):
+                        arn = self._resolver.resolve_policy(target, stack)
+                        if arn.startswith("https://sqs."):  # a queue policy names queues by URL
+                            arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{arn.rsplit('/', 1)[1]}"
+                        model.resource.setdefault(arn, []).extend(statements)
+                elif kind == "AWS::SNS::Topic" and properties.get("KmsMasterKeyId"):
+                    topic = self._resolver.resolve_policy({"Ref": self._logical_id(part, resource)}, stack)
+                    self.hooks.keys[topic] = self._resolver.resolve_policy(properties["KmsMasterKeyId"], stack)
+                elif kind == "AWS::SQS::Queue" and properties.get("KmsMasterKeyId"):
+                    queue = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{self._logical_id(part, resource)}"
+                    self.hooks.keys[queue] = self._resolver.resolve_policy(properties["KmsMasterKeyId"], stack)
+        self.hooks.role_of.update(self.role_of)
+
+    def _logical_id(self, part: str, resource: dict) -> str:
+        return next(k for k, r in self._stack(part).template["Resources"].items() if r is resource)
 
     def _feature_store_for_job(self) -> jobs.FeatureStore:
         self.feature_store.principal = adapter.current_principal()  # PutRecord runs in the job's thread pool
@@ -394,53 +463,116 @@ class OfflineStage:
         event = {"version": "0", "source": "aws.cloudwatch", "detail-type": "CloudWatch Alarm State Change",
                  "account": ACCOUNT, "region": REGION, "detail": {"alarmName": alarm_name, "state": {
                      "value": state, "reason": reason}}}
-        for rule in self.rules.values():
-            if _matches(rule["EventPattern"], event):
-                (target,) = rule["Targets"]
-                function = target["Arn"].split(":function:")[1]
-                result, error = adapter.invoke_handler(function, event)
-                if error:
-                    raise RuntimeError(f"{function} failed: {result}")
-                return result
-        return None  # no rule matches (e.g. the alarm went back to OK): nothing is delivered
+        results = self.deliver_event(event)
+        return results[0] if results else None  # no rule matches (e.g. the alarm went back to OK): nothing is delivered
+
+    # ---------------------------------------------------------------- EventBridge and Scheduler
+    def deliver_event(self, event: dict, *, delivery_fails: bool = False) -> list[Any]:
+        """An event on the default bus, handed to the target of every synthesized rule whose
+        pattern matches it, as EventBridge would. ``delivery_fails``: every attempt fails (the
+        target throttles or is missing), so after the rule's retry policy EventBridge sends the
+        event to the target's dead-letter queue, if the queue and its key let EventBridge in
+        (``service_rules.dead_letter``); otherwise it is lost (``lost_events``).
+        Returns each target's result (a handler's return value, or the execution ARN started)."""
+        results = []
+        for logical_id, rule in self.rules.items():
+            if not rule.get("EventPattern") or not _matches(rule["EventPattern"], event):
+                continue
+            rule_arn = self._resolver.attribute(self._stack("Pipeline").stack_name, logical_id, "Arn")
+            for target in rule.get("Targets", []):
+                if delivery_fails:
+                    self._dead_letter("service:events.amazonaws.com", target, event, {
+                        "aws:SourceArn": rule_arn, "aws:SourceAccount": ACCOUNT}, f"rule {logical_id}")
+                    continue
+                results.append(self._invoke_target(target, event, role=target.get("RoleArn")))
+        return results
+
+    def fire_schedule(self, logical_id: str, *, delivery_fails: bool = False) -> Any:
+        """One tick of a synthesized EventBridge Scheduler schedule: the target invoked as the
+        schedule's role, or, when delivery fails, the dead-letter event sent as that role."""
+        name = self._stack("Pipeline").stack_name
+        target = self._resolver.resolve(self._resources("Pipeline", "AWS::Scheduler::Schedule")[logical_id]["Properties"],
+                                        name)["Target"]
+        payload = json.loads(target.get("Input", "{}"))
+        if delivery_fails:
+            self._dead_letter(target["RoleArn"].split("/")[-1], target, payload, {}, f"schedule {logical_id}")
+            return None
+        return self._invoke_target(target, payload, role=target["RoleArn"])
+
+    def _invoke_target(self, target: dict, event: dict, *, role: str | None) -> Any:
+        payload = json.loads(target["Input"]) if "Input" in target else _transform(target.get("InputTransformer"), event)
+        arn = target["Arn"]
+        if ":function:" in arn:
+            if role:  # a schedule invokes as its role; EventBridge as itself, by the function's resource policy
+                refused = service_rules.check(role.split("/")[-1], [("lambda:InvokeFunction", arn, {})])
+                if refused:
+                    raise AssertionError(f"the schedule's role may not invoke {arn}")
+            function = arn.split(":function:")[1].split(":")[0]
+            result, error = adapter.invoke_handler(function, payload)
+            if error:
+                raise RuntimeError(f"{function} failed: {result}")
+            return result
+        if ":stateMachine:" in arn:
+            refused = service_rules.check(role.split("/")[-1], [("states:StartExecution", arn, {})]) if role else []
+            if refused:
+                raise AssertionError(f"{role} may not start {arn}")
+            return boto3.client("stepfunctions").start_execution(stateMachineArn=arn, input=json.dumps(payload))["executionArn"]
+        raise NotImplementedError(f"offline delivery to {arn}")
+
+    def _dead_letter(self, sender: str, target: dict, event: dict, context: dict, source: str) -> None:
+        queue = target.get("DeadLetterConfig", {}).get("Arn")
+        if not queue or not service_rules.dead_letter(sender, queue, event, context):
+            self.lost_events.append({"source": source, "event": event, "queue": queue})
+
+    def dead_letters(self) -> dict[str, list[dict]]:
+        """What each dead-letter queue of the stage holds (read without deleting)."""
+        sqs, found = boto3.client("sqs"), {}
+        for logical_id in self._resources("Pipeline", "AWS::SQS::Queue"):
+            url = sqs.get_queue_url(QueueName=logical_id)["QueueUrl"]
+            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
+            found[logical_id] = [json.loads(m["Body"]) for m in messages]
+        return found
 
     def messages(self) -> list[str]:
-        sqs = boto3.client("sqs")
-        while True:
-            batch = sqs.receive_message(QueueUrl=self._inbox, MaxNumberOfMessages=10).get("Messages", [])
-            if not batch:
-                return self.notifications
-            for message in batch:
-                self.notifications.append(json.loads(message["Body"]).get("Message", message["Body"]))
-                sqs.delete_message(QueueUrl=self._inbox, ReceiptHandle=message["ReceiptHandle"])
+        """What the operations topic has sent so far (its email subscribers' inbox)."""
+        self.notifications += _drain(self._inbox)
+        return self.notifications
+
+    def async_notifications(self) -> list[dict]:
+        """What the async inference success and error topics have sent since the last call."""
+        return [json.loads(message) for message in _drain(self._async_inbox)]
+
+    # ---------------------------------------------------------------- serving
+    def invoke(self, endpoint: str, rows: list[list[float]]) -> list[float]:
+        """A client's InvokeEndpoint: feature rows as text/csv, one score per row back."""
+        body = "\n".join(",".join(f"{value:.6g}" for value in row) for row in rows)
+        with adapter.principal("runner"):
+            answer = boto3.client("sagemaker-runtime").invoke_endpoint(EndpointName=endpoint, ContentType="text/csv",
+                                                                       Body=body.encode())["Body"].read().decode()
+        return [float(line) for line in answer.splitlines()]
 
     # ---------------------------------------------------------------- IAM coverage
     def iam_report(self) -> dict[str, Any]:
-        """Actions each principal called vs what its synthesized policies allow."""
-        allowed = self._allowed_actions()
+        """What each principal called vs what its synthesized policies allow: ``missing`` lists
+        the calls they do not allow, by action and, where known (S3 objects and listings, KMS
+        keys behind encrypted buckets and topics), by resource and condition context."""
         called: dict[str, set[str]] = {}
-        for principal, action in self.hooks.calls:
-            if principal in ("runner", "sagemaker-service"):
+        missing: dict[str, set[str]] = {}
+        for call in self.hooks.calls:
+            if call.principal in ("runner", "sagemaker-service"):
                 continue
-            role = self.role_of.get(principal, principal)  # functions and state machines; jobs run as their role
-            called.setdefault(role, set()).add(action)
-        missing = {role: sorted(a for a in actions if not any(fnmatch.fnmatch(a.lower(), p.lower()) for p in allowed.get(role, ())))
-                   for role, actions in called.items()}
+            role = self.role_of.get(call.principal, call.principal)  # functions and state machines; jobs run as their role
+            called.setdefault(role, set()).add(call.action)
+            if not self.hooks.allows(call):
+                missing.setdefault(role, set()).add(f"{call.action} on {call.resource}" if call.resource else call.action)
+        allowed = {role: {action for statement in statements if statement.get("Effect") == "Allow"
+                          for action in (statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])}
+                   for role, statements in self.hooks.policies.identity.items()
+                   if role in {self.role_of.get(p, p) for p in self.role_of} | set(called)}
         unused = {role: sorted(p for p in patterns if not any(fnmatch.fnmatch(a.lower(), p.lower()) for a in called.get(role, ())))
                   for role, patterns in allowed.items()}
-        return {"called": {k: sorted(v) for k, v in called.items()}, "missing": {k: v for k, v in missing.items() if v},
+        return {"called": {k: sorted(v) for k, v in called.items()}, "missing": {k: sorted(v) for k, v in missing.items()},
                 "unused": {k: v for k, v in unused.items() if v}}
-
-    def _allowed_actions(self) -> dict[str, set[str]]:
-        allowed: dict[str, set[str]] = {}
-        for policy in self._resources("Pipeline", "AWS::IAM::Policy").values():
-            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
-                if statement.get("Effect") != "Allow":
-                    continue
-                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-                for role in policy["Properties"]["Roles"]:
-                    allowed.setdefault(role["Ref"], set()).update(actions)
-        return allowed
 
 
 def states_of(history: list[dict[str, Any]]) -> list[StateRecord]:
@@ -464,6 +596,32 @@ def states_of(history: list[dict[str, Any]]) -> list[StateRecord]:
         elif kind == "TaskSubmitted" and records:
             records[-1].detail = "submitted"
     return records
+
+
+def _drain(queue_url: str) -> list[str]:
+    sqs, found = boto3.client("sqs"), []
+    while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+        for message in batch:
+            found.append(json.loads(message["Body"]).get("Message", message["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return found
+
+
+def _transform(transformer: dict | None, event: dict) -> Any:
+    """EventBridge's input transformer: ``InputPathsMap`` JSONPaths into the event, substituted
+    for ``<name>`` in ``InputTemplate``; without a transformer the event itself."""
+    if not transformer:
+        return event
+    values = {}
+    for name, path in transformer.get("InputPathsMap", {}).items():
+        value: Any = event
+        for part in path.removeprefix("$.").split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        values[name] = value
+    template = transformer["InputTemplate"]
+    for name, value in values.items():  # quoted placeholders take the string, bare ones its JSON
+        template = template.replace(f'"<{name}>"', json.dumps(value)).replace(f"<{name}>", json.dumps(value))
+    return json.loads(template)
 
 
 def _matches(pattern: dict, event: dict) -> bool:
@@ -518,8 +676,15 @@ class _recording_calls:
             principal = adapter.current_principal() or getattr(_CALLER, "name", None) or "states"
             prefix = client.meta.service_model.metadata.get("signingName") or client.meta.service_model.endpoint_prefix
             prefix = IAM_PREFIXES.get(prefix, prefix)
-            action = f"{prefix}:{operation_name}"
-            hooks.calls.append((principal, IAM_ACTIONS.get(action, action)))
+            needed = authorizations(principal, prefix, operation_name, api_params, hooks.keys)
+            hooks.calls.extend(needed)
+            if adapter.enforcing():
+                refused = [call for call in needed if not hooks.allows(call)]
+                if refused:
+                    hooks.denied.extend(refused)
+                    raise ClientError({"Error": {"Code": "AccessDenied", "Message": "; ".join(
+                        f"{principal} is not authorized to perform {c.action} on {c.resource or '*'}" for c in refused)}},
+                        operation_name)
             return original(client, operation_name, api_params)
 
         botocore.client.BaseClient._make_api_call = record

@@ -1,0 +1,398 @@
+"""Service rules: what AWS services check, or do as someone else, beyond a request's shape and
+its caller's own policy.
+
+botocore validates every request offline and the IAM coverage check holds every call to its
+caller's synthesized policy. Neither sees what a service does on our behalf, or the rules a
+service applies beyond the request's shape. These rules do; each cites the AWS documentation
+page it comes from, and ``tests/test_service_rules.py`` has a test per rule that fails when the
+rule is taken out. ``RULES`` lists them (docs/offline-runs.md prints the same list).
+
+The checks use the stage's own synthesized policies (``Hooks.policies``), resolved to the
+ARNs of the offline stand-ins, so a grant that is too narrow fails here as it would in AWS.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import numpy as np
+from botocore.exceptions import ClientError
+
+from tools.offline.iam import Call
+
+if TYPE_CHECKING:
+    from tools.offline.adapter import Hooks
+
+ACCOUNT, REGION = "123456789012", "eu-west-1"
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    summary: str
+    source: str  # "<page title>, <guide>: <URL>"
+
+
+RULES = (
+    Rule("autoscaling-caller-permissions",
+         "Application Auto Scaling refuses RegisterScalableTarget / PutScalingPolicy unless the caller itself may "
+         "describe the endpoint and its config and update its capacities, and (target tracking) create, describe and "
+         "delete the policy's alarms; the first registration in an account also creates the service-linked role, "
+         "which needs iam:CreateServiceLinkedRole for that service name.",
+         "Permissions validation for Application Auto Scaling API calls on target resources, Application Auto Scaling "
+         "User Guide: https://docs.aws.amazon.com/autoscaling/application/userguide/security_iam_permission_validation.html; "
+         "Application Auto Scaling identity-based policy examples: "
+         "https://docs.aws.amazon.com/autoscaling/application/userguide/security_iam_id-based-policy-examples.html"),
+    Rule("hosting-as-execution-role",
+         "SageMaker pulls the model's image and reads its artifact when it creates or updates an endpoint, writes "
+         "captured requests and responses, reads async requests and writes their results and notifications, all as the "
+         "model's execution role; S3 objects under a KMS key need the key too.",
+         "CreateModel (ExecutionRoleArn), SageMaker API Reference: "
+         "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateModel.html; Capture data from real-time "
+         "endpoint: https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-data-capture-endpoint.html; "
+         "Asynchronous inference: https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference-create-endpoint-prerequisites.html"),
+    Rule("sse-kms-callers",
+         "Writing an object to an SSE-KMS bucket needs kms:GenerateDataKey on its key and reading it kms:Decrypt; "
+         "publishing to a KMS-encrypted SNS topic needs both.",
+         "Using server-side encryption with AWS KMS keys (SSE-KMS), S3 User Guide: "
+         "https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html; Key management, SNS "
+         "Developer Guide: https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html"),
+    Rule("blue-green-alarm-access",
+         "A blue/green update with auto-rollback reads its alarms as the execution role: without cloudwatch:DescribeAlarms "
+         "on them the update is refused (the docs require the permission; the failure mode is our emulation).",
+         "Auto-Rollback Configuration and Monitoring, SageMaker Developer Guide: "
+         "https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html"),
+    Rule("autoscaled-instance-type-update",
+         "UpdateEndpoint is refused when it would change the instance type of a variant that is a registered scalable "
+         "target; deregister first, register again after.",
+         "Update endpoints that use auto scaling, SageMaker Developer Guide: "
+         "https://docs.aws.amazon.com/sagemaker/latest/dg/endpoint-scaling-update.html"),
+    Rule("model-monitor-schedule",
+         "Model Monitor accepts only cron(0 * ? * * *), cron(0 H ? * * *), cron(0 H/N ? * * *) (H 0-23, N 1-24) and NOW; "
+         "an hourly model-quality schedule allows MaxRuntimeInSeconds of at most 1800.",
+         "The cron expression for monitoring schedule: https://docs.aws.amazon.com/sagemaker/latest/dg/"
+         "model-monitor-schedule-expression.html; Schedule model quality monitoring jobs: "
+         "https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-model-quality-schedule.html"),
+    Rule("dead-letter-delivery",
+         "An event EventBridge cannot deliver goes to the target's dead-letter queue only if the queue's policy lets "
+         "events.amazonaws.com send for that rule and, for a KMS-encrypted queue, the key policy lets it use the key; "
+         "EventBridge Scheduler sends as the schedule's role, which needs sqs:SendMessage and the key. Otherwise the "
+         "event is lost.",
+         "Using dead-letter queues to process undelivered events, EventBridge User Guide: "
+         "https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html; Amazon SQS key management: "
+         "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-key-management.html; "
+         "Configuring a schedule's dead-letter queue, EventBridge Scheduler User Guide: "
+         "https://docs.aws.amazon.com/scheduler/latest/UserGuide/configuring-schedule-dlq.html"),
+)
+
+
+class ServiceRefused(Exception):
+    """A rule refused a request; carries the AWS-style error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _hooks() -> Hooks:
+    from tools.offline import adapter
+
+    return adapter.HOOKS
+
+
+def check(principal: str, needed: list[tuple[str, str | None, dict[str, Any]]]) -> list[Call]:
+    """Record what ``principal`` needed and return the calls its policies refuse."""
+    hooks = _hooks()
+    calls = [Call(principal, action, resource, context) for action, resource, context in needed]
+    hooks.calls.extend(calls)
+    refused = [call for call in calls if not hooks.allows(call)]
+    hooks.denied.extend(refused)
+    return refused
+
+
+def _describe(refused: list[Call]) -> str:
+    return "; ".join(f"{c.action} on {c.resource or '*'}" for c in refused)
+
+
+def _sagemaker_arn(kind: str, name: str) -> str:
+    return f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:{kind}/{name}"
+
+
+def _role_name(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]
+
+
+# --- autoscaling-caller-permissions -------------------------------------------------------
+SERVICE_LINKED_ROLE = ("arn:aws:iam::123456789012:role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
+                       "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint")
+SERVICE_LINKED_ROLES: set[str] = set()  # created in the emulated account so far
+
+
+def autoscaling_caller(principal: str, resource_id: str, *, alarms: bool, registering: bool) -> None:
+    """What Application Auto Scaling validates for a SageMaker variant before it registers the
+    target or puts a policy (``alarms``: a target-tracking policy, whose alarms it creates)."""
+    from moto.sagemaker.models import sagemaker_backends
+
+    match = re.fullmatch(r"endpoint/([^/]+)/variant/([^/]+)", resource_id)
+    if not match:
+        return
+    endpoint_name = match.group(1)
+    endpoint = sagemaker_backends[ACCOUNT][REGION].endpoints.get(endpoint_name)
+    config = endpoint.endpoint_config_name if endpoint else "unknown"
+    needed: list[tuple[str, str | None, dict[str, Any]]] = [
+        ("sagemaker:DescribeEndpoint", _sagemaker_arn("endpoint", endpoint_name), {}),
+        ("sagemaker:DescribeEndpointConfig", _sagemaker_arn("endpoint-config", config), {}),
+        ("sagemaker:UpdateEndpointWeightsAndCapacities", _sagemaker_arn("endpoint", endpoint_name), {}),
+    ]
+    if alarms:  # the names Application Auto Scaling gives a target-tracking policy's alarms
+        for kind in ("AlarmHigh", "AlarmLow"):
+            alarm = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:TargetTracking-{resource_id}-{kind}-{uuid.uuid4()}"
+            needed += [(action, alarm, {}) for action in
+                       ("cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms")]
+    first = registering and SERVICE_LINKED_ROLE not in SERVICE_LINKED_ROLES
+    if first:
+        needed.append(("iam:CreateServiceLinkedRole", SERVICE_LINKED_ROLE,
+                       {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}))
+    refused = check(principal, needed)
+    if refused:
+        raise ServiceRefused("ValidationException", f"Failed to validate the caller's permissions on {resource_id}: "
+                                                    f"{principal} is not authorized to perform {_describe(refused)}")
+    if first:
+        SERVICE_LINKED_ROLES.add(SERVICE_LINKED_ROLE)
+
+
+# --- hosting-as-execution-role ------------------------------------------------------------
+@dataclass
+class LoadedModel:
+    role: str
+    booster: Any  # xgboost.Booster
+
+
+MODELS: dict[tuple[str, str], LoadedModel] = {}  # (endpoint config, variant) -> the model as loaded
+
+
+def _image_repository(image: str) -> str:
+    registry, _, path = image.partition("/")
+    account, region = registry.split(".")[0], registry.split(".")[3]
+    return f"arn:aws:ecr:{region}:{account}:repository/{path.split(':')[0].split('@')[0]}"
+
+
+def load_variants(config: dict[str, Any]) -> None:
+    """An endpoint (config) goes live: for each variant, SageMaker pulls the model's image and
+    downloads its artifact as the model's execution role. Raises ServiceRefused when that role
+    may not, as the endpoint then fails."""
+    from moto.sagemaker.models import sagemaker_backends
+
+    from tools.offline import adapter, jobs
+
+    backend = sagemaker_backends[ACCOUNT][REGION]
+    for variant in config["ProductionVariants"]:
+        key = (config["EndpointConfigName"], variant["VariantName"])
+        if key in MODELS:
+            continue
+        model = backend.describe_model(variant["ModelName"])
+        container = model.primary_container or {}
+        image, data = container.get("Image"), container.get("ModelDataUrl")
+        if container.get("ModelPackageName"):
+            package = backend.describe_model_package(container["ModelPackageName"])
+            packaged = package.inference_specification["Containers"][0]
+            image, data = packaged["Image"], packaged.get("ModelDataUrl")
+        role = _role_name(model.execution_role_arn)
+        repository = _image_repository(image)
+        refused = check(role, [("ecr:GetAuthorizationToken", None, {}), ("ecr:BatchGetImage", repository, {}),
+                               ("ecr:GetDownloadUrlForLayer", repository, {})])
+        if refused:
+            raise ServiceRefused("ClientError", f"could not pull {image} as {role}: not authorized to perform "
+                                                f"{_describe(refused)}")
+        try:
+            with adapter.principal(role, enforce=True):
+                booster = jobs._load_booster(data)
+        except ClientError as error:
+            raise ServiceRefused("ClientError", f"could not download the model artifact {data} as {role}: "
+                                                f"{error.response['Error']['Message']}") from None
+        MODELS[key] = LoadedModel(role=role, booster=booster)
+
+
+def predict(config_name: str, variant: str, body: str) -> str:
+    """What the built-in XGBoost container answers for a text/csv request: one score per line."""
+    import xgboost
+
+    rows = [[float(value) for value in line.split(",")] for line in body.strip().splitlines() if line.strip()]
+    scores = MODELS[(config_name, variant)].booster.predict(xgboost.DMatrix(np.array(rows)))
+    return "\n".join(f"{score:.6f}" for score in scores)
+
+
+def _serving(endpoint_name: str) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    from moto.sagemaker.models import ValidationError, sagemaker_backends
+
+    backend = sagemaker_backends[ACCOUNT][REGION]
+    endpoint = backend.endpoints.get(endpoint_name)
+    if endpoint is None or endpoint.endpoint_status != "InService":
+        raise ValidationError(message=f"Endpoint {endpoint_name} of account {ACCOUNT} not found or not InService.")
+    config = backend.describe_endpoint_config(endpoint.endpoint_config_name)
+    return endpoint, config, config["ProductionVariants"][0]
+
+
+def invoke(endpoint_name: str, body: str, content_type: str = "text/csv") -> tuple[str, str]:
+    """InvokeEndpoint: the serving model's answer; with data capture on, the request and
+    response written to the capture destination as the model's execution role (lost if that
+    role may not write there, as in AWS)."""
+    endpoint, config, variant = _serving(endpoint_name)
+    answer = predict(config["EndpointConfigName"], variant["VariantName"], body)
+    capture = config.get("DataCaptureConfig") or {}
+    if capture.get("EnableCapture") and capture.get("InitialSamplingPercentage", 0) > 0:
+        _capture(endpoint_name, variant["VariantName"], capture, body, content_type, answer)
+    return answer, variant["VariantName"]
+
+
+def _capture(endpoint: str, variant: str, capture: dict[str, Any], body: str, content_type: str, answer: str) -> None:
+    """One capture record in SageMaker's documented layout, under
+    ``<destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/``. SageMaker gathers records into a file
+    every few minutes; offline each invocation's record is written at once."""
+    from tools.offline import adapter
+
+    now = datetime.now(timezone.utc)
+    record = {"captureData": {
+        "endpointInput": {"observedContentType": content_type, "mode": "INPUT", "data": body, "encoding": "CSV"},
+        "endpointOutput": {"observedContentType": "text/csv", "mode": "OUTPUT", "data": answer, "encoding": "CSV"}},
+        "eventMetadata": {"eventId": str(uuid.uuid4()), "inferenceTime": now.isoformat()}, "eventVersion": "0"}
+    bucket, _, prefix = capture["DestinationS3Uri"].removeprefix("s3://").partition("/")
+    key = f"{prefix.rstrip('/')}/{endpoint}/{variant}/{now:%Y/%m/%d/%H}/{now:%M-%S-%f}-{uuid.uuid4()}.jsonl".lstrip("/")
+    role = MODELS[(_serving(endpoint)[1]["EndpointConfigName"], variant)].role
+    extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": capture["KmsKeyId"]} if capture.get("KmsKeyId") else {}
+    try:
+        with adapter.principal(role, enforce=True):
+            boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=json.dumps(record).encode(), **extra)
+    except ClientError:
+        pass  # the record is lost; hooks.denied says why
+
+
+def invoke_async(endpoint_name: str, input_location: str, inference_id: str) -> tuple[str, str]:
+    """InvokeEndpointAsync, processed at once: SageMaker reads the request from S3, runs the
+    model, writes ``<S3OutputPath><inference id>.out`` (or ``<S3FailurePath>…``) and notifies the
+    success or error topic, all as the model's execution role. Returns (output, failure) URIs."""
+    from tools.offline import adapter
+
+    _, config, variant = _serving(endpoint_name)
+    output = config["AsyncInferenceConfig"]["OutputConfig"]
+    role = MODELS[(config["EndpointConfigName"], variant["VariantName"])].role
+    success = f"{output['S3OutputPath'].rstrip('/')}/{inference_id}.out"
+    failure = f"{output.get('S3FailurePath', output['S3OutputPath']).rstrip('/')}/{inference_id}-error.out"
+    topics = output.get("NotificationConfig", {})
+    extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": output["KmsKeyId"]} if output.get("KmsKeyId") else {}
+    s3 = boto3.client("s3")
+    with adapter.principal(role, enforce=True):
+        try:
+            bucket, _, key = input_location.removeprefix("s3://").partition("/")
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+            answer = predict(config["EndpointConfigName"], variant["VariantName"], body)
+            bucket, _, key = success.removeprefix("s3://").partition("/")
+            s3.put_object(Bucket=bucket, Key=key, Body=answer.encode(), **extra)
+            outcome, topic, message = "success", topics.get("SuccessTopic"), {"responseParameters": {"outputLocation": success}}
+        except (ClientError, ValueError) as error:
+            reason = error.response["Error"]["Message"] if isinstance(error, ClientError) else str(error)
+            outcome, topic, message = "error", topics.get("ErrorTopic"), {"failureReason": reason}
+            try:
+                bucket, _, key = failure.removeprefix("s3://").partition("/")
+                s3.put_object(Bucket=bucket, Key=key, Body=reason.encode(), **extra)
+            except ClientError:
+                pass
+        if topic:
+            try:
+                boto3.client("sns").publish(TopicArn=topic, Message=json.dumps(
+                    {"inferenceId": inference_id, "invocationStatus": outcome.capitalize(), **message,
+                     "requestParameters": {"endpointName": endpoint_name, "inputLocation": input_location}}))
+            except ClientError:
+                pass
+    return success, failure
+
+
+# --- blue-green-alarm-access and autoscaled-instance-type-update ----------------------------
+def check_update(endpoint: Any, current: dict[str, Any], new: dict[str, Any], deployment: dict[str, Any] | None) -> None:
+    """What SageMaker checks before it starts an UpdateEndpoint."""
+    from moto.applicationautoscaling.models import applicationautoscaling_backends
+    from moto.sagemaker.models import sagemaker_backends
+
+    targets = applicationautoscaling_backends[ACCOUNT][REGION].targets.get("sagemaker:variant:DesiredInstanceCount", {})
+    types = {v["VariantName"]: v.get("InstanceType") for v in new["ProductionVariants"]}
+    for variant in current["ProductionVariants"]:
+        resource_id = f"endpoint/{endpoint.endpoint_name}/variant/{variant['VariantName']}"
+        if resource_id in targets and types.get(variant["VariantName"]) != variant.get("InstanceType"):
+            raise ServiceRefused("ValidationException", (
+                f"The variant {variant['VariantName']} of endpoint {endpoint.endpoint_name} is registered with Application "
+                f"Auto Scaling; its instance type cannot change from {variant.get('InstanceType')} to "
+                f"{types.get(variant['VariantName'])}. Deregister the scalable target first."))
+    alarms = [a["AlarmName"] for a in ((deployment or {}).get("AutoRollbackConfiguration") or {}).get("Alarms", [])]
+    if alarms:
+        backend = sagemaker_backends[ACCOUNT][REGION]
+        for variant in new["ProductionVariants"]:
+            role = _role_name(backend.describe_model(variant["ModelName"]).execution_role_arn)
+            refused = check(role, [("cloudwatch:DescribeAlarms", f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}", {})
+                                   for name in alarms])
+            if refused:
+                raise ServiceRefused("ValidationException", f"The execution role {role} cannot read the auto-rollback "
+                                                            f"alarms: not authorized to perform {_describe(refused)}")
+
+
+# --- model-monitor-schedule ---------------------------------------------------------------
+_MODEL_MONITOR_CRON = re.compile(r"^cron\(0 (\*|(?P<hour>[01]?\d|2[0-3])(/(?P<every>[1-9]|1\d|2[0-4]))?) \? \* \* \*\)$")
+
+
+def check_monitoring_schedule(config: dict[str, Any], definition: Any) -> None:
+    """CreateMonitoringSchedule / UpdateMonitoringSchedule: the expression's form, and the
+    runtime an hourly model-quality schedule allows."""
+    expression = config.get("ScheduleConfig", {}).get("ScheduleExpression", "")
+    if expression != "NOW" and not _MODEL_MONITOR_CRON.match(expression):
+        raise ServiceRefused("ValidationException", f"Invalid ScheduleExpression {expression!r}: Model Monitor accepts "
+                                                    "cron(0 * ? * * *), cron(0 H ? * * *), cron(0 H/N ? * * *) or NOW")
+    runtime = (getattr(definition, "stopping_condition", None) or {}).get("MaxRuntimeInSeconds", 0)
+    if config.get("MonitoringType") == "ModelQuality" and expression == "cron(0 * ? * * *)" and runtime > 1800:
+        raise ServiceRefused("ValidationException", f"MaxRuntimeInSeconds {runtime} exceeds 1800, the limit for an "
+                                                    "hourly model-quality schedule")
+
+
+# --- dead-letter-delivery -----------------------------------------------------------------
+def dead_letter(sender: str, queue_arn: str, body: dict[str, Any], context: dict[str, Any]) -> bool:
+    """Send an undeliverable event to a dead-letter queue as ``sender`` (``service:events.amazonaws.com``
+    for EventBridge, the schedule's role for Scheduler). Returns False (the event is lost) when
+    the queue's policy or the queue's key does not let the sender in."""
+    hooks = _hooks()
+    needed = [("sqs:SendMessage", queue_arn, context)]
+    key = hooks.keys.get(queue_arn)
+    if key:
+        needed += [("kms:GenerateDataKey", key, context), ("kms:Decrypt", key, context)]
+    if sender.startswith("service:"):  # a service principal is let in by the resources' own policies
+        calls = [Call(sender, action, resource, ctx) for action, resource, ctx in needed]
+        hooks.calls.extend(calls)
+        refused = [call for call in calls if not hooks.allows(call)]
+        hooks.denied.extend(refused)
+    else:
+        refused = check(sender, needed)
+    if refused:
+        return False
+    url = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{queue_arn.rsplit(':', 1)[1]}"
+    from tools.offline import adapter
+
+    with adapter.principal("runner"):
+        boto3.client("sqs").send_message(QueueUrl=url, MessageBody=json.dumps(body))
+    return True
+
+
+__all__ = ["RULES", "Rule", "ServiceRefused", "autoscaling_caller", "check_monitoring_schedule", "check_update",
+           "dead_letter", "invoke", "invoke_async", "load_variants", "predict"]
+
+
+def rules_markdown() -> str:
+    """The rules as docs/offline-runs.md lists them (a test keeps the two equal)."""
+    lines = ["| Rule | What AWS does | Source |", "|---|---|---|"]
+    for rule in RULES:
+        sources = "; ".join(f"[{part.split(': https://')[0].strip(' ;')}](https://{part.split(': https://')[1]})"
+                            if ": https://" in part else part for part in rule.source.split("; "))
+        lines.append(f"| `{rule.id}` | {rule.summary} | {sources} |")
+    return "\n".join(lines) + "\n"
