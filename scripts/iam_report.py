@@ -2,7 +2,8 @@
 """`make iam-report`: run the stage's pipeline offline in every deployment mode and with
 tuning, then print, per IAM role, the actions the runs called, any call its synthesized
 policy does not allow (exit 1 if so), and granted actions no run used (review candidates:
-some are used only by SageMaker itself, e.g. ECR pulls, which offline runs cannot show).
+some are used by SageMaker itself in ways offline runs cannot show, e.g. a training or
+processing job's image pull and logs; an endpoint's image pull and model download are shown).
 
     python scripts/iam_report.py [--stage dev]
 """
