@@ -1,0 +1,147 @@
+"""The data phase: DataBrew validation and cleaning, the Glue ETL split, crawlers, feature
+ingestion, and the ``<prefix>-data`` state machine that runs them in order."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from mlops.config import DataConfig
+from mlops.constructs.data_preparation.features import FeatureIngestion
+from mlops.constructs.data_preparation.split import GlueSplit
+from mlops.constructs.data_preparation.validation import QUALITY_PREFIX, DataValidation
+from mlops.constructs.pipeline_function import PipelineFunction
+from mlops.constructs.resources import StageResources
+from mlops.constructs.workflow import FailureNames, failure_ending, standard_state_machine
+from mlops.nag import acknowledge
+
+__all__ = ["DataPreparation", "QUALITY_PREFIX", "data_prefixes"]
+
+
+def data_prefixes(dataset: str) -> dict[str, str]:
+    """Where the data phase reads and writes, per zone (keys under the zone buckets)."""
+    return {
+        "clean": f"clean/{dataset}/",        # curated: DataBrew recipe job output (CSV with header)
+        "catalog": f"catalog/{dataset}/",    # curated: header-bearing split copy, one table partitioned by split
+        "latest": f"{dataset}/latest/",      # curated: train/validation/test of a data-only run
+        "runs": f"{dataset}/runs/",          # curated: train/validation/test of each training run
+    }
+
+
+class DataPreparation(Construct):
+    """Provisions the stage's data phase and its Standard state machine ``state_machine``
+    (``<prefix>-data``): validate raw data against the DataBrew ruleset (profile job) → quality
+    gate (Lambda reads the validation report, fails with the rules that failed) → clean with
+    the published DataBrew recipe → Glue ETL split 80/10/10 → refresh the catalog (crawler) →
+    ingest features (SageMaker Processing, batched PutRecord). The training state machine runs
+    it as its first step; it also runs on its own (console, schedule, or new raw objects when
+    ``data.refresh_on_new_raw_data``), writing to ``<dataset>/latest/``.
+
+    Exposes ``state_machine``, ``functions``, ``names`` (physical names), ``crawlers``,
+    ``feature_groups`` and ``ingestion_role``.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, resources: StageResources, data: DataConfig, dataset: str,
+                 label: str, raw_prefix: str, database_name: str, image_uri: str, instance_type: str,
+                 timeout_hours: int) -> None:
+        super().__init__(scope, construct_id)
+        prefix = resources.prefix
+        self._resources, paths = resources, data_prefixes(dataset)
+        raw_dataset_prefix = f"{raw_prefix}{dataset}/"
+        self.names = {"security": f"{prefix}-glue", "etl": f"{prefix}-split", "dataset": f"{prefix}-raw",
+                      "recipe": f"{prefix}-clean", "ruleset": f"{prefix}-quality", "profile_job": f"{prefix}-validate",
+                      "recipe_job": f"{prefix}-clean", "raw_crawler": f"{prefix}-raw", "curated_crawler": f"{prefix}-curated"}
+        split = GlueSplit(self, resources=resources, data=data, names=self.names, paths=paths, label=label,
+                          raw_prefix=raw_prefix, raw_dataset_prefix=raw_dataset_prefix, database_name=database_name)
+        self.crawlers = split.crawlers
+        validation = DataValidation(self, resources=resources, data=data, names=self.names,
+                                    raw_dataset_prefix=raw_dataset_prefix, clean_prefix=paths["clean"])
+        self.functions: dict[str, PipelineFunction] = {"data_quality": validation.function}
+        features = FeatureIngestion(self, resources=resources, data=data, catalog_prefix=paths["catalog"],
+                                    image_uri=image_uri, instance_type=instance_type)
+        self.feature_groups, self.ingestion_role = features.groups, features.role
+        on_failure = failure_ending(
+            self, names=FailureNames(notify="Notify data failure", choice="Reserved data error name?",
+                                     step_failed="Data step failed", failed="Data run failed"),
+            topic=resources.topic, subject=f"{prefix} data run: FAILED", message="Execution {} FAILED: {}: {}",
+            message_paths=["$.error.Error", "$.error.Cause"])
+        check_input, chain = self._locations(paths)
+        for state in validation.states(on_failure):
+            chain = chain.next(state)
+        split_state, crawled = split.states(on_failure)
+        chain = chain.next(split_state)
+        last: sfn.INextable = crawled
+        if features.groups:
+            last = crawled.next(features.state(on_failure))
+        last.next(sfn.Pass(self, "Data ready", parameters={
+            "train.$": "$.outputs.train", "validation.$": "$.outputs.validation", "test.$": "$.outputs.test",
+            "catalog.$": "$.outputs.catalog", "quality_report.$": "$.quality.report", "rules_checked.$": "$.quality.rules",
+        }))
+        self.state_machine = standard_state_machine(
+            self, name=f"{prefix}-data", comment=f"{prefix}: validate, clean, split, catalogue and ingest the raw data",
+            definition=check_input, timeout=cdk.Duration.hours(timeout_hours), resources=resources)
+        self._grant_state_machine(features)
+        if data.refresh_on_new_raw_data:
+            self._raw_data_rule(raw_dataset_prefix)
+
+    def _locations(self, paths: dict[str, str]) -> tuple[sfn.Chain, sfn.Pass]:
+        """"Output prefix given?": a training run passes its own prefix; a data-only run
+        writes under ``<dataset>/latest/``; anything else is refused."""
+        curated = self._resources.bucket("curated").bucket_name
+        bad_input = sfn.Fail(self, "Invalid data run input", error="InvalidExecutionInput",
+                             cause="input.output_prefix: must be an s3:// URI ending in '/'; omit it to write to "
+                                   f"s3://<curated bucket>/{paths['latest']}")
+        given = sfn.Pass(self, "Use given output prefix", parameters={"prefix.$": "$.output_prefix"}, result_path="$.base")
+        default = sfn.Pass(self, "Use latest output prefix", parameters={"prefix": f"s3://{curated}/{paths['latest']}"},
+                           result_path="$.base")
+        locations = sfn.Pass(self, "Output locations", result_path="$.outputs", parameters={
+            **{f"{split}.$": f"States.Format('{{}}{split}/', $.base.prefix)" for split in ("train", "validation", "test")},
+            "catalog": f"s3://{curated}/{paths['catalog']}",
+        })
+        check_input = (
+            sfn.Choice(self, "Output prefix given?")
+            .when(sfn.Condition.and_(sfn.Condition.is_present("$.output_prefix"),
+                                     sfn.Condition.is_string("$.output_prefix"),
+                                     sfn.Condition.string_matches("$.output_prefix", "s3://*/")), given)
+            .when(sfn.Condition.is_present("$.output_prefix"), bad_input)
+            .otherwise(default)
+            .afterwards()
+        )
+        given.next(locations)
+        default.next(locations)
+        return check_input, locations
+
+    def _grant_state_machine(self, features: FeatureIngestion) -> None:
+        role, stack = self.state_machine.role, cdk.Stack.of(self)
+        self._resources.topic_key.grant(role, "kms:GenerateDataKey", "kms:Decrypt")
+        if features.groups:
+            features.grant_state_machine(role)
+        acknowledge(role, "AwsSolutions-IAM5", "Data state machine: X-Ray tracing of executions (xray:PutTraceSegments "
+                    "and friends support no resource-level permissions).", applies_to="Resource::*")
+        logical_id = stack.get_logical_id(self.functions["data_quality"].function.node.default_child)  # type: ignore[arg-type]
+        acknowledge(role, "AwsSolutions-IAM5", "Data state machine: CDK's LambdaInvoke grant covers the versions and "
+                    "aliases of the DataQuality function.", applies_to=f"Resource::<{logical_id}.Arn>:*")
+
+    def _raw_data_rule(self, prefix: str) -> None:
+        resources = self._resources
+        dead_letters = sqs.Queue(self, "RawDataDeadLetters", encryption=sqs.QueueEncryption.KMS,
+                                 encryption_master_key=resources.data_key, enforce_ssl=True,
+                                 retention_period=cdk.Duration.days(14))
+        acknowledge(dead_letters, "AwsSolutions-SQS3", "This queue is itself the dead-letter queue of the new-raw-data rule's target.")
+        events.Rule(
+            self, "NewRawData",
+            description=f"New raw data under {prefix}: start a data run",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"], detail_type=["Object Created"],
+                detail={"bucket": {"name": [resources.bucket("raw").bucket_name]}, "object": {"key": [{"prefix": prefix}]}},
+            ),
+            targets=[targets.SfnStateMachine(
+                self.state_machine, dead_letter_queue=dead_letters, retry_attempts=8, max_event_age=cdk.Duration.hours(24),
+                input=events.RuleTargetInput.from_object({"trigger": {
+                    "source": "new-raw-data", "key": events.EventField.from_path("$.detail.object.key")}}),
+            )],
+        )

@@ -1,0 +1,1 @@
+"""The training-to-deployment workflow (``pipeline.TrainingPipeline``) and its phases."""

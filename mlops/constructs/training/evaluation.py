@@ -1,0 +1,111 @@
+"""Phase: evaluate the model on the held-out test split, then gate it.
+
+"Evaluate on test split" runs ``jobs/evaluation/evaluate.py`` as a SageMaker Processing job
+(the full metric set of the problem type, scikit-learn); "Check metric gate" (the
+``metric_gate`` handler) compares the metrics with the business thresholds and the serving
+champion; a run that fails the gate notifies and ends ``MetricGateFailed``.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from mlops.config import PipelineConfig
+from mlops.constructs.pipeline_function import PipelineFunction
+from mlops.constructs.resources import StageResources
+from mlops.constructs.sagemaker_jobs import processing_input
+from mlops.constructs.training.model_build import experiment_config
+from mlops.constructs.training.notices import outcome_notice
+from mlops.constructs.training.registration import acknowledge_packages
+from mlops.constructs.workflow import API_TIMEOUT, JOBS_DIR, catch_all, sagemaker_job, with_suffix
+from mlops.nag import acknowledge
+
+
+def evaluation_script(scope: Construct) -> s3_assets.Asset:
+    """``jobs/evaluation/evaluate.py`` as an S3 asset (the execution role reads it)."""
+    return s3_assets.Asset(scope, "EvaluationScript", path=str(JOBS_DIR / "evaluation" / "evaluate.py"))
+
+
+def metric_gate_function(scope: Construct, *, resources: StageResources, group: str) -> PipelineFunction:
+    """The ``metric_gate`` handler: reads the run's and the champion's evaluation reports."""
+    gate = resources.function(scope, "MetricGate", folder="metric_gate",
+                              description="metric gate (thresholds, champion/challenger)")
+    resources.grant(gate.role, "artifacts", "runs/", "read the run's evaluation.json and the champion's")
+    gate.role.add_to_policy(iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"],
+                                                resources=[resources.arn(scope, "sagemaker", "model-package", f"{group}/*")]))
+    acknowledge_packages(gate.role, group, "the gate reads the champion version's metrics")
+    gate.role.add_to_policy(iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=["*"]))
+    resources.data_key.grant(gate.role, "kms:Decrypt")
+    acknowledge(gate.role, "AwsSolutions-IAM5", "sagemaker:ListModelPackages supports no resource-level "
+                "permissions; the gate lists the approved versions of its own group to find the champion.",
+                applies_to="Resource::*")
+    return gate
+
+
+class Evaluation:
+    """Builds, into ``scope``, "Evaluate on test split" → "Check metric gate" → "Metric gate
+    passed?" (``passed(then)`` continues the run; otherwise "Notify gate failed" → "Metric gate
+    failed"). Exposes ``start``."""
+
+    def __init__(self, scope: Construct, *, resources: StageResources, pipeline: PipelineConfig,
+                 script: s3_assets.Asset, image_uri: str, role_arn: str, gate: PipelineFunction, group: str,
+                 on_failure: sfn.IChainable) -> None:
+        self._scope, self._resources = scope, resources
+        key_arn = resources.data_key.key_arn
+        evaluate = sagemaker_job(scope, "Evaluate on test split", "createProcessingJob", {
+            "ProcessingJobName.$": with_suffix("$.run.names.eval"),
+            "RoleArn": role_arn,
+            "AppSpecification": {
+                "ImageUri": image_uri,
+                "ContainerEntrypoint": ["python3", f"/opt/ml/processing/code/{script.s3_object_key}"],
+                "ContainerArguments.$": (
+                    f"States.Array('--problem-type', $.run.problem_type, '--threshold', '{pipeline.classification_threshold}')"
+                ),
+            },
+            "ProcessingInputs": [
+                processing_input("code", script.s3_object_url, "/opt/ml/processing/code"),
+                processing_input("model", "$.training.model_data", "/opt/ml/processing/model"),
+                processing_input("test", "$.run.s3.test", "/opt/ml/processing/test"),
+            ],
+            "ProcessingOutputConfig": {"KmsKeyId": key_arn, "Outputs": [{
+                "OutputName": "evaluation",
+                "S3Output": {"S3Uri.$": "$.run.s3.evaluation", "LocalPath": "/opt/ml/processing/evaluation",
+                             "S3UploadMode": "EndOfJob"}}]},
+            "ProcessingResources": {"ClusterConfig": {
+                "InstanceCount": 1, "InstanceType": pipeline.evaluation_instance_type,
+                "VolumeSizeInGB": 30, "VolumeKmsKeyId": key_arn}},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+            "ExperimentConfig": experiment_config("eval"),
+        }, result_selector={"job_name.$": "$.ProcessingJobName",
+                            "report.$": "States.Format('{}evaluation.json', $.ProcessingOutputConfig.Outputs[0].S3Output.S3Uri)"},
+            result_path="$.evaluation", comment="Full metric set of the problem type, scikit-learn", on_failure=on_failure)
+        check = catch_all(tasks.LambdaInvoke(
+            scope, "Check metric gate",
+            task_timeout=API_TIMEOUT,
+            lambda_function=gate.function,
+            payload=sfn.TaskInput.from_object({
+                "evaluation_uri": sfn.JsonPath.string_at("$.evaluation.report"),
+                "thresholds": [threshold.model_dump() for threshold in pipeline.metric_thresholds],
+                "champion_margin": pipeline.champion_margin,
+                "model_package_group": group,
+            }),
+            result_selector={"passed.$": "$.Payload.passed", "summary.$": "$.Payload.summary",
+                             "candidate.$": "$.Payload.candidate", "champion.$": "$.Payload.champion"},
+            result_path="$.gate",
+            comment="Business thresholds and champion/challenger",
+        ), on_failure)
+        self.start = evaluate
+        self._last = evaluate.next(check)
+
+    def passed(self, then: sfn.IChainable) -> sfn.Chain:
+        """Continue with ``then`` when the gate passed; otherwise notify and fail."""
+        failed = outcome_notice(self._scope, self._resources, "Notify gate failed", "REJECTED BY METRIC GATE",
+                                "$.gate.summary").next(
+            sfn.Fail(self._scope, "Metric gate failed", error="MetricGateFailed", cause_path="$.gate.summary"))
+        return self._last.next(sfn.Choice(self._scope, "Metric gate passed?")
+                               .when(sfn.Condition.boolean_equals("$.gate.passed", True), then)
+                               .otherwise(failed))

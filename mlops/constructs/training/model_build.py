@@ -1,0 +1,124 @@
+"""Phase: build the model — train it, or tune it and take the best job's model.
+
+Either way the result stands in ``$.training`` (job name, model artifact, hyperparameters)
+for evaluation, registry and deployment.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from mlops.config import TrainingConfig, TuningConfig
+from mlops.constructs.workflow import API_TIMEOUT, catch_all, retry_api, sagemaker_job, with_suffix
+
+
+def experiment_config(kind: str) -> dict[str, str]:
+    """The run's SageMaker Experiments trial, one trial component per job kind."""
+    return {"ExperimentName.$": "$.run.names.experiment", "TrialName.$": "$.run.names.run", "TrialComponentDisplayName": kind}
+
+
+def _channel(name: str) -> dict:
+    return {"ChannelName": name, "ContentType": "text/csv", "DataSource": {"S3DataSource": {
+        "S3DataType": "S3Prefix", "S3Uri.$": f"$.run.s3.{name}", "S3DataDistributionType": "FullyReplicated"}}}
+
+
+class ModelBuild:
+    """Builds, into ``scope``, "Train model" (CreateTrainingJob ``.sync``: the algorithm image,
+    the run's hyperparameters, the train/validation channels, KMS, spot with checkpoints where
+    configured, the run's Experiments trial) and, with ``tuning``, "Tune hyperparameters?" →
+    "Tune hyperparameters" → "Describe best training job".
+
+    Exposes ``start`` (the phase's first state) and ``parameters`` (the training request).
+    """
+
+    def __init__(self, scope: Construct, *, prefix: str, training: TrainingConfig, tuning: TuningConfig | None,
+                 image_uri: str, role_arn: str, key_arn: str, on_failure: sfn.IChainable) -> None:
+        self._scope, self._prefix, self._on_failure = scope, prefix, on_failure
+        max_runtime = training.max_runtime_minutes * 60
+        self.parameters = {
+            "TrainingJobName.$": with_suffix("$.run.names.train"),
+            "RoleArn": role_arn,
+            "AlgorithmSpecification": {"TrainingImage": image_uri, "TrainingInputMode": "File"},
+            "HyperParameters.$": "$.run.hyperparameters",
+            "InputDataConfig": [_channel(name) for name in ("train", "validation")],
+            "OutputDataConfig": {"S3OutputPath.$": "$.run.s3.output", "KmsKeyId": key_arn},
+            "ResourceConfig": {
+                "InstanceCount": training.instance_count, "InstanceType": training.instance_type,
+                "VolumeSizeInGB": training.volume_size_gb, "VolumeKmsKeyId": key_arn},
+            "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime},
+            "EnableInterContainerTrafficEncryption": training.instance_count > 1,
+            "ExperimentConfig": experiment_config("train"),
+        }
+        if training.use_spot_instances:
+            self.parameters["EnableManagedSpotTraining"] = True
+            self.parameters["StoppingCondition"]["MaxWaitTimeInSeconds"] = 2 * max_runtime
+            self.parameters["CheckpointConfig"] = {"S3Uri.$": "$.run.s3.checkpoints"}
+        self.job_seconds = self.parameters["StoppingCondition"].get("MaxWaitTimeInSeconds", max_runtime)
+        train = sagemaker_job(scope, "Train model", "createTrainingJob", self.parameters, result_selector={
+            "job_name.$": "$.TrainingJobName",
+            "model_data.$": "$.ModelArtifacts.S3ModelArtifacts",
+            "hyperparameters.$": "$.HyperParameters",
+        }, result_path="$.training", comment="Built-in XGBoost on the train/validation splits",
+            timeout_seconds=self.job_seconds, on_failure=on_failure)
+        self.start: sfn.IChainable = train
+        if tuning is not None:
+            self.start = (sfn.Choice(scope, "Tune hyperparameters?")
+                          .when(sfn.Condition.boolean_equals("$.run.tuning", True), self._tuning(tuning))
+                          .otherwise(train)
+                          .afterwards())
+
+    def _tuning(self, tuning: TuningConfig) -> sfn.IChainable:
+        """Automatic model tuning; the best training job then stands where "Train model"'s
+        result would (``$.training``)."""
+        definition = {key: value for key, value in self.parameters.items()
+                      if key not in ("TrainingJobName.$", "HyperParameters.$", "ExperimentConfig")}
+        definition["StaticHyperParameters.$"] = "$.run.static_hyperparameters"
+        rounds = -(-tuning.max_jobs // tuning.max_parallel_jobs)  # ceil: sequential waves of parallel jobs
+        tune = sagemaker_job(self._scope, "Tune hyperparameters", "createHyperParameterTuningJob", {
+            "HyperParameterTuningJobName.$": with_suffix("$.run.names.tune"),
+            "HyperParameterTuningJobConfig": {
+                "Strategy": "Bayesian",
+                "HyperParameterTuningJobObjective": {"Type": tuning.objective_type, "MetricName": tuning.objective_metric},
+                "ResourceLimits": {"MaxNumberOfTrainingJobs": tuning.max_jobs,
+                                   "MaxParallelTrainingJobs": tuning.max_parallel_jobs},
+                "ParameterRanges": parameter_ranges(tuning),
+                "TrainingJobEarlyStoppingType": tuning.early_stopping,
+            },
+            "TrainingJobDefinition": definition,
+        }, result_selector={
+            "job_name.$": "$.HyperParameterTuningJobName",
+            "best_training_job.$": "$.BestTrainingJob.TrainingJobName",
+            "objective.$": "$.BestTrainingJob.FinalHyperParameterTuningJobObjectiveMetric",
+        }, result_path="$.tuning_job", comment=f"{tuning.max_jobs} jobs, {tuning.objective_type} {tuning.objective_metric}",
+            timeout_seconds=rounds * self.job_seconds, on_failure=self._on_failure)
+        best = tasks.CallAwsService(
+            self._scope, "Describe best training job",
+            task_timeout=API_TIMEOUT,
+            service="sagemaker", action="describeTrainingJob",
+            parameters={"TrainingJobName.$": "$.tuning_job.best_training_job"},
+            iam_resources=[cdk.Stack.of(self._scope).format_arn(
+                service="sagemaker", resource="training-job", resource_name=f"{self._prefix}-*")],
+            iam_action="sagemaker:DescribeTrainingJob",
+            result_selector={"job_name.$": "$.TrainingJobName", "model_data.$": "$.ModelArtifacts.S3ModelArtifacts",
+                             "hyperparameters.$": "$.HyperParameters"},
+            result_path="$.training",
+            comment="The best job's model and hyperparameters flow on as the run's model",
+        )
+        catch_all(retry_api(best), self._on_failure)
+        return tune.next(best)
+
+
+def parameter_ranges(tuning: TuningConfig) -> dict[str, list]:
+    """The config's ranges in CreateHyperParameterTuningJob's ParameterRanges shape."""
+    ranges: dict[str, list] = {"ContinuousParameterRanges": [], "IntegerParameterRanges": [], "CategoricalParameterRanges": []}
+    for r in tuning.ranges:
+        if r.type == "categorical":
+            ranges["CategoricalParameterRanges"].append({"Name": r.name, "Values": list(r.values)})
+        else:
+            bounds = (str(int(r.min)), str(int(r.max))) if r.type == "integer" else (f"{r.min:g}", f"{r.max:g}")
+            key = "IntegerParameterRanges" if r.type == "integer" else "ContinuousParameterRanges"
+            ranges[key].append({"Name": r.name, "MinValue": bounds[0], "MaxValue": bounds[1], "ScalingType": r.scaling})
+    return {key: value for key, value in ranges.items() if value}
