@@ -44,8 +44,7 @@ def test_stateful_logical_ids_are_pinned(stacks, stage: str) -> None:
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_data_lake_key_rotates(stacks, stage: str) -> None:
-    key = _data(stacks, stage)["Resources"][DATA_LAKE_KEY]["Properties"]
-    assert key["EnableKeyRotation"] is True
+    Template.from_json(_data(stacks, stage)).has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -114,8 +113,8 @@ def test_prod_retains_stateful_resources_and_dev_may_destroy(stacks) -> None:
             assert data[logical_id]["DeletionPolicy"] == policy, (stage, logical_id)
             assert data[logical_id]["UpdateReplacePolicy"] == policy, (stage, logical_id)
     # Only dev empties its buckets on destroy; prod has no delete custom resource at all.
-    assert len(resources_of_type(_data(stacks, "dev"), "Custom::S3AutoDeleteObjects")) == 5
-    assert resources_of_type(_data(stacks, "prod"), "Custom::S3AutoDeleteObjects") == {}
+    Template.from_json(_data(stacks, "dev")).resource_count_is("Custom::S3AutoDeleteObjects", 5)
+    Template.from_json(_data(stacks, "prod")).resource_count_is("Custom::S3AutoDeleteObjects", 0)
     assert _data(stacks, "prod")["Resources"][DATA_LAKE_KEY]["Properties"]["PendingWindowInDays"] == 30
 
 

@@ -41,23 +41,38 @@ class DataLake(Construct):
         retain: bool,
     ) -> None:
         super().__init__(scope, construct_id)
-        removal_policy = RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY
+        self._prefix, self._config = resource_prefix, config
+        self._removal_policy = RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY
         # Auto-delete only where the stack may be destroyed: it lets `cdk destroy` empty
         # the buckets. Retained stages never get the delete custom resource.
-        auto_delete = not retain
+        self._auto_delete = not retain
+        self._lifecycle = dict(
+            noncurrent_version_expiration=Duration.days(config.noncurrent_version_expiration_days),
+            abort_incomplete_multipart_upload_after=Duration.days(config.abort_incomplete_multipart_upload_days),
+        )
+        self.key = self._key(retain)
+        self.access_logs_bucket = self._access_logs_bucket()
+        buckets = {zone: self._zone_bucket(zone, purpose) for zone, purpose in ZONES.items()}
+        self.raw_bucket = buckets["Raw"]
+        self.curated_bucket = buckets["Curated"]
+        self.artifacts_bucket = buckets["Artifacts"]
+        self.monitoring_bucket = buckets["Monitoring"]
+        self.zone_buckets: dict[str, s3.Bucket] = buckets
 
-        self.key = kms.Key(
+    def _key(self, retain: bool) -> kms.Key:
+        """The data-lake key: rotating; CloudWatch Logs may use it for this account's log groups,
+        EventBridge for this stage's dead-letter queues."""
+        key = kms.Key(
             self,
             "Key",
-            description=f"{resource_prefix}: encrypts the data lake and everything the ML platform stores",
-            alias=f"alias/{resource_prefix}-data-lake",
+            description=f"{self._prefix}: encrypts the data lake and everything the ML platform stores",
+            alias=f"alias/{self._prefix}-data-lake",
             enable_key_rotation=True,
             pending_window=Duration.days(30 if retain else 7),
-            removal_policy=removal_policy,
+            removal_policy=self._removal_policy,
         )
-        # CloudWatch Logs may use the key for this account's log groups only.
         stack = cdk.Stack.of(self)
-        self.key.add_to_resource_policy(
+        key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="AllowCloudWatchLogsForThisAccount",
                 principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
@@ -70,12 +85,11 @@ class DataLake(Construct):
                 },
             )
         )
-
         # EventBridge delivers what it cannot hand to a rule's target to that target's dead-letter
         # queue; the stage's queues are encrypted with this key, so EventBridge may use it for
         # this account's rules of this stage only ("Amazon SQS key management": AWS service
         # producers to encrypted queues; EventBridge "Using dead-letter queues").
-        self.key.add_to_resource_policy(
+        key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="AllowEventBridgeDeadLetterQueues",
                 principals=[iam.ServicePrincipal("events.amazonaws.com")],
@@ -83,19 +97,16 @@ class DataLake(Construct):
                 resources=["*"],
                 conditions={
                     "StringEquals": {"aws:SourceAccount": stack.account},
-                    "ArnLike": {"aws:SourceArn": f"arn:{stack.partition}:events:{stack.region}:{stack.account}:rule/{resource_prefix}-*"},
+                    "ArnLike": {"aws:SourceArn": f"arn:{stack.partition}:events:{stack.region}:{stack.account}:rule/{self._prefix}-*"},
                 },
             )
         )
+        return key
 
-        lifecycle_common = dict(
-            noncurrent_version_expiration=Duration.days(config.noncurrent_version_expiration_days),
-            abort_incomplete_multipart_upload_after=Duration.days(config.abort_incomplete_multipart_upload_days),
-        )
-
-        # S3 server access logging only delivers to buckets with SSE-S3 default encryption,
-        # so this one bucket cannot use the CMK.
-        self.access_logs_bucket = s3.Bucket(
+    def _access_logs_bucket(self) -> s3.Bucket:
+        """S3 server access logging only delivers to buckets with SSE-S3 default encryption,
+        so this one bucket cannot use the CMK."""
+        bucket = s3.Bucket(
             self,
             "AccessLogsBucket",
             encryption=s3.BucketEncryption.S3_MANAGED,
@@ -107,43 +118,38 @@ class DataLake(Construct):
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="ExpireAccessLogs",
-                    expiration=Duration.days(config.access_log_retention_days),
-                    **lifecycle_common,
+                    expiration=Duration.days(self._config.access_log_retention_days),
+                    **self._lifecycle,
                 )
             ],
-            removal_policy=removal_policy,
-            auto_delete_objects=auto_delete,
+            removal_policy=self._removal_policy,
+            auto_delete_objects=self._auto_delete,
         )
         acknowledge(
-            self.access_logs_bucket,
+            bucket,
             "AwsSolutions-S1",
             "This bucket is the server-access-log target of every data-lake bucket; logging it to "
             "itself would create a delivery loop, which AWS documentation advises against.",
         )
+        return bucket
 
-        buckets: dict[str, s3.Bucket] = {}
-        for zone, purpose in ZONES.items():
-            buckets[zone] = s3.Bucket(
-                self,
-                f"{zone}Bucket",
-                encryption=s3.BucketEncryption.KMS,
-                encryption_key=self.key,
-                bucket_key_enabled=True,  # fewer KMS calls: cheaper, same protection
-                block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-                object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-                enforce_ssl=True,
-                minimum_tls_version=1.2,
-                versioned=True,
-                server_access_logs_bucket=self.access_logs_bucket,
-                server_access_logs_prefix=f"{zone.lower()}/",
-                lifecycle_rules=[s3.LifecycleRule(id="ExpireNoncurrentAndAbortUploads", **lifecycle_common)],
-                removal_policy=removal_policy,
-                auto_delete_objects=auto_delete,
-            )
-            buckets[zone].node.default_child.add_metadata("Purpose", purpose)  # type: ignore[union-attr]
-
-        self.raw_bucket = buckets["Raw"]
-        self.curated_bucket = buckets["Curated"]
-        self.artifacts_bucket = buckets["Artifacts"]
-        self.monitoring_bucket = buckets["Monitoring"]
-        self.zone_buckets: dict[str, s3.Bucket] = buckets
+    def _zone_bucket(self, zone: str, purpose: str) -> s3.Bucket:
+        bucket = s3.Bucket(
+            self,
+            f"{zone}Bucket",
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            bucket_key_enabled=True,  # fewer KMS calls: cheaper, same protection
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            versioned=True,
+            server_access_logs_bucket=self.access_logs_bucket,
+            server_access_logs_prefix=f"{zone.lower()}/",
+            lifecycle_rules=[s3.LifecycleRule(id="ExpireNoncurrentAndAbortUploads", **self._lifecycle)],
+            removal_policy=self._removal_policy,
+            auto_delete_objects=self._auto_delete,
+        )
+        bucket.node.default_child.add_metadata("Purpose", purpose)  # type: ignore[union-attr]
+        return bucket

@@ -15,6 +15,8 @@ def read_assets(role: iam.IRole, assets: list[s3_assets.Asset], *, listed: bool 
     ``listed``: the scripts are processing inputs of type ``S3Prefix``, which SageMaker lists
     before downloading ("ProcessingS3Input": all objects with the key name prefix), so the role
     may also list the assets bucket, for exactly those keys. Glue reads its script by key only."""
+    if not assets:
+        return
     role.add_to_principal_policy(iam.PolicyStatement(
         actions=["s3:GetObject"],
         resources=[f"arn:{cdk.Aws.PARTITION}:s3:::{asset.s3_bucket_name}/{asset.s3_object_key}" for asset in assets]))

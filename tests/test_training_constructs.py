@@ -1,0 +1,196 @@
+"""The training workflow's phases, each alone on a bare stack (tests/constructs_harness.py)."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk.assertions import Match, Template
+
+from mlops.constructs.monitoring.backend import ModelMonitorBackend, OpenSourceBackend
+from mlops.constructs.training.deployment import Deployment, check_endpoint_function
+from mlops.constructs.training.endpoint import Endpoints, autoscaling_caller_statements, rollback_alarms, scale_to_zero
+from mlops.constructs.training.evaluation import Evaluation, evaluation_script, metric_gate_function
+from mlops.constructs.training.execution_role import execution_role, grant_serving
+from mlops.constructs.training.model_build import ModelBuild
+from mlops.constructs.training.pipeline import TrainingPipeline
+from mlops.constructs.training.registration import Registration, approval_function
+from mlops.images import ImageMapping
+from tests.constructs_harness import PREFIX, actions, bare_stage, definition, dev_config, fail_state, machine, statements
+
+IMAGE = "123.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+
+
+def _build(*, spot: bool, tuning: bool) -> dict:
+    stack, resources = bare_stage()
+    config = dev_config()
+    training = config.training.model_copy(update={"use_spot_instances": spot})
+    build = ModelBuild(stack, prefix=PREFIX, training=training, tuning=config.pipeline.tuning if tuning else None,
+                       image_uri=IMAGE, role_arn="arn:aws:iam::123456789012:role/sm", key_arn="arn:key",
+                       on_failure=fail_state(stack))
+    machine(stack, build.start)
+    return definition(Template.from_stack(stack))["States"]
+
+
+def test_model_build_trains_on_spot_with_checkpoints_when_configured() -> None:
+    states = _build(spot=True, tuning=False)
+    train = states["Train model"]
+    assert train["Resource"].endswith(":states:::sagemaker:createTrainingJob.sync")
+    parameters = train["Parameters"]
+    assert parameters["EnableManagedSpotTraining"] is True and parameters["CheckpointConfig"] == {"S3Uri.$": "$.run.s3.checkpoints"}
+    assert parameters["StoppingCondition"]["MaxWaitTimeInSeconds"] == 2 * parameters["StoppingCondition"]["MaxRuntimeInSeconds"]
+    assert train["TimeoutSeconds"] == parameters["StoppingCondition"]["MaxWaitTimeInSeconds"] + 900
+    assert [c["ChannelName"] for c in parameters["InputDataConfig"]] == ["train", "validation"]
+    assert train["Retry"][0]["ErrorEquals"] == ["SageMaker.AmazonSageMakerException", "SageMaker.ThrottlingException",
+                                                "SageMaker.ResourceLimitExceeded"]
+    assert "Tune hyperparameters?" not in states
+
+
+def test_model_build_tunes_when_asked_and_the_best_job_stands_in_for_training() -> None:
+    states = _build(spot=False, tuning=True)
+    choice = states["Tune hyperparameters?"]
+    assert choice["Choices"][0]["Next"] == "Tune hyperparameters" and choice["Default"] == "Train model"
+    tune = states["Tune hyperparameters"]["Parameters"]
+    assert "EnableManagedSpotTraining" not in tune["TrainingJobDefinition"]
+    assert set(tune["HyperParameterTuningJobConfig"]["ParameterRanges"]) == {"ContinuousParameterRanges",
+                                                                           "IntegerParameterRanges"}
+    assert states["Tune hyperparameters"]["Next"] == "Describe best training job"
+    assert states["Describe best training job"]["ResultPath"] == "$.training"
+
+
+def test_evaluation_gates_on_thresholds_and_the_gate_reads_only_its_group() -> None:
+    stack, resources = bare_stage()
+    config = dev_config()
+    gate = metric_gate_function(stack, resources=resources, group=f"{PREFIX}-models")
+    script = evaluation_script(stack)
+    evaluation = Evaluation(stack, resources=resources, pipeline=config.pipeline, script=script, image_uri=IMAGE,
+                            role_arn="arn:role", gate=gate, group=f"{PREFIX}-models", on_failure=fail_state(stack))
+    machine(stack, evaluation.passed(sfn.Succeed(stack, "Registered")))
+    template = Template.from_stack(stack)
+    states = definition(template)["States"]
+    assert states["Evaluate on test split"]["Next"] == "Check metric gate"
+    assert states["Metric gate passed?"]["Default"] == "Notify gate failed"
+    assert states["Metric gate failed"] == {"Type": "Fail", "Error": "MetricGateFailed", "CausePath": "$.gate.summary"}
+    thresholds = states["Check metric gate"]["Parameters"]["Payload"]["thresholds"]
+    assert thresholds == [t.model_dump() for t in config.pipeline.metric_thresholds]
+    gate_statements = statements(template, "MetricGate")
+    assert {"sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages", "s3:GetObject", "kms:Decrypt"} <= actions(gate_statements)
+    assert "s3:PutObject" not in actions(gate_statements)
+
+
+@pytest.mark.parametrize("manual", [False, True])
+def test_registration_waits_for_the_registry_only_with_manual_approval(manual: bool) -> None:
+    stack, resources = bare_stage()
+    config = dev_config()
+    pipeline = config.pipeline.model_copy(update={"manual_approval": manual})
+    approval = approval_function(stack, resources=resources, group=f"{PREFIX}-models") if manual else None
+    registration = Registration(stack, resources=resources, pipeline=pipeline, deployment=config.deployment,
+                                image_uri=IMAGE, group=f"{PREFIX}-models", approval=approval, on_failure=fail_state(stack))
+    machine(stack, registration.then(sfn.Succeed(stack, "Deploy")))
+    if manual:
+        registration.approval_rule(f"{PREFIX}-training")
+    template = Template.from_stack(stack)
+    states = definition(template)["States"]
+    register = states["Register model version"]["Parameters"]
+    assert register["ModelApprovalStatus"] == ("PendingManualApproval" if manual else "Approved")
+    assert register["CustomerMetadataProperties"]["train_data.$"] == "$.run.s3.train"
+    assert ("Wait for approval" in states) is manual
+    template.resource_count_is("AWS::Events::Rule", 1 if manual else 0)
+    if manual:
+        assert states["Wait for approval"]["Catch"][0] == {"ErrorEquals": ["ModelRejected"], "ResultPath": "$.error",
+                                                           "Next": "Notify rejected"}
+        template.has_resource_properties("AWS::Events::Rule", {"EventPattern": {
+            "detail-type": ["SageMaker Model Package State Change"],
+            "detail": {"ModelPackageGroupName": [f"{PREFIX}-models"], "ModelApprovalStatus": ["Approved", "Rejected"]}},
+            "Targets": [Match.object_like({"DeadLetterConfig": Match.any_value(),
+                                           "RetryPolicy": {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 86400}})]})
+        template.has_resource_properties("AWS::SQS::Queue", {"KmsMasterKeyId": Match.any_value()})
+
+
+def _deployment(*, monitored: bool = False) -> tuple[Template, dict]:
+    stack, resources = bare_stage()
+    config = dev_config()
+    endpoints = Endpoints.of(PREFIX)
+    role = execution_role(stack, resources=resources, dataset="breast_cancer", scripts=[])
+    alarms = rollback_alarms(stack, prefix=PREFIX, endpoint=endpoints.realtime)
+    deployment = Deployment(stack, resources=resources, deployment=config.deployment, endpoints=endpoints, role=role,
+                            async_topics={"success": resources.topic, "error": resources.topic}, rollback_alarms=alarms,
+                            check=check_endpoint_function(stack, resources=resources, endpoints=endpoints),
+                            after_realtime=(lambda done: sfn.Pass(stack, "Monitor it").next(done)) if monitored else None,
+                            on_failure=fail_state(stack))
+    machine(stack, deployment.start)
+    template = Template.from_stack(stack)
+    return template, definition(template)["States"]
+
+
+def test_deployment_has_a_branch_per_mode_and_updates_blue_green_with_the_rollback_alarms() -> None:
+    template, states = _deployment()
+    assert [c["StringEquals"] for c in states["Deployment mode?"]["Choices"]] == ["batch", "serverless", "async"]
+    assert states["Deployment mode?"]["Default"] == "Create endpoint config"
+    update = states["Update endpoint (blue-green)"]["Parameters"]
+    alarms = template.find_resources("AWS::CloudWatch::Alarm")
+    assert update["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"] == [  # by Ref: the resolver shows logical ids
+        {"AlarmName": logical_id} for logical_id in alarms]
+    assert sorted(a["Properties"]["AlarmName"] for a in alarms.values()) == [f"{PREFIX}-endpoint-5xx",
+                                                                              f"{PREFIX}-endpoint-latency-p99"]
+    assert states["Deployment rolled back?"]["Default"] == "Notify deployed"
+    template.has_resource_properties("AWS::CloudWatch::Alarm", {"AlarmName": f"{PREFIX}-endpoint-5xx",
+                                                                "MetricName": "Invocation5XXErrors", "Period": 60})
+    check = statements(template, "CheckEndpoint")
+    assert actions(check) >= {"sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig",
+                              "application-autoscaling:DescribeScalableTargets"}
+
+
+def test_deployment_takes_the_backends_states_after_a_realtime_deployment() -> None:
+    _, states = _deployment(monitored=True)
+    (realtime,) = [c for c in states["Deployment rolled back?"]["Choices"] if c.get("StringEquals") == "target-tracking"]
+    assert realtime["Next"] == "Monitor it" and states["Monitor it"]["Next"] == "Notify deployed"
+
+
+def test_endpoint_autoscaling_and_the_permissions_application_auto_scaling_checks() -> None:
+    stack, resources = bare_stage()
+    config = dev_config()
+    endpoints = Endpoints.of(PREFIX)
+    machine(stack, scale_to_zero(stack, endpoint=endpoints.asynchronous, deployment=config.deployment, tags=resources.tags,
+                                 on_failure=fail_state(stack)))
+    sids = [s.to_statement_json()["Sid"] for s in autoscaling_caller_statements(stack, prefix=PREFIX, endpoints=endpoints)]
+    assert sids == ["AutoscalingTargetChecks", "AutoscalingTargetTrackingAlarms", "AutoscalingServiceLinkedRole"]
+    states = definition(Template.from_stack(stack))["States"]
+    assert states["Register async scalable target"]["Parameters"]["MinCapacity"] == 0
+    alarm = states["Put wake-from-zero alarm"]["Parameters"]
+    assert alarm["AlarmActions.$"] == "States.Array($.wake.policy_arn)"
+    assert alarm["Tags"] == [{"Key": "ml-project", "Value": "demo"}, {"Key": "stage", "Value": "test"}]
+
+
+def test_execution_role_serves_as_sagemaker_acts_for_the_model() -> None:
+    stack, resources = bare_stage()
+    role = execution_role(stack, resources=resources, dataset="breast_cancer", scripts=[evaluation_script(stack)])
+    grant_serving(role, resources=resources, async_topics=[resources.topic])
+    granted = statements(Template.from_stack(stack), "SageMakerRole")
+    puts = [str(s["Resource"]) for s in granted if "s3:PutObject" in s["Action"]]
+    assert any("async-output/*" in r for r in puts) and any("data-capture/*" in r for r in puts)
+    assert any("runs/*" in r for r in puts)
+    assert {"sns:Publish", "ecr:BatchGetImage", "s3:ListBucket"} <= actions(granted)
+
+
+@pytest.mark.parametrize("backend_class", [OpenSourceBackend, ModelMonitorBackend])
+def test_training_pipeline_alone_chains_its_phases(backend_class) -> None:  # noqa: ANN001
+    stack, resources = bare_stage()
+    config = dev_config()
+    data_machine = sfn.StateMachine(stack, "DataMachine", definition_body=sfn.DefinitionBody.from_chainable(
+        sfn.Pass(stack, "Data ready")))
+    backend = backend_class(config.monitoring, config.pipeline)
+    images = ImageMapping(stack, "Images", images={"xgboost": ("xgboost", "1.7-1"), "sklearn": ("sklearn", "1.2-1", "cpu", "py3"),
+                                                  **backend.images()})
+    backend.bind(images, resources)
+    pipeline = TrainingPipeline(stack, "Training", resources=resources, backend=backend, pipeline=config.pipeline,
+                                training=config.training, deployment=config.deployment, data_machine=data_machine,
+                                image_uri=images.uri("xgboost"), raw_prefix="sample/", group=f"{PREFIX}-models")
+    template = Template.from_stack(stack)
+    template.has_resource_properties("AWS::StepFunctions::StateMachine", {"StateMachineName": f"{PREFIX}-training",
+                                                                          "TracingConfiguration": {"Enabled": True}})
+    states = definition(template, "TrainingStateMachine")["States"]
+    assert states["Prepare run"]["Next"] == "Prepare data" and states["Prepare data"]["Next"] == "Tune hyperparameters?"
+    assert ("Baseline for Model Monitor" in states) is (backend_class is ModelMonitorBackend)
+    assert set(pipeline.functions) >= {"prepare_run", "metric_gate", "check_endpoint"}
+    assert cdk.Token.is_unresolved(pipeline.state_machine.state_machine_arn)
