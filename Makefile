@@ -12,7 +12,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 # running the app with the venv's python.
 CDK := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" node_modules/.bin/cdk --no-notices
 
-.PHONY: help demo iam-report schema graph bootstrap synth test snapshots aws-bootstrap deploy diff destroy bench bench-drift sample-data lock clean
+.PHONY: help demo iam-report schema docs graph bootstrap synth test snapshots aws-bootstrap deploy diff destroy bench bench-drift sample-data lock clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ iam-report: bootstrap ## run the pipeline offline in every mode and list called 
 
 schema: bootstrap ## rewrite docs/execution-input.schema.json from the prepare-run handler's input model
 	$(PY) -c "import json; from tests.conftest import load_lambda; print(json.dumps(load_lambda('prepare_run').input_schema(), indent=2))" > docs/execution-input.schema.json
+
+docs: schema ## regenerate the generated docs: configuration reference, config and execution-input JSON schemas
+	$(PY) -m tools.config_docs
 
 graph: synth ## render each stage's state machines to docs/<stage>-{data,training}.png (needs Debian's graphviz)
 	$(PY) -m tools.graph cdk.out docs

@@ -48,7 +48,7 @@ class ConfigError(Exception):
 class _Model(BaseModel):
     # Unknown keys are errors (a typo must not silently fall back to a default);
     # models are frozen so nothing below app.py can change the config.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class Environment(_Model):
@@ -56,52 +56,70 @@ class Environment(_Model):
     that deploys to the account/region of the credentials in use."""
 
     account: str | None = Field(default=None, pattern=r"^\d{12}$")
+    """Pin the stage to this AWS account (12 digits); null: the account of your credentials."""
     region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+    """Pin the stage to this region; null: the region of your credentials."""
 
 
 class Protection(_Model):
     """What happens to stateful resources when a stack is deleted or replaced."""
 
     retain_stateful_resources: bool = True
+    """Keep keys, buckets, the catalog database, feature groups and the model package group when a stack is deleted (false: delete them, buckets emptied first). Must be true for `prod`."""
     termination_protection: bool = True
+    """CloudFormation termination protection on the stage's stacks. Must be true for `prod`."""
 
 
 class DataLakeConfig(_Model):
     """Lifecycle knobs shared by the data-lake buckets."""
 
     noncurrent_version_expiration_days: int = Field(default=30, ge=1, le=3650)
+    """Days before noncurrent object versions expire (every bucket)."""
     abort_incomplete_multipart_upload_days: int = Field(default=7, ge=1, le=365)
+    """Days before incomplete multipart uploads are aborted."""
     access_log_retention_days: int = Field(default=365, ge=1, le=3650)
+    """Days server access logs are kept."""
     deploy_sample_data: bool = True
+    """Copy the bundled sample CSVs into the raw zone (`sample/<dataset>/`)."""
 
 
 class BudgetAlert(_Model):
     threshold_percent: float = Field(gt=0, le=1000)
+    """Alert at this share of the monthly limit."""
     notification_type: Literal["ACTUAL", "FORECASTED"] = "ACTUAL"
+    """Alert on actual or on forecasted spend."""
 
 
 class BudgetConfig(_Model):
     """A monthly cost budget filtered on the project's cost-allocation tag."""
 
     monthly_limit_usd: float = Field(gt=0, le=1_000_000)
+    """Monthly cost budget for the resources tagged with the stage's `ml-project` and `stage`."""
     alerts: list[BudgetAlert] = Field(min_length=1, max_length=5)
+    """When the budget alerts the operations topic (and its emails)."""
 
 
 class NotificationsConfig(_Model):
     """Who hears about the stage: email subscriptions of the operations topic, which
-    receives budget alerts (and, in later issues, alarms and pipeline failures)."""
+    receives budget alerts, alarms and the runs' outcomes."""
 
     emails: list[EmailStr] = Field(default_factory=list, max_length=20)
+    """Email subscriptions of the operations topic: budget alerts, alarms, run outcomes. Each address confirms once."""
 
 
 class TrainingConfig(_Model):
-    """Training-job settings read by the training pipeline (issue #3)."""
+    """Training-job settings read by the training pipeline."""
 
     instance_type: str = "ml.m5.xlarge"
+    """Training instances."""
     instance_count: int = Field(default=1, ge=1, le=20)
+    """Training instance count."""
     volume_size_gb: int = Field(default=30, ge=1, le=16384)
+    """Training volume size (KMS-encrypted)."""
     max_runtime_minutes: int = Field(default=60, ge=1, le=5 * 24 * 60)
+    """Training stopping condition."""
     use_spot_instances: bool = False
+    """Managed spot training with checkpoints (maximum wait = 2 x runtime)."""
 
     @field_validator("instance_type")
     @classmethod
@@ -125,8 +143,11 @@ class MetricThreshold(_Model):
     """A business success criterion, e.g. ``f1 >= 0.9`` or ``rmse <= 60``."""
 
     metric: str
+    """A metric of the dataset's problem type (classification: accuracy, precision, recall, f1, auc, true/false positive/negative rates; regression: mse, rmse, mae, r2)."""
     direction: Literal[">=", "<="]
+    """`>=` for metrics where higher is better, `<=` for errors."""
     value: float
+    """The threshold; rates lie within 0-1, errors are >= 0."""
 
     @model_validator(mode="after")
     def _in_range(self) -> MetricThreshold:
@@ -141,11 +162,17 @@ class ParameterRange(_Model):
     """One hyperparameter range searched by tuning."""
 
     name: str = Field(pattern=r"^[a-z_]+$")
+    """A hyperparameter of the algorithm."""
     type: Literal["continuous", "integer", "categorical"]
+    """How the tuner searches it."""
     min: float | None = None
+    """Lower bound (continuous and integer ranges)."""
     max: float | None = None
+    """Upper bound (continuous and integer ranges)."""
     values: list[str] | None = Field(default=None, min_length=1, max_length=30)
+    """The candidates (categorical ranges)."""
     scaling: Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"] = "Auto"
+    """How the tuner samples between the bounds."""
 
     @model_validator(mode="after")
     def _bounds(self) -> ParameterRange:
@@ -163,12 +190,19 @@ class TuningConfig(_Model):
     input asks for it, or on every run with ``run_by_default``."""
 
     run_by_default: bool = False
+    """Tune on every run; otherwise only when the execution input says `"tuning": true`."""
     objective_metric: str = Field(default="validation:auc", pattern=r"^(train|validation):[a-z0-9_@.-]+$")
+    """A metric the algorithm emits, e.g. `validation:auc`."""
     objective_type: Literal["Maximize", "Minimize"] = "Maximize"
+    """Whether the tuner maximizes or minimizes the objective."""
     max_jobs: int = Field(default=6, ge=1, le=500)
+    """Training jobs per tuning job."""
     max_parallel_jobs: int = Field(default=2, ge=1, le=100)
+    """Training jobs at once (at most `max_jobs`)."""
     early_stopping: Literal["Off", "Auto"] = "Auto"
+    """Stop unpromising training jobs early."""
     ranges: list[ParameterRange] = Field(min_length=1, max_length=30)
+    """The hyperparameters the tuner searches; the others keep their values."""
 
     @model_validator(mode="after")
     def _limits(self) -> TuningConfig:
@@ -182,25 +216,39 @@ class TuningConfig(_Model):
 
 
 class PipelineConfig(_Model):
-    """The training-to-deployment state machine (issue #3)."""
+    """The training-to-deployment state machine."""
 
     dataset: Literal["breast_cancer", "diabetes"] = "breast_cancer"
+    """Bundled sample dataset the pipeline trains on (binary classification or regression); decides which metrics exist."""
     xgboost_version: Literal["1.7-1"] = "1.7-1"
+    """Built-in XGBoost image version (URIs from the SageMaker SDK's tables)."""
     hyperparameters: dict[str, str] = Field(
         default_factory=lambda: {"objective": "binary:logistic", "eval_metric": "auc", "num_round": "100",
                                  "max_depth": "4", "eta": "0.2", "subsample": "0.8"}
     )
+    """Default XGBoost hyperparameters (strings, as SageMaker expects); an execution input may override single ones."""
     metric_thresholds: list[MetricThreshold] = Field(min_length=1)
+    """The metric gate: every threshold must hold on the test split, and within `champion_margin` of the serving champion."""
     champion_margin: float = Field(default=0.01, ge=0, le=1)
+    """How much worse than the approved champion a challenger may be on any threshold metric."""
     classification_threshold: float = Field(default=0.5, gt=0, lt=1)
+    """Score cut-off for the label-based metrics."""
     execution_timeout_hours: int = Field(default=6, ge=1, le=72)
+    """State machine timeout (plus `approval_timeout_hours` where approval is on)."""
     evaluation_instance_type: str = "ml.m5.large"
+    """Instances of the evaluation and feature-ingestion processing jobs."""
     manual_approval: bool = False
+    """Register versions `PendingManualApproval` and wait for a decision in the registry. Must be true for `prod`."""
     approval_timeout_hours: int = Field(default=72, ge=1, le=720)
+    """How long a run waits for that decision."""
     source_repository: str = Field(default="", max_length=256)
+    """Lineage recorded on every model version: the repository."""
     source_revision: str = Field(default="unversioned", min_length=1, max_length=256)
+    """Lineage recorded on every model version: the revision (set it from CI)."""
     powertools_layer_version: int = Field(default=27, ge=1)
+    """Version of the AWS-managed Powertools for AWS Lambda (Python) v3 layer the handlers use; check it exists in your region."""
     tuning: TuningConfig | None = None
+    """Automatic model tuning; absent: no tuning branch."""
 
     _evaluation_instance = field_validator("evaluation_instance_type")(TrainingConfig._sagemaker_instance.__func__)
 
@@ -221,24 +269,38 @@ class PipelineConfig(_Model):
 
 
 class DeploymentConfig(_Model):
-    """How an approved model is served (issue #3): ``realtime`` endpoint, ``serverless``
-    endpoint, ``async`` endpoint (scales to zero) or ``batch`` transform (the default; an
-    execution input may pick another)."""
+    """How an approved model is served: ``realtime`` endpoint (the default), ``serverless``
+    endpoint, ``async`` endpoint (scales to zero) or ``batch`` transform; an execution input
+    may pick another."""
 
     mode: Literal["realtime", "serverless", "async", "batch"] = "realtime"
+    """Default serving mode; an execution input may pick another."""
     serverless_memory_mb: Literal[1024, 2048, 3072, 4096, 5120, 6144] = 2048
+    """Serverless endpoint memory."""
     serverless_max_concurrency: int = Field(default=5, ge=1, le=200)
+    """Serverless endpoint maximum concurrent invocations."""
     batch_input_prefix: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9!_.*'()/-]+/$")
+    """Batch mode input: a prefix of the curated zone with feature-only CSV files; null: the run's test split (label joined back to each prediction)."""
     async_max_concurrent_invocations_per_instance: int = Field(default=4, ge=1, le=1000)
+    """Async endpoint: requests each instance works on at once."""
     async_max_instance_count: int = Field(default=2, ge=1, le=20)
+    """Async endpoint: scale-out ceiling (the floor is 0)."""
     async_target_backlog_per_instance: int = Field(default=5, ge=1, le=10_000)
+    """Async endpoint: target queued requests per instance."""
     instance_type: str = "ml.m5.large"
+    """Endpoint and batch transform instances. Changing it redeploys an autoscaled endpoint (autoscaling is deregistered for the update and registered again)."""
     initial_instance_count: int = Field(default=1, ge=1, le=10)
+    """Instances at creation and the autoscaling minimum (batch: transform instances); `prod` needs at least 2."""
     max_instance_count: int = Field(default=2, ge=1, le=20)
+    """Autoscaling maximum."""
     target_invocations_per_instance: int = Field(default=200, ge=1, le=100_000)
+    """Target-tracking value (invocations per instance per minute)."""
     data_capture_percentage: int = Field(default=100, ge=0, le=100)
+    """Share of requests captured to the monitoring bucket (0 turns capture off)."""
     termination_wait_minutes: int = Field(default=5, ge=0, le=60)
+    """Blue/green baking period before the old fleet goes."""
     wait_for_endpoint_minutes: int = Field(default=30, ge=5, le=120)
+    """How long the run polls for InService before failing (the endpoint itself is left to SageMaker)."""
 
     @model_validator(mode="after")
     def _scaling_bounds(self) -> DeploymentConfig:
@@ -266,18 +328,26 @@ class EtlConfig(_Model):
     """The Glue ETL job (Spark, Glue 5.0) that turns the cleaned data into the 80/10/10 split."""
 
     worker_type: Literal["G.1X", "G.2X", "G.4X"] = "G.1X"
+    """Glue worker type."""
     number_of_workers: int = Field(default=2, ge=2, le=100)
+    """Glue workers."""
     timeout_minutes: int = Field(default=60, ge=5, le=2880)
+    """Glue job timeout."""
     seed: int = Field(default=0, ge=0)
+    """Seed of the deterministic split."""
     # per column: drop (rows with a missing value), mean, median, mode or {constant: value};
     # "*" is the default for every other column (median for numbers, mode for text)
     missing: dict[str, MissingRule] = Field(default_factory=dict)
+    """Missing-value rule per column: `drop` (rows with a missing value), `mean`, `median`, `mode` or `{constant: <value>}`; `*` applies to every other column (default: median for numbers, mode for text). Fill values come from the train split only."""
     pii: dict[str, Literal["drop", "mask"]] = Field(default_factory=dict)  # column -> dropped or sha256-masked
+    """PII columns: dropped, or replaced by their SHA-256 (`mask`); never the label."""
 
 
 class FeatureDefinition(_Model):
     name: str = Field(pattern=r"^[a-zA-Z0-9]([-_]*[a-zA-Z0-9]){0,63}$")
+    """A dataset column."""
     type: Literal["Integral", "Fractional", "String"]
+    """Feature Store type."""
 
 
 class FeatureGroupConfig(_Model):
@@ -286,11 +356,17 @@ class FeatureGroupConfig(_Model):
     the ingestion job unless the data has columns of those names."""
 
     name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]){0,40}$")  # prefixed with <project>-<stage>-: <= 64 in all
+    """Short name; the group is `<project>-<stage>-<name>` (renaming replaces it)."""
     description: str = Field(default="", max_length=128)
+    """Shown in the Feature Store console."""
     record_identifier: str = Field(default="record_id", pattern=r"^[a-zA-Z0-9]([-_]*[a-zA-Z0-9]){0,63}$")
+    """Record id feature; the ingestion job adds a stable row hash unless the data has it."""
     event_time: str = Field(default="event_time", pattern=r"^[a-zA-Z0-9]([-_]*[a-zA-Z0-9]){0,63}$")
+    """Event time feature; the ingestion job adds the run's time unless the data has it."""
     features: list[FeatureDefinition] = Field(min_length=1, max_length=2500)
+    """Dataset columns in the group."""
     online_store: bool = True
+    """Keep an online store (KMS-encrypted) next to the offline one."""
 
     @model_validator(mode="after")
     def _unique(self) -> FeatureGroupConfig:
@@ -305,17 +381,24 @@ class FeatureGroupConfig(_Model):
 
 
 class DataConfig(_Model):
-    """The data phase (issue #5): DataBrew validates the raw data against ``quality_rules`` and
+    """The data phase: DataBrew validates the raw data against ``quality_rules`` and
     cleans it with ``recipe``, the Glue ETL job (``etl``) splits it, crawlers keep the Data
     Catalog current, and the ingestion job fills ``feature_groups``."""
 
     quality_rules: QualityRules = Field(min_length=1)
+    """The DataBrew ruleset: `type` one of `row_count` (`min`), `no_duplicate_rows` (`max_percent`), `completeness` (`columns`, `max_missing_percent`), `range` (`column`, `min`, `max`, `min_percent`), `allowed_values` (`column`, `values`, `min_percent`); optional unique `name`. A failed rule stops the run before training (`DataQualityFailed`)."""
     recipe: RecipeSteps = Field(default_factory=list)
+    """The DataBrew cleaning recipe (published on deploy): `action` one of `remove_missing`, `fill_missing` (`strategy` mean/median/constant, `value`), `delete_columns`, `remove_duplicate_rows`, `lower_case`, `trim`. Empty: no recipe job; the ETL reads the raw zone."""
     etl: EtlConfig = Field(default_factory=EtlConfig)
+    """The Glue ETL split job."""
     crawler_schedule: str | None = Field(default=None, pattern=r"^cron\([^)]+\)$")  # Glue cron; null: after each data run only
+    """Glue `cron(...)` for scheduled crawls of both zones; null: the curated crawler runs after every data run only."""
     feature_groups: list[FeatureGroupConfig] = Field(default_factory=list, max_length=10)
+    """Feature Store groups filled on every data run."""
     refresh_on_new_raw_data: bool = False  # start the data run when an object lands under the raw prefix
+    """New objects under the raw prefix start a data run (EventBridge; the raw bucket's EventBridge delivery is switched on)."""
     profile_timeout_minutes: int = Field(default=60, ge=5, le=2880)
+    """DataBrew profile and recipe job timeout."""
 
     @model_validator(mode="after")
     def _unique_groups(self) -> DataConfig:
@@ -345,46 +428,65 @@ class ModelMonitorConfig(_Model):
     schedule the training pipeline creates or updates after each real-time deployment."""
 
     schedule: Literal["hourly", "every-6-hours", "every-12-hours", "daily"] = "daily"
+    """How often Model Monitor runs."""
     # Model Monitor's distribution distance (constraints' comparison_threshold) above which a
     # feature counts as drifted; the drift alarm fires when any feature crosses it.
     drift_threshold: float = Field(default=0.1, gt=0, le=1)
+    """Model Monitor's distribution distance (the constraints' comparison threshold) above which a feature counts as drifted; the drift alarm fires when any feature crosses it."""
     network_isolation: bool = True   # the analyzer needs no network: SageMaker publishes its metrics
+    """Run the analyzer without network access (it needs none: SageMaker publishes its metrics)."""
     max_runtime_minutes: int = Field(default=60, ge=5, le=60)  # an hourly schedule allows at most 60
+    """Each execution's runtime limit; an hourly schedule with ground truth allows at most 30."""
     volume_size_gb: int = Field(default=30, ge=1, le=512)
+    """The analyzer's volume (KMS-encrypted)."""
 
 
 class MonitoringConfig(_Model):
-    """Drift and model-quality monitoring of the real-time endpoint (issue #6). ``open-source``
+    """Drift and model-quality monitoring of the real-time endpoint. ``open-source``
     runs the repo's drift job on a schedule; ``model-monitor`` uses SageMaker Model Monitor (for
     accounts that have it: it is not open to new customers): the training pipeline baselines the
     training split and creates or updates the monitoring schedules after each deployment."""
 
     backend: Literal["open-source", "model-monitor"] = "open-source"
+    """`open-source`: the repo's drift job on the endpoint's captured data; `model-monitor`: SageMaker Model Monitor, set up after each real-time deployment (for accounts that have it). `schedule`, `window_hours`, `psi_threshold`, `ks_alpha` and `drift_share_threshold` apply to `open-source` only."""
     model_monitor: ModelMonitorConfig = Field(default_factory=ModelMonitorConfig)
+    """Settings of the `model-monitor` backend."""
     schedule: str = Field(default="rate(1 day)", pattern=r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\([^)]+\))$")
+    """How often the monitoring workflow runs: EventBridge Scheduler `rate(N unit)` or `cron(...)`."""
     window_hours: int = Field(default=24, ge=1, le=24 * 31)
+    """Captured data of this many hours per run."""
     psi_threshold: float = Field(default=0.2, gt=0, le=10)
+    """A feature drifts when its PSI is at least this and its test's p-value is below `ks_alpha` / number of features."""
     ks_alpha: float = Field(default=0.01, gt=0, lt=1)
+    """Significance level of the per-feature tests (KS, chi-square), Bonferroni-corrected."""
     drift_share_threshold: float = Field(default=0.2, gt=0, le=1)  # alarm: share of features that drifted
+    """The drift alarm: share of features that drifted."""
     ground_truth_prefix: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9!_.*'()/-]+/$")  # in the monitoring bucket
+    """Labelled outcomes (Model Monitor's ground-truth JSONL) in the monitoring bucket, for model-quality metrics; null: none."""
     quality_thresholds: list[MetricThreshold] = Field(default_factory=list, max_length=10)
+    """Model-quality alarms (e.g. `f1 >= 0.9`); need `ground_truth_prefix`."""
     instance_type: str = "ml.m5.large"
+    """The monitoring job's instance."""
 
     _instance = field_validator("instance_type")(TrainingConfig._sagemaker_instance.__func__)
 
 
 class RetrainingConfig(_Model):
-    """When the training pipeline runs on its own (issue #6)."""
+    """When the training pipeline runs on its own."""
 
     schedule: Literal["daily", "weekly", "monthly"] | None = "weekly"
+    """Scheduled retraining at 04:00 UTC (weekly: Mondays; monthly: the 1st); null: none."""
     on_alarm: bool = True  # the drift and model-quality alarms start a run
+    """The drift and model-quality alarms start a retraining run."""
     alarm_window_hours: int = Field(default=24, ge=1, le=24 * 31)  # at most one alarm-triggered run per window
+    """At most one alarm-triggered run per window."""
 
 
 class AlarmsConfig(_Model):
     """Alarm thresholds that are not derived from other settings."""
 
     endpoint_4xx_rate_percent: float = Field(default=5, gt=0, le=100)
+    """Alarm when more than this share of requests is rejected (three 5-minute periods)."""
 
 
 ProjectName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$")]
@@ -395,20 +497,35 @@ class StageConfig(_Model):
     """Everything one stage (dev, prod, ...) needs to synthesize."""
 
     project: ProjectName
+    """Stem of stack names, key aliases, the budget name and the `ml-project` tag. Changing it replaces named resources."""
     stage: StageName
+    """Stage name (must equal the file name): the `stage` tag, stack names, CLI selection `'<stage>/*'`."""
     environment: Environment = Field(default_factory=Environment)
+    """Where the stage deploys."""
     protection: Protection = Field(default_factory=Protection)
+    """What happens to stateful resources when a stack is deleted."""
     tags: dict[str, str]
+    """Cost-allocation tags: `cost-center` and `owner` required; `ml-project` and `stage` are added automatically; AWS tag character rules, no `aws:` prefix."""
     data_lake: DataLakeConfig = Field(default_factory=DataLakeConfig)
+    """Lifecycle of the data-lake buckets."""
     budget: BudgetConfig
+    """The stage's monthly cost budget."""
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+    """Who hears about the stage."""
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    """Training jobs."""
     pipeline: PipelineConfig
+    """The training pipeline: dataset, hyperparameters, metric gate, approval, tuning."""
     deployment: DeploymentConfig = Field(default_factory=DeploymentConfig)
+    """How approved models are served."""
     data: DataConfig
+    """The data phase: quality rules, cleaning, ETL split, catalog, feature groups."""
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    """Drift and model-quality monitoring."""
     retraining: RetrainingConfig = Field(default_factory=RetrainingConfig)
+    """When the training pipeline runs on its own: on a schedule and on the drift and quality alarms."""
     alarms: AlarmsConfig = Field(default_factory=AlarmsConfig)
+    """Alarm thresholds not derived from other settings."""
 
     @field_validator("tags")
     @classmethod

@@ -53,7 +53,7 @@ RULE_NAME_MAX = 128
 
 class _Model(BaseModel):
     # As in mlops.config: a typo must not fall back to a default; nothing may change the config.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 def _column_name(value: str) -> str:
@@ -99,8 +99,11 @@ class RowCountRule(_Model):
     """The dataset has at least ``min`` rows."""
 
     type: Literal["row_count"] = "row_count"
+    """Rule kind."""
     name: RuleName | None = None
+    """Rule name (unique in the ruleset; default derived from the rule)."""
     min: int = Field(ge=1)
+    """Least number of rows."""
 
     @property
     def rule_name(self) -> str:
@@ -111,8 +114,11 @@ class NoDuplicateRowsRule(_Model):
     """At most ``max_percent`` % of the rows repeat an earlier row (default: none)."""
 
     type: Literal["no_duplicate_rows"] = "no_duplicate_rows"
+    """Rule kind."""
     name: RuleName | None = None
+    """Rule name (unique in the ruleset; default derived from the rule)."""
     max_percent: Percent = 0
+    """Largest share of rows that may repeat an earlier row, in percent."""
 
     @property
     def rule_name(self) -> str:
@@ -123,9 +129,13 @@ class CompletenessRule(_Model):
     """Each listed column has at most ``max_missing_percent`` % missing values."""
 
     type: Literal["completeness"] = "completeness"
+    """Rule kind."""
     name: RuleName | None = None
+    """Rule name (unique in the ruleset; default derived from the rule)."""
     columns: list[ColumnName] = Field(min_length=1, max_length=500)
+    """Columns that must be complete (dataset columns)."""
     max_missing_percent: Percent = 0
+    """Largest share of missing values per column, in percent."""
 
     @model_validator(mode="after")
     def _distinct(self) -> CompletenessRule:
@@ -148,11 +158,17 @@ class RangeRule(_Model):
     (inclusive); missing or non-numeric values count as outside."""
 
     type: Literal["range"] = "range"
+    """Rule kind."""
     name: RuleName | None = None
+    """Rule name (unique in the ruleset; default derived from the rule)."""
     column: ColumnName
+    """The dataset column checked."""
     min: Finite
+    """Lower bound (inclusive)."""
     max: Finite
+    """Upper bound (inclusive)."""
     min_percent: Percent = 100
+    """Least share of values within the bounds, in percent (missing and non-numeric values count as outside)."""
 
     @model_validator(mode="after")
     def _bounds(self) -> RangeRule:
@@ -170,10 +186,15 @@ class AllowedValuesRule(_Model):
     (compared as text; missing values count as not allowed)."""
 
     type: Literal["allowed_values"] = "allowed_values"
+    """Rule kind."""
     name: RuleName | None = None
+    """Rule name (unique in the ruleset; default derived from the rule)."""
     column: ColumnName
+    """The dataset column checked."""
     values: list[Annotated[str, BeforeValidator(_as_text), Field(min_length=1)]] = Field(min_length=1)
+    """The allowed values, compared as text."""
     min_percent: Percent = 100
+    """Least share of values that are allowed, in percent (missing values count as not allowed)."""
 
     @model_validator(mode="after")
     def _fits(self) -> AllowedValuesRule:
@@ -244,16 +265,22 @@ class RemoveMissingStep(_Model):
     """Drop the rows whose ``column`` is missing (e.g. an unlabeled example)."""
 
     action: Literal["remove_missing"] = "remove_missing"
+    """Step kind."""
     column: ColumnName
+    """Rows missing this column are dropped."""
 
 
 class FillMissingStep(_Model):
     """Fill missing values of ``column`` with its mean, its median or a constant ``value``."""
 
     action: Literal["fill_missing"] = "fill_missing"
+    """Step kind."""
     column: ColumnName
+    """The column filled."""
     strategy: Literal["mean", "median", "constant"]
+    """Fill with the column's mean, its median, or `value`."""
     value: Finite | str | None = None
+    """The constant (with `strategy: constant` only)."""
 
     @model_validator(mode="after")
     def _value_for_constant(self) -> FillMissingStep:
@@ -268,27 +295,34 @@ class DeleteColumnsStep(_Model):
     """Remove ``columns`` from the dataset."""
 
     action: Literal["delete_columns"] = "delete_columns"
+    """Step kind."""
     columns: list[ColumnName] = Field(min_length=1, max_length=500)
+    """Columns removed."""
 
 
 class RemoveDuplicateRowsStep(_Model):
     """Drop every row that exactly repeats an earlier row (the first one stays)."""
 
     action: Literal["remove_duplicate_rows"] = "remove_duplicate_rows"
+    """Step kind."""
 
 
 class LowerCaseStep(_Model):
     """Lower-case the text values of ``column``."""
 
     action: Literal["lower_case"] = "lower_case"
+    """Step kind."""
     column: ColumnName
+    """The text column lower-cased."""
 
 
 class TrimStep(_Model):
     """Strip leading and trailing white space from the text values of ``column``."""
 
     action: Literal["trim"] = "trim"
+    """Step kind."""
     column: ColumnName
+    """The text column trimmed."""
 
 
 # ``action`` -> model (the tag appears in validation error locations, as for rules).

@@ -1,4 +1,4 @@
-"""Fine-grained assertions on the synthesized data side (issue #5): catalog, crawlers,
+"""Fine-grained assertions on the synthesized data side: catalog, crawlers,
 Glue ETL, DataBrew, Feature Store, the data state machine and its wiring."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Monitoring, alarms, dashboard and retraining in the synthesized templates (issue #6),
+"""Monitoring, alarms, dashboard and retraining in the synthesized templates,
 including the alarm-coverage test: every alarm has an action, every failure mode has an alarm."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def _metric_names(alarm: dict) -> set[str]:
     return {m["MetricStat"]["Metric"]["MetricName"] for m in alarm.get("Metrics", []) if "MetricStat" in m}
 
 
-# failure mode (issue #6, point 3) -> how to recognise its alarm
+# failure mode -> how to recognise its alarm
 FAILURE_MODES = {
     "pipeline execution failed": lambda name, a: name.endswith("-training-failed") and _metric_names(a) == {"ExecutionsFailed"},
     "pipeline execution timed out": lambda name, a: name.endswith("-training-timed-out") and _metric_names(a) == {"ExecutionsTimedOut"},

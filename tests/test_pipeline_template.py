@@ -1,4 +1,4 @@
-"""Fine-grained assertions on the synthesized training pipeline (issue #3's points)."""
+"""Fine-grained assertions on the synthesized training pipeline."""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
 """Print what `make synth` produced: stacks, resource counts and the gate results.
 
     python -m tools.summary cdk.out
+
+The README quotes this output between ``<!-- make-synth -->`` markers; ``tests/test_docs.py``
+renders it from the tests' own assembly and fails when the quote is stale.
 """
 
 from __future__ import annotations
@@ -13,27 +16,35 @@ from tools.assembly import acknowledgements, read_stacks, validation_violations
 from tools.lint import lint_template
 
 
-def main(outdir: Path) -> int:
-    stacks = read_stacks(outdir)
-    print(f"\n{'stage':<8}{'stack':<36}{'resources':>10}  protected  cfn-lint")
+def render(outdir: Path, stages: list[str] | None = None, *, lint: bool = True) -> tuple[str, bool]:
+    """(the summary, whether every gate passed). ``lint=False`` skips cfn-lint (each template
+    shows "ok"): tests/test_cfn_lint.py already requires zero findings on every template."""
+    stacks = read_stacks(outdir, stages)
+    lines = [f"{'stage':<8}{'stack':<36}{'resources':>10}  protected  cfn-lint"]
     lint_problems = 0
     for stack in stacks:
-        findings = lint_template(stack.template)
+        findings = lint_template(stack.template) if lint else []
         lint_problems += len(findings)
         resources = len(stack.template.get("Resources", {}))
         verdict = "ok" if not findings else f"{len(findings)} finding(s)"
-        print(f"{stack.stage:<8}{stack.stack_name:<36}{resources:>10}  {'yes' if stack.termination_protection else 'no':<9}  {verdict}")
-        for finding in findings:
-            print(f"    {finding}")
+        lines.append(f"{stack.stage:<8}{stack.stack_name:<36}{resources:>10}  "
+                     f"{'yes' if stack.termination_protection else 'no':<9}  {verdict}")
+        lines += [f"    {finding}" for finding in findings]
     violations = validation_violations(outdir)
-    acks = acknowledgements(outdir)
+    acks = [ack for ack in acknowledgements(outdir) if stages is None or ack.construct_path.split("/")[1] in stages]
     by_rule = Counter(ack.finding.split("[", 1)[0] for ack in acks)
     total = sum(len(stack.template.get("Resources", {})) for stack in stacks)
-    print(f"\n{len(stacks)} stacks, {total} resources")
-    print(f"cdk-nag AwsSolutions: {len(violations)} unacknowledged finding(s); {len(acks)} acknowledged ("
-          + ", ".join(f"{rule} x{count}" for rule, count in sorted(by_rule.items())) + ")")
-    print(f"cfn-lint (state machine definitions resolved): {lint_problems} finding(s)")
-    return 1 if violations or lint_problems else 0
+    lines += ["", f"{len(stacks)} stacks, {total} resources",
+              f"cdk-nag AwsSolutions: {len(violations)} unacknowledged finding(s); {len(acks)} acknowledged ("
+              + ", ".join(f"{rule} x{count}" for rule, count in sorted(by_rule.items())) + ")",
+              f"cfn-lint (state machine definitions resolved): {lint_problems} finding(s)"]
+    return "\n".join(lines) + "\n", not (violations or lint_problems)
+
+
+def main(outdir: Path) -> int:
+    text, passed = render(outdir)
+    print("\n" + text, end="")
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":

@@ -17,8 +17,8 @@ class Notifications(Construct):
 
     Exposes ``key`` and ``topic``. The key is separate from the data-lake key so the
     services allowed to publish here get no access to data.
-    AWS services that publish here (Budgets now; CloudWatch alarms and EventBridge in
-    later issues) are granted with ``allow_service_publish``.
+    AWS services that publish here (Budgets, CloudWatch alarms) are granted with
+    ``allow_service_publish``.
     """
 
     def __init__(

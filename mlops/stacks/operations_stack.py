@@ -11,8 +11,9 @@ from mlops.constructs.notifications import Notifications
 
 
 class OperationsStack(cdk.Stack):
-    """The stage's operations topic and its cost budget. Later issues add alarms,
-    dashboards and the retraining schedule here."""
+    """The stage's operations topic (budget alerts, alarms and run outcomes reach people
+    through it) and its cost budget. The alarms themselves live with what they watch, in the
+    Pipeline stack."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
