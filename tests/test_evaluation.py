@@ -110,3 +110,45 @@ def test_bootstrap_deviation_shrinks_with_more_data() -> None:
     small = classification_report(LABELS, SCORES)["binary_classification_metrics"]["f1"]["standard_deviation"]
     large = classification_report(LABELS * 20, SCORES * 20)["binary_classification_metrics"]["f1"]["standard_deviation"]
     assert large < small / 2  # ~1/sqrt(20) of it
+
+
+def test_script_runs_as_its_own_process_as_sagemaker_starts_it(tmp_path) -> None:
+    """Offline runs call the script's ``main`` in-process; SageMaker runs ``python3 <script>``
+    with the processing directories under /opt/ml/processing. This runs it that way, with only
+    the file itself on the path (it must not import this repository)."""
+    import io
+    import json
+    import shutil
+    import subprocess
+    import sys
+    import tarfile
+    from pathlib import Path
+
+    import numpy as np
+    import xgboost
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(200, 3))
+    labels = (features[:, 0] + 0.3 * rng.normal(size=200) > 0).astype(float)
+    booster = xgboost.train({"objective": "binary:logistic", "verbosity": 0},
+                            xgboost.DMatrix(features, label=labels), num_boost_round=5)
+    root = tmp_path / "processing"
+    for name in ("code", "model", "test"):
+        (root / name).mkdir(parents=True)
+    raw = bytearray(booster.save_raw("ubj"))
+    with tarfile.open(root / "model" / "model.tar.gz", "w:gz") as archive:
+        info = tarfile.TarInfo("xgboost-model")
+        info.size = len(raw)
+        archive.addfile(info, io.BytesIO(bytes(raw)))
+    np.savetxt(root / "test" / "part-0.csv", np.column_stack([labels, features]), delimiter=",")
+    script = root / "code" / "evaluate.py"
+    shutil.copy(Path(__file__).resolve().parent.parent / "jobs" / "evaluation" / "evaluate.py", script)
+
+    result = subprocess.run([sys.executable, "-I", str(script), "--problem-type", "binary_classification"],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                            env={"PROCESSING_ROOT": str(root), "PATH": "/usr/bin:/bin"})
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads((root / "evaluation" / "evaluation.json").read_text())
+    assert report["binary_classification_metrics"]["accuracy"]["value"] > 0.8
+    assert json.loads(result.stdout.strip().splitlines()[-1])["rows"] == 200

@@ -516,8 +516,10 @@ class NestedExecutionTask(StateTaskServiceSfn):
             return super()._eval_integration_pattern(env, resource_runtime_part, normalised_parameters, state_credentials)
         client = boto_client_for(service="stepfunctions", region=resource_runtime_part.region, state_credentials=state_credentials)
         arn = env.stack.pop()["ExecutionArn"]
+        pause = 0.01
         while (described := client.describe_execution(executionArn=arn))["status"] == "RUNNING":
-            time.sleep(0.02)
+            time.sleep(pause)
+            pause = min(pause * 1.5, 0.1)
         described.pop("ResponseMetadata", None)
         if self.resource.condition == ResourceCondition.Sync2:  # .sync:2 hands Input/Output over as JSON
             described.update({key: json.loads(described[key]) for key in ("input", "output") if key in described})
