@@ -38,7 +38,7 @@ synth: bootstrap ## synthesize every stage into cdk.out and print stacks, resour
 	$(PY) -m tools.summary cdk.out
 
 test: bootstrap ## run the whole suite (config, nag, cfn-lint, snapshots, tags, assertions)
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist worksteal
 
 snapshots: bootstrap ## rewrite the template snapshots after an intended change (review the diff)
 	$(PY) -m pytest tests/test_snapshots.py --snapshot-update -q

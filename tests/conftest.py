@@ -46,9 +46,23 @@ def config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def cloud_assembly_dir(tmp_path_factory: pytest.TempPathFactory, config_dir: Path) -> Path:
-    outdir = tmp_path_factory.mktemp("cdk.out")
-    synth("all", outdir, config_dir=config_dir)  # cdk-nag runs here: any unacknowledged finding fails synth
+def cloud_assembly_dir(tmp_path_factory: pytest.TempPathFactory, config_dir: Path, worker_id: str) -> Path:
+    """Every stage synthesized once per test session. Under pytest-xdist the first worker to get
+    here synthesizes into the session's shared temp directory while the others wait on a file
+    lock, then all read that one assembly (pytest-xdist's documented pattern for session data).
+    Tests only read it."""
+    if worker_id == "master":  # not distributed
+        outdir = tmp_path_factory.mktemp("cdk.out")
+        synth("all", outdir, config_dir=config_dir)  # cdk-nag runs here: any unacknowledged finding fails synth
+        return outdir
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent  # one per session, shared by its workers
+    outdir, done = shared / "cdk.out", shared / "cdk.out.complete"
+    with FileLock(str(shared / "cdk.out.lock")):
+        if not done.exists():  # a worker whose synth failed leaves no marker: the next one tries and fails too
+            synth("all", outdir, config_dir=config_dir)
+            done.touch()
     return outdir
 
 
