@@ -47,8 +47,8 @@ def main() -> int:
     from mlops.stacks.stage import build
 
     app = cdk.App()
-    build(app, configs)
     register_checks(app)
+    build(app, configs)
     app.synth()
     return 0
 

@@ -65,3 +65,20 @@ def test_canary_acknowledgement_is_narrow(tmp_path: Path) -> None:
         _synth(tmp_path, build)
     rules = {violation["ruleName"] for violation in validation_violations(tmp_path)}
     assert "AwsSolutions-SNS3" in rules and "AwsSolutions-SNS2" not in rules
+
+
+def test_cloudformation_validation_errors_fail_synth(tmp_path: Path) -> None:
+    """The CDK's own CloudFormation validation, registered explicitly by ``register_checks``,
+    still fails synth on an invalid template under cdk.json's context (which turns its
+    errors from warnings into failures), and names the resource."""
+    from tools.assembly import cdk_json_context
+
+    app = cdk.App(outdir=str(tmp_path), context=cdk_json_context())
+    register_checks(app, nag=False)
+    stack = cdk.Stack(app, "Invalid")
+    cdk.CfnResource(stack, "Topic", type="AWS::SNS::Topic", properties={"FifoTopic": "sometimes"})
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        app.synth()
+    (violation,) = [v for v in validation_violations(tmp_path) if v.get("severity") == "error"]
+    assert violation["description"] == "FifoTopic: 'sometimes' is not of type 'boolean'"
+    assert [c["constructPath"] for c in violation["violatingConstructs"]] == ["Invalid/Topic"]

@@ -39,9 +39,8 @@ def synth(stage_selection: str, outdir: Path, *, nag: bool = True, config_dir: P
 
     configs = load_stages(stage_selection, config_dir or CONFIG_DIR)
     app = cdk.App(outdir=str(outdir), context=cdk_json_context())
+    register_checks(app, nag=nag)
     stages = build(app, configs)
-    if nag:
-        register_checks(app)
     app.synth()
     return read_stacks(outdir, [stage.stage_name for stage in stages])
 

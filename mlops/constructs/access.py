@@ -14,9 +14,10 @@ def grant_prefix(role: iam.IRole, bucket: s3.IBucket, prefix: str, why: str, *, 
     prefix only. ``export_name`` is how cdk-nag shows the imported bucket's name."""
     actions = ["s3:GetObject"] + (["s3:PutObject", "s3:AbortMultipartUpload"] if write else []) + (
         ["s3:DeleteObject"] if delete else [])
-    role.add_to_principal_policy(iam.PolicyStatement(actions=actions, resources=[bucket.arn_for_objects(f"{prefix}*")]))
+    bucket_arn = bucket.bucket_arn  # what Bucket.arnForObjects prefixes, read once
+    role.add_to_principal_policy(iam.PolicyStatement(actions=actions, resources=[f"{bucket_arn}/{prefix}*"]))
     role.add_to_principal_policy(iam.PolicyStatement(
-        actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
+        actions=["s3:ListBucket"], resources=[bucket_arn],
         conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}} if prefix else None,
     ))
     acknowledge(role, "AwsSolutions-IAM5", f"Object keys are per run and per file: the wildcard lets it {why}.",

@@ -51,6 +51,7 @@ class StageResources:
     layer: lambda_.ILayerVersion
     log_retention: logs.RetentionDays
     tags: Mapping[str, str] = field(default_factory=dict)  # the cost-allocation tags
+    _stack_parts: dict = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def bucket(self, zone: str) -> s3.IBucket:
         return self.buckets[zone]
@@ -69,7 +70,12 @@ class StageResources:
 
     def arn(self, scope: Construct, service: str, resource: str, name: str | None = None, *,
             colon: bool = False) -> str:
-        """An ARN in the stack's account and region."""
-        return cdk.Stack.of(scope).format_arn(
-            service=service, resource=resource, resource_name=name,
-            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME if colon else cdk.ArnFormat.SLASH_RESOURCE_NAME)
+        """An ARN in the partition, region and account of ``scope``'s stack: the string
+        ``Stack.formatArn`` builds, assembled here from the stack's three values, read once per
+        scope (each read is a call into the CDK's Node.js process, and a stage formats ~100)."""
+        if scope not in self._stack_parts:
+            stack = cdk.Stack.of(scope)
+            self._stack_parts[scope] = (stack.partition, stack.region, stack.account)
+        partition, region, account = self._stack_parts[scope]
+        suffix = "" if name is None else (":" if colon else "/") + name
+        return f"arn:{partition}:{service}:{region}:{account}:{resource}{suffix}"

@@ -46,7 +46,7 @@ class MlopsStage(cdk.Stage):
             operations=self.operations,
             **common,
         )
-        apply_cost_allocation_tags(self, config.cost_allocation_tags)
+        apply_cost_allocation_tags(self, [self.data, self.operations, self.pipeline], config.cost_allocation_tags)
 
 
 def build(app: cdk.App, configs: list[StageConfig]) -> list[MlopsStage]:
