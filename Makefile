@@ -33,9 +33,11 @@ demo: bootstrap ## run the dev training pipeline end to end offline on the sampl
 
 synth: bootstrap ## synthesize every stage into cdk.out and print stacks, resources and gate results
 	$(PY) -m mlops.config all  # a bad config stops here, leaving cdk.out untouched
-	rm -rf cdk.out
-	$(CDK) synth -c stage=all --quiet
-	$(PY) -m tools.summary cdk.out
+	rm -rf cdk.out.next
+	$(CDK) synth -c stage=all --quiet -o cdk.out.next
+	@# a failed gate lists its findings and leaves the previous cdk.out (and the failed one in cdk.out.next)
+	$(PY) -m tools.summary cdk.out.next
+	rm -rf cdk.out && mv cdk.out.next cdk.out
 
 test: bootstrap ## run the whole suite (config, nag, cfn-lint, snapshots, tags, assertions)
 	$(PY) -m pytest -n auto --dist worksteal
@@ -82,4 +84,4 @@ lock: ## re-resolve requirements*.txt without the old lock and rewrite constrain
 	(echo "# Full lock of every Python package in .venv (regenerate: make lock). Used as -c constraints."; $(PY) -m pip freeze | grep -v '^-e') > constraints.txt
 
 clean: ## remove generated output (keeps .venv and node_modules)
-	rm -rf cdk.out .pytest_cache .bench
+	rm -rf cdk.out cdk.out.next .pytest_cache .bench

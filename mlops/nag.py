@@ -47,9 +47,36 @@ def acknowledge(scope: IConstruct, rule_id: str, reason: str, *, applies_to: str
     ``applies_to`` narrows IAM4/IAM5 findings to one policy or action/resource
     (``Action::s3:GetObject*``, ``Policy::arn:<AWS::Partition>:iam::aws:policy/...``),
     so a new wildcard elsewhere on the same role still fails synth.
+
+    Write resource ARNs with ``<AWS::Partition>``, ``<AWS::Region>`` and ``<AWS::AccountId>``,
+    as cdk-nag prints them for a stack without a pinned environment. Once a stage pins its
+    account or region (``environment`` in the stage file), cdk-nag prints the values instead,
+    because every resource ARN here is built from the stack's partition, region and account
+    (``Stack.format_arn`` or its properties, never the ``Aws.*`` pseudo parameters): each
+    placeholder whose value the stack knows is replaced by that value, so one acknowledgement
+    holds both ways (tests synthesize a pinned stage). AWS managed policies (``Policy::``)
+    keep the partition placeholder: the CDK always writes them with it.
     """
+    if applies_to and applies_to.startswith("Resource::") and "<AWS::" in applies_to:
+        for placeholder, value in zip(_PSEUDO_PARAMETERS, _environment(scope)):
+            if value is not None:
+                applies_to = applies_to.replace(placeholder, value)
     finding = f"{rule_id}[{applies_to}]" if applies_to else rule_id
     _validations(scope).acknowledge(cdk.Acknowledgment(id=finding, reason=reason))
+
+
+_PSEUDO_PARAMETERS = ("<AWS::Partition>", "<AWS::Region>", "<AWS::AccountId>")
+_ENVIRONMENTS: "weakref.WeakKeyDictionary[IConstruct, tuple[str | None, ...]]" = weakref.WeakKeyDictionary()
+
+
+def _environment(scope: IConstruct) -> tuple[str | None, ...]:
+    """The partition, region and account of ``scope``'s stack where they are concrete (``None``
+    where they are still CloudFormation pseudo parameters)."""
+    if scope not in _ENVIRONMENTS:
+        stack = cdk.Stack.of(scope)
+        _ENVIRONMENTS[scope] = tuple(None if cdk.Token.is_unresolved(value) else value
+                                     for value in (stack.partition, stack.region, stack.account))
+    return _ENVIRONMENTS[scope]
 
 
 _VALIDATIONS: "weakref.WeakKeyDictionary[IConstruct, cdk.Validations]" = weakref.WeakKeyDictionary()

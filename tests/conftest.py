@@ -30,9 +30,19 @@ def model_monitor_config(dev: dict) -> dict:
     return variant
 
 
+# And prod with a pinned account and region, as real deployments set `environment`: cdk-nag
+# prints resolved ARNs for such a stack, so every acknowledgement must hold both ways.
+PINNED_STAGE = "pinned"
+PINNED_ENVIRONMENT = {"account": "123456789012", "region": "eu-west-1"}
+
+
+def pinned_config(prod: dict) -> dict:
+    return {**prod, "stage": PINNED_STAGE, "environment": dict(PINNED_ENVIRONMENT)}
+
+
 @pytest.fixture(scope="session")
 def config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """config/ plus the model-monitor stage."""
+    """config/ plus the model-monitor stage and the pinned stage."""
     import shutil
 
     import yaml
@@ -42,6 +52,8 @@ def config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copy(path, directory / path.name)
     dev = yaml.safe_load((REPO_ROOT / "config" / "dev.yaml").read_text())
     (directory / f"{MODEL_MONITOR_STAGE}.yaml").write_text(yaml.safe_dump(model_monitor_config(dev)))
+    prod = yaml.safe_load((REPO_ROOT / "config" / "prod.yaml").read_text())
+    (directory / f"{PINNED_STAGE}.yaml").write_text(yaml.safe_dump(pinned_config(prod)))
     return directory
 
 

@@ -27,7 +27,7 @@ def test_every_definition_is_valid_asl(stacks, tmp_path: Path) -> None:
             result = _validate(definition, tmp_path)
             assert result.returncode == 0, f"{key}/{logical_id}: {result.stdout}{result.stderr}"
             checked += 1
-    assert checked == 8  # data, training (+ monitoring on the open-source backend) of dev, prod and mm
+    assert checked == 11  # data, training (+ monitoring on the open-source backend) of dev, prod, mm and pinned
 
 
 @pytest.mark.parametrize(

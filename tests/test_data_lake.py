@@ -123,6 +123,7 @@ def test_termination_protection_follows_stage(stacks) -> None:
         "dev/Data": False, "dev/Operations": False, "dev/Pipeline": False,
         "prod/Data": True, "prod/Operations": True, "prod/Pipeline": True,
         "mm/Data": False, "mm/Operations": False, "mm/Pipeline": False,  # the tests' model-monitor variant of dev
+        "pinned/Data": True, "pinned/Operations": True, "pinned/Pipeline": True,  # prod with a pinned environment
     }
 
 
@@ -133,6 +134,8 @@ def test_stack_names_derive_from_project_and_stage(stacks) -> None:
         "dev/Pipeline": "mlops-demo-dev-pipeline", "prod/Pipeline": "mlops-demo-prod-pipeline",
         "mm/Data": "mlops-demo-mm-data", "mm/Operations": "mlops-demo-mm-operations",
         "mm/Pipeline": "mlops-demo-mm-pipeline",
+        "pinned/Data": "mlops-demo-pinned-data", "pinned/Operations": "mlops-demo-pinned-operations",
+        "pinned/Pipeline": "mlops-demo-pinned-pipeline",
     }
 
 

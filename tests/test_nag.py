@@ -3,6 +3,7 @@ unacknowledged, and every acknowledgement is granular and specific."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -17,8 +18,25 @@ from tools.assembly import acknowledgements, validation_violations
 
 def test_no_unacknowledged_findings(cloud_assembly_dir: Path, stacks) -> None:
     # The session fixture's synth would already have raised; the report confirms it.
-    assert {stack.split("/")[0] for stack in stacks} == {"dev", "prod", "mm"}
+    assert {stack.split("/")[0] for stack in stacks} == {"dev", "prod", "mm", "pinned"}
     assert validation_violations(cloud_assembly_dir) == []
+
+
+def test_acknowledgements_hold_with_a_pinned_account_and_region(cloud_assembly_dir: Path, stacks) -> None:
+    """The pinned stage is prod with `environment` set, as real deployments have it: its stacks
+    carry the concrete environment, its ARNs the concrete partition, region and account (which
+    is how cdk-nag prints them), and it synthesizes with the same acknowledgements as prod."""
+    manifest = json.loads((cloud_assembly_dir / "assembly-pinned" / "manifest.json").read_text())
+    environments = {artifact["environment"] for artifact in manifest["artifacts"].values()
+                    if artifact["type"] == "aws:cloudformation:stack"}
+    assert environments == {"aws://123456789012/eu-west-1"}
+    assert "arn:aws:logs:eu-west-1:123456789012:log-group:/aws-glue/*" in json.dumps(stacks["pinned/Pipeline"].template)
+    acks = acknowledgements(cloud_assembly_dir)
+    pinned = sorted(ack.finding for ack in acks if ack.construct_path.startswith("/pinned/"))
+    prod = sorted(ack.finding for ack in acks if ack.construct_path.startswith("/prod/"))
+    assert len(pinned) == len(prod)
+    assert any("arn:aws:logs:eu-west-1:123456789012:" in finding for finding in pinned)
+    assert not any("<AWS::Region>" in finding or "<AWS::AccountId>" in finding for finding in pinned)
 
 
 def test_acknowledgements_are_specific(cloud_assembly_dir: Path) -> None:

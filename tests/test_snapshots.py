@@ -10,8 +10,9 @@ import re
 import pytest
 from syrupy.extensions.json import JSONSnapshotExtension
 
+# mm: the tests' model-monitor variant of dev; pinned: prod with a pinned account and region
 STACK_KEYS = ["dev/Data", "dev/Operations", "dev/Pipeline", "mm/Data", "mm/Operations", "mm/Pipeline",
-              "prod/Data", "prod/Operations", "prod/Pipeline"]  # mm: the tests' model-monitor variant of dev
+              "pinned/Data", "pinned/Operations", "pinned/Pipeline", "prod/Data", "prod/Operations", "prod/Pipeline"]
 _ASSET_HASH = re.compile(r"\b[0-9a-f]{64}\b")
 
 

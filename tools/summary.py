@@ -31,14 +31,29 @@ def render(outdir: Path, stages: list[str] | None = None, *, lint: bool = True) 
                      f"{'yes' if stack.termination_protection else 'no':<9}  {verdict}")
         lines += [f"    {finding}" for finding in findings]
     violations = validation_violations(outdir)
+    if violations:
+        lines += ["", f"{len(violations)} unacknowledged finding(s) (fix the resource, or acknowledge it with "
+                  "mlops.nag.acknowledge on the construct, naming why the finding does not apply):"]
+        lines += [line for violation in violations for line in _finding(violation)]
     acks = [ack for ack in acknowledgements(outdir) if stages is None or ack.construct_path.split("/")[1] in stages]
     by_rule = Counter(ack.finding.split("[", 1)[0] for ack in acks)
     total = sum(len(stack.template.get("Resources", {})) for stack in stacks)
     lines += ["", f"{len(stacks)} stacks, {total} resources",
-              f"cdk-nag AwsSolutions: {len(violations)} unacknowledged finding(s); {len(acks)} acknowledged ("
+              f"cdk-nag AwsSolutions and CloudFormation validation: {len(violations)} unacknowledged finding(s); "
+              f"{len(acks)} acknowledged ("
               + ", ".join(f"{rule} x{count}" for rule, count in sorted(by_rule.items())) + ")",
               f"cfn-lint (state machine definitions resolved): {lint_problems} finding(s)"]
     return "\n".join(lines) + "\n", not (violations or lint_problems)
+
+
+def _finding(violation: dict) -> list[str]:
+    """One unacknowledged finding: the rule (with what it applies to), where, and what it means."""
+    lines = [f"  {violation['ruleName']} ({violation.get('severity', 'error')})"]
+    lines += [f"    at {construct['constructPath']}" for construct in violation.get("violatingConstructs", [])]
+    lines.append(f"    why: {violation.get('description', '').strip()}")
+    if violation.get("fix"):
+        lines.append(f"    fix: {violation['fix']}")
+    return lines
 
 
 def main(outdir: Path) -> int:

@@ -17,27 +17,29 @@ def read_assets(role: iam.IRole, assets: list[s3_assets.Asset], *, listed: bool 
     may also list the assets bucket, for exactly those keys. Glue reads its script by key only."""
     if not assets:
         return
+    partition = cdk.Stack.of(role).partition
     role.add_to_principal_policy(iam.PolicyStatement(
         actions=["s3:GetObject"],
-        resources=[f"arn:{cdk.Aws.PARTITION}:s3:::{asset.s3_bucket_name}/{asset.s3_object_key}" for asset in assets]))
+        resources=[f"arn:{partition}:s3:::{asset.s3_bucket_name}/{asset.s3_object_key}" for asset in assets]))
     if listed:
         role.add_to_principal_policy(iam.PolicyStatement(
             actions=["s3:ListBucket"],
-            resources=sorted({f"arn:{cdk.Aws.PARTITION}:s3:::{asset.s3_bucket_name}" for asset in assets}),
+            resources=sorted({f"arn:{partition}:s3:::{asset.s3_bucket_name}" for asset in assets}),
             conditions={"StringEquals": {"s3:prefix": [asset.s3_object_key for asset in assets]}}))
 
 
 def allow_job_runtime(role: iam.IRole, repository: str, who: str) -> None:
     """Pull the job's image from SageMaker's per-region ECR repository and write the job's
     logs under /aws/sagemaker/, with one acknowledgement per wildcard naming ``who``."""
+    stack = cdk.Stack.of(role)
     role.add_to_principal_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
     role.add_to_principal_policy(iam.PolicyStatement(
         actions=["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-        resources=[f"arn:{cdk.Aws.PARTITION}:ecr:{cdk.Aws.REGION}:*:repository/{repository}"]))
+        resources=[f"arn:{stack.partition}:ecr:{stack.region}:*:repository/{repository}"]))
     role.add_to_principal_policy(iam.PolicyStatement(
         actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-        resources=[cdk.Stack.of(role).format_arn(service="logs", resource="log-group", resource_name="/aws/sagemaker/*",
-                                                 arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)]))
+        resources=[stack.format_arn(service="logs", resource="log-group", resource_name="/aws/sagemaker/*",
+                                    arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)]))
     for finding, reason in {
         "Resource::*": "ecr:GetAuthorizationToken (and cloudwatch:PutMetricData, where granted under a namespace "
                        "condition) support no resource-level permissions",

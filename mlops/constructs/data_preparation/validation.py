@@ -41,7 +41,8 @@ def struct(value):  # noqa: ANN001, ANN201
 
 def log_access(role: iam.Role, log_group_prefix: str, who: str) -> None:
     """Write (and, with the security configuration, encrypt) a service's own log groups."""
-    resource = f"arn:{cdk.Aws.PARTITION}:logs:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:log-group:{log_group_prefix}"
+    resource = cdk.Stack.of(role).format_arn(service="logs", resource="log-group", resource_name=log_group_prefix,
+                                             arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)
     role.add_to_policy(iam.PolicyStatement(
         actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:AssociateKmsKey"],
         resources=[resource]))

@@ -198,7 +198,7 @@ def autoscaling_caller_statements(scope: Construct, *, prefix: str, endpoints: E
                                         resource_name=f"TargetTracking-{resource_id(name)}-*") for name in scaled]),
         iam.PolicyStatement(
             sid="AutoscalingServiceLinkedRole", actions=["iam:CreateServiceLinkedRole"],
-            resources=[f"arn:{cdk.Aws.PARTITION}:iam::{cdk.Aws.ACCOUNT_ID}:role/aws-service-role/"
+            resources=[f"arn:{stack.partition}:iam::{stack.account}:role/aws-service-role/"
                        "sagemaker.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"],
             conditions={"StringEquals": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}}),
     ]
