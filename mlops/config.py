@@ -27,7 +27,9 @@ from pydantic import (
     model_validator,
 )
 
+from mlops import schedules
 from mlops.data_rules import QualityRules, RecipeSteps
+from mlops.hyperparameters import xgboost
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "sample"
@@ -182,7 +184,29 @@ class ParameterRange(_Model):
         elif self.min is None or self.max is None or self.min >= self.max or self.values is not None:
             article = "an" if self.type == "integer" else "a"
             raise ValueError(f"range {self.name!r}: {article} {self.type} range needs min < max (and no values)")
+        self._fits_the_algorithm()
         return self
+
+    def _fits_the_algorithm(self) -> None:
+        """The range names one of the algorithm's hyperparameters, of a type the tuner can
+        search it with, within its valid values (SageMaker's XGBoost hyperparameter table)."""
+        spec = xgboost.SPECS.get(self.name)
+        if spec is None:
+            try:
+                xgboost.canonical(self.name, "")
+            except ValueError as error:  # names the closest known hyperparameter
+                raise ValueError(f"range {self.name!r}: {error}") from None
+        if spec.kind == "text":
+            raise ValueError(f"range {self.name!r}: the tuner cannot search a free-text hyperparameter")
+        kinds = {"int": ("integer", "categorical"), "float": ("continuous", "categorical"), "choice": ("categorical",)}
+        if self.type not in kinds[spec.kind]:
+            raise ValueError(f"range {self.name!r}: {self.name} is {spec.describe()}; allowed range types: "
+                             f"{', '.join(kinds[spec.kind])}")
+        for value in self.values or [self.min, self.max]:
+            try:
+                xgboost.canonical(self.name, value)
+            except ValueError as error:
+                raise ValueError(f"range {self.name!r}: {error}") from None
 
 
 class TuningConfig(_Model):
@@ -226,7 +250,9 @@ class PipelineConfig(_Model):
         default_factory=lambda: {"objective": "binary:logistic", "eval_metric": "auc", "num_round": "100",
                                  "max_depth": "4", "eta": "0.2", "subsample": "0.8"}
     )
-    """Default XGBoost hyperparameters (strings, as SageMaker expects); an execution input may override single ones."""
+    """Default XGBoost hyperparameters (strings, as SageMaker expects); an execution input may override single ones. Names, types and ranges follow SageMaker's XGBoost hyperparameter table; `objective` and `eval_metric` must fit the dataset's problem type."""
+    max_num_round: int = Field(default=10_000, ge=1, le=1_000_000)
+    """The largest `num_round` the config or an execution input may ask for, so a typo cannot train for hours."""
     metric_thresholds: list[MetricThreshold] = Field(min_length=1)
     """The metric gate: every threshold must hold on the test split, and within `champion_margin` of the serving champion."""
     champion_margin: float = Field(default=0.01, ge=0, le=1)
@@ -255,6 +281,37 @@ class PipelineConfig(_Model):
     @property
     def problem_type(self) -> str:
         return DATASETS[self.dataset]
+
+    @field_validator("hyperparameters")
+    @classmethod
+    def _hyperparameters_are_xgboost(cls, values: dict[str, str]) -> dict[str, str]:
+        problems, checked = [], {}
+        for name, value in values.items():
+            try:
+                checked[name] = xgboost.canonical(name, value)
+            except ValueError as error:
+                problems.append(f"pipeline.hyperparameters.{name}: {error}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return checked
+
+    @model_validator(mode="after")
+    def _hyperparameters_fit_problem(self) -> PipelineConfig:
+        problems = xgboost.problems(dict(self.hyperparameters), self.problem_type, max_num_round=self.max_num_round)
+        if problems:
+            raise ValueError("; ".join(f"pipeline.hyperparameters.{name}: {message}" for name, message in problems))
+        if self.tuning:
+            metric = self.tuning.objective_metric.split(":", 1)[1]
+            emitted = xgboost.eval_metrics(dict(self.hyperparameters))
+            if metric not in emitted:
+                raise ValueError(f"pipeline.tuning.objective_metric: {self.tuning.objective_metric!r} is not reported by "
+                                 f"the training job, which reports the eval_metric(s) {', '.join(emitted)}; allowed: "
+                                 + ", ".join(f"validation:{m}" for m in emitted))
+            direction = "Maximize" if metric in xgboost.MAXIMIZED_METRICS else "Minimize"
+            if self.tuning.objective_type != direction:
+                raise ValueError(f"pipeline.tuning.objective_type: {metric} is better when "
+                                 f"{'higher' if direction == 'Maximize' else 'lower'}; allowed: {direction}")
+        return self
 
     @model_validator(mode="after")
     def _metrics_fit_problem(self) -> PipelineConfig:
@@ -391,8 +448,15 @@ class DataConfig(_Model):
     """The DataBrew cleaning recipe (published on deploy): `action` one of `remove_missing`, `fill_missing` (`strategy` mean/median/constant, `value`), `delete_columns`, `remove_duplicate_rows`, `lower_case`, `trim`. Empty: no recipe job; the ETL reads the raw zone."""
     etl: EtlConfig = Field(default_factory=EtlConfig)
     """The Glue ETL split job."""
-    crawler_schedule: str | None = Field(default=None, pattern=r"^cron\([^)]+\)$")  # Glue cron; null: after each data run only
-    """Glue `cron(...)` for scheduled crawls of both zones; null: the curated crawler runs after every data run only."""
+    crawler_schedule: str | None = None  # Glue cron; null: after each data run only
+    """Glue `cron(...)` (six fields, as EventBridge) for scheduled crawls of both zones; null: the curated crawler runs after every data run only."""
+
+    @field_validator("crawler_schedule")
+    @classmethod
+    def _glue_cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            schedules.check(value, rate=False)
+        return value
     feature_groups: list[FeatureGroupConfig] = Field(default_factory=list, max_length=10)
     """Feature Store groups filled on every data run."""
     refresh_on_new_raw_data: bool = False  # start the data run when an object lands under the raw prefix
@@ -451,8 +515,8 @@ class MonitoringConfig(_Model):
     """`open-source`: the repo's drift job on the endpoint's captured data; `model-monitor`: SageMaker Model Monitor, set up after each real-time deployment (for accounts that have it). `schedule`, `window_hours`, `psi_threshold`, `ks_alpha` and `drift_share_threshold` apply to `open-source` only."""
     model_monitor: ModelMonitorConfig = Field(default_factory=ModelMonitorConfig)
     """Settings of the `model-monitor` backend."""
-    schedule: str = Field(default="rate(1 day)", pattern=r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\([^)]+\))$")
-    """How often the monitoring workflow runs: EventBridge Scheduler `rate(N unit)` or `cron(...)`."""
+    schedule: str = "rate(1 day)"
+    """How often the monitoring workflow runs: EventBridge Scheduler `rate(N unit)` (unit minute(s), hour(s) or day(s)) or `cron(...)` with six fields."""
     window_hours: int = Field(default=24, ge=1, le=24 * 31)
     """Captured data of this many hours per run."""
     psi_threshold: float = Field(default=0.2, gt=0, le=10)
@@ -469,6 +533,12 @@ class MonitoringConfig(_Model):
     """The monitoring job's instance."""
 
     _instance = field_validator("instance_type")(TrainingConfig._sagemaker_instance.__func__)
+
+    @field_validator("schedule")
+    @classmethod
+    def _scheduler_expression(cls, value: str) -> str:
+        schedules.check(value)
+        return value
 
 
 class RetrainingConfig(_Model):
@@ -723,7 +793,7 @@ def _describe(error: dict[str, Any]) -> str:
         message = f"out of range: {message.lower()}"
     if not loc:  # model-level rule: its message starts with the field it is about
         return message
-    suffix = "" if isinstance(given, (dict, list)) or given is None else f" (got {given!r})"
+    suffix = "" if isinstance(given, (dict, list)) or given is None or "(got " in message else f" (got {given!r})"
     return f"{_field_path(loc)}: {message}{suffix}"
 
 

@@ -236,8 +236,18 @@ def test_config_is_frozen() -> None:
         ),
         pytest.param(
             lambda d: d["data"].update(crawler_schedule="daily"),
-            ["data.crawler_schedule: must match", "got 'daily'"],
+            ["data.crawler_schedule: must be cron(six fields)", "got 'daily'"],
             id="crawler-schedule-not-cron",
+        ),
+        pytest.param(
+            lambda d: d["data"].update(crawler_schedule="cron(0 3 * *)"),
+            ["data.crawler_schedule: a cron expression has six fields", "got 4"],
+            id="crawler-schedule-four-fields",
+        ),
+        pytest.param(
+            lambda d: d["data"].update(crawler_schedule="rate(1 day)"),
+            ["data.crawler_schedule: must be cron(six fields)"],
+            id="crawler-schedule-rate-is-not-glue",
         ),
         pytest.param(
             lambda d: d["monitoring"].update(quality_thresholds=[{"metric": "f1", "direction": ">=", "value": 0.9}]),
@@ -252,8 +262,87 @@ def test_config_is_frozen() -> None:
         ),
         pytest.param(
             lambda d: d["monitoring"].update(schedule="every day"),
-            ["monitoring.schedule: must match", "got 'every day'"],
+            ["monitoring.schedule: must be rate(value unit) or cron(six fields)", "got 'every day'"],
             id="monitoring-schedule-expression",
+        ),
+        pytest.param(
+            lambda d: d["monitoring"].update(schedule="cron(0 3 * *)"),
+            ["monitoring.schedule: a cron expression has six fields (minutes hours day-of-month month day-of-week year)"],
+            id="monitoring-schedule-cron-four-fields",
+        ),
+        pytest.param(
+            lambda d: d["monitoring"].update(schedule="cron(0 4 * * * *)"),
+            ["monitoring.schedule: one of day-of-month and day-of-week must be '?'"],
+            id="monitoring-schedule-cron-both-days",
+        ),
+        pytest.param(
+            lambda d: d["monitoring"].update(schedule="cron(0 24 ? * MON *)"),
+            ["monitoring.schedule: cron field hours: 24 is outside 0-23"],
+            id="monitoring-schedule-cron-hour",
+        ),
+        pytest.param(
+            lambda d: d["monitoring"].update(schedule="rate(0 days)"),
+            ["monitoring.schedule: the rate's value must be a positive integer", "got '0'"],
+            id="monitoring-schedule-rate-zero",
+        ),
+        pytest.param(
+            lambda d: d["monitoring"].update(schedule="rate(2 weeks)"),
+            ["monitoring.schedule: the rate's unit must be one of minute, minutes, hour, hours, day, days"],
+            id="monitoring-schedule-rate-unit",
+        ),
+        pytest.param(
+            lambda d: d["pipeline"]["hyperparameters"].update(num_rounds="50"),
+            ["pipeline.hyperparameters.num_rounds: unknown XGBoost hyperparameter; did you mean num_round?"],
+            id="hyperparameter-typo",
+        ),
+        pytest.param(
+            lambda d: d["pipeline"]["hyperparameters"].update(max_depth="three"),
+            ["pipeline.hyperparameters.max_depth: must be an integer >= 0", "got 'three'"],
+            id="hyperparameter-type",
+        ),
+        pytest.param(
+            lambda d: d["pipeline"]["hyperparameters"].update(eta="1.5"),
+            ["pipeline.hyperparameters.eta: must be a number in [0, 1]", "got '1.5'"],
+            id="hyperparameter-range",
+        ),
+        pytest.param(
+            lambda d: d["pipeline"]["hyperparameters"].update(objective="reg:squarederror"),
+            ["pipeline.hyperparameters.objective: 'reg:squarederror' does not fit a binary classification dataset; "
+             "allowed: binary:logistic"],
+            id="objective-contradicts-problem-type",
+        ),
+        pytest.param(
+            lambda d: d["pipeline"]["hyperparameters"].update(num_round="20000"),
+            ["pipeline.hyperparameters.num_round: must be at most 10000, the stage's pipeline.max_num_round"],
+            id="num-round-ceiling",
+        ),
+        pytest.param(
+            lambda d: d["pipeline"]["tuning"]["ranges"].append({"name": "learning_rate", "type": "continuous",
+                                                                 "min": 0.01, "max": 0.3}),
+            ["pipeline.tuning.ranges[2]", "unknown XGBoost hyperparameter; did you mean"],
+            id="tuning-range-unknown-hyperparameter",
+        ),
+        pytest.param(
+            lambda d: d["pipeline"]["tuning"]["ranges"].__setitem__(0, {"name": "eta", "type": "continuous",
+                                                                        "min": 0.05, "max": 2}),
+            ["range 'eta': must be a number in [0, 1] (got 2"],
+            id="tuning-range-beyond-valid-values",
+        ),
+        pytest.param(
+            lambda d: d["pipeline"]["tuning"]["ranges"].append({"name": "booster", "type": "continuous", "min": 0, "max": 1}),
+            ["range 'booster': booster is one of gbtree, gblinear, dart; allowed range types: categorical"],
+            id="tuning-range-type",
+        ),
+        pytest.param(
+            lambda d: d["pipeline"]["tuning"].update(objective_metric="validation:rmse"),
+            ["pipeline.tuning.objective_metric: 'validation:rmse' is not reported by the training job",
+             "allowed: validation:auc"],
+            id="tuning-objective-not-reported",
+        ),
+        pytest.param(
+            lambda d: d["pipeline"]["tuning"].update(objective_type="Minimize"),
+            ["pipeline.tuning.objective_type: auc is better when higher; allowed: Maximize"],
+            id="tuning-objective-direction",
         ),
         pytest.param(
             lambda d: d["monitoring"].update(backend="evidently"),

@@ -95,13 +95,13 @@ def test_data_preparation_alone_chains_validation_split_catalog_and_features() -
                            timeout_hours=6)
     template = Template.from_stack(stack)
     definition_ = definition(template)
-    assert definition_["StartAt"] == "Output prefix given?"
+    assert definition_["StartAt"] == "Start data run"
     states = definition_["States"]
-    order = ["Output locations", "Validate raw data", "Check data quality", "Clean raw data", "Split train, validation, test",
+    order = ["Start data run", "Check data run input", "Output locations", "Validate raw data", "Check data quality", "Clean raw data", "Split train, validation, test",
              "Refresh catalog"]
     assert [states[name]["Next"] for name in order[:-1]] == order[1:]
     assert states["Catalog refresh under way"]["Next"] == "Ingest features"
     assert states["Reserved data error name?"]["Choices"][0]["Next"] == "Data step failed"
     template.has_resource_properties("AWS::StepFunctions::StateMachine", {"StateMachineName": f"{PREFIX}-data"})
     template.resource_count_is("AWS::Events::Rule", 0)  # dev: no refresh on new raw data
-    assert set(data.functions) == {"data_quality"}
+    assert set(data.functions) == {"data_quality", "data_run_input"}

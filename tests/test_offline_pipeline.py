@@ -14,7 +14,7 @@ from tools.offline.runner import OfflineStage
 
 DEV_ENDPOINT = "mlops-demo-dev-endpoint"
 HAPPY_PATH = [
-    "Prepare run", "Prepare data", "Tune hyperparameters?", "Train model", "Evaluate on test split",
+    "Start run", "Prepare run", "Prepare data", "Tune hyperparameters?", "Train model", "Evaluate on test split",
     "Check metric gate",
     "Metric gate passed?", "Register model version", "Create model", "Deployment mode?", "Create endpoint config",
     "Use real-time endpoint", "Check endpoint", "Deregister autoscaling first?",
@@ -120,8 +120,27 @@ def test_bad_input_fails_in_the_first_state_naming_the_field(dev: OfflineStage) 
     run = dev.run({"hyperparameters": {"max_dept": 3}})
     assert run.status == "FAILED" and run.error == "InvalidExecutionInput"
     assert "input.hyperparameters" in run.cause and "max_dept" in run.cause
-    assert run.visited() == ["Prepare run", "Notify failure", "Reserved error name?", "Run failed"]
+    assert run.visited() == ["Start run", "Prepare run", "Notify failure", "Reserved error name?", "Run failed"]
     assert len(boto3.client("sagemaker").list_training_jobs()["TrainingJobSummaries"]) == jobs_before
+
+
+@pytest.mark.parametrize(("run_input", "message"), [
+    ([1, 2, 3], "input: the execution input must be a JSON object"),
+    ({"tuning": "yes"}, "input.tuning: must be true or false (got 'yes')"),
+    ({"hyperparameters": {"max_depth": "three"}}, "input.hyperparameters.max_depth: must be an integer >= 0 (got 'three')"),
+    ({"hyperparameters": {"objective": "reg:squarederror"}}, "input.hyperparameters.objective: 'reg:squarederror' does "
+                                                             "not fit a binary classification dataset"),
+    ({"hyperparameters": {"num_round": 1_000_000_000}}, "input.hyperparameters.num_round: must be at most 10000"),
+])
+def test_bad_input_of_any_shape_fails_first_and_is_notified(dev: OfflineStage, run_input, message: str) -> None:
+    """Nothing runs (no data phase, no training) and the operations topic hears of it, even when
+    the input is not a JSON object (a Catch needs an object to record the error in)."""
+    dev.messages()  # drain
+    run = dev.run(run_input)
+    assert run.status == "FAILED" and run.error == "InvalidExecutionInput", (run.error, run.cause)
+    assert message in run.cause
+    assert "Prepare data" not in run.visited()
+    assert any("FAILED" in notice for notice in dev.messages())
 
 
 def test_throttled_training_call_is_retried(dev: OfflineStage) -> None:

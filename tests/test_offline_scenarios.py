@@ -50,9 +50,15 @@ def test_data_quality_gate_stops_the_run_before_training(cloud_assembly_dir: Pat
 def test_data_only_run_refreshes_latest_splits_catalog_and_features(cloud_assembly_dir: Path) -> None:
     with OfflineStage(cloud_assembly_dir, "dev") as stage:
         sfn = boto3.client("stepfunctions")
-        bad = stage.wait(sfn.start_execution(stateMachineArn=stage.state_machine_arns["data"], name="bad-input",
-                                             input='{"output_prefix": "curated/latest"}')["executionArn"])
-        assert bad.status == "FAILED" and bad.error == "InvalidExecutionInput" and "output_prefix" in bad.cause
+        for name, bad_input, field in (("bad-prefix", '{"output_prefix": "curated/latest"}', "input.output_prefix"),
+                                       ("not-an-object", "[1, 2, 3]", "input: the data run's input must be a JSON object"),
+                                       ("unknown-field", '{"surprise": 1}', "input.surprise: unknown field")):
+            bad = stage.wait(sfn.start_execution(stateMachineArn=stage.state_machine_arns["data"], name=name,
+                                                 input=bad_input)["executionArn"])
+            assert bad.status == "FAILED" and bad.error == "InvalidExecutionInput" and field in bad.cause, bad.cause
+            assert bad.visited()[:2] == ["Start data run", "Check data run input"]
+            assert "Validate raw data" not in bad.visited()
+            assert any("data run: FAILED" in notice or "FAILED" in notice for notice in stage.messages())
         run = stage.wait(sfn.start_execution(stateMachineArn=stage.state_machine_arns["data"], name="data-only",
                                              input="{}")["executionArn"])
         assert run.status == "SUCCEEDED", (run.error, run.cause)
@@ -217,7 +223,7 @@ def test_tuning_picks_the_best_job_and_its_model_flows_on(cloud_assembly_dir: Pa
         run = stage.run({"tuning": True})
         assert run.status == "SUCCEEDED", (run.error, run.cause)
         visited = run.visited()
-        assert visited[2:5] == ["Tune hyperparameters?", "Tune hyperparameters", "Describe best training job"]
+        assert visited[3:6] == ["Tune hyperparameters?", "Tune hyperparameters", "Describe best training job"]
         assert "Train model" not in visited
         tuning, training = run.output["tuning_job"], run.output["training"]
         assert training["job_name"] == tuning["best_training_job"]  # the best job's model is the run's model

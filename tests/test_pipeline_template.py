@@ -151,7 +151,7 @@ def test_least_privilege_details(stacks, stage: str) -> None:
 @pytest.mark.parametrize("stage", STAGES)
 def test_handlers(stacks, stage: str) -> None:
     functions = resources_of_type(_template(stacks, stage), "AWS::Lambda::Function")
-    assert len(functions) == (7 if stage == "dev" else 8)  # 6 (+ approval in prod) handlers + the AwsCustomResource provider
+    assert len(functions) == (8 if stage == "dev" else 9)  # 7 (+ approval in prod) handlers + the AwsCustomResource provider
     functions = {k: f for k, f in functions.items() if not k.startswith("AWS679f53fac002430cb0da5b7982bd2287")}
     for function in functions.values():
         properties = function["Properties"]

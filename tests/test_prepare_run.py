@@ -96,16 +96,57 @@ def test_experiment_and_trial_are_created_once_per_stage_and_run() -> None:
     ("run_input", "message"),
     [
         ({"deployment_mode": "edge"}, "input.deployment_mode: must be one of 'realtime', 'serverless', 'async' or 'batch'"),
-        ({"hyperparameters": {"max_dept": 3}}, "input.hyperparameters: unknown XGBoost hyperparameter(s) max_dept"),
-        ({"tuning": "sometimes"}, "input.tuning: Input should be a valid boolean"),
+        ({"hyperparameters": {"max_dept": 3}}, "input.hyperparameters.max_dept: unknown XGBoost hyperparameter; "
+                                               "did you mean max_depth?"),
+        ({"hyperparameters": {"num_rounds": 10}}, "input.hyperparameters.num_rounds: unknown XGBoost hyperparameter; "
+                                                  "did you mean num_round?"),
+        ({"tuning": "sometimes"}, "input.tuning: must be true or false (got 'sometimes')"),
+        ({"tuning": "yes"}, "input.tuning: must be true or false (got 'yes')"),  # no coercion
+        ({"tuning": 1}, "input.tuning: must be true or false (got 1)"),
         ({"epochs": 3}, "input.epochs: unknown field; allowed: hyperparameters, tuning, deployment_mode, trigger"),
         ({"trigger": {"source": "cron"}}, "input.trigger.source: must be one of"),
+        ({"trigger": {"surprise": 1}}, "input.trigger.surprise: unknown field; allowed: source, reason"),
+        ({"trigger": {"reason": 7}}, "input.trigger.reason: must be a string (got 7)"),
+        ({"hyperparameters": {"max_depth": "three"}}, "input.hyperparameters.max_depth: must be an integer >= 0 (got 'three')"),
+        ({"hyperparameters": {"max_depth": -1}}, "input.hyperparameters.max_depth: must be an integer >= 0 (got -1)"),
+        ({"hyperparameters": {"max_depth": 4.5}}, "input.hyperparameters.max_depth: must be an integer >= 0 (got 4.5)"),
+        ({"hyperparameters": {"max_depth": True}}, "input.hyperparameters.max_depth: must be an integer >= 0 (got True)"),
+        ({"hyperparameters": {"eta": 1.5}}, "input.hyperparameters.eta: must be a number in [0, 1] (got 1.5)"),
+        ({"hyperparameters": {"subsample": 0}}, "input.hyperparameters.subsample: must be a number in (0, 1] (got 0)"),
+        ({"hyperparameters": {"booster": "gbtre"}}, "input.hyperparameters.booster: must be one of gbtree, gblinear, dart"),
+        ({"hyperparameters": {"num_round": 1_000_000_000}},
+         "input.hyperparameters.num_round: must be at most 10000, the stage's pipeline.max_num_round (got 1000000000)"),
+        ({"hyperparameters": {"objective": "reg:squarederror"}},
+         "input.hyperparameters.objective: 'reg:squarederror' does not fit a binary classification dataset; "
+         "allowed: binary:logistic"),
+        ({"hyperparameters": {"eval_metric": "rmse"}},
+         "input.hyperparameters.eval_metric: 'rmse' is not a binary classification metric"),
+        ({"hyperparameters": {"base_score": 2}}, "input.hyperparameters.base_score: must lie in (0, 1) for binary:logistic"),
     ],
 )
 def test_bad_input_fails_with_the_field_named(run_input: dict, message: str) -> None:
     with pytest.raises(prepare.InvalidExecutionInput) as caught:
         _run(run_input)
     assert message in str(caught.value)
+    assert "\n" not in str(caught.value)  # one line
+
+
+@pytest.mark.parametrize("run_input", [[1, 2, 3], "tune please", 42, True])
+def test_input_that_is_not_an_object_is_refused_naming_what_is_allowed(run_input) -> None:
+    with pytest.raises(prepare.InvalidExecutionInput, match=r"^input: the execution input must be a JSON object"):
+        _run(run_input)
+
+
+def test_hyperparameters_read_as_their_type_and_reach_sagemaker_as_strings() -> None:
+    run = _run({"hyperparameters": {"max_depth": "6", "eta": 0.25, "num_round": 10.0, "booster": "dart"}})
+    assert {k: run["hyperparameters"][k] for k in ("max_depth", "eta", "num_round", "booster")} == {
+        "max_depth": "6", "eta": "0.25", "num_round": "10", "booster": "dart"}
+
+
+def test_num_round_ceiling_comes_from_the_stage() -> None:
+    assert _run({"hyperparameters": {"num_round": 500}}, defaults={"max_num_round": 500})["hyperparameters"]["num_round"] == "500"
+    with pytest.raises(prepare.InvalidExecutionInput, match="must be at most 499"):
+        _run({"hyperparameters": {"num_round": 500}}, defaults={"max_num_round": 499})
 
 
 def test_malformed_state_payload_is_a_bug_not_user_error() -> None:

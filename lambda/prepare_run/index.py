@@ -12,8 +12,11 @@ redrives never reuse a name.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import re
+import sys
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Literal
 
 import boto3
@@ -21,7 +24,7 @@ from botocore.exceptions import ClientError
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 logger = Logger(service="prepare-run")
 
@@ -31,17 +34,25 @@ TUNING_NAME_LIMIT = 32
 NAME_SUFFIX_RESERVE = 8  # "-<redrive>-<retry>", e.g. "-999-99"
 HASH_LENGTH = 6
 
-# Hyperparameters the built-in XGBoost algorithm accepts (SageMaker XGBoost docs);
-# anything else is a typo that would otherwise fail minutes later inside the job.
-XGBOOST_HYPERPARAMETERS = frozenset({
-    "num_round", "objective", "eval_metric", "eta", "gamma", "max_depth", "min_child_weight",
-    "max_delta_step", "subsample", "colsample_bytree", "colsample_bylevel", "colsample_bynode",
-    "lambda", "alpha", "tree_method", "sketch_eps", "scale_pos_weight", "max_bin", "num_parallel_tree",
-    "early_stopping_rounds", "grow_policy", "max_leaves", "booster", "rate_drop", "skip_drop",
-    "one_drop", "normalize_type", "sample_type", "updater", "refresh_leaf", "process_type",
-    "base_score", "seed", "seed_per_iteration", "verbosity", "csv_weights", "deterministic_histogram",
-    "single_precision_histogram", "interaction_constraints", "monotone_constraints", "use_dask_gpu_training",
-})
+
+
+def _sibling(name: str):  # noqa: ANN202 - a module
+    """A module beside this file, loaded by path (Lambda, the tests and the offline runner all
+    load this handler by path, so its folder is not always on ``sys.path``)."""
+    qualified = f"{__name__}_{name}"
+    if qualified not in sys.modules:
+        spec = importlib.util.spec_from_file_location(qualified, Path(__file__).with_name(f"{name}.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[qualified] = module
+        spec.loader.exec_module(module)
+    return sys.modules[qualified]
+
+
+# The built-in XGBoost algorithm's hyperparameters (names, types, ranges): one table, also
+# read by the stage configuration at synth time. A typo or an out-of-range value fails here
+# rather than minutes later inside the training job.
+xgboost = _sibling("xgboost_hyperparameters")
+XGBOOST_HYPERPARAMETERS = xgboost.NAMES
 DEPLOYMENT_MODES = ("realtime", "serverless", "async", "batch")  # what the input contract knows
 TRIGGER_SOURCES = ("manual", "schedule", "drift-alarm", "quality-alarm", "new-data")
 
@@ -51,7 +62,8 @@ class InvalidExecutionInput(Exception):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: "yes" is not a boolean, "3" not an integer; extra fields are refused
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Trigger(_Strict):
@@ -63,23 +75,18 @@ class Trigger(_Strict):
 class RunInput(_Strict):
     """What a person (or an EventBridge rule) may put in the execution input. All optional."""
 
-    hyperparameters: dict[str, str | int | float] = Field(
+    hyperparameters: dict[str, Any] = Field(  # values checked against the table in prepare_run
         default_factory=dict,
-        description="Built-in XGBoost hyperparameters overriding the stage's pipeline.hyperparameters",
-        json_schema_extra={"propertyNames": {"enum": sorted(XGBOOST_HYPERPARAMETERS)}},
+        description="Built-in XGBoost hyperparameters overriding the stage's pipeline.hyperparameters "
+                    "(types and ranges of the SageMaker XGBoost hyperparameter table; numbers or strings that read as them)",
+        json_schema_extra={"propertyNames": {"enum": sorted(XGBOOST_HYPERPARAMETERS)},
+                           "additionalProperties": {"type": ["string", "number"]}},
     )
     tuning: bool | None = Field(default=None, description="Run hyperparameter tuning (only where the stage configures it)")
     deployment_mode: Literal[DEPLOYMENT_MODES] | None = Field(  # type: ignore[valid-type]
         default=None, description="How to serve the model; must be a mode the stage deploys (default: deployment.mode)")
     trigger: Trigger = Field(default_factory=Trigger)
 
-    @field_validator("hyperparameters")
-    @classmethod
-    def _known(cls, values: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(values) - XGBOOST_HYPERPARAMETERS)
-        if unknown:
-            raise ValueError(f"unknown XGBoost hyperparameter(s) {', '.join(unknown)}; see the SageMaker XGBoost docs")
-        return values
 
 
 class Execution(_Strict):
@@ -105,10 +112,11 @@ class RunDefaults(_Strict):
     curated_bucket: str
     artifacts_bucket: str
     experiment: str
+    max_num_round: int = Field(default=10_000, ge=1)
 
 
 class Event(_Strict):
-    input: dict[str, Any] | None = None
+    input: Any = None  # whatever the execution was started with: checked in prepare_run
     execution: Execution
     defaults: RunDefaults
 
@@ -133,26 +141,69 @@ def derive_name(kind: str, stem: str, execution: Execution, *, limit: int = NAME
     return f"{readable}-{digest}" if readable else digest
 
 
+_TYPE_NAMES = {"bool_type": "true or false", "int_type": "an integer", "string_type": "a string",
+               "dict_type": "a JSON object", "model_type": "a JSON object", "float_type": "a number"}
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel]:
+    """The input model whose fields ``loc`` (a path into the input) names the last of."""
+    model: type[BaseModel] = RunInput
+    for part in loc[:-1]:
+        annotation = model.model_fields[part].annotation if part in model.model_fields else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            break
+        model = annotation
+    return model
+
+
 def _describe(error: ValidationError) -> str:
+    """One line naming each problem's field (nested ones by their full path) and what that
+    field allows."""
     problems = []
     for item in error.errors():
         path = ".".join(str(part) for part in ("input", *item["loc"]))
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
-            message = f"unknown field; allowed: {', '.join(RunInput.model_fields)}"
-        if item["type"] == "literal_error":
-            message = f"must be one of {item['ctx']['expected']}"
+            message = f"unknown field; allowed: {', '.join(_model_at(item['loc']).model_fields)}"
+        elif item["type"] == "literal_error":
+            message = f"must be one of {item['ctx']['expected']} (got {item['input']!r})"
+        elif item["type"] in _TYPE_NAMES:
+            message = f"must be {_TYPE_NAMES[item['type']]} (got {item['input']!r})"
         problems.append(f"{path}: {message}")
     return "; ".join(problems)
 
 
+def _hyperparameters(given: dict[str, Any], defaults: RunDefaults) -> dict[str, str]:
+    """The stage's hyperparameters with the input's on top, each checked against the XGBoost
+    table (name, type, range) and the whole set against the dataset's problem type."""
+    problems, checked = [], {}
+    for name, value in given.items():
+        try:
+            checked[name] = xgboost.canonical(name, value)
+        except ValueError as error:
+            problems.append(f"input.hyperparameters.{name}: {error}")
+    merged = {**defaults.hyperparameters, **checked}
+    if not problems:
+        problems = [f"input.hyperparameters.{name}: {message}" if name in checked
+                    else f"input.hyperparameters: with the stage's {name}: {message}"
+                    for name, message in xgboost.problems(merged, defaults.problem_type,
+                                                          max_num_round=defaults.max_num_round)]
+    if problems:
+        raise InvalidExecutionInput("; ".join(problems))
+    return merged
+
+
 def prepare_run(event: Event) -> dict[str, Any]:
     """The run's resolved settings, names and S3 locations."""
+    if event.input is not None and not isinstance(event.input, dict):
+        raise InvalidExecutionInput(f"input: the execution input must be a JSON object, for example "
+                                    f'{{"tuning": true}} or {{}} (got {type(event.input).__name__} {event.input!r:.80})')
     try:
         run_input = RunInput.model_validate(event.input or {})
     except ValidationError as error:
         raise InvalidExecutionInput(_describe(error)) from None
     defaults, execution = event.defaults, event.execution
+    hyperparameters = _hyperparameters(run_input.hyperparameters, defaults)
     mode = run_input.deployment_mode or defaults.deployment_mode
     if mode not in defaults.deployment_modes:
         raise InvalidExecutionInput(
@@ -168,7 +219,6 @@ def prepare_run(event: Event) -> dict[str, Any]:
     names["tune"] = derive_name("hpo", defaults.stem, execution, limit=TUNING_NAME_LIMIT)
     names["endpoint"] = f"{defaults.stem}-endpoint"  # stable: updates target the serving endpoint
     names["experiment"] = defaults.experiment
-    hyperparameters = {**defaults.hyperparameters, **{k: str(v) for k, v in run_input.hyperparameters.items()}}
     curated = f"s3://{defaults.curated_bucket}/{defaults.dataset}/runs/{names['run']}"
     artifacts = f"s3://{defaults.artifacts_bucket}/runs/{names['run']}"
     return {

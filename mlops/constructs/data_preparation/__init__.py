@@ -8,6 +8,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from mlops.config import DataConfig
@@ -16,7 +17,7 @@ from mlops.constructs.data_preparation.split import GlueSplit
 from mlops.constructs.data_preparation.validation import QUALITY_PREFIX, DataValidation
 from mlops.constructs.pipeline_function import PipelineFunction
 from mlops.constructs.resources import StageResources
-from mlops.constructs.workflow import FailureNames, failure_ending, standard_state_machine
+from mlops.constructs.workflow import API_TIMEOUT, FailureNames, catch_all, failure_ending, standard_state_machine
 from mlops.nag import acknowledge
 
 __all__ = ["DataPreparation", "QUALITY_PREFIX", "data_prefixes"]
@@ -69,7 +70,7 @@ class DataPreparation(Construct):
                                      step_failed="Data step failed", failed="Data run failed"),
             topic=resources.topic, subject=f"{prefix} data run: FAILED", message="Execution {} FAILED: {}: {}",
             message_paths=["$.error.Error", "$.error.Cause"])
-        check_input, chain = self._locations(paths)
+        check_input, chain = self._locations(paths, on_failure)
         for state in validation.states(on_failure):
             chain = chain.next(state)
         split_state, crawled = split.states(on_failure)
@@ -88,32 +89,32 @@ class DataPreparation(Construct):
         if data.refresh_on_new_raw_data:
             self._raw_data_rule(raw_dataset_prefix)
 
-    def _locations(self, paths: dict[str, str]) -> tuple[sfn.Chain, sfn.Pass]:
-        """"Output prefix given?": a training run passes its own prefix; a data-only run
-        writes under ``<dataset>/latest/``; anything else is refused."""
+    def _locations(self, paths: dict[str, str], on_failure: sfn.IChainable) -> tuple[sfn.Chain, sfn.Pass]:
+        """"Start data run" → "Check data run input" (the ``data_run_input`` handler: a training
+        run passes its own output prefix, a data-only run writes under ``<dataset>/latest/``,
+        anything else fails ``InvalidExecutionInput`` naming the field, and is notified) →
+        "Output locations"."""
         curated = self._resources.bucket("curated").bucket_name
-        bad_input = sfn.Fail(self, "Invalid data run input", error="InvalidExecutionInput",
-                             cause="input.output_prefix: must be an s3:// URI ending in '/'; omit it to write to "
-                                   f"s3://<curated bucket>/{paths['latest']}")
-        given = sfn.Pass(self, "Use given output prefix", parameters={"prefix.$": "$.output_prefix"}, result_path="$.base")
-        default = sfn.Pass(self, "Use latest output prefix", parameters={"prefix": f"s3://{curated}/{paths['latest']}"},
-                           result_path="$.base")
+        function = self._resources.function(self, "DataRunInput", folder="data_run_input",
+                                            description="checks a data run's input and says where it writes")
+        self.functions["data_run_input"] = function
+        acknowledge(function.function, "AwsSolutions-L1", "The data-run-input handler is pinned to Python 3.13, the "
+                    "newest runtime the Powertools v3 layer it imports (with pydantic) is published for.")
+        # The input may be any JSON; a Catch records the error at $.error, which needs an object.
+        start = sfn.Pass(self, "Start data run", parameters={"execution.$": "$$.Execution.Id"},
+                         comment="The states after this one see an object, whatever the execution input is")
+        check = catch_all(tasks.LambdaInvoke(
+            self, "Check data run input", lambda_function=function.function, task_timeout=API_TIMEOUT,
+            payload=sfn.TaskInput.from_object({"input": sfn.JsonPath.string_at("$$.Execution.Input"),
+                                               "latest": f"s3://{curated}/{paths['latest']}"}),
+            result_selector={"base.$": "$.Payload.base", "trigger.$": "$.Payload.trigger"}, result_path="$",
+            comment="A training run writes under its own prefix, a data-only run under latest; bad input fails here"),
+            on_failure)
         locations = sfn.Pass(self, "Output locations", result_path="$.outputs", parameters={
             **{f"{split}.$": f"States.Format('{{}}{split}/', $.base.prefix)" for split in ("train", "validation", "test")},
             "catalog": f"s3://{curated}/{paths['catalog']}",
         })
-        check_input = (
-            sfn.Choice(self, "Output prefix given?")
-            .when(sfn.Condition.and_(sfn.Condition.is_present("$.output_prefix"),
-                                     sfn.Condition.is_string("$.output_prefix"),
-                                     sfn.Condition.string_matches("$.output_prefix", "s3://*/")), given)
-            .when(sfn.Condition.is_present("$.output_prefix"), bad_input)
-            .otherwise(default)
-            .afterwards()
-        )
-        given.next(locations)
-        default.next(locations)
-        return check_input, locations
+        return start.next(check).next(locations), locations
 
     def _grant_state_machine(self, features: FeatureIngestion) -> None:
         role, stack = self.state_machine.role, cdk.Stack.of(self)
@@ -122,9 +123,10 @@ class DataPreparation(Construct):
             features.grant_state_machine(role)
         acknowledge(role, "AwsSolutions-IAM5", "Data state machine: X-Ray tracing of executions (xray:PutTraceSegments "
                     "and friends support no resource-level permissions).", applies_to="Resource::*")
-        logical_id = stack.get_logical_id(self.functions["data_quality"].function.node.default_child)  # type: ignore[arg-type]
-        acknowledge(role, "AwsSolutions-IAM5", "Data state machine: CDK's LambdaInvoke grant covers the versions and "
-                    "aliases of the DataQuality function.", applies_to=f"Resource::<{logical_id}.Arn>:*")
+        for key, name in (("data_quality", "DataQuality"), ("data_run_input", "DataRunInput")):
+            logical_id = stack.get_logical_id(self.functions[key].function.node.default_child)  # type: ignore[arg-type]
+            acknowledge(role, "AwsSolutions-IAM5", f"Data state machine: CDK's LambdaInvoke grant covers the versions "
+                        f"and aliases of the {name} function.", applies_to=f"Resource::<{logical_id}.Arn>:*")
 
     def _raw_data_rule(self, prefix: str) -> None:
         resources = self._resources

@@ -129,6 +129,7 @@ class TrainingPipeline(Construct):
                     "curated_bucket": resources.bucket("curated").bucket_name,
                     "artifacts_bucket": resources.bucket("artifacts").bucket_name,
                     "experiment": f"{prefix}-experiments",
+                    "max_num_round": pipeline.max_num_round,
                 },
             }),
             result_selector={"run.$": "$.Payload"},
@@ -151,7 +152,12 @@ class TrainingPipeline(Construct):
             task_timeout=sfn.Timeout.duration(cdk.Duration.hours(pipeline.execution_timeout_hours)),
             comment="The data state machine: validate, clean, split 80/10/10, catalogue, ingest features",
         ), on_failure)
-        return prepare_run.next(prepare_data)
+        # The execution input may be any JSON ([1, 2, 3] included); a Catch records the error at
+        # $.error, which needs an object, so the first state replaces the input with one
+        # (Prepare run reads the input from the context object).
+        start = sfn.Pass(self, "Start run", parameters={"execution.$": "$$.Execution.Id"},
+                         comment="The states after this one see an object, whatever the execution input is")
+        return start.next(prepare_run).next(prepare_data)
 
     # ------------------------------------------------------------------ IAM
     def _grant_state_machine(self, group: str, data_machine: sfn.IStateMachine) -> None:
