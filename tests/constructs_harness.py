@@ -12,6 +12,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk.assertions import Template
 
@@ -38,6 +39,7 @@ def bare_stage() -> tuple[cdk.Stack, StageResources]:
         layer=lambda_.LayerVersion.from_layer_version_arn(
             stack, "Layer", "arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-x86_64:27"),
         log_retention=logs.RetentionDays.ONE_MONTH, tags={"ml-project": "demo", "stage": "test"},
+        failed_invocations=sqs.Queue(stack, "FailedInvocations", encryption_master_key=key),
     )
     return stack, resources
 

@@ -81,9 +81,9 @@ def test_alarm_coverage_catches_a_missing_alarm(stacks) -> None:
 
 def test_model_quality_alarms_come_with_ground_truth(stacks) -> None:
     prod = _alarms(_pipeline(stacks, "prod"))
-    quality = {name: a for name, a in prod.items() if "-quality-" in name}
+    quality = {name: a for name, a in prod.items() if "-quality-" in name and "-function-" not in name}
     assert quality and all(a["ComparisonOperator"] == "LessThanThreshold" for a in quality.values())
-    assert not any("-quality-" in name for name in _alarms(_pipeline(stacks, "dev")))
+    assert not any("-quality-" in name and "-function-" not in name for name in _alarms(_pipeline(stacks, "dev")))
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -240,3 +240,54 @@ def test_model_monitor_handler_may_touch_the_stage_schedules_only(stacks) -> Non
     (passing,) = [s for s in statements if s["Action"] == "iam:PassRole"]
     assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
     assert "TrainingModelMonitorJobRole" in json.dumps(passing["Resource"])
+
+
+def _alarmed_resources(alarms: dict[str, dict], namespace: str, dimension: str) -> set[str]:
+    """Logical ids the ``dimension`` of alarms on ``namespace`` refers to (Ref or GetAtt)."""
+    found = set()
+    for alarm in alarms.values():
+        for d in alarm.get("Dimensions", []) if alarm.get("Namespace") == namespace else []:
+            if d["Name"] == dimension:
+                found.add(d["Value"]["Ref"] if "Ref" in d["Value"] else d["Value"]["Fn::GetAtt"][0])
+    return found
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod", "mm"])
+def test_every_function_and_every_undelivered_message_queue_has_an_alarm(stacks, stage: str) -> None:
+    """Nothing fails unheard: each workflow function's errors and each queue that holds
+    undelivered events or failed asynchronous invocations page the operations topic. CDK's
+    own provider functions run only while CloudFormation deploys (a failure there fails the
+    deployment) and are left out."""
+    template = _pipeline(stacks, stage)
+    alarms = _alarms(template)
+    functions = {logical_id for logical_id in resources_of_type(template, "AWS::Lambda::Function")
+                 if not logical_id.startswith("AWS679f53fac002430cb0da5b7982bd2287")}
+    assert len(functions) >= 7  # the handlers of the three workflows, retrain (and approval in prod)
+    errors = {n: a for n, a in alarms.items() if a.get("MetricName") == "Errors"}
+    assert _alarmed_resources(errors, "AWS/Lambda", "FunctionName") == functions
+    assert all(a["Statistic"] == "Sum" and a["Threshold"] == 1 for a in errors.values())
+    queues = set(resources_of_type(template, "AWS::SQS::Queue"))
+    waiting = {n: a for n, a in alarms.items() if a.get("MetricName") == "ApproximateNumberOfMessagesVisible"}
+    assert queues and _alarmed_resources(waiting, "AWS/SQS", "QueueName") == queues
+    assert all(a["Statistic"] == "Maximum" and a["Threshold"] == 1 for a in waiting.values())
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod", "mm"])
+def test_every_asynchronously_invoked_function_keeps_its_failures(stacks, stage: str) -> None:
+    """A function an EventBridge rule or a schedule invokes (asynchronously) sends the events
+    it fails on to an encrypted queue (an on-failure destination), instead of Lambda
+    discarding them after its retries."""
+    template = _pipeline(stacks, stage)
+    targets = [t for r in resources_of_type(template, "AWS::Events::Rule").values() for t in r["Properties"].get("Targets", [])]
+    targets += [s["Properties"]["Target"] for s in resources_of_type(template, "AWS::Scheduler::Schedule").values()]
+    invoked = {t["Arn"]["Fn::GetAtt"][0] for t in targets if "Fn::GetAtt" in t["Arn"]
+               and template["Resources"][t["Arn"]["Fn::GetAtt"][0]]["Type"] == "AWS::Lambda::Function"}
+    assert invoked  # retrain everywhere, approval in prod
+    configs = {c["Properties"]["FunctionName"]["Ref"]: c["Properties"]
+               for c in resources_of_type(template, "AWS::Lambda::EventInvokeConfig").values()}
+    assert set(configs) == invoked
+    for config in configs.values():
+        queue = config["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+        assert template["Resources"][queue]["Type"] == "AWS::SQS::Queue"
+        assert "KmsMasterKeyId" in template["Resources"][queue]["Properties"]
+        assert config["MaximumRetryAttempts"] == 2 and config["MaximumEventAgeInSeconds"] == 6 * 3600

@@ -3,6 +3,7 @@ manual approval (approve, reject). See test_offline_pipeline.py for the runner."
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -362,7 +363,7 @@ def test_undeliverable_events_reach_every_dead_letter_queue(cloud_assembly_dir: 
         for schedule in schedules:
             stage.fire_schedule(schedule, delivery_fails=True)
         assert stage.lost_events == []
-        held = {queue: len(messages) for queue, messages in stage.dead_letters().items()}
+        held = {queue: len(messages) for queue, messages in stage.dead_letters().items() if messages}
         assert list(held.values()) == [3]  # one queue for the alarm rule and both schedules
         assert stage.hooks.denied == []
     with OfflineStage(cloud_assembly_dir, "prod") as stage:
@@ -378,10 +379,34 @@ def test_undeliverable_events_reach_every_dead_letter_queue(cloud_assembly_dir: 
                                  "ModelApprovalStatus": "Approved"}}, delivery_fails=True)
         stage.deliver_event(_alarm_event("mlops-demo-prod-drift"), delivery_fails=True)
         assert stage.lost_events == []
-        held = {queue: len(messages) for queue, messages in stage.dead_letters().items()}
+        held = {queue: len(messages) for queue, messages in stage.dead_letters().items() if messages}
         assert sorted(held) == sorted(q for q in held if any(k in q for k in ("RawData", "Approval", "Trigger")))
         assert all(count == 1 for count in held.values()) and len(held) == 3, held
         assert stage.hooks.denied == []
+
+
+def test_a_failing_asynchronous_handler_leaves_its_event_in_the_failed_invocations_queue(cloud_assembly_dir: Path) -> None:
+    """EventBridge Scheduler hands the retraining tick to the retrain function, which fails on
+    every attempt (here: it cannot list the training runs): Lambda tries three times, then its
+    record (the tick and the error) waits in the encrypted failed-invocations queue, whose
+    alarm pages; nothing is lost."""
+    with OfflineStage(cloud_assembly_dir, "dev") as stage:
+        retrain = stage.functions["retrain"]
+        code_dir, environment = stage.hooks.handlers[retrain]
+        stage.hooks.handlers[retrain] = (code_dir, {**environment, "STATE_MACHINE_ARN": "arn:aws:states:eu-west-1:"
+                                                    "123456789012:stateMachine:no-such-machine"})
+        (schedule,) = [s for s in stage._resources("Pipeline", "AWS::Scheduler::Schedule") if "Retraining" in s]
+        assert stage.fire_schedule(schedule) is None
+        assert [failure["function"] for failure in stage.failed_invocations] == [retrain]
+        assert stage.lost_events == [] and stage.hooks.denied == []
+        (queue,) = [queue for queue, messages in stage.dead_letters().items() if messages]
+        assert "FailedInvocations" in queue
+        (record,) = stage.dead_letters()[queue]
+        assert record["requestPayload"] == {"source": "schedule", "reason": "weekly"}
+        assert record["requestContext"]["condition"] == "RetriesExhausted"
+        assert "StateMachineDoesNotExist" in json.dumps(record["responsePayload"])
+        alarms = [p["Properties"]["AlarmName"] for p in stage._resources("Pipeline", "AWS::CloudWatch::Alarm").values()]
+        assert "mlops-demo-dev-undelivered-failed-invocations" in alarms
 
 
 def _with_instance_type(definition: dict, old: str, new: str) -> dict:

@@ -239,3 +239,40 @@ def test_batch_over_a_configured_prefix(tmp_path) -> None:
     parameters = definition["States"]["Run batch transform"]["Parameters"]
     assert parameters["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"].endswith("/scoring/daily/")
     assert "DataProcessing" not in parameters
+
+
+def _task_states(states: dict) -> list[tuple[str, dict]]:
+    found = []
+    for name, state in states.items():
+        if state["Type"] == "Task":
+            found.append((name, state))
+        for branch in state.get("Branches", []):
+            found += _task_states(branch["States"])
+        for key in ("Iterator", "ItemProcessor"):
+            if key in state:
+                found += _task_states(state[key]["States"])
+    return found
+
+
+def test_every_task_state_has_a_timeout(stacks) -> None:
+    """A service that never answers (or a job that never reports) fails its state in bounded
+    time, not at the execution's timeout hours later."""
+    missing = [(key, name) for key, stack in stacks.items()
+               for definition in state_machine_definitions(stack.template).values()
+               for name, state in _task_states(definition["States"])
+               if "TimeoutSeconds" not in state and "TimeoutSecondsPath" not in state]
+    assert missing == []
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_glue_and_databrew_jobs_wait_out_concurrent_runs_and_throttling(stacks, stage: str) -> None:
+    definition = next(d for lid, d in state_machine_definitions(_template(stacks, stage)).items() if "Data" in lid)
+    states = definition["States"]
+    expected = {"Split train, validation, test": "Glue.ConcurrentRunsExceededException",
+                "Refresh catalog": "Glue.ThrottlingException",
+                "Validate raw data": "DataBrew.ConflictException", "Clean raw data": "DataBrew.ServiceQuotaExceededException"}
+    for name, error in expected.items():
+        retries = states[name]["Retry"]
+        assert any(error in r["ErrorEquals"] and r["MaxAttempts"] >= 3 and r["BackoffRate"] > 1 for r in retries), name
+    split = states["Split train, validation, test"]
+    assert split["TimeoutSeconds"] == (60 + 15) * 60 and "Timeout" not in split["Parameters"]  # the job's own timeout

@@ -310,6 +310,18 @@ def test_a_schedule_role_without_the_queue_key_loses_its_dead_letters(stage: Off
     assert [call.action for call in stage.hooks.denied] == ["kms:GenerateDataKey", "kms:Decrypt"]
 
 
+# --- async-invocation-destination -----------------------------------------------------------------
+def test_a_failed_asynchronous_invocation_reaches_the_destination_only_with_its_role_allowed(stage: OfflineStage) -> None:
+    queue = next(arn for arn in stage.hooks.keys if ":sqs:" in arn and "FailedInvocations" in arn)
+    retrain_role = stage.role_of[stage.functions["retrain"]]
+    assert service_rules.async_failure(retrain_role, queue, {"requestPayload": {"n": 1}})
+    keyless = _without(stage, retrain_role, "retrain-without-key", lambda action, _: action.startswith("kms:"))
+    assert not service_rules.async_failure(keyless, queue, {"requestPayload": {"n": 2}})
+    unsendable = _without(stage, retrain_role, "retrain-without-send", lambda action, _: action == "sqs:SendMessage")
+    assert not service_rules.async_failure(unsendable, queue, {"requestPayload": {"n": 3}})
+    assert [call.action for call in stage.hooks.denied] == ["kms:GenerateDataKey", "kms:Decrypt", "sqs:SendMessage"]
+
+
 def test_every_rule_has_a_source_and_a_test() -> None:
     tests = Path(__file__).read_text()
     for rule in service_rules.RULES:

@@ -20,6 +20,7 @@ UNTAGGABLE = {
     "AWS::KMS::Alias": "a name pointing at a key; the key itself is tagged",
     "AWS::Lambda::LayerVersion": "layer versions are immutable and have no Tags property",
     "AWS::Lambda::Permission": "resource-policy statement of a function; the function is tagged",
+    "AWS::Lambda::EventInvokeConfig": "asynchronous-invocation settings of a function; the function is tagged",
     "AWS::SQS::QueuePolicy": "policy of a queue; the queue is tagged",
     "AWS::S3::BucketPolicy": "policy of a bucket; the bucket is tagged",
     "AWS::SNS::Subscription": "endpoint of a topic; the topic is tagged",

@@ -11,16 +11,19 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 import aws_cdk as cdk
+import jsii
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from mlops.constructs.access import grant_prefix
 from mlops.constructs.pipeline_function import PipelineFunction
+from mlops.nag import acknowledge
 
 ZONES = ("raw", "curated", "artifacts", "monitoring")
 CAPTURE_PREFIX = "data-capture/"  # monitoring bucket: where endpoints capture traffic (both monitoring backends read it)
@@ -50,8 +53,16 @@ class StageResources:
     topic_key: kms.IKey
     layer: lambda_.ILayerVersion
     log_retention: logs.RetentionDays
+    failed_invocations: sqs.IQueue  # on-failure destination of every asynchronously invoked function
     tags: Mapping[str, str] = field(default_factory=dict)  # the cost-allocation tags
+    # Every function and every queue of undelivered messages the workflows create, by name: the
+    # Monitoring construct alarms on each (function errors, messages waiting), so none fails unheard.
+    functions: dict[str, PipelineFunction] = field(default_factory=dict, init=False, compare=False, repr=False)
+    queues: dict[str, sqs.IQueue] = field(default_factory=dict, init=False, compare=False, repr=False)
     _stack_parts: dict = field(default_factory=dict, init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.queues["failed-invocations"] = self.failed_invocations
 
     def bucket(self, zone: str) -> s3.IBucket:
         return self.buckets[zone]
@@ -63,10 +74,32 @@ class StageResources:
 
     def function(self, scope: Construct, construct_id: str, *, folder: str, description: str,
                  environment: dict[str, str] | None = None) -> PipelineFunction:
-        """A handler from ``lambda/<folder>`` with the stage's layer, log key and retention."""
-        return PipelineFunction(scope, construct_id, folder=folder, description=f"{self.prefix}: {description}",
-                                layer=self.layer, log_key=self.data_key, log_retention=self.log_retention,
-                                environment=environment)
+        """A handler from ``lambda/<folder>`` with the stage's layer, log key and retention
+        (registered in ``functions`` under ``folder``: it gets an errors alarm)."""
+        function = PipelineFunction(scope, construct_id, folder=folder, description=f"{self.prefix}: {description}",
+                                    layer=self.layer, log_key=self.data_key, log_retention=self.log_retention,
+                                    environment=environment)
+        self.functions[folder] = function
+        return function
+
+    def queue(self, scope: Construct, construct_id: str, *, name: str, holds: str) -> sqs.Queue:
+        """A queue for messages that could not be delivered (a dead-letter queue): encrypted with
+        the data key, SSL only, kept 14 days; registered in ``queues`` under ``name``, so an
+        alarm pages as soon as a message waits in it. ``holds``: whose undelivered messages."""
+        queue = sqs.Queue(scope, construct_id, encryption=sqs.QueueEncryption.KMS, encryption_master_key=self.data_key,
+                          enforce_ssl=True, retention_period=cdk.Duration.days(14))
+        acknowledge(queue, "AwsSolutions-SQS3", f"This queue is itself the dead-letter queue of {holds}.")
+        self.queues[name] = queue
+        return queue
+
+    def invoked_asynchronously(self, function: PipelineFunction) -> None:
+        """For a function EventBridge or Scheduler invokes (asynchronously): Lambda retries a
+        failed invocation twice within six hours, then sends the event with the error to
+        ``failed_invocations`` as the function's role ("Capturing records of Lambda asynchronous
+        invocations", Lambda Developer Guide), which may send there and use the queue's key."""
+        function.function.configure_async_invoke(
+            on_failure=_QueueDestination(self.failed_invocations, self.data_key),
+            retry_attempts=2, max_event_age=cdk.Duration.hours(6))
 
     def arn(self, scope: Construct, service: str, resource: str, name: str | None = None, *,
             colon: bool = False) -> str:
@@ -79,3 +112,18 @@ class StageResources:
         partition, region, account = self._stack_parts[scope]
         suffix = "" if name is None else (":" if colon else "/") + name
         return f"arn:{partition}:{service}:{region}:{account}:{resource}{suffix}"
+
+
+@jsii.implements(lambda_.IDestination)
+class _QueueDestination:
+    """An SQS on-failure destination granting exactly what Lambda needs to send to an
+    encrypted queue (CDK's ``SqsDestination`` grants the key's wildcard actions)."""
+
+    def __init__(self, queue: sqs.IQueue, key: kms.IKey) -> None:
+        self._queue, self._key = queue, key
+
+    def bind(self, _scope: Construct, fn: lambda_.IFunction, *, type: lambda_.DestinationType | None = None,  # noqa: A002
+             ) -> lambda_.DestinationConfig:
+        self._queue.grant(fn, "sqs:SendMessage")
+        self._key.grant(fn, "kms:GenerateDataKey", "kms:Decrypt")
+        return lambda_.DestinationConfig(destination=self._queue.queue_arn)

@@ -43,6 +43,23 @@ def catch_all(state: sfn.TaskStateBase | sfn.CustomState, handler: sfn.IChainabl
     return state
 
 
+# Errors worth waiting out when a Glue or DataBrew job (or crawler) is started: another run of the
+# same job still going (a concurrent data run), throttling, the service's own hiccups. The names are
+# the services' error codes (botocore's models of StartJobRun / StartCrawler) behind the service
+# name, as Step Functions reports them. Anything else fails the run at once.
+GLUE_TRANSIENT = ["Glue.ConcurrentRunsExceededException", "Glue.ThrottlingException", "Glue.InternalServiceException",
+                  "Glue.OperationTimeoutException"]
+DATABREW_TRANSIENT = ["DataBrew.ConflictException", "DataBrew.ServiceQuotaExceededException",
+                      "DataBrew.ThrottlingException"]
+
+
+def retry_transient(state: sfn.TaskStateBase | sfn.CustomState, errors: list[str]) -> sfn.TaskStateBase | sfn.CustomState:
+    """Retry ``errors`` with backoff: 1, 2, 4 and 8 minutes (a concurrent run of the same job
+    has time to finish)."""
+    state.add_retry(errors=errors, interval=cdk.Duration.minutes(1), backoff_rate=2, max_attempts=4)
+    return state
+
+
 def retry_api(state: sfn.TaskStateBase) -> sfn.TaskStateBase:
     """A SageMaker API call: retry internal errors and throttling, three attempts."""
     state.add_retry(errors=SAGEMAKER_API_ERRORS, interval=cdk.Duration.seconds(5), backoff_rate=2, max_attempts=3)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import aws_cdk as cdk
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from mlops.config import StageConfig, dataset_columns
@@ -17,6 +18,7 @@ from mlops.constructs.resources import ZONES, StageResources, log_retention
 from mlops.constructs.sample_data import SAMPLE_PREFIX
 from mlops.constructs.training.pipeline import TrainingPipeline
 from mlops.images import ImageMapping
+from mlops.nag import acknowledge
 from mlops.stacks.data_stack import DataStack, export_name
 from mlops.stacks.operations_stack import OperationsStack
 
@@ -71,8 +73,13 @@ class PipelineStack(cdk.Stack):
             )
             for zone in ZONES
         }
+        failed = sqs.Queue(self, "FailedInvocations", encryption=sqs.QueueEncryption.KMS, encryption_master_key=key,
+                           enforce_ssl=True, retention_period=cdk.Duration.days(14))
+        acknowledge(failed, "AwsSolutions-SQS3", "This queue is itself the on-failure destination of the functions "
+                    "EventBridge and Scheduler invoke asynchronously (retrain, approval).")
         return StageResources(
             project=config.project, stage=config.stage, prefix=config.resource_prefix, data_key=key, buckets=buckets,
+            failed_invocations=failed,
             exports={zone: export_name(config, f"{zone}-bucket") for zone in ZONES},
             topic=operations.notifications.topic, topic_key=operations.notifications.key,
             layer=powertools_layer(self, "Powertools", config.pipeline.powertools_layer_version),

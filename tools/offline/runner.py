@@ -193,6 +193,7 @@ class OfflineStage:
         self._exit = ExitStack()
         self.notifications: list[str] = []
         self.lost_events: list[dict] = []  # undeliverable events no dead-letter queue took
+        self.failed_invocations: list[dict] = []  # asynchronous invocations whose every attempt failed
 
     # ---------------------------------------------------------------- set-up
     def __enter__(self) -> OfflineStage:
@@ -530,17 +531,35 @@ class OfflineStage:
                 refused = service_rules.check(role.split("/")[-1], [("lambda:InvokeFunction", arn, {})])
                 if refused:
                     raise AssertionError(f"the schedule's role may not invoke {arn}")
-            function = arn.split(":function:")[1].split(":")[0]
-            result, error = adapter.invoke_handler(function, payload)
-            if error:
-                raise RuntimeError(f"{function} failed: {result}")
-            return result
+            return self._invoke_asynchronously(arn.split(":function:")[1].split(":")[0], payload)
         if ":stateMachine:" in arn:
             refused = service_rules.check(role.split("/")[-1], [("states:StartExecution", arn, {})]) if role else []
             if refused:
                 raise AssertionError(f"{role} may not start {arn}")
             return boto3.client("stepfunctions").start_execution(stateMachineArn=arn, input=json.dumps(payload))["executionArn"]
         raise NotImplementedError(f"offline delivery to {arn}")
+
+    def _invoke_asynchronously(self, function: str, payload: dict) -> Any:
+        """EventBridge and Scheduler invoke functions asynchronously: Lambda retries a failed
+        invocation (``MaximumRetryAttempts`` of the function's EventInvokeConfig, default 2),
+        then sends a record of it to the on-failure destination as the function's role
+        (``service_rules.async_failure``), or, without one, discards the event (``lost_events``).
+        Returns the handler's result, or None when every attempt failed."""
+        config = next((props for props in (self._resolver.resolve(r["Properties"], self._stack("Pipeline").stack_name)
+                                           for r in self._resources("Pipeline", "AWS::Lambda::EventInvokeConfig").values())
+                       if props["FunctionName"] == function), {})
+        for _ in range(1 + int(config.get("MaximumRetryAttempts", 2))):
+            result, error = adapter.invoke_handler(function, payload)
+            if not error:
+                return result
+        self.failed_invocations.append({"function": function, "event": payload, "error": result})
+        destination = config.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+        record = {"version": "1.0", "requestContext": {"functionArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function}",
+                                                       "condition": "RetriesExhausted"},
+                  "requestPayload": payload, "responsePayload": result}
+        if not destination or not service_rules.async_failure(self.role_of[function], destination, record):
+            self.lost_events.append({"source": f"function {function}", "event": payload, "queue": destination})
+        return None
 
     def _dead_letter(self, sender: str, target: dict, event: dict, context: dict, source: str) -> None:
         queue = target.get("DeadLetterConfig", {}).get("Arn")

@@ -89,6 +89,14 @@ RULES = (
          "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-key-management.html; "
          "Configuring a schedule's dead-letter queue, EventBridge Scheduler User Guide: "
          "https://docs.aws.amazon.com/scheduler/latest/UserGuide/configuring-schedule-dlq.html"),
+    Rule("async-invocation-destination",
+         "Lambda retries an asynchronous invocation that fails (twice by default, within six hours), then sends a "
+         "record of it (the request, the error) to the function's on-failure destination as the function's execution "
+         "role, which needs sqs:SendMessage and, for a KMS-encrypted queue, the key. Without a destination, or without "
+         "those permissions, the event is discarded.",
+         "Configuring error handling settings for Lambda asynchronous invocations: "
+         "https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-configuring.html; Capturing records of Lambda "
+         "asynchronous invocations: https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html"),
 )
 
 
@@ -384,8 +392,16 @@ def dead_letter(sender: str, queue_arn: str, body: dict[str, Any], context: dict
     return True
 
 
+# --- async-invocation-destination -----------------------------------------------------------
+def async_failure(role: str, queue_arn: str, record: dict[str, Any]) -> bool:
+    """Lambda's record of an asynchronous invocation that failed every attempt, sent to the
+    function's on-failure destination as the function's execution role. Returns False (the
+    event is lost) when the role may not send to the queue or use its key."""
+    return dead_letter(role, queue_arn, record, {})
+
+
 __all__ = ["RULES", "Rule", "ServiceRefused", "autoscaling_caller", "check_monitoring_schedule", "check_update",
-           "dead_letter", "invoke", "invoke_async", "load_variants", "predict"]
+           "async_failure", "dead_letter", "invoke", "invoke_async", "load_variants", "predict"]
 
 
 def rules_markdown() -> str:

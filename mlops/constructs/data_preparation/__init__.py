@@ -6,7 +6,6 @@ from __future__ import annotations
 import aws_cdk as cdk
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
@@ -58,7 +57,7 @@ class DataPreparation(Construct):
                       "recipe_job": f"{prefix}-clean", "raw_crawler": f"{prefix}-raw", "curated_crawler": f"{prefix}-curated"}
         split = GlueSplit(self, resources=resources, data=data, names=self.names, paths=paths, label=label,
                           raw_prefix=raw_prefix, raw_dataset_prefix=raw_dataset_prefix, database_name=database_name)
-        self.crawlers = split.crawlers
+        self.crawlers, self._split = split.crawlers, split
         validation = DataValidation(self, resources=resources, data=data, names=self.names,
                                     raw_dataset_prefix=raw_dataset_prefix, clean_prefix=paths["clean"])
         self.functions: dict[str, PipelineFunction] = {"data_quality": validation.function}
@@ -119,6 +118,7 @@ class DataPreparation(Construct):
     def _grant_state_machine(self, features: FeatureIngestion) -> None:
         role, stack = self.state_machine.role, cdk.Stack.of(self)
         self._resources.topic_key.grant(role, "kms:GenerateDataKey", "kms:Decrypt")
+        self._split.grant_state_machine(role)
         if features.groups:
             features.grant_state_machine(role)
         acknowledge(role, "AwsSolutions-IAM5", "Data state machine: X-Ray tracing of executions (xray:PutTraceSegments "
@@ -130,10 +130,7 @@ class DataPreparation(Construct):
 
     def _raw_data_rule(self, prefix: str) -> None:
         resources = self._resources
-        dead_letters = sqs.Queue(self, "RawDataDeadLetters", encryption=sqs.QueueEncryption.KMS,
-                                 encryption_master_key=resources.data_key, enforce_ssl=True,
-                                 retention_period=cdk.Duration.days(14))
-        acknowledge(dead_letters, "AwsSolutions-SQS3", "This queue is itself the dead-letter queue of the new-raw-data rule's target.")
+        dead_letters = resources.queue(self, "RawDataDeadLetters", name="raw-data", holds="the new-raw-data rule's target")
         events.Rule(
             self, "NewRawData",
             description=f"New raw data under {prefix}: start a data run",

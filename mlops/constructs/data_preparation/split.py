@@ -23,7 +23,7 @@ from mlops.config import DataConfig
 from mlops.constructs.data_preparation.validation import log_access
 from mlops.constructs.resources import StageResources
 from mlops.constructs.sagemaker_jobs import read_assets
-from mlops.constructs.workflow import API_TIMEOUT, JOBS_DIR, catch_all
+from mlops.constructs.workflow import API_TIMEOUT, GLUE_TRANSIENT, JOBS_DIR, catch_all, retry_transient
 from mlops.nag import acknowledge
 
 
@@ -147,22 +147,28 @@ class GlueSplit:
                         applies_to=f"Resource::arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>:table/{database_name}/*")
         return role
 
-    def states(self, on_failure: sfn.IChainable) -> tuple[sfn.TaskStateBase, sfn.Pass]:
+    def grant_state_machine(self, role: iam.IRole) -> None:
+        """What the "Split train, validation, test" state does as the state machine (the
+        policy CDK generates for glue:startJobRun.sync: start, poll, stop the job's runs)."""
+        role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["glue:StartJobRun", "glue:GetJobRun", "glue:GetJobRuns", "glue:BatchStopJobRun"],
+            resources=[self._resources.arn(self._scope, "glue", "job", self._names["etl"])]))
+
+    def states(self, on_failure: sfn.IChainable) -> tuple[sfn.CustomState, sfn.Pass]:
         """"Split train, validation, test" → "Refresh catalog" (a crawl already running is
         fine: it picks the new files up) → "Catalog refresh under way"."""
         scope, names = self._scope, self._names
-        split = catch_all(tasks.GlueStartJobRun(
-            scope, "Split train, validation, test", glue_job_name=names["etl"],
-            integration_pattern=sfn.IntegrationPattern.RUN_JOB,
-            arguments=sfn.TaskInput.from_object({
-                "--output_train": sfn.JsonPath.string_at("$.outputs.train"),
-                "--output_validation": sfn.JsonPath.string_at("$.outputs.validation"),
-                "--output_test": sfn.JsonPath.string_at("$.outputs.test"),
-            }),
-            result_selector={"run_id.$": "$.Id", "state.$": "$.JobRunState"}, result_path="$.split",
-            task_timeout=sfn.Timeout.duration(cdk.Duration.minutes(self._data.etl.timeout_minutes + 15)),
-            comment="Glue ETL (Spark): dedupe, fill missing, PII, deterministic 80/10/10",
-        ), on_failure)
+        # A custom state, because CDK's GlueStartJobRun turns a task timeout into the job run's
+        # Timeout and renders no TimeoutSeconds: here the run keeps the job's own timeout
+        # (data.etl.timeout_minutes) and the state gives Glue 15 minutes more to report it.
+        split = catch_all(retry_transient(sfn.CustomState(scope, "Split train, validation, test", state_json={
+            "Type": "Task", "Comment": "Glue ETL (Spark): dedupe, fill missing, PII, deterministic 80/10/10",
+            "Resource": f"arn:{cdk.Stack.of(scope).partition}:states:::glue:startJobRun.sync",
+            "Parameters": {"JobName": names["etl"], "Arguments": {
+                f"--output_{split}.$": f"$.outputs.{split}" for split in ("train", "validation", "test")}},
+            "TimeoutSeconds": (self._data.etl.timeout_minutes + 15) * 60,
+            "ResultSelector": {"run_id.$": "$.Id", "state.$": "$.JobRunState"}, "ResultPath": "$.split",
+        }), GLUE_TRANSIENT), on_failure)
         crawl = tasks.CallAwsService(
             scope, "Refresh catalog", service="glue", action="startCrawler",
             parameters={"Name": names["curated_crawler"]},
@@ -171,8 +177,7 @@ class GlueSplit:
             result_path=sfn.JsonPath.DISCARD, task_timeout=API_TIMEOUT,
             comment="Start the curated crawler; a crawl already running picks the new files up",
         )
-        crawl.add_retry(errors=["Glue.ThrottlingException", "Glue.OperationTimeoutException"],
-                        interval=cdk.Duration.seconds(10), backoff_rate=2, max_attempts=3)
+        retry_transient(crawl, GLUE_TRANSIENT)
         crawled = sfn.Pass(scope, "Catalog refresh under way")
         crawl.add_catch(crawled, errors=["Glue.CrawlerRunningException"], result_path=sfn.JsonPath.DISCARD)
         catch_all(crawl, on_failure)

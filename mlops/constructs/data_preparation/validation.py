@@ -22,7 +22,7 @@ from constructs import Construct
 from mlops.config import DataConfig
 from mlops.constructs.pipeline_function import PipelineFunction
 from mlops.constructs.resources import StageResources
-from mlops.constructs.workflow import API_TIMEOUT, catch_all
+from mlops.constructs.workflow import API_TIMEOUT, DATABREW_TRANSIENT, catch_all, retry_transient
 from mlops.data_rules import databrew_recipe_steps, databrew_rules
 from mlops.nag import acknowledge
 
@@ -159,13 +159,13 @@ class DataValidation:
     def states(self, on_failure: sfn.IChainable) -> list[sfn.TaskStateBase]:
         """"Validate raw data" → "Check data quality" (→ "Clean raw data" with a recipe)."""
         scope, names, timeout = self._scope, self._names, cdk.Duration.minutes(self._data.profile_timeout_minutes + 15)
-        validate = catch_all(tasks.GlueDataBrewStartJobRun(
+        validate = catch_all(retry_transient(tasks.GlueDataBrewStartJobRun(
             scope, "Validate raw data", name=names["profile_job"],
             integration_pattern=sfn.IntegrationPattern.RUN_JOB,
             result_selector={"run_id.$": "$.RunId", "job.$": "$.JobName"}, result_path="$.profile",
             task_timeout=sfn.Timeout.duration(timeout),
             comment="DataBrew profile job: checks the raw data against the ruleset, writes the validation report",
-        ), on_failure)
+        ), DATABREW_TRANSIENT), on_failure)
         gate = catch_all(tasks.LambdaInvoke(
             scope, "Check data quality", lambda_function=self.function.function, task_timeout=API_TIMEOUT,
             payload=sfn.TaskInput.from_object({
@@ -176,9 +176,9 @@ class DataValidation:
         ), on_failure)
         if self.recipe_job is None:
             return [validate, gate]
-        clean = catch_all(tasks.GlueDataBrewStartJobRun(
+        clean = catch_all(retry_transient(tasks.GlueDataBrewStartJobRun(
             scope, "Clean raw data", name=names["recipe_job"], integration_pattern=sfn.IntegrationPattern.RUN_JOB,
             result_selector={"run_id.$": "$.RunId"}, result_path="$.cleaning", task_timeout=sfn.Timeout.duration(timeout),
             comment="DataBrew recipe job (published recipe): cleaned CSV to the curated zone",
-        ), on_failure)
+        ), DATABREW_TRANSIENT), on_failure)
         return [validate, gate, clean]

@@ -57,12 +57,15 @@ class Monitoring(Construct):
         drift = backend.drift_alarm(self, book, endpoint_name)
         quality = self._quality_alarms(book, monitoring, *backend.quality_metrics(endpoint_name))
         self.alarms = book.alarms
-        dashboard(self, prefix=resources.prefix, machines=machines, endpoint=endpoint, alarms=list(book.alarms.values()),
-                  drift=backend.drift_widgets(endpoint_name))
         self.functions["retrain"] = retraining(
             self, resources=resources, config=retraining_config, training=state_machines["training"],
             dead_letters=dead_letters, alarm_sources={drift.alarm_name: "drift-alarm",
                                                       **{alarm.alarm_name: "quality-alarm" for alarm in quality}})
+        # last: every function and queue of the stage exists by now (Monitoring is built after the workflows)
+        book.functions(resources.functions)
+        book.queues(resources.queues)
+        dashboard(self, prefix=resources.prefix, machines=machines, endpoint=endpoint, alarms=list(book.alarms.values()),
+                  drift=backend.drift_widgets(endpoint_name))
 
     @staticmethod
     def _quality_alarms(book: AlarmBook, monitoring: MonitoringConfig, namespace: str,

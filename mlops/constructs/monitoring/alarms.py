@@ -8,9 +8,11 @@ import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from mlops.constructs.pipeline_function import PipelineFunction
 from mlops.constructs.training.endpoint import EndpointMetrics
 
 
@@ -48,6 +50,22 @@ class AlarmBook:
                                     ("aborted", machine.metric_aborted)):
                 self.add(f"{kind}-{outcome}", f"{kind.capitalize()} state machine: an execution {outcome.replace('-', ' ')}",
                          metric(period=cdk.Duration.minutes(5), statistic="Sum"), threshold=1)
+
+
+    def functions(self, functions: Mapping[str, PipelineFunction]) -> None:
+        """Each workflow function: an invocation failed (a handler's error, a timeout, a
+        throttle that used up its retries): nothing the functions do fails unheard."""
+        for name, function in sorted(functions.items()):
+            self.add(f"function-{name.replace('_', '-')}-errors", f"Function {name}: an invocation failed",
+                     function.function.metric_errors(period=cdk.Duration.minutes(5), statistic="Sum"), threshold=1)
+
+    def queues(self, queues: Mapping[str, sqs.IQueue]) -> None:
+        """Each queue of undelivered events and failed asynchronous invocations: a message waits
+        in it (someone should read it and start what it missed)."""
+        for name, queue in sorted(queues.items()):
+            self.add(f"undelivered-{name}", f"Queue {name}: an event or invocation could not be delivered and waits "
+                     "in the queue", queue.metric_approximate_number_of_messages_visible(
+                         period=cdk.Duration.minutes(5), statistic="Maximum"), threshold=1)
 
 
 def dashboard(scope: Construct, *, prefix: str, machines: Mapping[str, sfn.IStateMachine], endpoint: EndpointMetrics,

@@ -30,11 +30,8 @@ RETRAINING_CRON = {  # EventBridge Scheduler cron (UTC): minutes hours day-of-mo
 
 def trigger_dead_letters(scope: Construct, resources: StageResources) -> sqs.Queue:
     """The dead-letter queue of the monitoring schedule, the retraining schedule and the alarm rule."""
-    queue = sqs.Queue(scope, "TriggerDeadLetters", encryption=sqs.QueueEncryption.KMS,
-                      encryption_master_key=resources.data_key, enforce_ssl=True, retention_period=cdk.Duration.days(14))
-    acknowledge(queue, "AwsSolutions-SQS3", "This queue is itself the dead-letter queue of the "
-                "monitoring schedule, the retraining schedule and the alarm rule.")
-    return queue
+    return resources.queue(scope, "TriggerDeadLetters", name="triggers",
+                           holds="the monitoring schedule, the retraining schedule and the alarm rule")
 
 
 def schedule_role(scope: Construct, construct_id: str, resources: StageResources) -> iam.Role:
@@ -60,6 +57,7 @@ def retraining(scope: Construct, *, resources: StageResources, config: Retrainin
         environment={"STATE_MACHINE_ARN": training.state_machine_arn, "ALARM_SOURCES": json.dumps(alarm_sources),
                      "ALARM_WINDOW_HOURS": str(config.alarm_window_hours)},
     )
+    resources.invoked_asynchronously(retrain)
     training.grant_start_execution(retrain.role)
     retrain.role.add_to_policy(iam.PolicyStatement(actions=["states:ListExecutions"], resources=[training.state_machine_arn]))
     acknowledge(retrain.function, "AwsSolutions-L1", "The retrain handler is pinned to Python 3.13, the newest "

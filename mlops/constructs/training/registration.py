@@ -13,7 +13,6 @@ import aws_cdk as cdk
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
@@ -126,10 +125,9 @@ class Registration:
             actions=["states:SendTaskSuccess", "states:SendTaskFailure"],
             resources=[self._resources.arn(self._scope, "states", "stateMachine", machine_name, colon=True)],
         ))
-        dead_letters = sqs.Queue(self._scope, "ApprovalDeadLetters", encryption=sqs.QueueEncryption.KMS,
-                                 encryption_master_key=self._resources.data_key, enforce_ssl=True,
-                                 retention_period=cdk.Duration.days(14))
-        acknowledge(dead_letters, "AwsSolutions-SQS3", "This queue is itself the dead-letter queue of the approval rule's target.")
+        dead_letters = self._resources.queue(self._scope, "ApprovalDeadLetters", name="approval",
+                                             holds="the approval rule's target")
+        self._resources.invoked_asynchronously(self._approval)
         events.Rule(
             self._scope, "ApprovalDecided",
             description="A model version of this stage was approved or rejected in the registry",
