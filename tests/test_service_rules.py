@@ -35,6 +35,7 @@ def stage(cloud_assembly_dir: Path):
 def fresh_record(stage: OfflineStage):
     stage.hooks.denied.clear()
     yield
+    stage.hooks.creations.clear()  # the tests' own requests, not a run's: no cost-allocation tags expected
 
 
 def _role(stage: OfflineStage, fragment: str) -> str:
@@ -308,6 +309,26 @@ def test_a_schedule_role_without_the_queue_key_loses_its_dead_letters(stage: Off
     keyless = _without(stage, schedule_role, "schedule-without-key", lambda action, _: action.startswith("kms:"))
     assert not service_rules.dead_letter(keyless, queue, {"n": 4}, {})
     assert [call.action for call in stage.hooks.denied] == ["kms:GenerateDataKey", "kms:Decrypt"]
+
+
+# --- tagging-on-create ------------------------------------------------------------------------------
+@pytest.mark.parametrize(("prefix", "operation", "tags", "tagging"), [
+    ("sagemaker", "CreateModel", [{"Key": "stage", "Value": "dev"}], "sagemaker:AddTags"),
+    ("application-autoscaling", "RegisterScalableTarget", {"stage": "dev"}, "application-autoscaling:TagResource"),
+    ("cloudwatch", "PutMetricAlarm", [{"Key": "stage", "Value": "dev"}], "cloudwatch:TagResource"),
+])
+def test_creating_with_tags_needs_the_tagging_action(stage: OfflineStage, prefix: str, operation: str, tags,
+                                                     tagging: str) -> None:
+    from tools.offline.iam import authorizations
+
+    machine = stage.role_of[next(p for p in stage.role_of if p.startswith("states:") and p.endswith("-training"))]
+    tagged = authorizations("x", prefix, operation, {"Tags": tags}, {})
+    assert [call.action for call in tagged][1:] == [tagging]
+    assert authorizations("x", prefix, operation, {}, {})[1:] == []  # untagged: the create action alone
+    assert service_rules.check(machine, [(call.action, call.resource, call.context) for call in tagged]) == []
+    untagging = _without(stage, machine, f"training-without-{tagging}", lambda action, _: action == tagging)
+    refused = service_rules.check(untagging, [(call.action, call.resource, call.context) for call in tagged])
+    assert [call.action for call in refused] == [tagging]
 
 
 # --- async-invocation-destination -----------------------------------------------------------------

@@ -27,9 +27,16 @@ def _build(*, spot: bool, tuning: bool) -> dict:
     training = config.training.model_copy(update={"use_spot_instances": spot})
     build = ModelBuild(stack, prefix=PREFIX, training=training, tuning=config.pipeline.tuning if tuning else None,
                        image_uri=IMAGE, role_arn="arn:aws:iam::123456789012:role/sm", key_arn="arn:key",
-                       on_failure=fail_state(stack))
+                       tags=resources.tag_list, on_failure=fail_state(stack))
     machine(stack, build.start)
     return definition(Template.from_stack(stack))["States"]
+
+
+def test_model_build_tags_its_jobs_with_the_stage_tags() -> None:
+    states = _build(spot=False, tuning=True)
+    expected = [{"Key": "ml-project", "Value": "demo"}, {"Key": "stage", "Value": "test"}]
+    assert states["Train model"]["Parameters"]["Tags"] == expected
+    assert states["Tune hyperparameters"]["Parameters"]["Tags"] == expected
 
 
 def test_model_build_trains_on_spot_with_checkpoints_when_configured() -> None:

@@ -113,6 +113,7 @@ class RunDefaults(_Strict):
     artifacts_bucket: str
     experiment: str
     max_num_round: int = Field(default=10_000, ge=1)
+    tags: dict[str, str] = Field(default_factory=dict)  # the stage's cost-allocation tags
 
 
 class Event(_Strict):
@@ -254,13 +255,15 @@ def _sagemaker():
     return boto3.client("sagemaker")
 
 
-def ensure_experiment(experiment: str, trial: str) -> None:
+def ensure_experiment(experiment: str, trial: str, tags: dict[str, str] | None = None) -> None:
     """The stage's SageMaker experiment (created on first use) and one trial per run, so the
-    run's jobs group together in SageMaker Experiments. Idempotent: retries are safe."""
+    run's jobs group together in SageMaker Experiments, both with the stage's cost-allocation
+    tags. Idempotent: retries are safe."""
     sagemaker = _sagemaker()
+    listed = [{"Key": key, "Value": value} for key, value in sorted((tags or {}).items())]
     for create, kwargs in (
-        (sagemaker.create_experiment, {"ExperimentName": experiment}),
-        (sagemaker.create_trial, {"TrialName": trial, "ExperimentName": experiment}),
+        (sagemaker.create_experiment, {"ExperimentName": experiment, "Tags": listed}),
+        (sagemaker.create_trial, {"TrialName": trial, "ExperimentName": experiment, "Tags": listed}),
     ):
         try:
             create(**kwargs)
@@ -276,6 +279,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     except ValidationError as error:  # the state machine's own payload is wrong: a bug, not user input
         raise ValueError(f"malformed prepare-run event: {error}") from None
     run = prepare_run(parsed)
-    ensure_experiment(run["names"]["experiment"], run["names"]["run"])
+    ensure_experiment(run["names"]["experiment"], run["names"]["run"], parsed.defaults.tags)
     logger.info("run prepared", extra={"run_id": run["run_id"], "trigger": run["trigger"]})
     return run

@@ -88,6 +88,7 @@ class Event(_Model):
     drift_threshold: float = Field(gt=0, le=1)
     problem_type: Literal["binary_classification", "regression"]
     model_quality: ModelQuality | None = None
+    tags: dict[str, str] = Field(default_factory=dict)  # the stage's cost-allocation tags, on everything created
 
 
 @lru_cache(maxsize=None)
@@ -135,9 +136,14 @@ def quality_constraints(problem_type: str, thresholds: list[Threshold]) -> dict[
         for threshold in thresholds}}
 
 
+def _tags(event: Event) -> list[dict[str, str]]:
+    return [{"Key": key, "Value": value} for key, value in sorted(event.tags.items())]
+
+
 def _common(event: Event, kind: str) -> dict[str, Any]:
     return {
         "RoleArn": event.role_arn,
+        "Tags": _tags(event),
         "JobResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": event.instance_type,
                                            "VolumeSizeInGB": event.volume_size_gb, "VolumeKmsKeyId": event.kms_key_arn}},
         "NetworkConfig": {"EnableNetworkIsolation": event.network_isolation,
@@ -218,7 +224,8 @@ def point_schedule(schedule: str, definition: str, monitoring_type: str, event: 
               "MonitoringJobDefinitionName": definition, "MonitoringType": monitoring_type}
     previous = _current_definition(schedule)
     if previous is None:
-        sagemaker.create_monitoring_schedule(MonitoringScheduleName=schedule, MonitoringScheduleConfig=config)
+        sagemaker.create_monitoring_schedule(MonitoringScheduleName=schedule, MonitoringScheduleConfig=config,
+                                             Tags=_tags(event))
         action = "created"
     else:
         sagemaker.update_monitoring_schedule(MonitoringScheduleName=schedule, MonitoringScheduleConfig=config)

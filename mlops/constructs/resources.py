@@ -64,6 +64,13 @@ class StageResources:
     def __post_init__(self) -> None:
         self.queues["failed-invocations"] = self.failed_invocations
 
+    @property
+    def tag_list(self) -> list[dict[str, str]]:
+        """The cost-allocation tags as SageMaker's Create* requests take them (``Tags``: a list of
+        ``Key``/``Value``): every resource a run creates carries them, so the tag-filtered budget
+        sees its cost."""
+        return [{"Key": key, "Value": value} for key, value in sorted(self.tags.items())]
+
     def bucket(self, zone: str) -> s3.IBucket:
         return self.buckets[zone]
 

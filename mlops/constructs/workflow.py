@@ -67,16 +67,18 @@ def retry_api(state: sfn.TaskStateBase) -> sfn.TaskStateBase:
 
 
 def sagemaker_job(scope: Construct, name: str, action: str, parameters: dict, *, result_selector: dict, result_path: str,
-                  comment: str, on_failure: sfn.IChainable, timeout_seconds: int = 3600) -> sfn.CustomState:
+                  comment: str, on_failure: sfn.IChainable, tags: list[dict[str, str]],
+                  timeout_seconds: int = 3600) -> sfn.CustomState:
     """A SageMaker ``.sync`` job (CDK's task classes lack spot, checkpoints, experiments and
     processing jobs, and generate no IAM for the last: the caller grants), retried on transient
-    API errors, any failure to ``on_failure``. The state's timeout is the job's own stopping
+    API errors, any failure to ``on_failure``, created with ``tags`` (the caller may
+    ``sagemaker:AddTags`` on the job). The state's timeout is the job's own stopping
     condition plus time to start, upload and report."""
     state = sfn.CustomState(scope, name, state_json={
         "Type": "Task",
         "Comment": comment,
         "Resource": f"arn:{cdk.Aws.PARTITION}:states:::sagemaker:{action}.sync",
-        "Parameters": parameters,
+        "Parameters": {**parameters, "Tags": tags},
         "ResultSelector": result_selector,
         "ResultPath": result_path,
         "TimeoutSeconds": timeout_seconds + 900,

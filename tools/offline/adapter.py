@@ -109,6 +109,7 @@ class Hooks:
     waits: list[float] = field(default_factory=list)  # seconds the definition asked to wait
     calls: list[Call] = field(default_factory=list)  # every authorization every call needed
     denied: list[Call] = field(default_factory=list)  # what an enforcing principal was refused
+    creations: list[tuple[str, str, set[str]]] = field(default_factory=list)  # (principal, service:Create…, tag keys)
     policies: PolicyModel = field(default_factory=PolicyModel)
     role_of: dict[str, str] = field(default_factory=dict)  # function / state machine principal -> role name
     keys: dict[str, str] = field(default_factory=dict)  # bucket or topic ARN -> its KMS key ARN

@@ -181,6 +181,30 @@ class Call:
     context: dict[str, Any] = field(default_factory=dict)
 
 
+# Create requests that take the stage's cost-allocation tags, and the action IAM then also checks:
+# SageMaker needs sagemaker:AddTags to create a resource with tags ("Provide permissions for
+# tagging SageMaker AI resources", SageMaker Developer Guide), Application Auto Scaling
+# application-autoscaling:TagResource to tag a scalable target it registers ("Tagging support for
+# Application Auto Scaling"), CloudWatch cloudwatch:TagResource to tag an alarm it puts
+# (PutMetricAlarm, CloudWatch API Reference).
+TAGGED_CREATES = {
+    "sagemaker": {"CreateTrainingJob", "CreateHyperParameterTuningJob", "CreateProcessingJob", "CreateTransformJob",
+                  "CreateModel", "CreateEndpointConfig", "CreateEndpoint", "CreateModelPackage", "CreateExperiment",
+                  "CreateTrial", "CreateDataQualityJobDefinition", "CreateModelQualityJobDefinition",
+                  "CreateMonitoringSchedule"},
+    "application-autoscaling": {"RegisterScalableTarget"},
+    "cloudwatch": {"PutMetricAlarm"},
+}
+TAGGING_ACTIONS = {"sagemaker": "sagemaker:AddTags", "application-autoscaling": "application-autoscaling:TagResource",
+                   "cloudwatch": "cloudwatch:TagResource"}
+
+
+def tag_keys(params: dict[str, Any]) -> set[str]:
+    """The tag keys of a create request (a list of Key/Value, or Application Auto Scaling's map)."""
+    tags = params.get("Tags") or []
+    return set(tags) if isinstance(tags, dict) else {tag.get("Key") for tag in tags}
+
+
 def authorizations(principal: str, prefix: str, operation: str, params: dict[str, Any],
                    keys: dict[str, str]) -> list[Call]:
     """What IAM checks for one API request. S3 object and bucket requests name their resource
@@ -210,4 +234,6 @@ def authorizations(principal: str, prefix: str, operation: str, params: dict[str
             [Call(principal, "kms:GenerateDataKey", key), Call(principal, "kms:Decrypt", key)] if key else [])
     if action == "cloudwatch:PutMetricData":  # the namespace is the condition key CloudWatch offers
         return [Call(principal, action, None, {"cloudwatch:namespace": params.get("Namespace", "")})]
+    if operation in TAGGED_CREATES.get(prefix, ()) and tag_keys(params):
+        return [Call(principal, action), Call(principal, TAGGING_ACTIONS[prefix])]
     return [Call(principal, action)]

@@ -163,6 +163,8 @@ def run_tuning(request: dict[str, Any], *, fault: str | None = None, **_: Any) -
         name = f"{request['HyperParameterTuningJobName']}-{index + 1:03d}-{rng.integers(16**8):08x}"[-63:].lstrip("-")
         job = {key: value for key, value in definition.items() if key not in ("StaticHyperParameters",)}
         job.update(TrainingJobName=name, HyperParameters={**definition.get("StaticHyperParameters", {}), **tuned})
+        if request.get("Tags"):  # SageMaker adds the tuning job's tags to each training job it launches (AddTags)
+            job["Tags"] = request["Tags"]
         with adapter.principal("sagemaker-service"):  # the tuning service starts these, not our roles
             sagemaker.create_training_job(**job)
         outcome = train_xgboost(job)

@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError
 
 from tools.assembly import StackTemplate, read_stacks
 from tools.offline import adapter, jobs, service_rules
-from tools.offline.iam import IAM_PREFIXES, Call, PolicyModel, authorizations
+from tools.offline.iam import IAM_PREFIXES, TAGGED_CREATES, Call, PolicyModel, authorizations, tag_keys
 
 REGION, ACCOUNT, PARTITION = "eu-west-1", "123456789012", "aws"
 ASSETS_BUCKET = f"cdk-hnb659fds-assets-{ACCOUNT}-{REGION}"
@@ -209,8 +209,22 @@ class OfflineStage:
         self._create_pipeline_stack()
         return self  # calls from this thread stay the runner's own (not the stage's principals)
 
-    def __exit__(self, *exc: Any) -> None:
-        self._exit.close()
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        try:
+            if exc_type is None:  # every scenario: everything its runs created carries the cost-allocation tags
+                untagged = self.untagged_creations()
+                if untagged:
+                    raise AssertionError(f"created without the stage's cost-allocation tags: {untagged}")
+        finally:
+            self._exit.close()
+
+    def untagged_creations(self) -> list[str]:
+        """Each create request of the runs (state machines, handlers) that lacked one of the
+        stage's cost-allocation tag keys (the Tags of the Pipeline stack's resources)."""
+        machine = next(iter(self._resources("Pipeline", "AWS::StepFunctions::StateMachine").values()))
+        expected = {tag["Key"] for tag in machine["Properties"]["Tags"]}  # the stage's tags, as CDK applied them
+        return [f"{principal} {operation} (missing {', '.join(sorted(expected - keys))})"
+                for principal, operation, keys in self.hooks.creations if not expected <= keys]
 
     def _stack(self, part: str) -> StackTemplate:
         return self.stacks[part]
@@ -720,6 +734,8 @@ class _recording_calls:
             prefix = IAM_PREFIXES.get(prefix, prefix)
             needed = authorizations(principal, prefix, operation_name, api_params, hooks.keys)
             hooks.calls.extend(needed)
+            if operation_name in TAGGED_CREATES.get(prefix, ()) and principal != "runner":
+                hooks.creations.append((principal, f"{prefix}:{operation_name}", tag_keys(api_params)))
             if adapter.enforcing():
                 refused = [call for call in needed if not hooks.allows(call)]
                 if refused:

@@ -89,6 +89,16 @@ RULES = (
          "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-key-management.html; "
          "Configuring a schedule's dead-letter queue, EventBridge Scheduler User Guide: "
          "https://docs.aws.amazon.com/scheduler/latest/UserGuide/configuring-schedule-dlq.html"),
+    Rule("tagging-on-create",
+         "A create request that carries tags also needs the tagging action on what it creates: sagemaker:AddTags for "
+         "SageMaker jobs, models, endpoint configs, endpoints, model packages, experiments, trials, monitoring "
+         "definitions and schedules; application-autoscaling:TagResource for a scalable target; cloudwatch:TagResource "
+         "for an alarm. Without it the request is refused.",
+         "Provide permissions for tagging SageMaker AI resources, SageMaker Developer Guide: "
+         "https://docs.aws.amazon.com/sagemaker/latest/dg/security_iam_id-based-policy-examples.html; Tagging support "
+         "for Application Auto Scaling: https://docs.aws.amazon.com/autoscaling/application/userguide/"
+         "resource-tagging-support.html; PutMetricAlarm, CloudWatch API Reference: "
+         "https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricAlarm.html"),
     Rule("async-invocation-destination",
          "Lambda retries an asynchronous invocation that fails (twice by default, within six hours), then sends a "
          "record of it (the request, the error) to the function's on-failure destination as the function's execution "

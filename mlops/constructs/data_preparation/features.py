@@ -66,7 +66,7 @@ class FeatureIngestion:
             "ProcessingResources": {"ClusterConfig": {
                 "InstanceCount": 1, "InstanceType": self._instance_type, "VolumeSizeInGB": 30, "VolumeKmsKeyId": key_arn}},
             "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
-        }, result_selector={"job_name.$": "$.ProcessingJobName"}, result_path="$.ingestion", on_failure=on_failure,
+        }, result_selector={"job_name.$": "$.ProcessingJobName"}, result_path="$.ingestion", on_failure=on_failure, tags=resources.tag_list,
             comment="SageMaker Processing: batched, threaded PutRecord into every configured feature group")
 
     def grant_state_machine(self, role: iam.IRole) -> None:

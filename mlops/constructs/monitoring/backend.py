@@ -161,7 +161,8 @@ class ModelMonitorBackend:
                                      setup.baseline_parameters(with_suffix("$.run.names.baseline")),
                                      result_selector={"job_name.$": "$.ProcessingJobName"}, result_path="$.baseline",
                                      comment="Model Monitor's analyzer suggests statistics and constraints from the training split",
-                                     timeout_seconds=mm.max_runtime_minutes * 60, on_failure=on_failure)
+                                     timeout_seconds=mm.max_runtime_minutes * 60, on_failure=on_failure,
+                                     tags=self._resources.tag_list)
             schedule = catch_all(tasks.LambdaInvoke(
                 scope, "Schedule Model Monitor", lambda_function=setup.function.function,
                 task_timeout=API_TIMEOUT, payload=setup.schedule_payload(endpoint),

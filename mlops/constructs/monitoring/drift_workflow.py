@@ -147,7 +147,7 @@ class DriftWorkflow:
             "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
         }, result_selector={"job_name.$": "$.ProcessingJobName",
                             "report.$": "$.ProcessingOutputConfig.Outputs[0].S3Output.S3Uri"},
-            result_path="$.drift", on_failure=failed,
+            result_path="$.drift", on_failure=failed, tags=resources.tag_list,
             comment="jobs/drift/drift.py on AWS's scikit-learn image: PSI + KS/chi-square per feature, "
                     "Model Monitor-format reports, CloudWatch metrics")
 

@@ -74,6 +74,10 @@ class ModelMonitorSetup(Construct):
             actions=["sagemaker:CreateMonitoringSchedule", "sagemaker:DescribeMonitoringSchedule",
                      "sagemaker:UpdateMonitoringSchedule", "sagemaker:DeleteMonitoringSchedule"],
             resources=[arn("monitoring-schedule", name) for name in schedule_names(prefix).values()]))
+        function.role.add_to_policy(iam.PolicyStatement(  # what it creates, it creates tagged
+            actions=["sagemaker:AddTags"],
+            resources=[arn("data-quality-job-definition", f"{prefix}-dq-*"), arn("model-quality-job-definition", f"{prefix}-mq-*"),
+                       *(arn("monitoring-schedule", name) for name in schedule_names(prefix).values())]))
         function.role.add_to_policy(iam.PolicyStatement(
             actions=["iam:PassRole"], resources=[self.role.role_arn],
             conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}))
@@ -140,7 +144,7 @@ class ModelMonitorSetup(Construct):
             "instance_type": monitoring.instance_type, "volume_size_gb": mm.volume_size_gb,
             "max_runtime_seconds": mm.max_runtime_minutes * 60, "network_isolation": mm.network_isolation,
             "schedule_expression": MODEL_MONITOR_SCHEDULES[mm.schedule], "drift_threshold": mm.drift_threshold,
-            "problem_type": pipeline.problem_type, "model_quality": quality,
+            "problem_type": pipeline.problem_type, "model_quality": quality, "tags": dict(resources.tags),
         })
 
 

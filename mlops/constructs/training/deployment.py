@@ -78,13 +78,16 @@ class Deployment:
         self._scope, self._resources, self._deployment = scope, resources, deployment
         self._endpoints, self._on_failure = endpoints, on_failure
         self._after_realtime = after_realtime
-        create_model = tasks.SageMakerCreateModel(
+        # The SDK integration (CDK's SageMakerCreateModel takes no list of tags and grants model/*)
+        create_model = tasks.CallAwsService(
             scope, "Create model",
             task_timeout=API_TIMEOUT,
-            model_name=sfn.JsonPath.string_at("$.run.names.model"),
-            primary_container=tasks.ContainerDefinition(
-                model_package_name=sfn.JsonPath.string_at("$.registration.model_package_arn")),
-            role=role,
+            service="sagemaker", action="createModel",
+            parameters={"ModelName.$": "$.run.names.model",
+                        "PrimaryContainer": {"ModelPackageName.$": "$.registration.model_package_arn"},
+                        "ExecutionRoleArn": role.role_arn, "Tags": resources.tag_list},
+            iam_resources=[resources.arn(scope, "sagemaker", "model", f"{resources.prefix}-model-*")],
+            iam_action="sagemaker:CreateModel",
             result_path=sfn.JsonPath.DISCARD,
         )
         configs = self._configs(async_topics)
@@ -151,7 +154,7 @@ class Deployment:
             self._scope, name,
             task_timeout=API_TIMEOUT,
             service="sagemaker", action="createEndpointConfig",
-            parameters={"EndpointConfigName.$": CONFIG, **parameters},
+            parameters={"EndpointConfigName.$": CONFIG, **parameters, "Tags": self._resources.tag_list},
             iam_resources=[self._config_arns()],
             iam_action="sagemaker:CreateEndpointConfig",
             result_path=sfn.JsonPath.DISCARD,
@@ -247,7 +250,8 @@ class Deployment:
             scope, "Create endpoint",
             task_timeout=API_TIMEOUT,
             service="sagemaker", action="createEndpoint",
-            parameters={"EndpointName.$": "$.deploy.endpoint_name", "EndpointConfigName.$": CONFIG},
+            parameters={"EndpointName.$": "$.deploy.endpoint_name", "EndpointConfigName.$": CONFIG,
+                        "Tags": self._resources.tag_list},
             iam_resources=endpoint_and_configs,
             iam_action="sagemaker:CreateEndpoint",
             result_path=sfn.JsonPath.DISCARD,
@@ -344,7 +348,7 @@ class Deployment:
         finish.otherwise(done)
         return (sfn.Choice(scope, "Autoscale?")
                 .when(target_tracking_mode, target_tracking(
-                    scope, endpoint=self._endpoints.realtime, deployment=self._deployment,
+                    scope, endpoint=self._endpoints.realtime, deployment=self._deployment, tags=self._resources.tags,
                     on_failure=self._on_failure).next(finish))
                 .when(sfn.Condition.string_equals("$.deploy.scaling", "scale-to-zero"), scale_to_zero(
                     scope, endpoint=self._endpoints.asynchronous, deployment=self._deployment, tags=self._resources.tags,
@@ -383,6 +387,6 @@ class Deployment:
                                                    "output.$": "$.TransformOutput.S3OutputPath"},
                                   result_path="$.transform",
                                   comment="label,prediction per test row" if processing else "one prediction per input line",
-                                  on_failure=self._on_failure)
+                                  on_failure=self._on_failure, tags=self._resources.tag_list)
         return transform.next(outcome_notice(self._scope, self._resources, "Notify batch done", "BATCH PREDICTIONS WRITTEN",
                                              "$.transform.output")).next(sfn.Succeed(self._scope, "Batch predictions written"))

@@ -94,19 +94,24 @@ def _target_arn(scope: Construct) -> str:
 
 
 def _scaling_call(scope: Construct, name: str, action: str, parameters: dict, **kwargs) -> tasks.CallAwsService:  # noqa: ANN003
+    """An Application Auto Scaling call; one that tags what it registers also needs
+    application-autoscaling:TagResource ("Tagging support for Application Auto Scaling")."""
+    tagging = [iam.PolicyStatement(actions=["application-autoscaling:TagResource"], resources=[_target_arn(scope)])]
     return tasks.CallAwsService(
         scope, name, task_timeout=API_TIMEOUT, service="applicationautoscaling", action=action, parameters=parameters,
         iam_resources=[_target_arn(scope)],
-        iam_action=f"application-autoscaling:{action[0].upper()}{action[1:]}", **kwargs)
+        iam_action=f"application-autoscaling:{action[0].upper()}{action[1:]}",
+        additional_iam_statements=tagging if "Tags" in parameters else None, **kwargs)
 
 
-def target_tracking(scope: Construct, *, endpoint: str, deployment: DeploymentConfig,
+def target_tracking(scope: Construct, *, endpoint: str, deployment: DeploymentConfig, tags: Mapping[str, str],
                     on_failure: sfn.IChainable) -> sfn.Chain:
     """Real-time endpoint: between the configured instance counts, tracking invocations per instance."""
     variant = resource_id(endpoint)
     register = _scaling_call(scope, "Register scalable target", "registerScalableTarget", {
         "ServiceNamespace": "sagemaker", "ResourceId": variant, "ScalableDimension": DIMENSION,
         "MinCapacity": deployment.initial_instance_count, "MaxCapacity": deployment.max_instance_count,
+        "Tags": dict(tags),  # Application Auto Scaling takes a map
     }, result_path=sfn.JsonPath.DISCARD)
     policy = _scaling_call(scope, "Put scaling policy", "putScalingPolicy", {
         "PolicyName": f"{endpoint}-invocations",
@@ -130,7 +135,8 @@ def scale_to_zero(scope: Construct, *, endpoint: str, deployment: DeploymentConf
     endpoint from zero (the alarm needs the policy's ARN, so the run creates it too)."""
     common = {"ServiceNamespace": "sagemaker", "ResourceId": resource_id(endpoint), "ScalableDimension": DIMENSION}
     register = _scaling_call(scope, "Register async scalable target", "registerScalableTarget",
-                             {**common, "MinCapacity": 0, "MaxCapacity": deployment.async_max_instance_count},
+                             {**common, "MinCapacity": 0, "MaxCapacity": deployment.async_max_instance_count,
+                              "Tags": dict(tags)},
                              result_path=sfn.JsonPath.DISCARD)
     backlog = _scaling_call(scope, "Put backlog scaling policy", "putScalingPolicy", {
         **common, "PolicyName": f"{endpoint}-backlog", "PolicyType": "TargetTrackingScaling",

@@ -82,7 +82,8 @@ class Evaluation:
             "ExperimentConfig": experiment_config("eval"),
         }, result_selector={"job_name.$": "$.ProcessingJobName",
                             "report.$": "States.Format('{}evaluation.json', $.ProcessingOutputConfig.Outputs[0].S3Output.S3Uri)"},
-            result_path="$.evaluation", comment="Full metric set of the problem type, scikit-learn", on_failure=on_failure)
+            result_path="$.evaluation", comment="Full metric set of the problem type, scikit-learn", on_failure=on_failure,
+            tags=self._resources.tag_list)
         check = catch_all(tasks.LambdaInvoke(
             scope, "Check metric gate",
             task_timeout=API_TIMEOUT,

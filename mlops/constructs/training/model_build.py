@@ -35,8 +35,8 @@ class ModelBuild:
     """
 
     def __init__(self, scope: Construct, *, prefix: str, training: TrainingConfig, tuning: TuningConfig | None,
-                 image_uri: str, role_arn: str, key_arn: str, on_failure: sfn.IChainable) -> None:
-        self._scope, self._prefix, self._on_failure = scope, prefix, on_failure
+                 image_uri: str, role_arn: str, key_arn: str, tags: list[dict[str, str]], on_failure: sfn.IChainable) -> None:
+        self._scope, self._prefix, self._on_failure, self._tags = scope, prefix, on_failure, tags
         max_runtime = training.max_runtime_minutes * 60
         self.parameters = {
             "TrainingJobName.$": with_suffix("$.run.names.train"),
@@ -62,7 +62,7 @@ class ModelBuild:
             "model_data.$": "$.ModelArtifacts.S3ModelArtifacts",
             "hyperparameters.$": "$.HyperParameters",
         }, result_path="$.training", comment="Built-in XGBoost on the train/validation splits",
-            timeout_seconds=self.job_seconds, on_failure=on_failure)
+            timeout_seconds=self.job_seconds, on_failure=on_failure, tags=tags)
         self.start: sfn.IChainable = train
         if tuning is not None:
             self.start = (sfn.Choice(scope, "Tune hyperparameters?")
@@ -93,7 +93,7 @@ class ModelBuild:
             "best_training_job.$": "$.BestTrainingJob.TrainingJobName",
             "objective.$": "$.BestTrainingJob.FinalHyperParameterTuningJobObjectiveMetric",
         }, result_path="$.tuning_job", comment=f"{tuning.max_jobs} jobs, {tuning.objective_type} {tuning.objective_metric}",
-            timeout_seconds=rounds * self.job_seconds, on_failure=self._on_failure)
+            timeout_seconds=rounds * self.job_seconds, on_failure=self._on_failure, tags=self._tags)
         best = tasks.CallAwsService(
             self._scope, "Describe best training job",
             task_timeout=API_TIMEOUT,

@@ -58,7 +58,8 @@ class TrainingPipeline(Construct):
 
         on_failure = training_failure(self, resources)
         build = ModelBuild(self, prefix=resources.prefix, training=training, tuning=pipeline.tuning, image_uri=image_uri,
-                           role_arn=self.sagemaker_role.role_arn, key_arn=resources.data_key.key_arn, on_failure=on_failure)
+                           role_arn=self.sagemaker_role.role_arn, key_arn=resources.data_key.key_arn,
+                           tags=resources.tag_list, on_failure=on_failure)
         evaluation = Evaluation(self, resources=resources, pipeline=pipeline, script=script, image_uri=image_uri,
                                 role_arn=self.sagemaker_role.role_arn, gate=self.functions["metric_gate"], group=group,
                                 on_failure=on_failure)
@@ -84,7 +85,7 @@ class TrainingPipeline(Construct):
         extra = self._backend.setup_training(self)
         prepare = resources.function(self, "PrepareRun", folder="prepare_run", description="validate run input, derive names")
         prepare.role.add_to_policy(iam.PolicyStatement(
-            actions=["sagemaker:CreateExperiment", "sagemaker:CreateTrial"],
+            actions=["sagemaker:CreateExperiment", "sagemaker:CreateTrial", "sagemaker:AddTags"],
             resources=[resources.arn(self, "sagemaker", "experiment", f"{resources.prefix}-experiments"),
                        resources.arn(self, "sagemaker", "experiment-trial", f"{resources.prefix}-run-*")],
         ))
@@ -130,6 +131,7 @@ class TrainingPipeline(Construct):
                     "artifacts_bucket": resources.bucket("artifacts").bucket_name,
                     "experiment": f"{prefix}-experiments",
                     "max_num_round": pipeline.max_num_round,
+                    "tags": dict(resources.tags),
                 },
             }),
             result_selector={"run.$": "$.Payload"},
@@ -215,7 +217,6 @@ class TrainingPipeline(Construct):
             f"Resource::{sagemaker}:model/{prefix}-model-*": "model names are derived per execution",
             f"Resource::{sagemaker}:endpoint-config/{prefix}-config-*": "endpoint config names are derived per execution (configs are immutable)",
             f"Resource::{sagemaker}:model-package/{group}/*": "versions of this stage's model package group are numbered by SageMaker",
-            f"Resource::{sagemaker}:model/*": "CDK's SageMakerCreateModel task grants CreateModel on model/*; names are derived per execution",
             ("Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
              f'{{"Fn::Select":[6,{{"Fn::Split":[":",{{"Ref":"{data_logical_id}"}}]}}]}}*'): (
                 "CDK's StepFunctionsStartExecution .sync grant: describe and stop the data state machine's executions"),

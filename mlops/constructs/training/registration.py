@@ -82,6 +82,7 @@ class Registration:
                     "ContentType": "application/json", "S3Uri.$": "$.evaluation.report"}}},
                 "MetadataProperties": metadata,
                 "CustomerMetadataProperties": _lineage(pipeline.dataset),
+                "Tags": resources.tag_list,
             },
             iam_resources=[resources.arn(scope, "sagemaker", "model-package-group", group),
                            resources.arn(scope, "sagemaker", "model-package", f"{group}/*")],
