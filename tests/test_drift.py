@@ -522,3 +522,41 @@ def test_unknown_input_format_is_refused(root: Path, capsys) -> None:
 def test_quality_metric_values_are_finite_floats() -> None:
     report = drift.model_quality([0, 1, 1, 0], [0.2, 0.8, 0.6, 0.4], "binary_classification")
     assert all(isinstance(v, float) and math.isfinite(v) for v in flat_metrics(report).values())
+
+
+@pytest.mark.parametrize("output", ["class-index", "probabilities"])
+def test_multiclass_ground_truth_join(root: Path, output: str) -> None:
+    """Multiclass capture outputs are one line per row: a class index, or a vector of class
+    probabilities (brackets allowed); the join scores them with evaluate.py's multiclass report."""
+    from jobs.evaluation.evaluate import multiclass_report
+
+    rng = np.random.default_rng(16)
+    current = make_table(rng, 400)
+    labels = rng.integers(0, 3, 400)
+    logits = rng.normal(size=(400, 3)) + 2 * np.eye(3)[labels]
+    probabilities = (np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)).round(4)
+    if output == "class-index":
+        predictions = probabilities.argmax(axis=1).astype(float)
+        lines = [f"{p:g}" for p in predictions]
+    else:
+        predictions = probabilities
+        lines = ["[" + ", ".join(f"{x:g}" for x in row) + "]" if i % 2 else ",".join(f"{x:g}" for x in row)
+                 for i, row in enumerate(probabilities)]
+    ids = write_capture(root, current, rows_per_record=2,
+                        outputs=[f"{lines[2 * k]}\n{lines[2 * k + 1]}" for k in range(200)])
+    (root / "ground_truth").mkdir()
+    (root / "ground_truth" / "t.jsonl").write_text(
+        "\n".join(truth_record(f"{labels[2 * k]}\n{labels[2 * k + 1]}", ids[k]) for k in range(200)) + "\n")
+
+    summary = run("--problem-type", "multiclass_classification")
+    expected = multiclass_report(labels, predictions)
+    files = outputs(root)
+    assert files["statistics"]["multiclass_classification_metrics"] == json.loads(json.dumps(expected))[
+        "multiclass_classification_metrics"]
+    published = {d["MetricName"]: d["Value"] for d in files["metrics"]["MetricData"]}
+    for name in ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "weighted_recall"):
+        assert summary[name] == pytest.approx(published[name])
+        assert published[name] == pytest.approx(flat_metrics(expected)[name])
+    assert ("macro_auc" in published) == (output == "probabilities")
+    assert summary["accuracy"] > 0.6 and published["GroundTruthRows"] == 400
+    assert "| macro_f1 |" in files["report"]

@@ -17,7 +17,11 @@ at a temp dir; each directory can also be given by argument):
     capture/**/*.{csv,out}     or batch-transform output (--input-format batch): the feature columns
                                with the prediction appended (DataProcessing JoinSource=Input)
     ground_truth/**/*.jsonl    optional Model Monitor ground-truth records, joined on eventId
-                               (capture input only); needs --problem-type
+                               (capture input only); needs --problem-type: binary_classification
+                               (labels 0/1, outputs positive-class scores cut at --threshold),
+                               multiclass_classification (labels are class indices 0..K-1; each
+                               output line is one row's class index or its vector of K class
+                               scores, comma-separated, brackets allowed) or regression
     output/                    statistics.json, constraint_violations.json (Model Monitor's formats),
                                report.md, metrics.json (the CloudWatch metric data, published unless
                                --no-publish)
@@ -72,7 +76,8 @@ rows (evaluate.py's bootstrap takes 100 x n memory).
 CloudWatch (namespace --namespace, dimensions Endpoint=--endpoint and Stage=--stage; at most 1,000
 metric data per PutMetricData call): FeatureDriftScore (PSI) and FeatureMissingRate with a Feature
 dimension; DriftedFeatureShare, MissingValueRate, ConstraintViolations, Rows; with ground truth,
-GroundTruthRows and evaluate.py's metrics under its names (accuracy, f1, auc, ...; mse, rmse, ...).
+GroundTruthRows and evaluate.py's metrics under its names (accuracy, f1, auc, ...; accuracy, macro_f1,
+weighted_f1, macro_auc, ...; mse, rmse, ...).
 
 Bad input (no files, unknown record format, a column-count mismatch without names, ...) exits
 non-zero with one message and writes no output files.
@@ -104,7 +109,7 @@ from scipy import stats
 
 DEFAULT_ROOT = "/opt/ml/processing"
 INPUT_FORMATS = ("capture", "batch")
-PROBLEM_TYPES = ("binary_classification", "regression")
+PROBLEM_TYPES = ("binary_classification", "multiclass_classification", "regression")
 DRIFT_RULES = ("both", "either", "psi", "test")
 EPSILON = 1e-4  # share given to an empty bin so PSI stays finite
 MAX_CATEGORY_BINS = 50  # baseline categories compared one by one (the rest share a bin)
@@ -617,11 +622,14 @@ def _evaluation() -> ModuleType:
 
 
 def model_quality(labels: Any, predictions: Any, problem_type: str, threshold: float = 0.5) -> dict[str, Any]:
-    """evaluate.py's report (``binary_classification_metrics`` or ``regression_metrics``)."""
+    """evaluate.py's report (``binary_classification_metrics``, ``multiclass_classification_metrics``
+    or ``regression_metrics``)."""
     evaluate = _evaluation()
     try:
         if problem_type == "binary_classification":
             return evaluate.classification_report(labels, predictions, threshold)
+        if problem_type == "multiclass_classification":
+            return evaluate.multiclass_report(labels, predictions)
         return evaluate.regression_report(labels, predictions)
     except ValueError as exc:
         raise DriftInputError(f"ground truth: {exc}") from None
@@ -730,6 +738,16 @@ def _values(text: str) -> list[float] | None:
         return None
 
 
+def _vectors(text: str) -> list[list[float]] | None:
+    """Multiclass predictions of a capture output: one line per row, each a class index or a
+    comma-separated vector of class scores (brackets allowed: ``[0.1, 0.7, 0.2]``)."""
+    try:
+        return [[float(part) for part in line.strip().strip("[]").split(",")]
+                for line in text.strip().split("\n")]
+    except ValueError:
+        return None
+
+
 def _json_blocks(path: str) -> Iterator[tuple[list[dict[str, Any]], Callable[[int], str]]]:
     """A JSONL file in blocks of up to BLOCK_LINES records, decoded with one ``json.loads`` per
     block (per-line calls dominate the run time), with a function naming a record's file:line."""
@@ -778,16 +796,19 @@ class CaptureReader:
     """Data-capture JSONL as feature chunks (one row per CSV line of each record's input).
 
     Records whose eventId has ground truth are paired as they stream: their output's predictions
-    with the ground-truth values, which must be as many (one per input row).
+    with the ground-truth values, which must be as many (one per input row). With ``vectors``
+    (multiclass) each output line is one row's prediction, a class index or a vector of class
+    scores; every paired row must have the width of the first (``width``).
     """
 
     def __init__(self, files: list[str], *, chunk_rows: int, dtype: dict[int, Any],
-                 ground_truth: dict[str, str] | None = None) -> None:
+                 ground_truth: dict[str, str] | None = None, vectors: bool = False) -> None:
         self.files, self.chunk_rows, self.dtype = files, chunk_rows, dtype
         self.ground_truth = dict(ground_truth or {})
         self.records, self.first_time, self.last_time = 0, None, None
         self.labels, self.predictions = array("d"), array("d")
         self.unpaired = 0
+        self.vectors, self.width = vectors, 1
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
         texts: list[str] = []
@@ -841,15 +862,33 @@ class CaptureReader:
         for i in [i for i, m in enumerate(metadata) if str(m.get("eventId")) in truth]:
             labels = _values(truth.pop(str(metadata[i]["eventId"])))
             output = records[i]["captureData"].get("endpointOutput") or {}
+            parse = _vectors if self.vectors else _values
             try:
-                predictions = _values(_decode(output, where(i))) if output.get("data") else None
+                predictions = parse(_decode(output, where(i))) if output.get("data") else None
             except DriftInputError:  # e.g. JSON-encoded output: counted as not paired, drift still reported
                 predictions = None
-            if labels is None or predictions is None or len(labels) != len(predictions):
+            if labels is None or predictions is None or len(labels) != len(predictions) or not self._width_ok(
+                    predictions):
                 self.unpaired += 1
                 continue
             self.labels.extend(labels)
-            self.predictions.extend(predictions)
+            if self.vectors:
+                for vector in predictions:
+                    self.predictions.extend(vector)
+            else:
+                self.predictions.extend(predictions)
+
+    def _width_ok(self, predictions: list[Any]) -> bool:
+        """Single values always; vectors when all have the width of the first paired ones."""
+        if not self.vectors:
+            return True
+        widths = {len(vector) for vector in predictions}
+        if len(widths) != 1:
+            return False
+        if not self.labels:  # the first paired record sets the width
+            self.width = widths.pop()
+            return True
+        return widths == {self.width}
 
     def _frame(self, texts: list[str], path: str) -> pd.DataFrame:
         try:
@@ -1058,7 +1097,8 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     text = {i: str for i, column in enumerate(baseline.columns) if not pd.api.types.is_float_dtype(baseline[column])}
     if args.input_format == "capture":
         files = _files(args.capture_dir, "*.jsonl")
-        reader: Any = CaptureReader(files, chunk_rows=args.chunk_rows, dtype=text, ground_truth=truth)
+        reader: Any = CaptureReader(files, chunk_rows=args.chunk_rows, dtype=text, ground_truth=truth,
+                                    vectors=args.problem_type == "multiclass_classification")
         kind = "data-capture"
     else:
         files = _files(args.capture_dir, "*.csv", "*.out")
@@ -1090,6 +1130,8 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
                                          "are not CSV numbers)")
         if joined:
             labels, predictions = np.asarray(reader.labels), np.asarray(reader.predictions)
+            if reader.width > 1:  # multiclass score vectors
+                predictions = predictions.reshape(-1, reader.width)
             if joined > args.quality_sample:
                 pick = np.sort(np.random.default_rng(args.seed).choice(joined, args.quality_sample, replace=False))
                 labels, predictions = labels[pick], predictions[pick]
