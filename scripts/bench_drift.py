@@ -12,10 +12,11 @@
 2. Detection with the default thresholds. Seeded windows of 500, 10,000, 100,000 and 1,000,000
    rows (--windows) x 20 features, each compared in-process (``drift.compare``) with a
    200,000-row baseline (the job's default baseline sample; 20 baselines, windows take turns) of
-   the same 20 features. "Shift" windows move six features at once (+0.05, +0.1, +0.25, +0.5 sd,
-   variance x1.5, 10 points of an integer-coded 5-category feature from code 3 to code 4, declared
-   --categorical) and leave the 14 others as they were; a cell is the share of windows in which
-   that feature was flagged. "None" windows draw all 20 features from the baseline's distribution;
+   the same 20 features. "Shift" windows move nine features at once (normal: +0.05, +0.1, +0.25,
+   +0.5 sd and variance x1.5; variance x1.5 of a lognormal and of a uniform feature; 10 points of
+   an integer-coded 5-category feature, declared --categorical, from code 3 to code 4, and of a
+   text category from b to c) and leave the 11 others as they were; a cell is the share of windows
+   in which that feature was flagged (a second table gives its effect sizes). "None" windows draw all 20 features from the baseline's distribution;
    a cell is the share of windows in which a feature of that family was flagged, and the last row
    the share with any flag (the false-alarm rate, with its 95 % upper bound, Clopper-Pearson).
 
@@ -141,7 +142,8 @@ def measure(root: Path, fmt: str, rows: int) -> dict:
 DETECTION_BASELINE_ROWS = 200_000  # the job's default --baseline-rows: what it compares at any input size
 BASELINES = 20
 SHIFTS = {"x0": "+0.05 sd", "x1": "+0.1 sd", "x2": "+0.25 sd", "x3": "+0.5 sd", "x4": "variance x1.5",
-          "code": "category move 10 pp"}
+          "ln0": "variance x1.5 (lognormal)", "un0": "variance x1.5 (uniform)",
+          "code": "category move 10 pp (codes)", "cat": "category move 10 pp (text)"}
 FAMILIES = {  # null feature -> distribution family, for the "none" rows
     "x0": "normal", "x1": "normal", "x2": "normal", "x3": "normal", "x4": "normal", "n5": "normal",
     "ln0": "lognormal", "ln1": "lognormal", "un0": "uniform", "un1": "uniform",
@@ -177,15 +179,18 @@ def mixed(rng: np.random.Generator, rows: int) -> pd.DataFrame:
 
 
 def shifted(table: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
-    """Every shift of SHIFTS, one per feature."""
+    """Every shift of SHIFTS, one per feature: means moved in standard deviations; variance x1.5
+    around the distribution's mean (normal 0, lognormal(0, 1) e^0.5, uniform(0, 1) 0.5); 10
+    percentage points moved from code 3 (20 %) to code 4, and from text category b (25 %) to c."""
     moved = table.copy()
     for name, delta in (("x0", 0.05), ("x1", 0.1), ("x2", 0.25), ("x3", 0.5)):
         moved[name] += delta
-    moved["x4"] *= np.sqrt(1.5)
-    codes = moved["code"].to_numpy().copy()
-    codes[(codes == 3) & (rng.random(len(codes)) < 0.5)] = 4  # half of code 3's 20 %: 10 points to code 4
-    moved["code"] = codes
-    return moved
+    for name, mean in (("x4", 0.0), ("ln0", np.exp(0.5)), ("un0", 0.5)):
+        moved[name] = mean + (moved[name] - mean) * np.sqrt(1.5)
+    codes, cats = moved["code"].to_numpy().copy(), moved["cat"].to_numpy().copy()
+    codes[(codes == 3) & (rng.random(len(codes)) < 0.5)] = 4  # half of code 3's 20 %
+    cats[(cats == "b") & (rng.random(len(cats)) < 0.4)] = "c"  # 40 % of b's 25 %
+    return moved.assign(code=codes, cat=cats)
 
 
 def detection(windows: dict[int, int]) -> None:
@@ -201,8 +206,10 @@ def detection(windows: dict[int, int]) -> None:
     shift_hits: dict[int, dict[str, int]] = {}
     null_hits: dict[int, dict[str, int]] = {}
     largest: dict[int, float] = {}  # largest effect size / threshold in a "none" window
+    effects: dict[int, dict[str, list[float]]] = {}  # effect size of each shifted feature per window
     for size, count in windows.items():
         shift_hits[size] = dict.fromkeys([*SHIFTS, "others"], 0)
+        effects[size] = {name: [] for name in SHIFTS}
         null_hits[size] = dict.fromkeys([*dict.fromkeys(FAMILIES.values()), "any feature (window)"], 0)
         largest[size] = 0.0
         for k, seed in enumerate(np.random.SeedSequence([2026, size]).spawn(count)):
@@ -211,6 +218,9 @@ def detection(windows: dict[int, int]) -> None:
             moved = drift.compare(baseline, shifted(mixed(rng, size), rng), categorical=DECLARED)
             for name in set(moved.drifted) & set(SHIFTS):
                 shift_hits[size][name] += 1
+            for f in moved.features:
+                if f.name in SHIFTS:
+                    effects[size][f.name].append(f.effect_size)
             shift_hits[size]["others"] += bool(set(moved.drifted) - set(SHIFTS))
             same = drift.compare(baseline, mixed(rng, size), categorical=DECLARED)
             for family in {FAMILIES[name] for name in same.drifted}:
@@ -232,6 +242,13 @@ def detection(windows: dict[int, int]) -> None:
             cells.append(f"{hits}/{windows[s]} (<{upper:.1%})" if family.startswith("any") else f"{hits / windows[s]:.0%}")
         print(f"{'none: ' + family:<34}" + "".join(f"{c:>16}" for c in cells))
     print(f"{'none: largest effect / threshold':<34}" + "".join(f"{largest[s]:>16.2f}" for s in sizes))
+    print("\neffect size of the shifted feature, median [min, max] over the windows (thresholds: numeric 0.1, "
+          "categorical 0.07)\n")
+    print(f"{'shift':<34}" + "".join(f"{f'{s:,} rows':>22}" for s in sizes))
+    for name, label in SHIFTS.items():
+        cells = [f"{np.median(effects[s][name]):.3f} [{min(effects[s][name]):.2f}, {max(effects[s][name]):.2f}]"
+                 for s in sizes]
+        print(f"{label:<34}" + "".join(f"{c:>22}" for c in cells))
 
 
 def main() -> int:
