@@ -355,12 +355,15 @@ def _canonical(value: str) -> str:
 
 def _category_counts(present: pd.Series, declared: bool) -> pd.Series:
     """Count per category (text) of a column's present values, most frequent first."""
+    if declared:  # counted as they come, then each distinct value written one way (cheap: few values)
+        counts = present.value_counts()
+        if len(counts):
+            canonical = counts.index.map(lambda value: _canonical(str(value)))
+            counts = counts.groupby(canonical).sum().sort_values(ascending=False, kind="stable")
+        return counts
     if not pd.api.types.is_string_dtype(present) or pd.api.types.is_object_dtype(present):
         present = present.astype(str)
-    counts = present.value_counts()
-    if declared and len(counts):  # merge spellings of one number; distinct values only, so cheap
-        counts = counts.groupby(counts.index.map(_canonical)).sum().sort_values(ascending=False, kind="stable")
-    return counts
+    return present.value_counts()
 
 
 def _profile(name: str, series: pd.Series, bins: int, declared: bool = False) -> _Profile:
