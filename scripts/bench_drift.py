@@ -21,7 +21,7 @@
    the share with any flag (the false-alarm rate, with its 95 % upper bound, Clopper-Pearson).
 
     python scripts/bench_drift.py [--rows 1000000] [--baseline-rows 1000000] [--formats capture,batch]
-                                  [--truth-share 0.1] [--windows 500:400,10000:200,100000:40,1000000:6]
+                                  [--truth-share 0.1] [--windows 500:300,10000:150,100000:30,1000000:4]
                                   [--skip-timing] [--skip-detection]
 
 The machine's load average (os.getloadavg) is printed at the start and the end: the 2-core
@@ -257,7 +257,7 @@ def main() -> int:
     parser.add_argument("--formats", default="capture,batch")
     parser.add_argument("--truth-share", type=float, default=0.1)
     parser.add_argument("--baseline-rows", type=int, default=1_000_000, help="rows of the baseline CSV written")
-    parser.add_argument("--windows", default="500:400,10000:200,100000:40,1000000:6",
+    parser.add_argument("--windows", default="500:300,10000:150,100000:30,1000000:4",
                         help="size:count,... of the detection table")
     parser.add_argument("--skip-timing", action="store_true")
     parser.add_argument("--skip-detection", action="store_true")
