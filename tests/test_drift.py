@@ -775,3 +775,26 @@ def test_state_machine_flags_and_declared_categorical_columns(root: Path) -> Non
               if d["MetricName"] == "FeatureDriftScore"}
     assert set(scores) == set(FEATURES) and scores["p0"] > 0.07 > scores["p1"]
     assert "**p0** (categorical): its category shares changed by a Jensen-Shannon distance of" in files["report"]
+
+
+def test_baseline_is_a_bounded_uniform_sample_read_in_one_pass(tmp_path: Path) -> None:
+    """Above --baseline-rows rows the baseline is a seeded uniform sample of that many; a column
+    whose text only starts after the first rows is still read as text ("1", not 1.0)."""
+    rows = 1_000
+    late_text = np.where(np.arange(rows) < 600, np.arange(rows) % 7, 0).astype(str)
+    late_text[700] = "seven"
+    table = pd.DataFrame({"label": np.arange(rows) % 2, "x": np.arange(rows, dtype=float), "t": late_text})
+    (tmp_path / "a.csv").write_text(table.iloc[:400].to_csv(header=False, index=False))
+    (tmp_path / "b.csv").write_text(table.iloc[400:].to_csv(header=False, index=False))
+    read = lambda **kw: drift.read_baseline(str(tmp_path), features=["x", "t"], chunk_rows=150, **kw)  # noqa: E731
+    sample = read(max_rows=100)
+    assert len(sample) == 100 and sample.attrs["rows_read"] == rows
+    assert sample["x"].dtype == float and sample["x"].is_unique and sample["x"].between(0, rows - 1).all()
+    assert 300 < sample["x"].mean() < 700  # uniform over both files, not the first rows
+    assert sample.equals(read(max_rows=100))  # seeded
+    whole = read(max_rows=10_000)
+    assert len(whole) == rows and whole["t"].iloc[1] == "1" and "seven" in set(whole["t"])
+    codes = read(max_rows=10_000, categorical=["x"])
+    assert codes["x"].iloc[3] == "3.0"  # declared categorical: read as text (the profile writes it "3")
+    profile = drift.prepare(codes, categorical=["x"]).profiles[0]
+    assert profile.kind == "categorical" and "3" in profile.bins and "3.0" not in profile.bins

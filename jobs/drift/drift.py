@@ -200,9 +200,6 @@ class Thresholds:
         if problems:
             raise DriftInputError("; ".join(problems))
 
-    def effect_threshold(self, kind: str) -> float:
-        return self.numeric_threshold if kind == "numeric" else self.categorical_threshold
-
 
 @dataclass
 class FeatureResult:
@@ -761,7 +758,7 @@ def _number_text(x: float) -> str:
 
 
 def _bin_labels(edges: np.ndarray) -> list[str]:
-    """Labels of the bins cut by ``edges``: "< a", "[a, b)", ..., ">= z" (one bin: "all")."""
+    """Labels of the bins cut by ``edges``: "< a", "[a, b)", ..., ">= z" (no edge: one bin)."""
     e = [_number_text(x) for x in edges]
     if not e:
         return ["all values"]
@@ -865,8 +862,8 @@ def read_baseline(directory: str, *, header: bool = False, features: list[str] |
         raise DriftInputError(f"no baseline CSV files under {directory}")
     # Text columns are read as raw text: type inference would turn "true" into True and, in a column
     # mixing numbers and text, "1" into 1.0, which would no longer match captured text. The first
-    # rows tell which columns are text; one pass reads them all so (a column whose text starts later
-    # is read once more).
+    # rows tell which columns are text, then one pass reads every file (again only if a column's text
+    # starts later).
     head = _read_head(files, header, chunk_rows)
     width = head.shape[1] - 1
     if width < 1:
