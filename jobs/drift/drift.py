@@ -58,27 +58,31 @@ where p is the KS p-value (numeric) or the chi-square p-value (categorical) and 
 features tested: --ks-alpha is Bonferroni-adjusted, so on same-distribution data the chance that
 any feature of a window is flagged is at most --ks-alpha whatever the window size; requiring the
 effect size as well only lowers it. The test alone flags shifts too small to matter once windows
-are large (a 0.05 sd shift is significant on most 10,000-row windows); the effect size alone is
-noisy on small ones (on 2,000 same-distribution rows the Wasserstein distance reaches 0.11 sd).
+are large (a 0.05 sd shift is significant on most windows of 10,000 rows and on every window of
+100,000); the effect size alone is noisy on small ones (on 2,000 same-distribution rows the
+Wasserstein distance reaches 0.11 sd).
 
-The thresholds, measured on seeded simulations (200,000-row baseline, 40 windows per case):
+The thresholds, as measured by scripts/bench_drift.py (seeded windows against 200,000-row
+baselines; its detection table and effect sizes are quoted in docs/benchmarks.md):
 
-* numeric 0.1: on 10,000 rows a 0.05 sd mean shift scores 0.03-0.07 and a 0.25 sd shift
-  0.22-0.28; variance x1.5 scores 0.16-0.19 (normal), 0.18-0.20 (uniform), 0.12-0.16 (lognormal).
+* numeric 0.1: on 10,000-row windows a 0.05 sd mean shift scores 0.03-0.07 and a 0.25 sd shift
+  0.22-0.27; variance x1.5 scores 0.16-0.20 (normal), 0.18-0.21 (uniform), 0.10-0.16 (lognormal).
   0.1 lies between, so 0.25 sd and variance x1.5 are flagged and 0.05 sd is not; a 0.1 sd shift is
-  the threshold itself (flagged about half the time). On 500 rows a 0.5 sd shift scores 0.4-0.6
-  with a KS p-value far below 0.01 / 20.
-* categorical 0.07: moving 10 percentage points between two categories scores at least 0.085 (two
-  categories of 55 and 45 %; 0.14 between two 20 % categories) while same-distribution noise on
-  10,000 rows stays under 0.04 even with 50 categories; a 5-point move between two 20 %
-  categories (0.068) is just under. On small windows with many categories the distance is mostly
-  noise (median 0.14 on 500 rows of 50 categories): there the test decides.
+  the threshold itself (flagged on about half the windows). On 500 rows a 0.5 sd shift scores
+  0.39-0.62 and its KS p-value is far below 0.01 / 20: flagged on every window.
+* categorical 0.07: moving 10 percentage points between two categories scores 0.12-0.15 on
+  10,000 rows (codes 20 % -> 10 % and 20 % -> 30 %; text 25 % -> 15 % and 15 % -> 25 %); exactly
+  computed, no 10-point move between two categories scores under 0.085 (two categories of 55 and
+  45 %) and a 5-point move between two 20 % categories scores 0.068, just under.
+* on same-distribution windows of 10,000 rows or more no effect size came within half of its
+  threshold (largest 0.47 of it; 20 features of 7 kinds, 30 text categories among them); on 500
+  rows the distances are mostly noise (up to twice the threshold for the 30 categories), and there
+  the test decides.
 
-scripts/bench_drift.py prints the detection and false-alarm rates of these defaults per shift
-and window size (docs/benchmarks.md quotes them). ``--drift-rule either|effect|test|psi`` selects
-other rules: effect or test, either alone, or PSI >= --psi-threshold alone (the only use of
---psi-threshold; the former default, PSI >= 0.2 and the test, missed 0.25 sd shifts, variance
-x1.5 and 10-point category moves, whose PSI is 0.05-0.11).
+``--drift-rule either|effect|test|psi`` selects other rules: effect or test, either alone, or
+PSI >= --psi-threshold alone (the only use of --psi-threshold; the former default, PSI >= 0.2 and
+the test, missed 0.25 sd shifts, variance x1.5 and 10-point category moves, whose PSI is
+0.05-0.11).
 
 Violations, in Model Monitor's check types:
 
