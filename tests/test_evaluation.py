@@ -220,7 +220,7 @@ def test_multiclass_matches_scikit_learn_on_unbalanced_classes() -> None:
         assert report[f"{average}_f1"]["value"] == pytest.approx(skm.f1_score(labels, predicted, average=average))
         assert report[f"{average}_recall"]["value"] == pytest.approx(
             skm.recall_score(labels, predicted, average=average))
-        # rounded to 4 digits, rows sum to 1 only within 1e-3: renormalized before the AUC
+        # rounded to 4 digits, rows sum to 1 only up to rounding: renormalized before the AUC
         assert report[f"{average}_auc"]["value"] == pytest.approx(
             skm.roc_auc_score(labels, probabilities, multi_class="ovr", average=average), abs=1e-3)
     for name, entry in report.items():
@@ -275,3 +275,20 @@ def test_main_writes_the_multiclass_section(tmp_path, monkeypatch: pytest.Monkey
                    "--output-dir", str(tmp_path / "evaluation"), "--model-dir", str(tmp_path)])
     report = json.loads((tmp_path / "evaluation" / "evaluation.json").read_text())
     assert report["multiclass_classification_metrics"]["accuracy"]["value"] == pytest.approx(6 / 9)
+
+
+def test_multiclass_probabilities_rounded_to_3_digits_still_have_an_auc() -> None:
+    import numpy as np
+    from sklearn import metrics as skm
+
+    from jobs.evaluation.evaluate import multiclass_report
+
+    rng = np.random.default_rng(1)
+    probabilities = rng.dirichlet([1, 1, 1, 1, 1], size=300).round(3)  # rows sum to 1 +- 0.0025
+    labels = probabilities.argmax(axis=1)
+    section = multiclass_report(labels, probabilities)["multiclass_classification_metrics"]
+    renormalized = probabilities / probabilities.sum(axis=1, keepdims=True)
+    assert section["macro_auc"]["value"] == pytest.approx(skm.roc_auc_score(labels, renormalized, multi_class="ovr"))
+    not_probabilities = probabilities * 1.05  # rows sum to 1.05
+    assert multiclass_report(labels, not_probabilities)["multiclass_classification_metrics"]["macro_auc"]["value"] \
+        == "NaN"

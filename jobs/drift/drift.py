@@ -82,7 +82,7 @@ baselines; its detection table and effect sizes are quoted in docs/benchmarks.md
 ``--drift-rule either|effect|test|psi`` selects other rules: effect or test, either alone, or
 PSI >= --psi-threshold alone (the only use of --psi-threshold; the former default, PSI >= 0.2 and
 the test, missed 0.25 sd shifts, variance x1.5 and 10-point category moves, whose PSI is
-0.05-0.11).
+0.05-0.16).
 
 Violations, in Model Monitor's check types:
 

@@ -19,9 +19,9 @@ index per row (XGBoost's ``multi:softmax``) or a vector of K per-class scores pe
 confusion matrix (actual class -> predicted class -> count), accuracy, macro and weighted
 precision, recall and F1 (scikit-learn's definitions, zero_division=0, over the classes present in
 the labels or the predictions), weighted F0.5 and F2 (Model Monitor's names), and, when the vectors
-are probabilities (in [0, 1], each summing to 1 within 1e-3; rounding is renormalized) and every
-class occurs in the labels, the one-vs-rest ROC AUC averaged over classes (``macro_auc``) and
-weighted by class support (``weighted_auc``).
+are probabilities (in [0, 1], each summing to 1 within 0.01, so rounded scores count; they are
+renormalized) and every class occurs in the labels, the one-vs-rest ROC AUC averaged over classes
+(``macro_auc``) and weighted by class support (``weighted_auc``).
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ def _probabilities(scores: np.ndarray) -> np.ndarray | None:
     """Rows of ``scores`` renormalized when they are probabilities (in [0, 1], summing to 1 up to
     rounding), else None."""
     sums = scores.sum(axis=1)
-    if np.all((scores >= 0) & (scores <= 1)) and np.all(np.abs(sums - 1) <= 1e-3):
+    if np.all((scores >= 0) & (scores <= 1)) and np.all(np.abs(sums - 1) <= 0.01):
         # rows off by more than float error (rounded output) are renormalized; the others kept as
         # they are, so equal scores stay equal for the AUC's ties
         return scores / np.where(np.abs(sums - 1) > 1e-9, sums, 1.0)[:, None]
