@@ -245,7 +245,8 @@ def detection(windows: dict[int, int]) -> None:
         for s in sizes:
             hits = null_hits[s][family]
             upper = stats.beta.ppf(0.95, hits + 1, windows[s] - hits)  # one-sided 95 % Clopper-Pearson
-            cells.append(f"{hits}/{windows[s]} (<{upper:.1%})" if family.startswith("any") else f"{hits / windows[s]:.0%}")
+            window_rate = f"{hits}/{windows[s]} (<{upper:.1%})"
+            cells.append(window_rate if family.startswith("any") else f"{hits / windows[s]:.0%}")
         print(f"{'none: ' + family:<34}" + "".join(f"{c:>16}" for c in cells))
     print(f"{'none: largest effect / threshold':<34}" + "".join(f"{largest[s]:>16.2f}" for s in sizes))
     print("\neffect size of the shifted feature, median [min, max] over the windows (thresholds: numeric 0.1, "

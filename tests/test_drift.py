@@ -405,7 +405,8 @@ def test_report_says_which_features_drifted_by_how_much() -> None:
                      r"\(Wasserstein distance / baseline std; threshold 0\.1\); Kolmogorov-Smirnov p = \d.*e-\d+ "
                      r"against the corrected alpha 0\.001 \(0\.01 / 10 features\)\. Mean ", drifted_part)
     assert re.search(r"\*\*code\*\* \(categorical\): its category shares changed by a Jensen-Shannon distance of "
-                     r"0\.1\d\d \(threshold 0\.07\); chi-square p = .*Largest change: '3' 19\.8% → 10\.2%", drifted_part)
+                     r"0\.1\d\d \(threshold 0\.07\); chi-square p = .*Largest change: '3' 19\.8% → 10\.2%",
+                     drifted_part)
     assert drifted_part.count("```") == 2 * 5 and "█" in drifted_part  # a histogram per drifted feature
     assert "**x0**" not in drifted_part and "**ln**" not in drifted_part  # undrifted: the table only
     assert "| x0 | numeric | 0.0" in table and "| ln | numeric |" in table
@@ -768,7 +769,8 @@ def test_state_machine_flags_and_declared_categorical_columns(root: Path) -> Non
     files = outputs(root)
     features = {f["name"]: f for f in files["statistics"]["features"]}
     assert "string_statistics" in features["p0"] and "string_statistics" in features["p1"]
-    buckets = {b["value"]: b["count"] for b in features["p0"]["string_statistics"]["distribution"]["categorical"]["buckets"]}
+    distribution = features["p0"]["string_statistics"]["distribution"]
+    buckets = {b["value"]: b["count"] for b in distribution["categorical"]["buckets"]}
     assert set(buckets) <= {str(k) for k in range(20)}  # codes as written in the capture ("3", not "3.0")
     assert summary["drifted"] == ["p0"]
     scores = {d["Dimensions"][-1]["Value"]: d["Value"] for d in files["metrics"]["MetricData"]

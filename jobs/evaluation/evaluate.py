@@ -203,7 +203,8 @@ def multiclass_report(y_true: Any, predictions: Any) -> dict[str, Any]:
     y_true = np.asarray(y_true, dtype=float)
     y_pred, scores = _multiclass_predictions(predictions)
     if len(y_true) == 0 or len(y_true) != len(y_pred):
-        raise ValueError(f"need equal, non-zero numbers of labels and predictions (got {len(y_true)} and {len(y_pred)})")
+        raise ValueError(f"need equal, non-zero numbers of labels and predictions "
+                         f"(got {len(y_true)} and {len(y_pred)})")
     y_true = _class_indices(y_true, "labels")
     classes = scores.shape[1] if scores is not None else int(max(y_true.max(), y_pred.max())) + 1
     if y_true.max() >= classes:
