@@ -152,3 +152,143 @@ def test_script_runs_as_its_own_process_as_sagemaker_starts_it(tmp_path) -> None
     report = json.loads((root / "evaluation" / "evaluation.json").read_text())
     assert report["binary_classification_metrics"]["accuracy"]["value"] > 0.8
     assert json.loads(result.stdout.strip().splitlines()[-1])["rows"] == 200
+
+
+# ---------------------------------------------------------------------------
+# Multiclass classification
+# ---------------------------------------------------------------------------
+
+# Nine cases, three classes. Predictions (argmax of the score vectors below): [0,0,1, 1,1,2, 2,2,0]
+#   class 0: TP 2 (cases 1-2), FN 1 (case 3 -> 1), FP 1 (case 9: 2 -> 0)
+#   class 1: TP 2 (cases 4-5), FN 1 (case 6 -> 2), FP 1 (case 3)
+#   class 2: TP 2 (cases 7-8), FN 1 (case 9 -> 0), FP 1 (case 6)
+MULTI_LABELS = [0, 0, 0, 1, 1, 1, 2, 2, 2]
+MULTI_SCORES = [[0.8, 0.1, 0.1], [0.6, 0.3, 0.1], [0.3, 0.6, 0.1],
+                [0.2, 0.7, 0.1], [0.1, 0.5, 0.4], [0.1, 0.4, 0.5],
+                [0.1, 0.2, 0.7], [0.3, 0.1, 0.6], [0.5, 0.1, 0.4]]
+
+
+@pytest.fixture(scope="module")
+def multiclass() -> dict:
+    from jobs.evaluation.evaluate import multiclass_report
+
+    return multiclass_report(MULTI_LABELS, MULTI_SCORES)["multiclass_classification_metrics"]
+
+
+def test_multiclass_confusion_matrix_by_hand(multiclass: dict) -> None:
+    # rows: actual class, columns: predicted class (the binary report's layout)
+    assert multiclass["confusion_matrix"] == {"0": {"0": 2, "1": 1, "2": 0}, "1": {"0": 0, "1": 2, "2": 1},
+                                              "2": {"0": 1, "1": 0, "2": 2}}
+
+
+@pytest.mark.parametrize(
+    ("metric", "expected"),
+    [
+        ("accuracy", 6 / 9),
+        ("macro_precision", 2 / 3),   # every class: TP 2 / (TP 2 + FP 1)
+        ("macro_recall", 2 / 3),      # every class: TP 2 / (TP 2 + FN 1)
+        ("macro_f1", 2 / 3),
+        ("weighted_precision", 2 / 3),  # equal supports: weighted = macro
+        ("weighted_f1", 2 / 3),
+        ("weighted_f0_5", 2 / 3),
+        ("weighted_f2", 2 / 3),
+        # class 0 vs rest: positives score 0.8, 0.6, 0.3 against negatives 0.2, 0.1, 0.1, 0.1, 0.3, 0.5:
+        # 0.8 and 0.6 beat all 6, 0.3 beats 4 and ties 1 (counts 1/2) -> 16.5 / 18
+        # class 1: 0.7, 0.5, 0.4 against 0.1, 0.3, 0.6, 0.2, 0.1, 0.1 -> 6 + 5 + 5 = 16 / 18
+        # class 2: 0.7, 0.6, 0.4 against 0.1, 0.1, 0.1, 0.1, 0.4, 0.5 -> 6 + 6 + 4.5 = 16.5 / 18
+        ("macro_auc", (16.5 + 16 + 16.5) / 3 / 18),
+        ("weighted_auc", (16.5 + 16 + 16.5) / 3 / 18),
+    ],
+)
+def test_multiclass_metric_by_hand(multiclass: dict, metric: str, expected: float) -> None:
+    assert multiclass[metric]["value"] == pytest.approx(expected)
+
+
+def test_multiclass_matches_scikit_learn_on_unbalanced_classes() -> None:
+    import numpy as np
+    from sklearn import metrics as skm
+
+    from jobs.evaluation.evaluate import multiclass_report
+
+    rng = np.random.default_rng(0)
+    labels = rng.choice(4, size=600, p=[0.5, 0.3, 0.15, 0.05])
+    logits = rng.normal(size=(600, 4)) + 1.5 * np.eye(4)[labels]
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    report = multiclass_report(labels, probabilities.round(4))["multiclass_classification_metrics"]
+    predicted = probabilities.round(4).argmax(axis=1)
+    for average in ("macro", "weighted"):
+        assert report[f"{average}_f1"]["value"] == pytest.approx(skm.f1_score(labels, predicted, average=average))
+        assert report[f"{average}_recall"]["value"] == pytest.approx(
+            skm.recall_score(labels, predicted, average=average))
+        # rounded to 4 digits, rows sum to 1 only up to rounding: renormalized before the AUC
+        assert report[f"{average}_auc"]["value"] == pytest.approx(
+            skm.roc_auc_score(labels, probabilities, multi_class="ovr", average=average), abs=1e-3)
+    for name, entry in report.items():
+        if isinstance(entry, dict) and "value" in entry:
+            assert isinstance(entry["standard_deviation"], float) and entry["standard_deviation"] > 0, name
+
+
+def test_multiclass_class_index_predictions_have_no_auc() -> None:
+    from jobs.evaluation.evaluate import multiclass_report
+
+    report = multiclass_report([0, 1, 2, 2], [0.0, 2.0, 2.0, 2.0])["multiclass_classification_metrics"]
+    assert report["accuracy"]["value"] == pytest.approx(3 / 4)
+    assert report["macro_auc"] == report["weighted_auc"] == {"value": "NaN", "standard_deviation": "NaN"}
+    assert report["confusion_matrix"]["1"] == {"0": 0, "1": 0, "2": 1}
+    flat = flat_metrics({"multiclass_classification_metrics": report})
+    assert {"accuracy", "macro_f1", "weighted_f1", "macro_precision", "weighted_recall"} <= set(flat)
+    assert "macro_auc" not in flat and all(name.replace("_", "").isalnum() for name in flat)
+
+
+def test_multiclass_scores_that_are_not_probabilities_have_no_auc() -> None:
+    from jobs.evaluation.evaluate import multiclass_report
+
+    report = multiclass_report([0, 1, 2], [[2.0, -1.0, 0.5], [0.1, 3.0, 0.2], [0.0, 1.0, 4.0]])
+    section = report["multiclass_classification_metrics"]
+    assert section["accuracy"]["value"] == 1.0 and section["macro_auc"]["value"] == "NaN"
+
+
+@pytest.mark.parametrize(
+    ("labels", "predictions", "message"),
+    [([0, 1.5], [0, 1], "labels must be class indices"), ([0, 1], [0, -1], "predictions must be class indices"),
+     ([0, 3], [[0.5, 0.5], [0.5, 0.5]], "label 3 but the predictions score 2 classes"),
+     ([0, 1], [0], "equal"), ([], [], "non-zero")],
+)
+def test_bad_multiclass_input(labels, predictions, message: str) -> None:
+    from jobs.evaluation.evaluate import multiclass_report
+
+    with pytest.raises(ValueError, match=message):
+        multiclass_report(labels, predictions)
+
+
+def test_main_writes_the_multiclass_section(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    import numpy as np
+
+    from jobs.evaluation import evaluate
+
+    (tmp_path / "test").mkdir()
+    np.savetxt(tmp_path / "test" / "part-0.csv", np.column_stack([MULTI_LABELS, np.zeros((9, 2))]), delimiter=",")
+    monkeypatch.setattr(evaluate, "_predict", lambda model_dir, features: np.array(MULTI_SCORES))
+    evaluate.main(["--problem-type", "multiclass_classification", "--test-dir", str(tmp_path / "test"),
+                   "--output-dir", str(tmp_path / "evaluation"), "--model-dir", str(tmp_path)])
+    report = json.loads((tmp_path / "evaluation" / "evaluation.json").read_text())
+    assert report["multiclass_classification_metrics"]["accuracy"]["value"] == pytest.approx(6 / 9)
+
+
+def test_multiclass_probabilities_rounded_to_3_digits_still_have_an_auc() -> None:
+    import numpy as np
+    from sklearn import metrics as skm
+
+    from jobs.evaluation.evaluate import multiclass_report
+
+    rng = np.random.default_rng(1)
+    probabilities = rng.dirichlet([1, 1, 1, 1, 1], size=300).round(3)  # rows sum to 1 +- 0.0025
+    labels = probabilities.argmax(axis=1)
+    section = multiclass_report(labels, probabilities)["multiclass_classification_metrics"]
+    renormalized = probabilities / probabilities.sum(axis=1, keepdims=True)
+    assert section["macro_auc"]["value"] == pytest.approx(skm.roc_auc_score(labels, renormalized, multi_class="ovr"))
+    not_probabilities = probabilities * 1.05  # rows sum to 1.05
+    assert multiclass_report(labels, not_probabilities)["multiclass_classification_metrics"]["macro_auc"]["value"] \
+        == "NaN"

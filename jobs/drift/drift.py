@@ -17,34 +17,72 @@ at a temp dir; each directory can also be given by argument):
     capture/**/*.{csv,out}     or batch-transform output (--input-format batch): the feature columns
                                with the prediction appended (DataProcessing JoinSource=Input)
     ground_truth/**/*.jsonl    optional Model Monitor ground-truth records, joined on eventId
-                               (capture input only); needs --problem-type
+                               (capture input only); needs --problem-type: binary_classification
+                               (labels 0/1, outputs positive-class scores cut at --threshold),
+                               multiclass_classification (labels are class indices 0..K-1; each
+                               output line is one row's class index or its vector of K class
+                               scores, comma-separated, brackets allowed) or regression
     output/                    statistics.json, constraint_violations.json (Model Monitor's formats),
                                report.md, metrics.json (the CloudWatch metric data, published unless
                                --no-publish)
 
 Rows are compared with the baseline by position (capture and batch CSV carry no header).
 
-Per feature:
+Per feature, an effect size (how far the distribution moved), a two-sample test (whether the move
+is more than sampling noise) and, for reference, PSI:
 
-* numeric: PSI over --bins bins cut at the baseline's quantiles (an empty bin counts as a share of
-  1e-4 so PSI stays finite) and the two-sample Kolmogorov-Smirnov test;
-* categorical (any baseline value non-numeric): PSI over the baseline's categories (the 49 most
-  frequent one by one, rarer ones together, unseen values in a bin of their own) and the
-  chi-square test of the 2 x categories table; unseen categories are listed;
+* numeric: the Wasserstein-1 distance between baseline and current values divided by the
+  baseline's standard deviation (for a pure mean shift it is the shift in standard deviations;
+  variance x1.5 of a normal feature scores 0.18) and the two-sample Kolmogorov-Smirnov test. Both
+  come from one merge of the baseline sample, sorted once when the baseline is profiled, with the
+  sorted current sample; the p-value is scipy's Kolmogorov distribution (``stats.kstwo``) at the
+  effective size n*m/(n+m), as ``ks_2samp(method="asymp")``. PSI over --bins bins cut at the
+  baseline's quantiles (one bin per value when the baseline has at most --bins distinct values;
+  an empty bin counts as a share of 1e-4 so PSI stays finite).
+* categorical (any baseline value non-numeric, or named in --categorical a,b,...): the
+  Jensen-Shannon distance (base 2, 0 to 1) between the baseline's and the window's category
+  shares over the baseline's categories (the 49 most frequent one by one, rarer ones together,
+  unseen values in a bin of their own) and the chi-square test of the 2 x categories table
+  (categories expected fewer than 5 times pooled, the usual validity rule); PSI over the same
+  bins; unseen categories are listed. A --categorical column is compared category by category
+  whatever its values, never binned: numbers are written one way ("3", "3.0" and "03" are category
+  "3"), so integer codes from the training CSV and from captured requests match.
 * missing-value rate, baseline vs current.
 
 Decision rule. A feature drifts when the shift is both material and significant:
 
-    PSI >= --psi-threshold (0.2)   and   p < --ks-alpha / m   (0.01 / m)
+    effect size >= --numeric-threshold (0.1) or --categorical-threshold (0.07)
+    and   p < --ks-alpha / m   (0.01 / m)
 
 where p is the KS p-value (numeric) or the chi-square p-value (categorical) and m is the number of
 features tested: --ks-alpha is Bonferroni-adjusted, so on same-distribution data the chance that
-any feature of a window is flagged is at most --ks-alpha whatever the window size (for chi-square,
-given a few rows per category); requiring PSI as well only lowers it. PSI alone is
-noisy on small windows (its expected value on identical distributions is about
-(bins - 1) * (1/n_baseline + 1/n_current): 0.09 at 100 rows); a test alone flags shifts too small
-to matter once windows are large. ``--drift-rule either|psi|test`` selects the classic rules
-(tests/test_drift.py measures the false-positive rate of ``both`` and ``either``).
+any feature of a window is flagged is at most --ks-alpha whatever the window size; requiring the
+effect size as well only lowers it. The test alone flags shifts too small to matter once windows
+are large (a 0.05 sd shift is significant on most windows of 10,000 rows and on every window of
+100,000); the effect size alone is noisy on small ones (on 2,000 same-distribution rows the
+Wasserstein distance reaches 0.11 sd).
+
+The thresholds, as measured by scripts/bench_drift.py (seeded windows against 200,000-row
+baselines; its detection table and effect sizes are quoted in docs/benchmarks.md):
+
+* numeric 0.1: on 10,000-row windows a 0.05 sd mean shift scores 0.03-0.07 and a 0.25 sd shift
+  0.22-0.27; variance x1.5 scores 0.16-0.20 (normal), 0.18-0.21 (uniform), 0.10-0.16 (lognormal).
+  0.1 lies between, so 0.25 sd and variance x1.5 are flagged and 0.05 sd is not; a 0.1 sd shift is
+  the threshold itself (flagged on about half the windows). On 500 rows a 0.5 sd shift scores
+  0.39-0.62 and its KS p-value is far below 0.01 / 20: flagged on every window.
+* categorical 0.07: moving 10 percentage points between two categories scores 0.12-0.15 on
+  10,000 rows (codes 20 % -> 10 % and 20 % -> 30 %; text 25 % -> 15 % and 15 % -> 25 %); exactly
+  computed, no 10-point move between two categories scores under 0.085 (two categories of 55 and
+  45 %) and a 5-point move between two 20 % categories scores 0.068, just under.
+* on same-distribution windows of 10,000 rows or more no effect size came within half of its
+  threshold (largest 0.47 of it; 20 features of 7 kinds, 30 text categories among them); on 500
+  rows the distances are mostly noise (up to twice the threshold for the 30 categories), and there
+  the test decides.
+
+``--drift-rule either|effect|test|psi`` selects other rules: effect or test, either alone, or
+PSI >= --psi-threshold alone (the only use of --psi-threshold; the former default, PSI >= 0.2 and
+the test, missed 0.25 sd shifts, variance x1.5 and 10-point category moves, whose PSI is
+0.05-0.16).
 
 Violations, in Model Monitor's check types:
 
@@ -60,19 +98,24 @@ Violations, in Model Monitor's check types:
                             feature names (--features or --baseline-header) a different column
                             count is an input error instead: positions cannot be trusted.
 
-Bounded memory. The current window is streamed in chunks of --chunk-rows rows: PSI comes from
-histogram counts on the baseline's bin edges, mean and standard deviation from merged moments, and
-KS uses a uniform random sample (bottom-k reservoir, seeded) of --ks-sample rows (50,000: against a
-100,000-row baseline the KS critical distance at 0.01/20 is 0.011, far below any shift that
-matters, and the sample costs 8 bytes x rows x numeric features). The baseline is held
-in memory, capped by a uniform sample of --baseline-rows rows. Ground truth is held in memory
-(one entry per record) and model quality is scored on a uniform sample of --quality-sample joined
-rows (evaluate.py's bootstrap takes 100 x n memory).
+Bounded memory. The baseline is read in chunks and only a uniform sample of --baseline-rows
+(200,000) rows is kept (bottom-k random keys, seeded; once that many are held, rows whose key cannot
+enter are dropped as they are read), profiled once (numeric values sorted, 8 bytes x rows x numeric
+features; category counts) and released. The current window is streamed in chunks of --chunk-rows
+rows: PSI and the histograms come from counts on the baseline's bin edges, mean and standard
+deviation from merged moments, category shares from counts over every row, and the Wasserstein
+distance and KS use a uniform random sample (bottom-k reservoir, seeded) of --ks-sample rows
+(50,000: against the 200,000-row baseline sample the KS critical distance at 0.01/20 is 0.010, a
+quarter of a 0.1 sd shift's). Memory follows these sample sizes, not the input's size. Ground truth
+is held in memory (one entry per record) and model quality is scored on a uniform sample of
+--quality-sample joined rows (evaluate.py's bootstrap takes 100 x n memory).
 
 CloudWatch (namespace --namespace, dimensions Endpoint=--endpoint and Stage=--stage; at most 1,000
-metric data per PutMetricData call): FeatureDriftScore (PSI) and FeatureMissingRate with a Feature
-dimension; DriftedFeatureShare, MissingValueRate, ConstraintViolations, Rows; with ground truth,
-GroundTruthRows and evaluate.py's metrics under its names (accuracy, f1, auc, ...; mse, rmse, ...).
+metric data per PutMetricData call): FeatureDriftScore (the effect size above, to compare with the
+thresholds; it was PSI before) and FeatureMissingRate with a Feature dimension; DriftedFeatureShare,
+MissingValueRate, ConstraintViolations, Rows; with ground truth, GroundTruthRows and evaluate.py's
+metrics under its names (binary: accuracy, f1, auc, ...; multiclass: accuracy, macro_f1,
+weighted_f1, macro_auc, ...; regression: mse, rmse, mae, r2).
 
 Bad input (no files, unknown record format, a column-count mismatch without names, ...) exits
 non-zero with one message and writes no output files.
@@ -101,11 +144,13 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 import pandas as pd
 from scipy import stats
+from scipy.spatial import distance
 
 DEFAULT_ROOT = "/opt/ml/processing"
 INPUT_FORMATS = ("capture", "batch")
-PROBLEM_TYPES = ("binary_classification", "regression")
-DRIFT_RULES = ("both", "either", "psi", "test")
+PROBLEM_TYPES = ("binary_classification", "multiclass_classification", "regression")
+DRIFT_RULES = ("both", "either", "effect", "test", "psi")
+EFFECT_MEASURES = {"numeric": "Wasserstein distance / baseline std", "categorical": "Jensen-Shannon distance"}
 EPSILON = 1e-4  # share given to an empty bin so PSI stays finite
 MAX_CATEGORY_BINS = 50  # baseline categories compared one by one (the rest share a bin)
 MAX_NEW_CATEGORIES = 1_000  # unseen values counted one by one per feature (bounds memory)
@@ -122,9 +167,12 @@ class DriftInputError(ValueError):
 class Thresholds:
     """Every knob of the comparison (the CLI flags of the same names)."""
 
-    psi_threshold: float = 0.2
+    numeric_threshold: float = 0.1
+    categorical_threshold: float = 0.07
     ks_alpha: float = 0.01
     drift_rule: str = "both"
+    psi_threshold: float = 0.2
+    categorical: tuple[str, ...] = ()
     bins: int = 10
     ks_sample: int = 50_000
     missing_increase: float = 0.05
@@ -133,12 +181,17 @@ class Thresholds:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        names = self.categorical.split(",") if isinstance(self.categorical, str) else self.categorical
+        object.__setattr__(self, "categorical", tuple(str(n).strip() for n in names if str(n).strip()))
         problems = [
             f"{name} (--{name.replace('_', '-')}) {value!r} {rule}"
             for name, value, ok, rule in (
-                ("psi_threshold", self.psi_threshold, self.psi_threshold >= 0, "must be >= 0"),
+                ("numeric_threshold", self.numeric_threshold, self.numeric_threshold >= 0, "must be >= 0"),
+                ("categorical_threshold", self.categorical_threshold, 0 <= self.categorical_threshold <= 1,
+                 "must be in [0, 1]"),
                 ("ks_alpha", self.ks_alpha, 0 < self.ks_alpha <= 1, "must be in (0, 1]"),
                 ("drift_rule", self.drift_rule, self.drift_rule in DRIFT_RULES, f"must be one of {DRIFT_RULES}"),
+                ("psi_threshold", self.psi_threshold, self.psi_threshold >= 0, "must be >= 0"),
                 ("bins", self.bins, self.bins >= 2, "must be >= 2"),
                 ("ks_sample", self.ks_sample, self.ks_sample >= 10, "must be >= 10"),
                 ("missing_increase", self.missing_increase, 0 <= self.missing_increase <= 1, "must be in [0, 1]"),
@@ -159,10 +212,12 @@ class FeatureResult:
     name: str
     kind: str  # "numeric" | "categorical"
     baseline_type: str  # Model Monitor's inferred_type: Integral | Fractional | String
-    psi: float
+    effect_size: float  # numeric: Wasserstein distance / baseline std; categorical: Jensen-Shannon distance
+    threshold: float  # the effect-size threshold of this feature's kind
     test: str  # "ks" | "chi2"
-    statistic: float
+    statistic: float  # KS distance D, or the chi-square statistic
     p_value: float
+    psi: float  # population stability index over the same bins (reported, not decisive by default)
     baseline_missing_rate: float
     current_missing_rate: float
     missing_p_value: float
@@ -171,6 +226,12 @@ class FeatureResult:
     new_categories: list[str] = field(default_factory=list)
     drifted: bool = False
     statistics: dict[str, Any] = field(default_factory=dict)  # Model Monitor feature statistics
+    histogram: list[tuple[str, float, float]] = field(default_factory=list)  # (bin, baseline share, current share)
+    moments: dict[str, float] = field(default_factory=dict)  # numeric: baseline/current mean and std
+
+    @property
+    def measure(self) -> str:
+        return EFFECT_MEASURES[self.kind]
 
 
 @dataclass
@@ -222,9 +283,46 @@ class _Profile:
     missing: int
     counts: np.ndarray  # baseline count per bin
     edges: np.ndarray | None = None  # numeric: inner bin edges (bin i holds edges[i-1] <= x < edges[i])
-    values: np.ndarray | None = None  # numeric: baseline values, for KS
+    values: np.ndarray | None = None  # numeric: baseline values, sorted once (KS and Wasserstein)
+    mean: float = math.nan
+    std: float = math.nan
     bins: dict[str, int] | None = None  # categorical: value -> bin
     labels: list[str] = field(default_factory=list)  # categorical: bin labels
+    declared: bool = False  # categorical by --categorical: numbers compared as canonical text ("3.0" is "3")
+
+
+@dataclass
+class Baseline:
+    """A baseline profiled once: per numeric feature its values sorted, its bin edges and moments;
+    per categorical feature its category counts. :func:`compare` takes it in place of a frame, so
+    many windows can be compared with one baseline without profiling it again."""
+
+    profiles: list[_Profile]
+    rows: int
+    bins: int
+    categorical: tuple[str, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.profiles]
+
+
+def prepare(baseline: pd.DataFrame, *, bins: int = Thresholds.bins, categorical: Iterable[str] = ()) -> Baseline:
+    """Profile ``baseline`` (features only, named); ``categorical`` names the columns compared
+    category by category whatever their values."""
+    th = Thresholds(bins=bins, categorical=tuple(categorical))
+    if baseline.shape[1] == 0 or len(baseline) == 0:
+        raise DriftInputError("the baseline holds no features or no rows")
+    names = [str(c) for c in baseline.columns]
+    if len(set(names)) != len(names):
+        raise DriftInputError(f"duplicate feature names in the baseline: {names}")
+    unknown = [n for n in th.categorical if n not in names]
+    if unknown:
+        shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
+        raise DriftInputError(f"--categorical names {', '.join(map(repr, unknown))}, not among the baseline's "
+                              f"features ({shown})")
+    profiles = [_profile(name, baseline.iloc[:, i], th.bins, name in th.categorical) for i, name in enumerate(names)]
+    return Baseline(profiles, len(baseline), th.bins, th.categorical)
 
 
 def _numeric(series: pd.Series) -> pd.Series | None:
@@ -240,39 +338,137 @@ def _numeric(series: pd.Series) -> pd.Series | None:
     return parsed.astype(float) if (parsed.isna() == series.isna()).all() else None
 
 
-def _profile(name: str, series: pd.Series, bins: int) -> _Profile:
+def _canonical(value: str) -> str:
+    """A declared categorical value as text, numbers written one way: "3", "3.0", " 3" and "03" are
+    category "3"; "0.50" is "0.5". Integer text keeps every digit (codes longer than a float holds)."""
+    text = value.strip()
+    digits = text[1:] if text[:1] in "+-" else text
+    if digits.isdigit():
+        return str(int(text))
+    try:
+        number = float(text)
+    except ValueError:
+        return value
+    if not math.isfinite(number):
+        return value
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+def _category_counts(present: pd.Series, declared: bool) -> pd.Series:
+    """Count per category (text) of a column's present values, most frequent first."""
+    if declared:  # counted as they come, then each distinct value written one way (cheap: few values)
+        counts = present.value_counts()
+        if len(counts):
+            canonical = counts.index.map(lambda value: _canonical(str(value)))
+            counts = counts.groupby(canonical).sum().sort_values(ascending=False, kind="stable")
+        return counts
+    if not pd.api.types.is_string_dtype(present) or pd.api.types.is_object_dtype(present):
+        present = present.astype(str)
+    return present.value_counts()
+
+
+def _profile(name: str, series: pd.Series, bins: int, declared: bool = False) -> _Profile:
     rows = len(series)
-    numbers = _numeric(series)
+    numbers = None if declared else _numeric(series)
     if numbers is not None:
         values = numbers.to_numpy()
         missing = int(np.isnan(values).sum())
-        values = values[np.isfinite(values)]
-        edges = _quantile_edges(values, bins)
+        values = np.sort(values[np.isfinite(values)])
+        edges = _bin_edges(values, bins)
         counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
         integral = bool(len(values)) and bool(np.all(np.floor(values) == values))
+        mean, std = (float(values.mean()), float(values.std())) if len(values) else (math.nan, math.nan)
         return _Profile(name, "numeric", "Integral" if integral else "Fractional", rows, missing, counts,
-                        edges=edges, values=values)
+                        edges=edges, values=values, mean=mean, std=std)
     missing = int(series.isna().sum())
-    frequencies = series.dropna().astype(str).value_counts()
+    frequencies = _category_counts(series.dropna(), declared)
     top = list(frequencies.index[: MAX_CATEGORY_BINS - 1])
     labels = top + ([OTHER] if len(frequencies) > len(top) else []) + [UNSEEN]
     other = len(top)  # the OTHER bin, when there is one
     value_bins = {value: min(i, other) for i, value in enumerate(frequencies.index)}
     counts = np.zeros(len(labels), dtype=np.int64)
     np.add.at(counts, [value_bins[v] for v in frequencies.index], frequencies.to_numpy())
-    return _Profile(name, "categorical", "String", rows, missing, counts, bins=value_bins, labels=labels)
+    return _Profile(name, "categorical", "String", rows, missing, counts, bins=value_bins, labels=labels,
+                    declared=declared)
 
 
-def _quantile_edges(values: np.ndarray, bins: int) -> np.ndarray:
-    """Distinct inner quantiles (numpy's default linear interpolation) cutting ``values`` into
-    ``bins`` equal-count bins; ties merge bins."""
-    if not len(values):
+def _bin_edges(ordered: np.ndarray, bins: int) -> np.ndarray:
+    """Inner bin edges of sorted ``ordered``: with at most ``bins`` distinct values, one bin per
+    value (ties never merge two values); else distinct inner quantiles (numpy's default linear
+    interpolation) cutting it into ``bins`` equal-count bins (ties merge bins)."""
+    if not len(ordered):
         return np.empty(0)
-    ordered = np.sort(values)
+    distinct = ordered[np.r_[True, ordered[1:] != ordered[:-1]]]
+    if len(distinct) <= bins:
+        return distinct[1:]
     position = np.arange(1, bins) / bins * (len(ordered) - 1)
     low = np.floor(position).astype(int)
     high = np.minimum(low + 1, len(ordered) - 1)
     return np.unique(ordered[low] + (ordered[high] - ordered[low]) * (position - low))
+
+
+# ---------------------------------------------------------------------------
+# Effect sizes and tests
+# ---------------------------------------------------------------------------
+
+
+def distances(baseline: np.ndarray, current: np.ndarray) -> tuple[float, float]:
+    """(Wasserstein-1 distance, Kolmogorov-Smirnov distance D) of two sorted samples, in one merge:
+    the baseline is not sorted again. Both are integrals/suprema of |F_baseline - F_current| over
+    the merged values; ties (a gap of zero) add nothing to the integral and are skipped for D,
+    which is read after each complete run of equal values."""
+    n, m = len(baseline), len(current)
+    position = np.searchsorted(baseline, current, side="right")
+    merged = np.insert(baseline, position, current)  # sorted: ``current`` goes in after equal baseline values
+    from_current = np.zeros(n + m, dtype=bool)
+    from_current[position + np.arange(m)] = True
+    current_cdf = np.cumsum(from_current)
+    baseline_cdf = np.arange(1, n + m + 1) - current_cdf
+    gap = np.diff(merged)
+    difference = np.abs(baseline_cdf[:-1] / n - current_cdf[:-1] / m)
+    wasserstein = float(np.dot(difference, gap))
+    steps = difference[gap > 0]
+    return wasserstein, float(steps.max()) if len(steps) else 0.0
+
+
+def ks_p_value(statistic: float, n: int, m: int) -> float:
+    """Two-sided two-sample KS p-value: scipy's ``ks_2samp(method="asymp")``, i.e. the Kolmogorov
+    distribution (``scipy.stats.kstwo``) at the effective size n*m/(n+m). Conservative with ties."""
+    return float(stats.kstwo.sf(statistic, max(1, round(n * m / (n + m)))))
+
+
+def chi_square(baseline: np.ndarray, current: np.ndarray) -> tuple[float, float]:
+    """Chi-square test of homogeneity of the 2 x categories count table (scipy's
+    ``chi2_contingency``). Categories expected fewer than 5 times in either row are pooled into one
+    (and that into the smallest other category while it is still that sparse), the usual validity
+    rule: sparse categories would otherwise make the asymptotic p-value too small."""
+    table = np.vstack([baseline, current]).astype(float)
+    table = table[:, table.sum(axis=0) > 0]
+    expected = lambda t: np.outer(t.sum(axis=1), t.sum(axis=0)) / t.sum()  # noqa: E731
+    rare = expected(table).min(axis=0) < 5
+    if rare.any() and table.shape[1] > 1:
+        table = np.hstack([table[:, ~rare], table[:, rare].sum(axis=1, keepdims=True)])
+        if table.shape[1] > 1 and expected(table)[:, -1].min() < 5:
+            smallest = int(np.argmin(table[:, :-1].sum(axis=0)))
+            table[:, smallest] += table[:, -1]
+            table = table[:, :-1]
+    if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
+        return 0.0, 1.0
+    statistic, p_value, *_ = stats.chi2_contingency(table)
+    return float(statistic), float(p_value)
+
+
+def jensen_shannon(baseline: np.ndarray, current: np.ndarray) -> float:
+    """Jensen-Shannon distance (base 2, in [0, 1]) between two count vectors' shares (scipy)."""
+    value = distance.jensenshannon(baseline.astype(float), current.astype(float), base=2)
+    return float(value) if math.isfinite(value) else 0.0  # rounding below zero under the root
+
+
+def _standardized(wasserstein: float, std: float) -> float:
+    """The Wasserstein distance in baseline standard deviations (a constant baseline: 0 or inf)."""
+    if std > 0:
+        return wasserstein / std
+    return 0.0 if wasserstein == 0 else math.inf
 
 
 # ---------------------------------------------------------------------------
@@ -406,11 +602,8 @@ class _Window:
             series = get(col)
             absent = series.isna()
             self.missing[profile.name] += int(absent.sum())
-            present = series[~absent]
-            if not pd.api.types.is_string_dtype(present) or pd.api.types.is_object_dtype(present):
-                present = present.astype(str)
             counts, new, unseen = self.counts[profile.name], self.new[profile.name], len(profile.labels) - 1
-            for value, count in present.value_counts().items():
+            for value, count in _category_counts(series[~absent], profile.declared).items():
                 position = profile.bins.get(value)
                 if position is None:
                     position = unseen
@@ -429,10 +622,10 @@ class _Window:
         tested = sum(not math.isnan(f.p_value) for f in features)
         alpha = th.ks_alpha / max(tested, 1)
         for f in features:
-            material = not math.isnan(f.psi) and f.psi >= th.psi_threshold
+            material = not math.isnan(f.effect_size) and f.effect_size >= f.threshold
             significant = not math.isnan(f.p_value) and f.p_value < alpha
-            f.drifted = {"both": material and significant, "either": material or significant,
-                         "psi": material, "test": significant}[th.drift_rule]
+            f.drifted = {"both": material and significant, "either": material or significant, "effect": material,
+                         "test": significant, "psi": not math.isnan(f.psi) and f.psi >= th.psi_threshold}[th.drift_rule]
         violations = self._violations(features, alpha, tested)
         return Result(rows, features, self.alignment.missing, self.alignment.extra, violations, th, alpha, tested)
 
@@ -447,19 +640,24 @@ class _Window:
     def _compare_numeric(self, j: int, p: _Profile) -> FeatureResult:
         current = self.counts[p.name]
         sample = self.reservoir.rows[:, j]
-        sample = sample[~np.isnan(sample)]
+        sample = np.sort(sample[~np.isnan(sample)])
         if len(sample) and len(p.values):
-            test = stats.ks_2samp(p.values, sample)
-            statistic, p_value = float(test.statistic), float(test.pvalue)
+            wasserstein, statistic = distances(p.values, sample)
+            effect, p_value = _standardized(wasserstein, p.std), ks_p_value(statistic, len(p.values), len(sample))
         else:
-            statistic = p_value = math.nan
+            effect = statistic = p_value = math.nan
         base_missing, cur_missing, missing_p = self._missing_rates(p)
         present = self.rows - self.missing[p.name]
         non_numeric = int(self.non_numeric[j]) / present if present else 0.0
+        n = int(self.n[j])
         return FeatureResult(
-            p.name, "numeric", p.inferred_type, _psi(p.counts, current), "ks", statistic, p_value,
-            base_missing, cur_missing, missing_p, non_numeric_share=non_numeric,
+            p.name, "numeric", p.inferred_type, effect, self.th.numeric_threshold, "ks", statistic, p_value,
+            _psi(p.counts, current), base_missing, cur_missing, missing_p, non_numeric_share=non_numeric,
             statistics=self._numeric_statistics(j, p, non_numeric),
+            histogram=_histogram(_bin_labels(p.edges), p.counts, current),
+            moments={"baseline_mean": p.mean, "baseline_std": p.std,
+                     "mean": float(self.mean[j]) if n else math.nan,
+                     "std": math.sqrt(self.m2[j] / n) if n else math.nan},
         )
 
     def _numeric_statistics(self, j: int, p: _Profile, non_numeric: float) -> dict[str, Any]:
@@ -490,15 +688,11 @@ class _Window:
 
     def _compare_categorical(self, p: _Profile) -> FeatureResult:
         current = self.counts[p.name]
-        table = np.vstack([p.counts, current])
-        table = table[:, table.sum(axis=0) > 0]
         if current.sum() == 0 or p.counts.sum() == 0:
-            statistic = p_value = math.nan
-        elif table.shape[1] < 2:
-            statistic, p_value = 0.0, 1.0
+            effect = statistic = p_value = math.nan
         else:
-            chi2 = stats.chi2_contingency(table)
-            statistic, p_value = float(chi2[0]), float(chi2[1])
+            effect = jensen_shannon(p.counts, current)
+            statistic, p_value = chi_square(p.counts, current)
         base_missing, cur_missing, missing_p = self._missing_rates(p)
         present = int(current.sum())
         new = self.new[p.name]
@@ -514,11 +708,11 @@ class _Window:
             },
         }
         return FeatureResult(
-            p.name, "categorical", "String", _psi(p.counts, current), "chi2", statistic, p_value,
-            base_missing, cur_missing, missing_p,
+            p.name, "categorical", "String", effect, self.th.categorical_threshold, "chi2", statistic, p_value,
+            _psi(p.counts, current), base_missing, cur_missing, missing_p,
             unseen_share=int(current[-1]) / present if present else 0.0,
             new_categories=[v for v, _ in sorted(new.items(), key=lambda kv: (-kv[1], kv[0]))],
-            statistics=statistics,
+            statistics=statistics, histogram=_histogram(p.labels, p.counts, current),
         )
 
     def _violations(self, features: list[FeatureResult], alpha: float, tested: int) -> list[dict[str, str]]:
@@ -548,8 +742,9 @@ class _Window:
                               f"{th.unseen_share:.1%}): {shown}{more}"))
             if f.drifted:
                 found.append((f.name, "baseline_drift_check",
-                              f"PSI {f.psi:.3f} (threshold {th.psi_threshold:g}), {test_name[f.test]} "
-                              f"p = {f.p_value:.2g} (alpha {alpha:.2g}: {adjusted}), rule {th.drift_rule!r}"))
+                              f"{f.measure} {f.effect_size:.3f} (threshold {f.threshold:g}), {test_name[f.test]} "
+                              f"p = {f.p_value:.2g} (alpha {alpha:.2g}: {adjusted}), PSI {f.psi:.3f}, "
+                              f"rule {th.drift_rule!r}"))
         return [{"feature_name": n, "constraint_check_type": c, "description": d} for n, c, d in found]
 
 
@@ -562,19 +757,39 @@ def _psi(baseline: np.ndarray, current: np.ndarray) -> float:
     return float(np.sum((c - b) * np.log(c / b)))
 
 
-def compare(baseline: pd.DataFrame, current: pd.DataFrame | Iterable[pd.DataFrame], **thresholds: Any) -> Result:
+def _number_text(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def _bin_labels(edges: np.ndarray) -> list[str]:
+    """Labels of the bins cut by ``edges``: "< a", "[a, b)", ..., ">= z" (no edge: one bin)."""
+    e = [_number_text(x) for x in edges]
+    if not e:
+        return ["all values"]
+    return [f"< {e[0]}", *(f"[{a}, {b})" for a, b in zip(e[:-1], e[1:])), f">= {e[-1]}"]
+
+
+def _histogram(labels: list[str], baseline: np.ndarray, current: np.ndarray) -> list[tuple[str, float, float]]:
+    """(bin label, baseline share, current share) per bin."""
+    b_total, c_total = max(int(baseline.sum()), 1), max(int(current.sum()), 1)
+    return [(label, float(b) / b_total, float(c) / c_total) for label, b, c in zip(labels, baseline, current)]
+
+
+def compare(baseline: pd.DataFrame | Baseline, current: pd.DataFrame | Iterable[pd.DataFrame],
+            **thresholds: Any) -> Result:
     """Compare ``current`` (one frame or an iterable of chunks, consumed once) with ``baseline``.
 
-    ``baseline`` holds the features only, named. Current columns are matched by name when they
-    carry baseline names, else by position. ``thresholds`` are :class:`Thresholds` fields.
+    ``baseline`` holds the features only, named, or is a :func:`prepare`-d :class:`Baseline`
+    (profiled with the same ``bins`` and ``categorical``). Current columns are matched by name
+    when they carry baseline names, else by position. ``thresholds`` are :class:`Thresholds` fields.
     """
     th = Thresholds(**thresholds)
-    if baseline.shape[1] == 0 or len(baseline) == 0:
-        raise DriftInputError("the baseline holds no features or no rows")
-    names = [str(c) for c in baseline.columns]
-    if len(set(names)) != len(names):
-        raise DriftInputError(f"duplicate feature names in the baseline: {names}")
-    profiles = [_profile(name, baseline.iloc[:, i], th.bins) for i, name in enumerate(names)]
+    if not isinstance(baseline, Baseline):
+        baseline = prepare(baseline, bins=th.bins, categorical=th.categorical)
+    elif (baseline.bins, baseline.categorical) != (th.bins, th.categorical):
+        raise DriftInputError(f"the baseline was prepared with bins={baseline.bins}, categorical="
+                              f"{baseline.categorical}; this comparison asks for {th.bins}, {th.categorical}")
+    names, profiles = baseline.names, baseline.profiles
     window: _Window | None = None
     for chunk in [current] if isinstance(current, pd.DataFrame) else current:
         if window is None:
@@ -617,11 +832,14 @@ def _evaluation() -> ModuleType:
 
 
 def model_quality(labels: Any, predictions: Any, problem_type: str, threshold: float = 0.5) -> dict[str, Any]:
-    """evaluate.py's report (``binary_classification_metrics`` or ``regression_metrics``)."""
+    """evaluate.py's report (``binary_classification_metrics``, ``multiclass_classification_metrics``
+    or ``regression_metrics``)."""
     evaluate = _evaluation()
     try:
         if problem_type == "binary_classification":
             return evaluate.classification_report(labels, predictions, threshold)
+        if problem_type == "multiclass_classification":
+            return evaluate.multiclass_report(labels, predictions)
         return evaluate.regression_report(labels, predictions)
     except ValueError as exc:
         raise DriftInputError(f"ground truth: {exc}") from None
@@ -638,67 +856,96 @@ def _files(directory: str, *patterns: str) -> list[str]:
 
 
 def read_baseline(directory: str, *, header: bool = False, features: list[str] | None = None,
-                  max_rows: int = 1_000_000, chunk_rows: int = 100_000, seed: int = 0) -> pd.DataFrame:
+                  max_rows: int = 200_000, chunk_rows: int = 100_000, seed: int = 0,
+                  categorical: Iterable[str] = ()) -> pd.DataFrame:
     """The training split's features (label column dropped), typed: numeric columns as floats,
-    the others as their text. Above ``max_rows`` rows, a uniform random sample of that many."""
+    the others (and the ``categorical`` ones) as their text. Above ``max_rows`` rows, a uniform
+    random sample of that many: memory follows ``max_rows``, not the files' size."""
     files = _files(directory, "*.csv")
     if not files:
         raise DriftInputError(f"no baseline CSV files under {directory}")
-    frame, header_names = _read_baseline_pass(files, header, {}, max_rows, chunk_rows, seed)
-    # Text columns are read again as raw text: type inference would turn "true" into True and,
-    # in a column mixing numbers and text, "1" into 1.0, which would no longer match captured text.
-    text = [i for i, column in enumerate(frame.columns) if _numeric(frame[column]) is None]
-    if text:
-        frame, _ = _read_baseline_pass(files, header, {i + 1: str for i in text}, max_rows, chunk_rows, seed)
-    width = frame.shape[1]
-    if width == 0:
+    # Text columns are read as raw text: type inference would turn "true" into True and, in a column
+    # mixing numbers and text, "1" into 1.0, which would no longer match captured text. The first
+    # rows tell which columns are text, then one pass reads every file (again only if a column's text
+    # starts later).
+    head = _read_head(files, header, chunk_rows)
+    width = head.shape[1] - 1
+    if width < 1:
         raise DriftInputError("the baseline needs a label column followed by at least one feature column")
-    if features:
-        if len(features) != width:
-            raise DriftInputError(f"--features names {len(features)} features but the baseline has {width} "
-                                  "feature columns after the label")
-        frame.columns = features
-    elif header:
-        frame.columns = header_names[1:]
-    else:
-        frame.columns = [f"_c{i}" for i in range(width)]
-    for column in frame.columns:
-        numbers = _numeric(frame[column])
-        if numbers is not None:
-            frame[column] = numbers
+    if features and len(features) != width:
+        raise DriftInputError(f"--features names {len(features)} features but the baseline has {width} "
+                              "feature columns after the label")
+    names = list(features) if features else [str(c) for c in head.columns[1:]] if header else [
+        f"_c{i}" for i in range(width)]
+    unknown = [n for n in categorical if n not in names]
+    if unknown:
+        raise DriftInputError(f"--categorical names {', '.join(map(repr, unknown))}, not among the baseline's "
+                              f"features ({', '.join(names[:20])}{', ...' if len(names) > 20 else ''})")
+    text = {i for i, n in enumerate(names) if n in set(categorical) or _numeric(head.iloc[:, i + 1]) is None}
+    while True:
+        frame = _read_baseline_pass(files, header, {i + 1: str for i in text}, max_rows, chunk_rows, seed,
+                                    width + 1)
+        late = {i for i in range(width) if i not in text and _numeric(frame.iloc[:, i]) is None}
+        if not late:
+            break
+        text |= late
+    frame.columns = names
+    for i, column in enumerate(names):
+        if i not in text:
+            frame[column] = _numeric(frame[column])
     return frame
 
 
-def _read_baseline_pass(files: list[str], header: bool, dtype: dict[int, Any], max_rows: int, chunk_rows: int,
-                        seed: int) -> tuple[pd.DataFrame, list[str]]:
-    rng = np.random.default_rng(seed)  # same seed, same sample on every pass
-    parts: list[pd.DataFrame] = []
-    keys: list[np.ndarray] = []
-    width, header_names, total = None, [], 0
+def _read_head(files: list[str], header: bool, rows: int) -> pd.DataFrame:
+    """The first ``rows`` rows of the first baseline file that holds any, types inferred."""
     for path in files:
         try:
-            for chunk in pd.read_csv(path, header=0 if header else None, dtype=dtype or None, chunksize=chunk_rows):
-                if width is None:
-                    width, header_names = chunk.shape[1], [str(c) for c in chunk.columns]
-                elif chunk.shape[1] != width:
-                    raise DriftInputError(f"baseline file {path} has {chunk.shape[1]} columns, the first had {width}")
-                chunk = chunk.iloc[:, 1:]
-                chunk.columns = range(width - 1)
-                parts.append(chunk)
-                keys.append(rng.random(len(chunk)))
-                total += len(chunk)
-                if total > 2 * max_rows:  # compact now and then: memory stays O(max_rows)
-                    parts, keys = _smallest(parts, keys, max_rows)
-                    total = max_rows
+            head = pd.read_csv(path, header=0 if header else None, nrows=rows)
         except pd.errors.EmptyDataError:
             continue
         except pd.errors.ParserError as exc:
             raise DriftInputError(f"baseline file {path} is not valid CSV: {exc}") from None
-    if width is None or total == 0:
-        raise DriftInputError(f"the {len(files)} baseline CSV files ({files[0]}, ...) hold no rows")
+        if len(head):
+            return head
+    raise DriftInputError(f"the {len(files)} baseline CSV files ({files[0]}, ...) hold no rows")
+
+
+def _read_baseline_pass(files: list[str], header: bool, dtype: dict[int, Any], max_rows: int, chunk_rows: int,
+                        seed: int, width: int) -> pd.DataFrame:
+    """The feature columns of a uniform sample of ``max_rows`` rows (all rows if fewer): every row
+    draws a key and the ``max_rows`` smallest keys stay (bottom-k); once that many are held, a
+    chunk's rows whose key cannot enter are dropped as they are read."""
+    rng = np.random.default_rng(seed)  # same seed, same sample on every pass
+    parts: list[pd.DataFrame] = []
+    keys: list[np.ndarray] = []
+    total, read, bound = 0, 0, math.inf
+    for path in files:
+        try:
+            for chunk in pd.read_csv(path, header=0 if header else None, dtype=dtype or None, chunksize=chunk_rows):
+                if chunk.shape[1] != width:
+                    raise DriftInputError(f"baseline file {path} has {chunk.shape[1]} columns, the first had {width}")
+                key = rng.random(len(chunk))
+                read += len(chunk)
+                chunk = chunk.iloc[:, 1:]
+                chunk.columns = range(width - 1)
+                if bound < math.inf:
+                    enter = key < bound
+                    chunk, key = chunk[enter], key[enter]
+                parts.append(chunk)
+                keys.append(key)
+                total += len(chunk)
+                if total > 2 * max_rows:  # compact now and then: memory stays O(max_rows)
+                    parts, keys = _smallest(parts, keys, max_rows)
+                    total, bound = max_rows, float(keys[0].max())
+        except pd.errors.EmptyDataError:
+            continue
+        except pd.errors.ParserError as exc:
+            raise DriftInputError(f"baseline file {path} is not valid CSV: {exc}") from None
     if total > max_rows:
         parts, keys = _smallest(parts, keys, max_rows)
-    return pd.concat(parts, ignore_index=True), header_names
+    frame = pd.concat(parts, ignore_index=True)
+    frame.attrs["rows_read"] = read
+    return frame
 
 
 def _smallest(parts: list[pd.DataFrame], keys: list[np.ndarray], k: int) -> tuple[list[pd.DataFrame], list[np.ndarray]]:
@@ -726,6 +973,16 @@ def _values(text: str) -> list[float] | None:
     parts = text.split("\n") if "\n" in text else text.split(",")
     try:
         return [float(part) for part in parts]
+    except ValueError:
+        return None
+
+
+def _vectors(text: str) -> list[list[float]] | None:
+    """Multiclass predictions of a capture output: one line per row, each a class index or a
+    comma-separated vector of class scores (brackets allowed: ``[0.1, 0.7, 0.2]``)."""
+    try:
+        return [[float(part) for part in line.strip().strip("[]").split(",")]
+                for line in text.strip().split("\n")]
     except ValueError:
         return None
 
@@ -778,16 +1035,19 @@ class CaptureReader:
     """Data-capture JSONL as feature chunks (one row per CSV line of each record's input).
 
     Records whose eventId has ground truth are paired as they stream: their output's predictions
-    with the ground-truth values, which must be as many (one per input row).
+    with the ground-truth values, which must be as many (one per input row). With ``vectors``
+    (multiclass) each output line is one row's prediction, a class index or a vector of class
+    scores; every paired row must have the width of the first (``width``).
     """
 
     def __init__(self, files: list[str], *, chunk_rows: int, dtype: dict[int, Any],
-                 ground_truth: dict[str, str] | None = None) -> None:
+                 ground_truth: dict[str, str] | None = None, vectors: bool = False) -> None:
         self.files, self.chunk_rows, self.dtype = files, chunk_rows, dtype
         self.ground_truth = dict(ground_truth or {})
         self.records, self.first_time, self.last_time = 0, None, None
         self.labels, self.predictions = array("d"), array("d")
         self.unpaired = 0
+        self.vectors, self.width = vectors, 1
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
         texts: list[str] = []
@@ -841,15 +1101,33 @@ class CaptureReader:
         for i in [i for i, m in enumerate(metadata) if str(m.get("eventId")) in truth]:
             labels = _values(truth.pop(str(metadata[i]["eventId"])))
             output = records[i]["captureData"].get("endpointOutput") or {}
+            parse = _vectors if self.vectors else _values
             try:
-                predictions = _values(_decode(output, where(i))) if output.get("data") else None
+                predictions = parse(_decode(output, where(i))) if output.get("data") else None
             except DriftInputError:  # e.g. JSON-encoded output: counted as not paired, drift still reported
                 predictions = None
-            if labels is None or predictions is None or len(labels) != len(predictions):
+            if labels is None or predictions is None or len(labels) != len(predictions) or not self._width_ok(
+                    predictions):
                 self.unpaired += 1
                 continue
             self.labels.extend(labels)
-            self.predictions.extend(predictions)
+            if self.vectors:
+                for vector in predictions:
+                    self.predictions.extend(vector)
+            else:
+                self.predictions.extend(predictions)
+
+    def _width_ok(self, predictions: list[Any]) -> bool:
+        """Single values always; vectors when all have the width of the first paired ones."""
+        if not self.vectors:
+            return True
+        widths = {len(vector) for vector in predictions}
+        if len(widths) != 1:
+            return False
+        if not self.labels:  # the first paired record sets the width
+            self.width = widths.pop()
+            return True
+        return widths == {self.width}
 
     def _frame(self, texts: list[str], path: str) -> pd.DataFrame:
         try:
@@ -880,8 +1158,9 @@ def read_batch(files: list[str], *, chunk_rows: int, dtype: dict[int, Any]) -> I
 
 def metric_data(result: Result, quality: dict[str, float] | None, *, endpoint: str | None, stage: str | None,
                 timestamp: datetime, joined_rows: int | None = None) -> list[dict[str, Any]]:
-    """CloudWatch MetricData: drift score (PSI) and missing rate per Feature, share of drifted
-    features, overall missing rate, violation and row counts, model-quality metrics."""
+    """CloudWatch MetricData: drift score (the effect size) and missing rate per Feature, share of
+    drifted features, overall missing rate, violation and row counts, model-quality metrics.
+    Undefined and infinite figures (CloudWatch takes neither) are left out."""
     dims = [{"Name": n, "Value": v} for n, v in (("Endpoint", endpoint), ("Stage", stage)) if v]
 
     def datum(name: str, value: float, unit: str = "None", feature: str | None = None) -> dict[str, Any]:
@@ -889,14 +1168,14 @@ def metric_data(result: Result, quality: dict[str, float] | None, *, endpoint: s
         return {"MetricName": name, "Dimensions": dims + extra, "Timestamp": timestamp, "Value": float(value),
                 "Unit": unit}
 
-    data = [datum("FeatureDriftScore", f.psi, feature=f.name) for f in result.features if not math.isnan(f.psi)]
+    data = [datum("FeatureDriftScore", f.effect_size, feature=f.name) for f in result.features]
     data += [datum("FeatureMissingRate", f.current_missing_rate, feature=f.name) for f in result.features]
     data += [datum("DriftedFeatureShare", result.drifted_share), datum("MissingValueRate", result.missing_rate),
              datum("ConstraintViolations", len(result.violations), "Count"), datum("Rows", result.rows, "Count")]
     if joined_rows is not None:
         data.append(datum("GroundTruthRows", joined_rows, "Count"))
     data += [datum(name, value) for name, value in (quality or {}).items() if not math.isnan(value)]
-    return [d for d in data if not math.isnan(d["Value"])]
+    return [d for d in data if math.isfinite(d["Value"])]
 
 
 def publish(data: list[dict[str, Any]], namespace: str, client: Any = None) -> int:
@@ -916,35 +1195,98 @@ def _number(x: float, digits: int = 3) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
+def _p(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{x:.2g}"
+
+
+BAR_WIDTH = 20
+EIGHTHS = " ▏▎▍▌▋▊▉"
+HISTOGRAM_ROWS = 12  # categorical: the categories that changed most, the rest summed
+
+
+def _bar(share: float, scale: float) -> str:
+    """``share`` as a bar of unicode blocks, ``scale`` (the largest share shown) filling BAR_WIDTH."""
+    eighths = round(share / scale * BAR_WIDTH * 8) if scale > 0 else 0
+    full, rest = divmod(eighths, 8)
+    return "█" * full + (EIGHTHS[rest] if rest else "")
+
+
+def _histogram_text(f: FeatureResult) -> list[str]:
+    """The feature's baseline and current shares per bin (numeric: the baseline's quantile bins;
+    categorical: its categories) as text bars, in a code block."""
+    rows = [r for r in f.histogram if f.kind == "numeric" or r[1] or r[2]]  # categories seen on either side
+    if f.kind == "categorical" and len(rows) > HISTOGRAM_ROWS:
+        rows.sort(key=lambda r: -abs(r[2] - r[1]))
+        rest = rows[HISTOGRAM_ROWS - 1:]
+        rows = rows[:HISTOGRAM_ROWS - 1] + [(f"({len(rest)} more)", sum(r[1] for r in rest), sum(r[2] for r in rest))]
+    scale = max((max(b, c) for _, b, c in rows), default=0.0)
+    width = max([len("bin")] + [len(label) for label, _, _ in rows])
+    lines = ["```", f"{'bin':<{width}}  {'baseline':<{BAR_WIDTH + 8}}  current"]
+    lines += [f"{label:<{width}}  {b:>6.1%} {_bar(b, scale):<{BAR_WIDTH}}  {c:>6.1%} {_bar(c, scale)}".rstrip()
+              for label, b, c in rows]
+    return lines + ["```"]
+
+
+def _drift_words(f: FeatureResult, alpha: float, tested: int, th: Thresholds) -> str:
+    """One feature's drift in plain words: by how much, against which threshold, how significant."""
+    test = {"ks": "Kolmogorov-Smirnov", "chi2": "chi-square"}[f.test]
+    significance = (f"{test} p = {_p(f.p_value)} against the corrected alpha {alpha:.2g} "
+                    f"({th.ks_alpha:g} / {tested} features)")
+    if f.kind == "numeric":
+        m = f.moments
+        size = (f"its distribution moved by {f.effect_size:.2f} baseline standard deviations (Wasserstein "
+                f"distance / baseline std; threshold {f.threshold:g})")
+        detail = (f"Mean {_number_text(m['baseline_mean'])} → {_number_text(m['mean'])}, standard deviation "
+                  f"{_number_text(m['baseline_std'])} → {_number_text(m['std'])}; PSI {_number(f.psi)}.")
+    else:
+        label, b, c = max(f.histogram, key=lambda r: abs(r[2] - r[1]))
+        size = (f"its category shares changed by a Jensen-Shannon distance of {f.effect_size:.3f} (threshold "
+                f"{f.threshold:g})")
+        detail = f"Largest change: {label!r} {b:.1%} → {c:.1%}; PSI {_number(f.psi)}."
+    return f"**{f.name}** ({f.kind}): {size}; {significance}. {detail}"
+
+
 def report_markdown(result: Result, source: dict[str, Any], quality: dict[str, Any] | None) -> str:
-    th = result.thresholds
-    rule = {
-        "both": f"PSI >= {th.psi_threshold:g} **and** test p-value < {result.adjusted_alpha:.2g}",
-        "either": f"PSI >= {th.psi_threshold:g} **or** test p-value < {result.adjusted_alpha:.2g}",
-        "psi": f"PSI >= {th.psi_threshold:g}",
-        "test": f"test p-value < {result.adjusted_alpha:.2g}",
-    }[th.drift_rule]
-    verdict = "Drift detected" if result.drifted else "No drift"
+    th, alpha = result.thresholds, result.adjusted_alpha
+    effect = (f"its effect size reaches its threshold (numeric: Wasserstein distance / baseline standard deviation "
+              f">= {th.numeric_threshold:g}; categorical: Jensen-Shannon distance >= {th.categorical_threshold:g})")
+    test = f"its test's p-value is below {alpha:.2g}"
+    rule = {"both": f"{effect} **and** {test}", "either": f"{effect} **or** {test}", "effect": effect,
+            "test": test, "psi": f"its PSI >= {th.psi_threshold:g}"}[th.drift_rule]
+    drifted = [f for f in result.features if f.drifted]
+    verdict = "Drift detected" if drifted else "No drift"
     lines = [
         "# Drift report",
         "",
         f"- Current window: {result.rows:,} rows ({source.get('description', '')})",
-        f"- Baseline: {source.get('baseline_rows', 0):,} rows, {len(result.features) + len(result.missing_columns)} "
-        "features",
+        f"- Baseline: {source.get('baseline_rows', 0):,} rows"
+        + (f" (a uniform sample of {source['baseline_sample']:,} compared)"
+           if source.get("baseline_sample", 0) < source.get("baseline_rows", 0) else "")
+        + f", {len(result.features) + len(result.missing_columns)} features",
         f"- Rule: a feature drifts when {rule} (alpha {th.ks_alpha:g} Bonferroni-adjusted over {result.tested} "
-        f"tested features; PSI over {th.bins} baseline-quantile bins; KS on a sample of up to {th.ks_sample:,} rows)",
+        f"tested features; Kolmogorov-Smirnov for numeric features on a sample of up to {th.ks_sample:,} rows, "
+        "chi-square for categorical ones)",
         "",
-        f"**{verdict}: {len(result.drifted)} of {len(result.features)} features drifted "
+        f"**{verdict}: {len(drifted)} of {len(result.features)} features drifted "
         f"({result.drifted_share:.0%}); constraint violations: {len(result.violations)}.**",
+    ]
+    if drifted:
+        lines += ["", "## Drifted features"]
+        for f in drifted:
+            lines += ["", _drift_words(f, alpha, result.tested, th), ""] + _histogram_text(f)
+    lines += [
         "",
-        "| Feature | Type | PSI | Test | p-value | Missing (baseline → current) | Drift |",
-        "|---|---|---:|---|---:|---|---|",
+        "## All features",
+        "",
+        "| Feature | Type | Effect size | Threshold | Test | p-value | PSI | Missing (baseline → current) | Drift |",
+        "|---|---|---:|---:|---|---:|---:|---|---|",
     ]
     for f in result.features:
-        p_value = "n/a" if math.isnan(f.p_value) else f"{f.p_value:.2g}"
         missing = f"{f.baseline_missing_rate:.1%} → {f.current_missing_rate:.1%}"
-        lines.append(f"| {f.name.replace('|', '&#124;')} | {f.kind} | {_number(f.psi)} | {f.test} | {p_value} | "
-                     f"{missing} | {'**yes**' if f.drifted else ''} |")
+        lines.append(f"| {f.name.replace('|', '&#124;')} | {f.kind} | {_number(f.effect_size)} | {f.threshold:g} | "
+                     f"{f.test} | {_p(f.p_value)} | {_number(f.psi)} | {missing} | {'**yes**' if f.drifted else ''} |")
+    lines += ["", "Effect size: numeric, the Wasserstein distance in baseline standard deviations; categorical, the "
+              "Jensen-Shannon distance (base 2) of the category shares. PSI over the same bins, for reference."]
     lines += ["", "## Constraint violations", ""]
     lines += [f"- `{v['feature_name']}` {v['constraint_check_type']}: {v['description']}" for v in result.violations]
     lines += ["None."] if not result.violations else []
@@ -994,6 +1336,10 @@ def _iso(value: Any) -> str:
 # ---------------------------------------------------------------------------
 
 
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
 def _parser() -> argparse.ArgumentParser:
     root = os.environ.get("PROCESSING_ROOT", DEFAULT_ROOT)  # read per call: tests point it elsewhere
     d = Thresholds()
@@ -1001,9 +1347,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--input-format", choices=INPUT_FORMATS, default="capture")
     p.add_argument("--features", help="comma-separated feature names (the baseline's columns after the label)")
     p.add_argument("--baseline-header", action="store_true", help="baseline CSVs start with a header row")
-    p.add_argument("--psi-threshold", type=float, default=d.psi_threshold)
+    p.add_argument("--numeric-threshold", type=float, default=d.numeric_threshold,
+                   help="numeric features: Wasserstein distance / baseline standard deviation")
+    p.add_argument("--categorical-threshold", type=float, default=d.categorical_threshold,
+                   help="categorical features: Jensen-Shannon distance (base 2) of the category shares")
     p.add_argument("--ks-alpha", type=float, default=d.ks_alpha, help="family-wise; Bonferroni over features")
     p.add_argument("--drift-rule", choices=DRIFT_RULES, default=d.drift_rule)
+    p.add_argument("--psi-threshold", type=float, default=d.psi_threshold, help="decides only with --drift-rule psi")
+    p.add_argument("--categorical", type=_names, default=(),
+                   help="comma-separated features compared category by category (integer codes included)")
     p.add_argument("--bins", type=int, default=d.bins)
     p.add_argument("--ks-sample", type=int, default=d.ks_sample)
     p.add_argument("--missing-increase", type=float, default=d.missing_increase)
@@ -1014,7 +1366,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=0.5, help="positive-class score cut-off")
     p.add_argument("--quality-sample", type=int, default=50_000)
     p.add_argument("--chunk-rows", type=int, default=100_000)
-    p.add_argument("--baseline-rows", type=int, default=1_000_000)
+    p.add_argument("--baseline-rows", type=int, default=200_000, help="uniform sample of the baseline compared")
     p.add_argument("--namespace", help="CloudWatch namespace (needed unless --no-publish)")
     p.add_argument("--endpoint", help="Endpoint dimension value")
     p.add_argument("--stage", help="Stage dimension value")
@@ -1040,13 +1392,17 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     if not args.no_publish and not (args.namespace and args.endpoint and args.stage):
         raise DriftInputError("publishing to CloudWatch needs --namespace, --endpoint and --stage (or --no-publish)")
     thresholds = {f.name: getattr(args, f.name) for f in fields(Thresholds)}
-    Thresholds(**thresholds)  # reject bad knobs before reading any data
+    th = Thresholds(**thresholds)  # reject bad knobs before reading any data
     for name in ("chunk_rows", "baseline_rows", "quality_sample"):
         if getattr(args, name) < 1:
             raise DriftInputError(f"--{name.replace('_', '-')} must be >= 1")
     features = [n.strip() for n in args.features.split(",")] if args.features else None
-    baseline = read_baseline(args.baseline_dir, header=args.baseline_header, features=features,
-                             max_rows=args.baseline_rows, chunk_rows=args.chunk_rows, seed=args.seed)
+    frame = read_baseline(args.baseline_dir, header=args.baseline_header, features=features,
+                          max_rows=args.baseline_rows, chunk_rows=args.chunk_rows, seed=args.seed,
+                          categorical=th.categorical)
+    baseline_rows = (frame.attrs.get("rows_read", len(frame)), len(frame))
+    baseline = prepare(frame, bins=th.bins, categorical=th.categorical)
+    del frame  # the profile keeps what the comparison needs (sorted numeric values, category counts)
     named = bool(features or args.baseline_header)
     truth = read_ground_truth(args.ground_truth_dir) if os.path.isdir(args.ground_truth_dir) else {}
     if truth and args.input_format == "batch":
@@ -1055,10 +1411,11 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     if truth and not args.problem_type:
         raise DriftInputError("ground truth found: --problem-type is needed to score it")
 
-    text = {i: str for i, column in enumerate(baseline.columns) if not pd.api.types.is_float_dtype(baseline[column])}
+    text = {i: str for i, p in enumerate(baseline.profiles) if p.kind == "categorical"}
     if args.input_format == "capture":
         files = _files(args.capture_dir, "*.jsonl")
-        reader: Any = CaptureReader(files, chunk_rows=args.chunk_rows, dtype=text, ground_truth=truth)
+        reader: Any = CaptureReader(files, chunk_rows=args.chunk_rows, dtype=text, ground_truth=truth,
+                                    vectors=args.problem_type == "multiclass_classification")
         kind = "data-capture"
     else:
         files = _files(args.capture_dir, "*.csv", "*.out")
@@ -1071,13 +1428,14 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     first = next(chunks, None)
     if first is None:
         raise DriftInputError(f"the {len(files)} {kind} files under {args.capture_dir} hold no rows")
-    if not named and first.shape[1] != baseline.shape[1]:
+    if not named and first.shape[1] != len(baseline.profiles):
         raise DriftInputError(
-            f"current rows have {first.shape[1]} columns but the baseline has {baseline.shape[1]} features, and "
+            f"current rows have {first.shape[1]} columns but the baseline has {len(baseline.profiles)} features, and "
             "without feature names columns cannot be matched: pass --features or --baseline-header")
     result = compare(baseline, itertools.chain([first], chunks), **thresholds)
 
-    source: dict[str, Any] = {"baseline_rows": len(baseline), "description": f"{len(files)} {kind} files"}
+    source: dict[str, Any] = {"baseline_rows": baseline_rows[0], "baseline_sample": baseline_rows[1],
+                              "description": f"{len(files)} {kind} files"}
     quality = flat = joined = None
     if isinstance(reader, CaptureReader):
         source["description"] = (f"{reader.records:,} capture records in {len(files)} files"
@@ -1090,6 +1448,8 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
                                          "are not CSV numbers)")
         if joined:
             labels, predictions = np.asarray(reader.labels), np.asarray(reader.predictions)
+            if reader.width > 1:  # multiclass score vectors
+                predictions = predictions.reshape(-1, reader.width)
             if joined > args.quality_sample:
                 pick = np.sort(np.random.default_rng(args.seed).choice(joined, args.quality_sample, replace=False))
                 labels, predictions = labels[pick], predictions[pick]

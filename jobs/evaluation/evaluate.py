@@ -9,9 +9,19 @@ which ships xgboost, numpy, pandas and scikit-learn. The processing contract:
     /opt/ml/processing/evaluation/          evaluation.json is written here
 
 ``evaluation.json`` follows SageMaker's model-quality metrics layout
-(``binary_classification_metrics`` / ``regression_metrics``, each metric a
-``{"value", "standard_deviation"}`` pair), which the Model Registry's ``ModelMetrics``
+(``binary_classification_metrics`` / ``multiclass_classification_metrics`` / ``regression_metrics``,
+each metric a ``{"value", "standard_deviation"}`` pair), which the Model Registry's ``ModelMetrics``
 references and Studio renders. Standard deviations come from a seeded bootstrap.
+
+Multiclass classification: labels are class indices 0, 1, ..., K-1. A prediction is either a class
+index per row (XGBoost's ``multi:softmax``) or a vector of K per-class scores per row
+(``multi:softprob``; the predicted class is the highest score). The section holds the K x K
+confusion matrix (actual class -> predicted class -> count), accuracy, macro and weighted
+precision, recall and F1 (scikit-learn's definitions, zero_division=0, over the classes present in
+the labels or the predictions), weighted F0.5 and F2 (Model Monitor's names), and, when the vectors
+are probabilities (in [0, 1], each summing to 1 within 0.01, so rounded scores count; they are
+renormalized) and every class occurs in the labels, the one-vs-rest ROC AUC averaged over classes
+(``macro_auc``) and weighted by class support (``weighted_auc``).
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ from sklearn import metrics as skm
 
 BOOTSTRAP_SAMPLES = 100
 BOOTSTRAP_SEED = 0
-PROBLEM_TYPES = ("binary_classification", "regression")
+PROBLEM_TYPES = ("binary_classification", "multiclass_classification", "regression")
 
 # SageMaker mounts inputs and outputs here; offline runs point it at a temp dir.
 PROCESSING_ROOT = os.environ.get("PROCESSING_ROOT", "/opt/ml/processing")
@@ -127,6 +137,110 @@ def classification_report(y_true: Any, scores: Any, threshold: float = 0.5) -> d
     return {"binary_classification_metrics": report}
 
 
+def _class_indices(values: np.ndarray, what: str) -> np.ndarray:
+    if values.ndim != 1 or not np.all(np.isfinite(values)) or np.any(values < 0) or np.any(values != np.floor(values)):
+        raise ValueError(f"{what} must be class indices 0, 1, ... (non-negative integers)")
+    return values.astype(int)
+
+
+def _multiclass_predictions(predictions: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """(predicted class per row, per-class scores or None) from class indices or score vectors."""
+    p = np.asarray(predictions, dtype=float)
+    if p.ndim == 2 and p.shape[1] == 1:
+        p = p[:, 0]
+    if p.ndim == 1:
+        return _class_indices(p, "predictions"), None
+    if p.ndim != 2 or not np.all(np.isfinite(p)):
+        raise ValueError("predictions must be one class index or one vector of finite class scores per row")
+    return p.argmax(axis=1), p
+
+
+def _probabilities(scores: np.ndarray) -> np.ndarray | None:
+    """Rows of ``scores`` renormalized when they are probabilities (in [0, 1], summing to 1 up to
+    rounding), else None."""
+    sums = scores.sum(axis=1)
+    if np.all((scores >= 0) & (scores <= 1)) and np.all(np.abs(sums - 1) <= 0.01):
+        # rows off by more than float error (rounded output) are renormalized; the others kept as
+        # they are, so equal scores stay equal for the AUC's ties
+        return scores / np.where(np.abs(sums - 1) > 1e-9, sums, 1.0)[:, None]
+    return None
+
+
+def _per_class(confusion: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """Macro- and support-weighted precision, recall and F-scores from confusion matrices
+    (..., K, K; actual x predicted), vectorized over leading axes; averages over ``labels``.
+    Same definitions as scikit-learn (zero_division=0)."""
+    c = confusion[..., labels[:, None], labels]
+    tp = np.diagonal(c, axis1=-2, axis2=-1).astype(float)
+    support, predicted = c.sum(axis=-1).astype(float), c.sum(axis=-2).astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        zero = lambda a, b: np.where(b > 0, a / np.where(b > 0, b, 1), 0.0)  # noqa: E731
+        precision, recall = zero(tp, predicted), zero(tp, support)
+        f_beta = lambda beta: zero((1 + beta**2) * precision * recall, beta**2 * precision + recall)  # noqa: E731
+        weights = zero(support, support.sum(axis=-1, keepdims=True))
+        values = {"precision": precision, "recall": recall, "f1": f_beta(1.0), "f0_5": f_beta(0.5), "f2": f_beta(2.0)}
+        out = {"accuracy": zero(tp.sum(axis=-1), support.sum(axis=-1))}
+        for name, per_class in values.items():
+            if name in ("precision", "recall", "f1"):
+                out[f"macro_{name}"] = per_class.mean(axis=-1)
+            out[f"weighted_{name}"] = (per_class * weights).sum(axis=-1)
+    return out
+
+
+def _ovr_auc(y_true: np.ndarray, probabilities: np.ndarray) -> tuple[float, float]:
+    """One-vs-rest ROC AUC (macro, support-weighted); NaN unless every class occurs in ``y_true``."""
+    classes = probabilities.shape[1]
+    support = np.bincount(y_true, minlength=classes)
+    if support.min() == 0 or support.max() == len(y_true):
+        return math.nan, math.nan
+    aucs = np.array([skm.roc_auc_score(y_true == k, probabilities[:, k]) for k in range(classes)])
+    return float(aucs.mean()), float(np.average(aucs, weights=support))
+
+
+def multiclass_report(y_true: Any, predictions: Any) -> dict[str, Any]:
+    """Multiclass metrics from class indices and predictions (a class index or a vector of class
+    scores per row): see the module docstring."""
+    y_true = np.asarray(y_true, dtype=float)
+    y_pred, scores = _multiclass_predictions(predictions)
+    if len(y_true) == 0 or len(y_true) != len(y_pred):
+        raise ValueError(f"need equal, non-zero numbers of labels and predictions "
+                         f"(got {len(y_true)} and {len(y_pred)})")
+    y_true = _class_indices(y_true, "labels")
+    classes = scores.shape[1] if scores is not None else int(max(y_true.max(), y_pred.max())) + 1
+    if y_true.max() >= classes:
+        raise ValueError(f"label {int(y_true.max())} but the predictions score {classes} classes (0 to {classes - 1})")
+    labels = np.union1d(y_true, y_pred)  # scikit-learn's default label set for averages
+    confusion = skm.confusion_matrix(y_true, y_pred, labels=range(classes))
+    values = {
+        "accuracy": skm.accuracy_score(y_true, y_pred),
+        **{f"{average}_{name}": function(y_true, y_pred, average=average, zero_division=0)
+           for average in ("macro", "weighted")
+           for name, function in (("precision", skm.precision_score), ("recall", skm.recall_score),
+                                  ("f1", skm.f1_score))},
+        "weighted_f0_5": skm.fbeta_score(y_true, y_pred, beta=0.5, average="weighted", zero_division=0),
+        "weighted_f2": skm.fbeta_score(y_true, y_pred, beta=2, average="weighted", zero_division=0),
+    }
+    index = _resamples(len(y_true))
+    codes = (np.arange(BOOTSTRAP_SAMPLES)[:, None] * classes + y_true[index]) * classes + y_pred[index]
+    resampled_confusion = np.bincount(codes.ravel(), minlength=BOOTSTRAP_SAMPLES * classes * classes).reshape(
+        BOOTSTRAP_SAMPLES, classes, classes)
+    resampled = _per_class(resampled_confusion, labels)
+    report: dict[str, Any] = {"confusion_matrix": {
+        str(actual): {str(predicted): int(confusion[actual, predicted]) for predicted in range(classes)}
+        for actual in range(classes)}}
+    for name, value in values.items():
+        report[name] = _entry(value, _std(resampled[name]) if len(y_true) > 1 else None)
+    probabilities = _probabilities(scores) if scores is not None else None
+    if probabilities is None:  # class indices or scores that are not probabilities: no AUC
+        report["macro_auc"] = report["weighted_auc"] = _entry(None, None)
+    else:
+        macro, weighted = _ovr_auc(y_true, probabilities)
+        aucs = np.array([_ovr_auc(y_true[i], probabilities[i]) for i in index]) if len(y_true) > 1 else None
+        report["macro_auc"] = _entry(macro, None if aucs is None else _std(aucs[:, 0]))
+        report["weighted_auc"] = _entry(weighted, None if aucs is None else _std(aucs[:, 1]))
+    return {"multiclass_classification_metrics": report}
+
+
 def regression_report(y_true: Any, y_pred: Any) -> dict[str, Any]:
     """Regression metrics: MSE, RMSE, MAE, R²."""
     y_true = np.asarray(y_true, dtype=float)
@@ -204,6 +318,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     predictions = _predict(args.model_dir, features)
     if args.problem_type == "binary_classification":
         report = classification_report(labels, predictions, args.threshold)
+    elif args.problem_type == "multiclass_classification":
+        report = multiclass_report(labels, predictions)
     else:
         report = regression_report(labels, predictions)
     os.makedirs(args.output_dir, exist_ok=True)
