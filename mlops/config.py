@@ -512,15 +512,19 @@ class MonitoringConfig(_Model):
     training split and creates or updates the monitoring schedules after each deployment."""
 
     backend: Literal["open-source", "model-monitor"] = "open-source"
-    """`open-source`: the repo's drift job on the endpoint's captured data; `model-monitor`: SageMaker Model Monitor, set up after each real-time deployment (for accounts that have it). `schedule`, `window_hours`, `psi_threshold`, `ks_alpha` and `drift_share_threshold` apply to `open-source` only."""
+    """`open-source`: the repo's drift job on the endpoint's captured data; `model-monitor`: SageMaker Model Monitor, set up after each real-time deployment (for accounts that have it). `schedule`, `window_hours`, `numeric_drift_threshold`, `categorical_drift_threshold`, `categorical_columns`, `ks_alpha` and `drift_share_threshold` apply to `open-source` only."""
     model_monitor: ModelMonitorConfig = Field(default_factory=ModelMonitorConfig)
     """Settings of the `model-monitor` backend."""
     schedule: str = "rate(1 day)"
     """How often the monitoring workflow runs: EventBridge Scheduler `rate(N unit)` (unit minute(s), hour(s) or day(s)) or `cron(...)` with six fields."""
     window_hours: int = Field(default=24, ge=1, le=24 * 31)
     """Captured data of this many hours per run."""
-    psi_threshold: float = Field(default=0.2, gt=0, le=10)
-    """A feature drifts when its PSI is at least this and its test's p-value is below `ks_alpha` / number of features."""
+    numeric_drift_threshold: float = Field(default=0.1, gt=0, le=10)
+    """A numeric feature drifts when the Wasserstein distance between its baseline and current values, in baseline standard deviations, is at least this and its KS test's p-value is below `ks_alpha` / number of features. 0.1 flags a 0.25 sd mean shift or a 1.5x variance change in every window of 10,000+ rows and no 0.05 sd shift (docs/benchmarks.md)."""
+    categorical_drift_threshold: float = Field(default=0.07, gt=0, le=1)
+    """A categorical feature drifts when the Jensen-Shannon distance between its baseline and current category shares is at least this and its chi-square test's p-value is below `ks_alpha` / number of features. 0.07 flags 10 percentage points of share moved between two categories."""
+    categorical_columns: list[str] = Field(default_factory=list, max_length=500)
+    """Feature columns compared category by category although their values are numbers (integer-coded categories); columns with text values are categorical anyway."""
     ks_alpha: float = Field(default=0.01, gt=0, lt=1)
     """Significance level of the per-feature tests (KS, chi-square), Bonferroni-corrected."""
     drift_share_threshold: float = Field(default=0.2, gt=0, le=1)  # alarm: share of features that drifted
@@ -658,6 +662,10 @@ class StageConfig(_Model):
             if threshold.metric not in allowed:
                 raise ValueError(f"monitoring.quality_thresholds[{index}].metric: {threshold.metric!r} is not a "
                                  f"{self.pipeline.problem_type} metric; allowed: {', '.join(allowed)}")
+        for column in self.monitoring.categorical_columns:
+            if column not in columns[:-1]:
+                raise ValueError(f"monitoring.categorical_columns: {column!r} is not a feature of dataset "
+                                 f"{self.pipeline.dataset!r}; allowed: {', '.join(columns[:-1])}")
         if self.monitoring.quality_thresholds and not self.monitoring.ground_truth_prefix:
             raise ValueError("monitoring.quality_thresholds: model-quality alarms need ground truth; set "
                              "monitoring.ground_truth_prefix")

@@ -345,6 +345,21 @@ def test_config_is_frozen() -> None:
             id="tuning-objective-direction",
         ),
         pytest.param(
+            lambda d: d["monitoring"].update(categorical_columns=["mean_radius", "tumour_grade"]),
+            ["monitoring.categorical_columns: 'tumour_grade' is not a feature of dataset 'breast_cancer'"],
+            id="monitoring-categorical-column-unknown",
+        ),
+        pytest.param(
+            lambda d: d["monitoring"].update(categorical_columns=["target"]),
+            ["monitoring.categorical_columns: 'target' is not a feature"],
+            id="monitoring-categorical-column-is-the-label",
+        ),
+        pytest.param(
+            lambda d: d["monitoring"].update(psi_threshold=0.2),
+            ["monitoring.psi_threshold: unknown key; allowed keys here:", "numeric_drift_threshold"],
+            id="monitoring-psi-threshold-is-gone",
+        ),
+        pytest.param(
             lambda d: d["monitoring"].update(backend="evidently"),
             ["monitoring.backend: must be one of 'open-source' or 'model-monitor'", "got 'evidently'"],
             id="monitoring-backend",

@@ -119,7 +119,7 @@ class OpenSourceBackend:
                 namespace=namespace, metric_name="DriftedFeatureShare", dimensions_map=dims, statistic="Maximum",
                 period=hour)], left_annotations=[cloudwatch.HorizontalAnnotation(
                     value=self._monitoring.drift_share_threshold, label="alarm")]),
-            cloudwatch.GraphWidget(title="Drift score (PSI) per feature", width=12, left=[cloudwatch.MathExpression(
+            cloudwatch.GraphWidget(title="Drift effect size per feature", width=12, left=[cloudwatch.MathExpression(
                 expression=(f"SEARCH('{{{namespace},Endpoint,Feature,Stage}} MetricName=\"FeatureDriftScore\" "
                             f"Endpoint=\"{dims['Endpoint']}\" Stage=\"{dims['Stage']}\"', 'Maximum', 3600)"),
                 label="", period=hour)]),

@@ -115,7 +115,9 @@ class DriftWorkflow:
                      "--evaluation-script", f"/opt/ml/processing/evaluation/{scripts['evaluation'].s3_object_key}",
                      "--features", ",".join(columns[:-1]), "--problem-type", pipeline.problem_type,
                      "--threshold", str(pipeline.classification_threshold),
-                     "--psi-threshold", str(monitoring.psi_threshold), "--ks-alpha", str(monitoring.ks_alpha),
+                     "--numeric-threshold", str(monitoring.numeric_drift_threshold),
+                     "--categorical-threshold", str(monitoring.categorical_drift_threshold),
+                     "--ks-alpha", str(monitoring.ks_alpha),
                      "--namespace", metrics_namespace(resources.project), "--endpoint", self._endpoint,
                      "--stage", resources.stage]
         inputs = [
@@ -124,6 +126,8 @@ class DriftWorkflow:
             processing_input("baseline", "$.window.baseline", "/opt/ml/processing/baseline"),
             processing_input("capture", "$.window.manifest", "/opt/ml/processing/capture", manifest=True),
         ]
+        if monitoring.categorical_columns:
+            arguments += ["--categorical", ",".join(monitoring.categorical_columns)]
         if monitoring.ground_truth_prefix:
             arguments += ["--ground-truth-dir", "/opt/ml/processing/ground_truth"]
             inputs.append(processing_input("ground_truth", f"s3://{bucket}/{monitoring.ground_truth_prefix}",
@@ -148,7 +152,7 @@ class DriftWorkflow:
         }, result_selector={"job_name.$": "$.ProcessingJobName",
                             "report.$": "$.ProcessingOutputConfig.Outputs[0].S3Output.S3Uri"},
             result_path="$.drift", on_failure=failed, tags=resources.tag_list,
-            comment="jobs/drift/drift.py on AWS's scikit-learn image: PSI + KS/chi-square per feature, "
+            comment="jobs/drift/drift.py on AWS's scikit-learn image: effect size + KS/chi-square per feature, "
                     "Model Monitor-format reports, CloudWatch metrics")
 
     def _grant_state_machine(self) -> None:
