@@ -337,7 +337,7 @@ class DeploymentConfig(_Model):
     serverless_max_concurrency: int = Field(default=5, ge=1, le=200)
     """Serverless endpoint maximum concurrent invocations."""
     batch_input_prefix: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9!_.*'()/-]+/$")
-    """Batch mode input: a prefix of the curated zone with feature-only CSV files; null: the run's test split (label joined back to each prediction)."""
+    """Batch mode input: a prefix of the curated zone with feature-only CSV files (each output line: the features, then the prediction; the open-source monitoring backend checks that output for drift); null: the run's test split (label joined back to each prediction)."""
     async_max_concurrent_invocations_per_instance: int = Field(default=4, ge=1, le=1000)
     """Async endpoint: requests each instance works on at once."""
     async_max_instance_count: int = Field(default=2, ge=1, le=20)

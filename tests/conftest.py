@@ -37,7 +37,13 @@ PINNED_ENVIRONMENT = {"account": "123456789012", "region": "eu-west-1"}
 
 
 def pinned_config(prod: dict) -> dict:
-    return {**prod, "stage": PINNED_STAGE, "environment": dict(PINNED_ENVIRONMENT)}
+    """Also scores a prefix of the curated zone in batch, so the monitoring of batch output is
+    synthesized (and run offline) somewhere."""
+    return {**prod, "stage": PINNED_STAGE, "environment": dict(PINNED_ENVIRONMENT),
+            "deployment": {**prod["deployment"], "batch_input_prefix": BATCH_INPUT_PREFIX}}
+
+
+BATCH_INPUT_PREFIX = "batch/input/"
 
 
 @pytest.fixture(scope="session")

@@ -545,6 +545,23 @@ def test_batch_transform_output(root: Path) -> None:
     assert outputs(root)["statistics"] == batch_statistics
 
 
+def test_auto_format_follows_the_files_and_drops_ground_truth_for_batch(root: Path, capsys) -> None:
+    """The monitoring workflow hands the job either a capture window or a batch transform's
+    output: ``--input-format auto`` reads either, and for batch output (no eventId to join on)
+    scores drift only, although ground truth exists."""
+    current = make_table(np.random.default_rng(6), 800)
+    (root / "capture").mkdir()
+    (root / "capture" / "data.csv.out").write_text("\n".join(csv_rows(current.assign(prediction=0.5))) + "\n")
+    (root / "ground_truth").mkdir()
+    (root / "ground_truth" / "labels.jsonl").write_text(json.dumps({
+        "groundTruthData": {"data": "1", "encoding": "CSV"}, "eventMetadata": {"eventId": "e1"}, "eventVersion": "0"}) + "\n")
+    summary = run("--input-format", "auto", "--problem-type", "binary_classification")
+    assert summary["rows"] == 800 and "ground_truth_rows" not in summary and "accuracy" not in summary
+    write_capture(root, current, name="capture.jsonl")
+    with pytest.raises(SystemExit, match="both data-capture"):
+        run("--input-format", "auto")
+
+
 def test_schema_change_by_position_with_feature_names(root: Path) -> None:
     current = make_table(np.random.default_rng(8), 500)
     write_capture(root, current.iloc[:, :-1])  # the last column (c3) no longer sent

@@ -98,7 +98,8 @@ def test_malformed_events_name_the_field(machine: str, monkeypatch: pytest.Monke
 
 # ---------------------------------------------------------------- prepare_monitoring
 EVENT = {"endpoint": "ep", "model_package_group": "g", "window_hours": 24,
-         "capture_uri": "s3://mon/data-capture/", "output_uri": "s3://mon/monitoring/", "execution": "run-1"}
+         "capture_uri": "s3://mon/data-capture/", "output_uri": "s3://mon/monitoring/", "execution": "run-1",
+         "batch_uri": "s3://art/runs/", "input": {}}
 
 
 def _registry(status: str = "Approved") -> None:
@@ -126,6 +127,24 @@ def test_window_lists_captured_objects_into_a_manifest(aws) -> None:
                         "data-capture/ep/AllTraffic/2026/11/23/10/b.jsonl"]
     later = prepare.prepare(prepare.Event.model_validate(EVENT), datetime.now(timezone.utc) + timedelta(days=2))
     assert later == {"has_data": False, "reason": "ep captured nothing in the last 24 h"}
+
+
+def test_a_batch_runs_window_is_its_transform_output(aws) -> None:
+    s3 = boto3.client("s3")
+    for bucket in ("mon", "art"):
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    _registry()
+    s3.put_object(Bucket="art", Key="runs/r2/transform/rows.csv.out", Body=b"1,2,0.9\n")
+    s3.put_object(Bucket="mon", Key="data-capture/ep/AllTraffic/2026/11/23/09/a.jsonl", Body=b"{}")  # not this run's
+    batch = {**EVENT, "input": {"batch_output": "s3://art/runs/r2/transform/",
+                                "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID": "arn:aws:states:eu-west-1:1:execution:t:e"}}
+    result = prepare.prepare(prepare.Event.model_validate(batch), datetime.now(timezone.utc))
+    assert result["has_data"] and result["source"] == "batch" and result["objects"] == 1
+    manifest = json.loads(s3.get_object(Bucket="mon", Key="monitoring/manifests/run-1.json")["Body"].read())
+    assert manifest == [{"prefix": "s3://art/"}, "runs/r2/transform/rows.csv.out"]
+    with pytest.raises(ValueError, match="input.batch_output: must be a batch transform output of this stage"):
+        prepare.prepare(prepare.Event.model_validate({**EVENT, "input": {"batch_output": "s3://mon/monitoring/"}}),
+                        datetime.now(timezone.utc))
 
 
 def test_no_approved_model_means_nothing_to_compare(aws) -> None:

@@ -144,6 +144,31 @@ def test_patch9_moto_has_no_monitoring_schedules(moto) -> None:
         boto3.client("sagemaker").describe_monitoring_schedule(MonitoringScheduleName="x")
 
 
+def _package_with_lineage() -> str:
+    sagemaker = boto3.client("sagemaker")
+    sagemaker.create_model_package_group(ModelPackageGroupName="g")
+    return sagemaker.create_model_package(
+        ModelPackageGroupName="g", ModelApprovalStatus="PendingManualApproval",
+        CustomerMetadataProperties={"train_data": "s3://b/train/"},
+        InferenceSpecification={"Containers": [{"Image": "i", "ModelDataUrl": "s3://b/m.tar.gz"}],
+                                "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
+    )["ModelPackageArn"]
+
+
+def test_patch11_moto_erases_lineage_on_approval(moto) -> None:
+    sagemaker = boto3.client("sagemaker")
+    package = _package_with_lineage()
+    sagemaker.update_model_package(ModelPackageArn=package, ModelApprovalStatus="Approved")
+    assert "CustomerMetadataProperties" not in sagemaker.describe_model_package(ModelPackageName=package)
+    with adapter.patched(adapter.Hooks()):
+        sagemaker.update_model_package(ModelPackageArn=package, CustomerMetadataProperties={"train_data": "s3://b/train/"})
+        sagemaker.update_model_package(ModelPackageArn=package, ModelApprovalStatus="Rejected",
+                                       CustomerMetadataProperties={"reviewer": "ana"})
+        described = sagemaker.describe_model_package(ModelPackageName=package)
+    assert described["ModelApprovalStatus"] == "Rejected"
+    assert described["CustomerMetadataProperties"] == {"train_data": "s3://b/train/", "reviewer": "ana"}
+
+
 def test_threads_inherit_the_principal() -> None:
     """moto starts a thread per execution program and per state with a timeout."""
     import threading

@@ -164,11 +164,11 @@ def test_monitoring_finds_drift_and_the_alarm_starts_one_retraining_run(cloud_as
         assert stage.iam_report()["missing"] == {}
 
 
-def _wait_for_token(stage: OfflineStage, execution: str) -> str:
+def _wait_for_token(stage: OfflineStage, execution: str, group: str = "mlops-demo-prod-models") -> str:
     stage.wait(execution, until="Wait for approval")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        packages = _packages("mlops-demo-prod-models")
+        packages = _packages(group)
         if packages and any(c.action == "s3:PutObject" and c.principal == stage.functions["approval"]
                             for c in stage.hooks.calls):
             return packages[0]["ModelPackageArn"]
@@ -346,6 +346,58 @@ def test_model_monitor_backend_failed_baseline_fails_the_run_and_the_endpoint_ke
         endpoint = boto3.client("sagemaker").describe_endpoint(EndpointName="mlops-demo-mm-endpoint")
         assert endpoint["EndpointStatus"] == "InService"  # deployed before the baseline: it keeps serving
         assert any("FAILED" in message for message in stage.messages())
+
+
+def test_batch_output_is_monitored_and_shifted_batch_input_raises_the_drift_alarm(cloud_assembly_dir: Path) -> None:
+    """The pinned stage also scores a prefix of the curated zone in batch. A batch run joins each
+    input line's features with its prediction, then starts the monitoring workflow on that
+    output, which compares it with the training split: batch input like the training data drifts
+    nowhere; the same rows 1.5x larger raise the stage's drift alarm, whose event starts a
+    retraining run, as drift in captured traffic does."""
+    import numpy as np
+
+    from tests.conftest import BATCH_INPUT_PREFIX
+
+    with OfflineStage(cloud_assembly_dir, "pinned") as stage:
+        s3, sfn = boto3.client("s3"), boto3.client("stepfunctions")
+        curated = stage._resolver.exports["mlops-demo-pinned-curated-bucket"]
+        rows = np.loadtxt(Path(__file__).resolve().parent.parent / "data" / "sample" / "breast_cancer" /
+                          "breast_cancer.csv", delimiter=",", skiprows=1)[:, :-1]
+
+        def batch_run(features: np.ndarray) -> dict:
+            for old in s3.list_objects_v2(Bucket=curated, Prefix=BATCH_INPUT_PREFIX).get("Contents", []):
+                s3.delete_object(Bucket=curated, Key=old["Key"])
+            s3.put_object(Bucket=curated, Key=f"{BATCH_INPUT_PREFIX}rows.csv",
+                          Body="\n".join(",".join(f"{v:.6g}" for v in row) for row in features).encode())
+            before = {e["executionArn"] for e in sfn.list_executions(stateMachineArn=stage.state_machine_arns["monitoring"])["executions"]}
+            execution = stage.start({"deployment_mode": "batch"})
+            stage.decide(_wait_for_token(stage, execution, "mlops-demo-pinned-models"), "Approved")
+            run = stage.wait(execution)
+            assert run.status == "SUCCEEDED", (run.error, run.cause)
+            assert "Monitor batch output" in run.visited()
+            output = run.output["transform"]["output"]
+            bucket, prefix = output.removeprefix("s3://").split("/", 1)
+            (key,) = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]]
+            first = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines()[0].split(",")
+            assert len(first) == features.shape[1] + 1  # each line: its features, then the prediction
+            (monitoring,) = [e["executionArn"] for e in sfn.list_executions(
+                stateMachineArn=stage.state_machine_arns["monitoring"])["executions"] if e["executionArn"] not in before]
+            checked = stage.wait(monitoring)
+            assert checked.status == "SUCCEEDED" and checked.visited()[-1] == "Monitoring done", checked.output
+            assert checked.output["window"]["source"] == "batch"
+            report = checked.output["drift"]["report"].removeprefix("s3://").split("/", 1)
+            return json.loads(s3.get_object(Bucket=report[0], Key=f"{report[1]}constraint_violations.json")["Body"].read())
+
+        clean = batch_run(rows[:200])
+        assert [v for v in clean["violations"] if v["constraint_check_type"] == "baseline_drift_check"] == []
+        assert stage.alarm_state("mlops-demo-pinned-drift")[0] == "OK"
+        drifted = batch_run(rows[:200] * 1.5)
+        assert len([v for v in drifted["violations"] if v["constraint_check_type"] == "baseline_drift_check"]) >= 10
+        state, reason = stage.alarm_state("mlops-demo-pinned-drift")
+        assert state == "ALARM", reason
+        started = stage.deliver_alarm("mlops-demo-pinned-drift")
+        assert started["started"] and started["source"] == "drift-alarm"
+        assert stage.iam_report()["missing"] == {}
 
 
 def _alarm_event(name: str) -> dict:

@@ -220,25 +220,31 @@ def test_async_deployment(stacks, stage: str) -> None:
     assert {t["Key"] for t in alarm["Tags"]} >= {"ml-project", "stage", "cost-center", "owner"}
 
 
-def test_batch_over_a_configured_prefix(tmp_path) -> None:
-    """deployment.batch_input_prefix: the transform reads that curated prefix (feature-only
-    CSV) and writes one prediction per line, no filters or join."""
-    import aws_cdk as cdk
+def test_batch_over_a_configured_prefix_joins_features_and_is_monitored(stacks) -> None:
+    """deployment.batch_input_prefix (the tests' pinned stage sets it): the transform reads
+    that curated prefix (feature-only CSV), joins each line's features with its prediction, and
+    the run then starts the monitoring workflow on that output; the execution role may read the
+    prefix. Without it (prod), the test split, label joined back, nothing monitored."""
+    from tests.conftest import BATCH_INPUT_PREFIX
 
-    from mlops.config import load_stage_config
-    from mlops.stacks.stage import build
-    from tools.assembly import cdk_json_context, read_stacks
-
-    config = load_stage_config("dev")
-    config = config.model_copy(update={"deployment": config.deployment.model_copy(update={"batch_input_prefix": "scoring/daily/"})})
-    app = cdk.App(outdir=str(tmp_path), context=cdk_json_context())
-    build(app, [config])
-    app.synth()
-    (stack,) = [s for s in read_stacks(tmp_path) if s.stack_id == "Pipeline"]
-    definition = next(d for d in state_machine_definitions(stack.template).values() if "Run batch transform" in d["States"])
-    parameters = definition["States"]["Run batch transform"]["Parameters"]
-    assert parameters["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"].endswith("/scoring/daily/")
-    assert "DataProcessing" not in parameters
+    definitions = {stage: next(d for d in state_machine_definitions(stacks[f"{stage}/Pipeline"].template).values()
+                               if "Run batch transform" in d["States"]) for stage in ("pinned", "prod")}
+    states = definitions["pinned"]["States"]
+    parameters = states["Run batch transform"]["Parameters"]
+    assert parameters["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"].endswith(f"/{BATCH_INPUT_PREFIX}")
+    assert parameters["DataProcessing"] == {"JoinSource": "Input"}
+    assert states["Run batch transform"]["Next"] == "Monitor batch output"
+    monitor = states["Monitor batch output"]
+    assert monitor["Resource"].endswith(":states:startExecution") and monitor["Next"] == "Notify batch done"
+    assert monitor["Parameters"]["StateMachineArn"].endswith(":stateMachine:mlops-demo-pinned-monitoring")
+    assert monitor["Parameters"]["Input"] == {"batch_output.$": "$.transform.output",
+                                              "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID.$": "$$.Execution.Id"}
+    prod = definitions["prod"]["States"]
+    assert prod["Run batch transform"]["Next"] == "Notify batch done" and "Monitor batch output" not in prod
+    assert prod["Run batch transform"]["Parameters"]["DataProcessing"]["OutputFilter"] == "$[0,-1]"
+    statements = [st for r in resources_of_type(stacks["pinned/Pipeline"].template, "AWS::IAM::Policy").values()
+                  if "SageMakerRole" in json.dumps(r["Properties"]["Roles"]) for st in r["Properties"]["PolicyDocument"]["Statement"]]
+    assert any(BATCH_INPUT_PREFIX in json.dumps(st["Resource"]) and "s3:GetObject" in st["Action"] for st in statements)
 
 
 def _task_states(states: dict) -> list[tuple[str, dict]]:

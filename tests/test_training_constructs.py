@@ -124,7 +124,7 @@ def _deployment(*, monitored: bool = False) -> tuple[Template, dict]:
                             async_topics={"success": resources.topic, "error": resources.topic}, rollback_alarms=alarms,
                             check=check_endpoint_function(stack, resources=resources, endpoints=endpoints),
                             after_realtime=(lambda done: sfn.Pass(stack, "Monitor it").next(done)) if monitored else None,
-                            on_failure=fail_state(stack))
+                            after_batch=None, on_failure=fail_state(stack))
     machine(stack, deployment.start)
     template = Template.from_stack(stack)
     return template, definition(template)["States"]
@@ -172,7 +172,7 @@ def test_endpoint_autoscaling_and_the_permissions_application_auto_scaling_check
 def test_execution_role_serves_as_sagemaker_acts_for_the_model() -> None:
     stack, resources = bare_stage()
     role = execution_role(stack, resources=resources, dataset="breast_cancer", scripts=[evaluation_script(stack)])
-    grant_serving(role, resources=resources, async_topics=[resources.topic])
+    grant_serving(role, resources=resources, async_topics=[resources.topic], batch_input_prefix=None)
     granted = statements(Template.from_stack(stack), "SageMakerRole")
     puts = [str(s["Resource"]) for s in granted if "s3:PutObject" in s["Action"]]
     assert any("async-output/*" in r for r in puts) and any("data-capture/*" in r for r in puts)

@@ -147,7 +147,7 @@ from scipy import stats
 from scipy.spatial import distance
 
 DEFAULT_ROOT = "/opt/ml/processing"
-INPUT_FORMATS = ("capture", "batch")
+INPUT_FORMATS = ("capture", "batch", "auto")  # auto: by the files present (*.jsonl, or *.csv / *.out)
 PROBLEM_TYPES = ("binary_classification", "multiclass_classification", "regression")
 DRIFT_RULES = ("both", "either", "effect", "test", "psi")
 EFFECT_MEASURES = {"numeric": "Wasserstein distance / baseline std", "categorical": "Jensen-Shannon distance"}
@@ -1387,6 +1387,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise SystemExit(f"drift: {exc}") from None
 
 
+def _detect_format(directory: str) -> str:
+    """``capture`` when the files are data-capture JSONL, ``batch`` when they are batch-transform
+    output (``*.out``, or CSV); mixed or no files are an input error."""
+    capture, batch = _files(directory, "*.jsonl"), _files(directory, "*.csv", "*.out")
+    if capture and batch:
+        raise DriftInputError(f"{directory} holds both data-capture (*.jsonl) and batch-transform (*.csv, *.out) "
+                              "files: monitor one kind per run")
+    if not capture and not batch:
+        raise DriftInputError(f"no data-capture (*.jsonl) or batch-transform (*.csv, *.out) files under {directory}")
+    return "capture" if capture else "batch"
+
+
 def _run(args: argparse.Namespace) -> dict[str, Any]:
     _EVALUATION_SCRIPT[:] = [args.evaluation_script] if args.evaluation_script else []
     if not args.no_publish and not (args.namespace and args.endpoint and args.stage):
@@ -1405,6 +1417,10 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     del frame  # the profile keeps what the comparison needs (sorted numeric values, category counts)
     named = bool(features or args.baseline_header)
     truth = read_ground_truth(args.ground_truth_dir) if os.path.isdir(args.ground_truth_dir) else {}
+    if args.input_format == "auto":  # the monitoring workflow hands over either kind
+        args.input_format = _detect_format(args.capture_dir)
+        if args.input_format == "batch":
+            truth = {}  # batch rows carry no eventId to join ground truth on: drift only
     if truth and args.input_format == "batch":
         raise DriftInputError("ground truth is joined on eventId, which only data-capture records carry: "
                               f"use --input-format capture or leave {args.ground_truth_dir} empty")

@@ -11,6 +11,10 @@ The baseline comes from the latest Approved model version's lineage (``train_dat
 registration). The captured objects of the window are listed into a SageMaker manifest
 file, so the processing job reads exactly that window. With no approved version or no
 captured data, ``has_data`` is false and the run ends without a job.
+
+A training run that scored a prefix in batch starts a run with the execution input
+``{"batch_output": "s3://<artifacts>/runs/<run>/transform/"}``: the window is then that batch
+transform's output (features joined with the predictions) instead of captured traffic.
 """
 
 from __future__ import annotations
@@ -36,6 +40,13 @@ class Event(BaseModel):
     capture_uri: str = Field(pattern=r"^s3://[^/]+/.*/$")
     output_uri: str = Field(pattern=r"^s3://[^/]+/.*/$")
     execution: str = Field(min_length=1, max_length=80)
+    batch_uri: str = Field(pattern=r"^s3://[^/]+/.*/$")  # where batch transform outputs land (runs/<run>/transform/)
+    input: Any = None  # the execution input: {} from the schedule, {"batch_output": ...} from a batch run
+
+
+class BatchInput(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    batch_output: str = Field(pattern=r"^s3://[^/]+/.+/$")
 
 
 @lru_cache(maxsize=None)
@@ -70,15 +81,41 @@ def captured(capture_uri: str, endpoint: str, since: datetime) -> list[str]:
     return sorted(keys)
 
 
+def batch_output(event: Event) -> str | None:
+    """The batch transform output to monitor, when a batch run started this one (under the
+    stage's transform outputs only), else None."""
+    if not (isinstance(event.input, dict) and "batch_output" in event.input):
+        return None
+    uri = BatchInput.model_validate(event.input).batch_output
+    bucket, key = _split(uri)
+    root_bucket, root = _split(event.batch_uri)
+    if bucket != root_bucket or not key.startswith(root) or "/transform/" not in key:
+        raise ValueError(f"input.batch_output: must be a batch transform output of this stage "
+                         f"(s3://{root_bucket}/{root}<run>/transform/), got {uri}")
+    return uri
+
+
+def listed(uri: str) -> list[str]:
+    bucket, prefix = _split(uri)
+    return sorted(item["Key"] for page in _client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+                  for item in page.get("Contents", []))
+
+
 def prepare(event: Event, now: datetime) -> dict[str, Any]:
     found = baseline(event.model_package_group)
     if found is None:
         return {"has_data": False, "reason": f"no Approved version in {event.model_package_group} to compare against"}
     package, train = found
-    keys = captured(event.capture_uri, event.endpoint, now - timedelta(hours=event.window_hours))
-    if not keys:
-        return {"has_data": False, "reason": f"{event.endpoint} captured nothing in the last {event.window_hours} h"}
-    bucket, _ = _split(event.capture_uri)
+    batch = batch_output(event)
+    if batch:
+        keys, source = listed(batch), "batch"
+        if not keys:
+            return {"has_data": False, "reason": f"the batch transform wrote nothing under {batch}"}
+    else:
+        keys, source = captured(event.capture_uri, event.endpoint, now - timedelta(hours=event.window_hours)), "capture"
+        if not keys:
+            return {"has_data": False, "reason": f"{event.endpoint} captured nothing in the last {event.window_hours} h"}
+    bucket, _ = _split(batch or event.capture_uri)
     out_bucket, out_prefix = _split(event.output_uri)
     manifest_key = f"{out_prefix}manifests/{event.execution}.json"
     # SageMaker manifest file: a common prefix, then the keys relative to it
@@ -91,6 +128,7 @@ def prepare(event: Event, now: datetime) -> dict[str, Any]:
         "manifest": f"s3://{out_bucket}/{manifest_key}",
         "report": f"{event.output_uri}reports/{event.execution}/",
         "objects": len(keys),
+        "source": source,
     }
 
 

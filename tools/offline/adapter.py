@@ -32,6 +32,10 @@ tests/test_offline_adapter.py that fails if a moto upgrade changes what it relie
 10. Serving: moto's endpoints serve nothing (``InvokeEndpoint`` answers canned data). Ours
    load each variant's model when the endpoint is created or updated and answer with it;
    data capture and async inference write where SageMaker would.
+11. ``UpdateModelPackage``: moto replaces the version's ``CustomerMetadataProperties`` with the
+   request's (none, for an approval), so a reviewer's decision erased the run's lineage; SageMaker
+   adds the request's properties to the existing ones ("CustomerMetadataProperties", UpdateModelPackage).
+   Ours keeps them and merges the request's in.
 
 Patches 3 and 10 and Application Auto Scaling's permission validation also apply the service
 rules of ``tools/offline/service_rules.py``: what AWS checks, or does as the model's execution
@@ -48,8 +52,8 @@ import sys
 import threading
 import time
 import traceback
-import uuid
 import types
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -454,6 +458,18 @@ def _autoscaling_checked(action: str) -> Callable:
     return checked
 
 
+# --- 11. Approvals keep the lineage -----------------------------------------------------------
+def _backend_update_model_package(self, model_package_arn, model_approval_status, approval_description,  # noqa: ANN001, ANN202
+                                  customer_metadata_properties, customer_metadata_properties_to_remove,
+                                  additional_inference_specifications_to_add):
+    name = self.model_package_name_mapping.get(model_package_arn, model_package_arn)
+    package = self.model_packages.get(name)
+    merged = {**((package.customer_metadata_properties or {}) if package else {}), **(customer_metadata_properties or {})}
+    return _ORIGINAL["update_model_package"](self, model_package_arn, model_approval_status, approval_description,
+                                             merged or None, customer_metadata_properties_to_remove or [],
+                                             additional_inference_specifications_to_add)
+
+
 # --- 4 and 5. Context object and time ----------------------------------------------------
 def _evaluation_environment(self):  # noqa: ANN001
     env = _ORIGINAL["environment"](self)
@@ -508,6 +524,7 @@ class NestedExecutionTask(StateTaskServiceSfn):
     def _eval_service_task(self, env, resource_runtime_part, normalised_parameters, state_credentials):  # noqa: ANN001
         client = boto_client_for(service="stepfunctions", region=resource_runtime_part.region, state_credentials=state_credentials)
         request = {key[:1].lower() + key[1:]: value for key, value in normalised_parameters.items()}
+        request.setdefault("name", str(uuid.uuid4()))  # AWS names an unnamed execution with a UUID; moto with None
         response = getattr(client, self._get_boto_service_action())(**request)
         response.pop("ResponseMetadata", None)
         env.stack.append(_plain(_pascal(response)))
@@ -591,6 +608,7 @@ def patched(hooks: Hooks) -> Iterator[Hooks]:
     previous, HOOKS = HOOKS, hooks
     _ORIGINAL.update(
         create_endpoint=sagemaker_models.SageMakerModelBackend.create_endpoint,
+        update_model_package=sagemaker_models.SageMakerModelBackend.update_model_package,
         invoke_endpoint=runtime_responses.SageMakerRuntimeResponse.invoke_endpoint,
         invoke_endpoint_async=runtime_responses.SageMakerRuntimeResponse.invoke_endpoint_async,
         autoscaling_register=autoscaling_models.ApplicationAutoscalingBackend.register_scalable_target,
@@ -620,6 +638,7 @@ def patched(hooks: Hooks) -> Iterator[Hooks]:
     state_task_factory.state_task_service_for = factory
     sagemaker_models.SageMakerModelBackend.update_endpoint = _backend_update_endpoint
     sagemaker_models.SageMakerModelBackend.create_endpoint = _backend_create_endpoint
+    sagemaker_models.SageMakerModelBackend.update_model_package = _backend_update_model_package
     runtime_responses.SageMakerRuntimeResponse.invoke_endpoint = _response_invoke_endpoint
     runtime_responses.SageMakerRuntimeResponse.invoke_endpoint_async = _response_invoke_endpoint_async
     autoscaling_models.ApplicationAutoscalingBackend.register_scalable_target = _autoscaling_checked("register")
@@ -649,6 +668,7 @@ def patched(hooks: Hooks) -> Iterator[Hooks]:
         state_task_factory.state_task_service_for = original_factory
         del sagemaker_models.SageMakerModelBackend.update_endpoint
         sagemaker_models.SageMakerModelBackend.create_endpoint = _ORIGINAL["create_endpoint"]
+        sagemaker_models.SageMakerModelBackend.update_model_package = _ORIGINAL["update_model_package"]
         runtime_responses.SageMakerRuntimeResponse.invoke_endpoint = _ORIGINAL["invoke_endpoint"]
         runtime_responses.SageMakerRuntimeResponse.invoke_endpoint_async = _ORIGINAL["invoke_endpoint_async"]
         autoscaling_models.ApplicationAutoscalingBackend.register_scalable_target = _ORIGINAL["autoscaling_register"]

@@ -53,6 +53,9 @@ class MonitoringBackend(Protocol):
         """States after a real-time deployment that serves, before ``done`` (or None)."""
 
     # --- in the Monitoring construct's scope
+    def after_batch(self, scope: Construct, on_failure: sfn.IChainable) -> Callable[[sfn.IChainable], sfn.IChainable] | None:
+        """What follows a batch transform over the configured prefix before ``done`` (None: nothing)."""
+
     def workflow(self, scope: Construct, *, group: str, endpoint: str, dead_letters: sqs.IQueue) -> DriftWorkflow | None:
         """The scheduled monitoring workflow, if this backend has one."""
 
@@ -86,6 +89,23 @@ class OpenSourceBackend:
 
     def after_realtime(self, scope: Construct, endpoint: str, on_failure: sfn.IChainable) -> None:
         return None
+
+    def after_batch(self, scope: Construct, on_failure: sfn.IChainable) -> Callable[[sfn.IChainable], sfn.IChainable]:
+        """Start the monitoring workflow on the batch transform's output (features joined with
+        the predictions) and go on without waiting: it compares them with the training split
+        and feeds the same drift alarm and retraining rule as captured traffic. By name: the
+        workflow is built after the training pipeline."""
+        machine = sfn.StateMachine.from_state_machine_name(scope, "MonitoringWorkflow", f"{self._resources.prefix}-monitoring")
+
+        def then(done: sfn.IChainable) -> sfn.IChainable:
+            return catch_all(tasks.StepFunctionsStartExecution(
+                scope, "Monitor batch output", state_machine=machine, associate_with_parent=True,
+                integration_pattern=sfn.IntegrationPattern.REQUEST_RESPONSE, task_timeout=API_TIMEOUT,
+                input=sfn.TaskInput.from_object({"batch_output": sfn.JsonPath.string_at("$.transform.output")}),
+                result_path=sfn.JsonPath.DISCARD,
+                comment="The monitoring workflow checks the batch input's drift (it runs on its own)"), on_failure).next(done)
+
+        return then
 
     def workflow(self, scope: Construct, *, group: str, endpoint: str, dead_letters: sqs.IQueue) -> DriftWorkflow:
         drift = DriftWorkflow(scope, resources=self._resources, monitoring=self._monitoring, pipeline=self._pipeline,
@@ -172,6 +192,9 @@ class ModelMonitorBackend:
             return baseline.next(schedule).next(done)
 
         return then
+
+    def after_batch(self, scope: Construct, on_failure: sfn.IChainable) -> None:
+        return None  # Model Monitor's batch-transform monitoring is not set up; the open-source backend does it
 
     def workflow(self, scope: Construct, *, group: str, endpoint: str, dead_letters: sqs.IQueue) -> None:
         return None

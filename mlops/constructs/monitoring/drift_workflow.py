@@ -26,6 +26,7 @@ from mlops.constructs.workflow import (
 from mlops.nag import acknowledge
 
 MONITORING_PREFIX = "monitoring/"    # monitoring bucket: manifests and reports
+BATCH_OUTPUTS = "runs/*/transform/"  # artifacts bucket: each run's batch transform output
 
 
 def metrics_namespace(project: str) -> str:
@@ -57,10 +58,15 @@ class DriftWorkflow:
                 "endpoint": endpoint_name, "model_package_group": group, "window_hours": monitoring.window_hours,
                 "capture_uri": f"s3://{resources.bucket('monitoring').bucket_name}/{CAPTURE_PREFIX}",
                 "output_uri": f"s3://{resources.bucket('monitoring').bucket_name}/{MONITORING_PREFIX}",
+                "batch_uri": f"s3://{resources.bucket('artifacts').bucket_name}/runs/",
+                "input": sfn.JsonPath.string_at("$$.Execution.Input"),
                 "execution": sfn.JsonPath.execution_name}),
             result_selector={"window.$": "$.Payload"}, result_path="$", comment="Baseline and captured data of the window",
         ), failed)
-        definition = window.next(
+        # The input may be any JSON; a Catch records the error at $.error, which needs an object.
+        start = sfn.Pass(scope, "Start monitoring", parameters={"execution.$": "$$.Execution.Id"},
+                         comment="The states after this one see an object, whatever the execution input is")
+        definition = start.next(window).next(
             sfn.Choice(scope, "Captured data in the window?")
             .when(sfn.Condition.boolean_equals("$.window.has_data", True),
                   self._check(failed).next(sfn.Succeed(scope, "Monitoring done", comment="Reports under $.drift.report")))
@@ -78,6 +84,7 @@ class DriftWorkflow:
         resources.grant(role, "curated", f"{self._pipeline.dataset}/runs/", "read the serving model's training split")
         resources.grant(role, "monitoring", CAPTURE_PREFIX, "read captured inference data")
         resources.grant(role, "monitoring", MONITORING_PREFIX, "read manifests and ground truth, write reports", write=True)
+        resources.grant(role, "artifacts", BATCH_OUTPUTS, "read batch transform outputs (a batch run's drift check)")
         read_assets(role, list(self._scripts.values()))
         resources.data_key.grant(role, "kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant")
         role.add_to_policy(iam.PolicyStatement(
@@ -101,6 +108,7 @@ class DriftWorkflow:
                     applies_to=f"Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:model-package/{group}/*")
         resources.grant(prepare.role, "monitoring", CAPTURE_PREFIX, "list the captured objects of the window")
         resources.grant(prepare.role, "monitoring", f"{MONITORING_PREFIX}manifests/", "write the window's manifest", write=True)
+        resources.grant(prepare.role, "artifacts", BATCH_OUTPUTS, "list a batch run's transform output for its drift check")
         resources.data_key.grant(prepare.role, "kms:Decrypt", "kms:GenerateDataKey")
         acknowledge(prepare.function, "AwsSolutions-L1", "The prepare-monitoring handler is pinned to Python 3.13, the "
                     "newest runtime the Powertools v3 layer it imports is published for.")
@@ -111,6 +119,7 @@ class DriftWorkflow:
         scripts, bucket = self._scripts, resources.bucket("monitoring").bucket_name
         columns = dataset_columns(pipeline.dataset)
         arguments = ["--baseline-dir", "/opt/ml/processing/baseline", "--capture-dir", "/opt/ml/processing/capture",
+                     "--input-format", "auto",  # captured traffic, or a batch run's transform output
                      "--output-dir", "/opt/ml/processing/output",
                      "--evaluation-script", f"/opt/ml/processing/evaluation/{scripts['evaluation'].s3_object_key}",
                      "--features", ",".join(columns[:-1]), "--problem-type", pipeline.problem_type,

@@ -74,10 +74,11 @@ class Deployment:
     def __init__(self, scope: Construct, *, resources: StageResources, deployment: DeploymentConfig,
                  endpoints: Endpoints, role: iam.IRole, async_topics: dict[str, sns.ITopic],
                  rollback_alarms: list[cloudwatch.Alarm], check: PipelineFunction,
-                 after_realtime: Callable[[sfn.IChainable], sfn.IChainable] | None, on_failure: sfn.IChainable) -> None:
+                 after_realtime: Callable[[sfn.IChainable], sfn.IChainable] | None,
+                 after_batch: Callable[[sfn.IChainable], sfn.IChainable] | None, on_failure: sfn.IChainable) -> None:
         self._scope, self._resources, self._deployment = scope, resources, deployment
         self._endpoints, self._on_failure = endpoints, on_failure
-        self._after_realtime = after_realtime
+        self._after_realtime, self._after_batch = after_realtime, after_batch
         # The SDK integration (CDK's SageMakerCreateModel takes no list of tags and grants model/*)
         create_model = tasks.CallAwsService(
             scope, "Create model",
@@ -360,12 +361,13 @@ class Deployment:
         """Batch transform. By default over the run's test split: the label column is filtered
         out of the request and joined back to the prediction, so the output reads
         ``label,prediction``. With ``deployment.batch_input_prefix``, over that prefix of the
-        curated zone (feature-only CSV), one prediction per line."""
+        curated zone (feature-only CSV): each line's features joined with its prediction, which
+        the monitoring workflow (open-source backend) then checks for drift."""
         deployment, key_arn = self._deployment, self._resources.data_key.key_arn
         if deployment.batch_input_prefix:
             source = {"S3DataType": "S3Prefix",
                       "S3Uri": f"s3://{self._resources.bucket('curated').bucket_name}/{deployment.batch_input_prefix}"}
-            processing = None
+            processing = {"JoinSource": "Input"}
         else:
             source = {"S3DataType": "S3Prefix", "S3Uri.$": "$.run.s3.test"}
             processing = {"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": "$[0,-1]"}
@@ -386,7 +388,11 @@ class Deployment:
                                   result_selector={"job_name.$": "$.TransformJobName",
                                                    "output.$": "$.TransformOutput.S3OutputPath"},
                                   result_path="$.transform",
-                                  comment="label,prediction per test row" if processing else "one prediction per input line",
+                                  comment="features,prediction per input line" if deployment.batch_input_prefix
+                                  else "label,prediction per test row",
                                   on_failure=self._on_failure, tags=self._resources.tag_list)
-        return transform.next(outcome_notice(self._scope, self._resources, "Notify batch done", "BATCH PREDICTIONS WRITTEN",
-                                             "$.transform.output")).next(sfn.Succeed(self._scope, "Batch predictions written"))
+        done = outcome_notice(self._scope, self._resources, "Notify batch done", "BATCH PREDICTIONS WRITTEN",
+                              "$.transform.output").next(sfn.Succeed(self._scope, "Batch predictions written"))
+        if deployment.batch_input_prefix and self._after_batch is not None:
+            return transform.next(self._after_batch(done))
+        return transform.next(done)

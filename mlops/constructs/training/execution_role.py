@@ -35,12 +35,14 @@ def execution_role(scope: Construct, *, resources: StageResources, dataset: str,
     return role
 
 
-def grant_serving(role: iam.Role, *, resources: StageResources, async_topics: list[sns.ITopic]) -> None:
+def grant_serving(role: iam.Role, *, resources: StageResources, async_topics: list[sns.ITopic],
+                  batch_input_prefix: str | None) -> None:
     """What SageMaker does as the model's execution role while serving ("Asynchronous
     inference" and "Data capture" in the SageMaker Developer Guide): read each async request
     clients upload under ASYNC_INPUT_PREFIX, write its result under ASYNC_OUTPUT_PREFIX and
-    report it to one of the async topics, and write the endpoints' captured requests and
-    responses under CAPTURE_PREFIX."""
+    report it to one of the async topics, write the endpoints' captured requests and
+    responses under CAPTURE_PREFIX, and read a batch transform's input
+    (``deployment.batch_input_prefix`` of the curated zone)."""
     role.add_to_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=[topic.topic_arn for topic in async_topics]))
     resources.grant(role, "artifacts", ASYNC_INPUT_PREFIX,
                     "read the async inference requests clients upload, one object per request")
@@ -48,6 +50,8 @@ def grant_serving(role: iam.Role, *, resources: StageResources, async_topics: li
                     write=True)
     resources.grant(role, "monitoring", CAPTURE_PREFIX,
                     "write the captured requests and responses of the endpoints, one object per few minutes", write=True)
+    if batch_input_prefix:
+        resources.grant(role, "curated", batch_input_prefix, "read the files a batch transform scores (any names)")
 
 
 def grant_rollback_alarms(role: iam.Role, alarms: list[cloudwatch.Alarm]) -> None:

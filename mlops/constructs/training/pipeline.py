@@ -51,7 +51,8 @@ class TrainingPipeline(Construct):
                                display_name=f"{resources.prefix} async inference {outcome}")
             for outcome in ("success", "error")
         }
-        grant_serving(self.sagemaker_role, resources=resources, async_topics=list(self.async_topics.values()))
+        grant_serving(self.sagemaker_role, resources=resources, async_topics=list(self.async_topics.values()),
+                      batch_input_prefix=deployment.batch_input_prefix)
         self.functions = self._functions(pipeline, group)
         self.rollback_alarms = rollback_alarms(self, prefix=resources.prefix, endpoint=self.endpoints.realtime)
         grant_rollback_alarms(self.sagemaker_role, self.rollback_alarms)
@@ -68,7 +69,8 @@ class TrainingPipeline(Construct):
         deploy = Deployment(self, resources=resources, deployment=deployment, endpoints=self.endpoints,
                             role=self.sagemaker_role, async_topics=self.async_topics, rollback_alarms=self.rollback_alarms,
                             check=self.functions["check_endpoint"], on_failure=on_failure,
-                            after_realtime=backend.after_realtime(self, self.endpoints.realtime, on_failure))
+                            after_realtime=backend.after_realtime(self, self.endpoints.realtime, on_failure),
+                            after_batch=backend.after_batch(self, on_failure))
         definition = (self._prepare(pipeline, deployment, raw_prefix, data_machine, on_failure)
                       .next(build.start).next(evaluation.passed(registration.then(deploy.start))))
         hours = pipeline.execution_timeout_hours + (pipeline.approval_timeout_hours if pipeline.manual_approval else 0)
