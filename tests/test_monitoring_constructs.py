@@ -110,3 +110,33 @@ def test_monitoring_alone_has_the_same_alarm_names_for_either_backend(backend: s
 def test_the_backend_is_read_from_config_in_one_place() -> None:
     with pytest.raises(KeyError):
         monitoring_backend(MonitoringConfig.model_construct(backend="evidently"), dev_config().pipeline)
+
+
+def test_regression_quality_alarms_watch_the_drift_jobs_regression_metrics() -> None:
+    """A regression stage's business threshold (``rmse <= 55``) becomes an alarm on the `rmse`
+    the drift job publishes from ground truth, firing above the threshold."""
+    from mlops.config import MetricThreshold
+
+    stack, resources = bare_stage()
+    config = dev_config()
+    pipeline = config.pipeline.model_copy(update={"dataset": "diabetes"})
+    monitoring = config.monitoring.model_copy(update={
+        "ground_truth_prefix": "monitoring/ground-truth/",
+        "quality_thresholds": [MetricThreshold(metric="rmse", direction="<=", value=55),
+                               MetricThreshold(metric="r2", direction=">=", value=0.4)]})
+    chosen = monitoring_backend(monitoring, pipeline)
+    chosen.bind(ImageMapping(stack, "Images", images={"sklearn": ("sklearn", "1.2-1", "cpu", "py3")}), resources)
+    alarms = {name: cloudwatch.Alarm(stack, name, metric=cloudwatch.Metric(namespace="n", metric_name=name), threshold=1,
+                                     evaluation_periods=1) for name in ("endpoint-5xx", "endpoint-latency-p99")}
+    built = Monitoring(stack, "Monitoring", resources=resources, backend=chosen, monitoring=monitoring,
+                       retraining_config=config.retraining, alarms=config.alarms, group=f"{PREFIX}-models",
+                       endpoint_name=f"{PREFIX}-endpoint", state_machines=_machines(stack), endpoint_alarms=alarms)
+    assert {"quality-rmse", "quality-r2"} <= set(built.alarms)
+    template = Template.from_stack(stack)
+    template.has_resource_properties("AWS::CloudWatch::Alarm", {
+        "AlarmName": f"{PREFIX}-quality-rmse", "MetricName": "rmse", "Namespace": "MLOps/demo", "Threshold": 55,
+        "ComparisonOperator": "GreaterThanThreshold", "Statistic": "Maximum"})
+    template.has_resource_properties("AWS::CloudWatch::Alarm", {
+        "AlarmName": f"{PREFIX}-quality-r2", "MetricName": "r2", "ComparisonOperator": "LessThanThreshold"})
+    check = definition(template, "Monitoring")["States"]["Check drift"]["Parameters"]["AppSpecification"]["ContainerArguments"]
+    assert check[check.index("--problem-type") + 1] == "regression" and "--ground-truth-dir" in check
