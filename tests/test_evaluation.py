@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import re
 
+import numpy as np
 import pytest
 
 from jobs.evaluation.evaluate import classification_report, flat_metrics, regression_report
@@ -292,3 +294,52 @@ def test_multiclass_probabilities_rounded_to_3_digits_still_have_an_auc() -> Non
     not_probabilities = probabilities * 1.05  # rows sum to 1.05
     assert multiclass_report(labels, not_probabilities)["multiclass_classification_metrics"]["macro_auc"]["value"] \
         == "NaN"
+
+
+@pytest.mark.parametrize(("labels", "scores", "message"), [
+    ([1, 1, 1], [float("nan"), float("nan"), 0.2], "2 of 3 scores are NaN or infinite"),  # was: NaN as negative, accuracy 1.0
+    ([0.0, 0.37, 1.0], [0.1, 0.2, 0.9], "labels must be 0 or 1 for binary classification; 1 are not (e.g. 0.37)"),
+    ([17.99, 20.57, 19.69], [0.1, 0.2, 0.9], "is the label the first column?"),  # the label column missing
+])
+def test_classification_refuses_garbage_before_scoring_it(labels, scores, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        classification_report(labels, scores)
+
+
+def test_regression_refuses_non_finite_values() -> None:
+    with pytest.raises(ValueError, match="1 of 2 predictions are NaN or infinite"):
+        regression_report([1.0, 2.0], [1.0, float("inf")])
+
+
+def _processing_root(tmp_path, test_rows: np.ndarray, features: int):  # noqa: ANN202
+    import io
+    import tarfile
+
+    import xgboost
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(100, features))
+    booster = xgboost.train({"objective": "binary:logistic", "verbosity": 0},
+                            xgboost.DMatrix(x, label=(x[:, 0] > 0).astype(float)), num_boost_round=3)
+    for name in ("model", "test"):
+        (tmp_path / name).mkdir()
+    raw = bytes(booster.save_raw("ubj"))
+    with tarfile.open(tmp_path / "model" / "model.tar.gz", "w:gz") as archive:
+        info = tarfile.TarInfo("xgboost-model")
+        info.size = len(raw)
+        archive.addfile(info, io.BytesIO(raw))
+    np.savetxt(tmp_path / "test" / "part.csv", test_rows, delimiter=",")
+    return ["--model-dir", str(tmp_path / "model"), "--test-dir", str(tmp_path / "test"),
+            "--output-dir", str(tmp_path / "out")]
+
+
+@pytest.mark.parametrize(("columns", "message"), [(3, "trained on 4: a column is missing or extra"),
+                                                   (5, "trained on 4: a column is missing or extra")])
+def test_a_feature_count_other_than_the_models_is_refused(tmp_path, columns: int, message: str) -> None:
+    from jobs.evaluation import evaluate
+
+    rows = np.column_stack([np.ones(10), np.random.default_rng(1).normal(size=(10, columns))])
+    arguments = _processing_root(tmp_path, rows, features=4)
+    with pytest.raises(ValueError, match=message):
+        evaluate.main(["--problem-type", "regression", *arguments])
+    assert not (tmp_path / "out" / "evaluation.json").exists()

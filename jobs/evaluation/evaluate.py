@@ -84,14 +84,26 @@ def _count_metrics(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, tn: np.ndarra
         }
 
 
+def _finite(values: np.ndarray, what: str) -> None:
+    """NaN or infinite values would be scored as if they were numbers (a NaN score counts as
+    a negative): refuse them, saying how many."""
+    bad = int(np.count_nonzero(~np.isfinite(values)))
+    if bad:
+        raise ValueError(f"{bad} of {len(values)} {what} are NaN or infinite")
+
+
 def classification_report(y_true: Any, scores: Any, threshold: float = 0.5) -> dict[str, Any]:
     """Binary classification metrics from labels (0/1) and positive-class scores."""
-    y_true = np.asarray(y_true, dtype=int)
+    labels = np.asarray(y_true, dtype=float)
     scores = np.asarray(scores, dtype=float)
-    if len(y_true) == 0 or len(y_true) != len(scores):
-        raise ValueError(f"need equal, non-zero numbers of labels and scores (got {len(y_true)} and {len(scores)})")
-    if not set(np.unique(y_true)) <= {0, 1}:
-        raise ValueError(f"labels must be 0 or 1 (got {sorted(set(np.unique(y_true).tolist()))})")
+    if len(labels) == 0 or len(labels) != len(scores):
+        raise ValueError(f"need equal, non-zero numbers of labels and scores (got {len(labels)} and {len(scores)})")
+    wrong = labels[~np.isin(labels, (0.0, 1.0))]  # checked before any cast: 0.37 must not become 0
+    if len(wrong):
+        raise ValueError(f"labels must be 0 or 1 for binary classification; {len(wrong)} are not (e.g. "
+                         f"{', '.join(f'{v:g}' for v in np.unique(wrong)[:3])}): is the label the first column?")
+    _finite(scores, "scores")
+    y_true = labels.astype(int)
     y_pred = (scores >= threshold).astype(int)
     tn, fp, fn, tp = (int(x) for x in skm.confusion_matrix(y_true, y_pred, labels=[0, 1]).ravel())
     both_classes = len(np.unique(y_true)) == 2
@@ -247,6 +259,8 @@ def regression_report(y_true: Any, y_pred: Any) -> dict[str, Any]:
     y_pred = np.asarray(y_pred, dtype=float)
     if len(y_true) == 0 or len(y_true) != len(y_pred):
         raise ValueError(f"need equal, non-zero numbers of labels and predictions (got {len(y_true)} and {len(y_pred)})")
+    _finite(y_true, "labels")
+    _finite(y_pred, "predictions")
     values = {
         "mse": skm.mean_squared_error(y_true, y_pred),
         "rmse": math.sqrt(skm.mean_squared_error(y_true, y_pred)),
@@ -286,7 +300,13 @@ def _load_test_split(test_dir: str) -> tuple[np.ndarray, np.ndarray]:
     files = sorted(glob.glob(os.path.join(test_dir, "*.csv")))
     if not files:
         raise FileNotFoundError(f"no .csv files in {test_dir}")
-    table = np.vstack([np.loadtxt(path, delimiter=",", ndmin=2) for path in files])
+    tables = []
+    for path in files:
+        try:
+            tables.append(np.loadtxt(path, delimiter=",", ndmin=2))
+        except ValueError as error:  # a header, a text cell, a ragged row
+            raise ValueError(f"{os.path.basename(path)}: {str(error).splitlines()[0]}") from None
+    table = np.vstack(tables)
     return table[:, 0], table[:, 1:]
 
 
@@ -302,6 +322,10 @@ def _predict(model_dir: str, features: np.ndarray) -> np.ndarray:
                 archive.extractall(scratch)  # noqa: S202 - artifact written by our own training job
         booster = xgboost.Booster()
         booster.load_model(os.path.join(scratch, "xgboost-model"))
+    expected = booster.num_features()
+    if features.shape[1] != expected:
+        raise ValueError(f"the test split has {features.shape[1]} feature columns after the label, the model was "
+                         f"trained on {expected}: a column is missing or extra")
     return booster.predict(xgboost.DMatrix(features))
 
 
@@ -330,4 +354,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (ValueError, FileNotFoundError) as error:  # one line for the job's FailureReason
+        raise SystemExit(f"evaluation: {error}") from None
