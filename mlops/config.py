@@ -256,7 +256,8 @@ class PipelineConfig(_Model):
     metric_thresholds: list[MetricThreshold] = Field(min_length=1)
     """The metric gate: every threshold must hold on the test split, and within `champion_margin` of the serving champion."""
     champion_margin: float = Field(default=0.01, ge=0, le=1)
-    """How much worse than the approved champion a challenger may be on any threshold metric."""
+    """How much worse than the champion (the version serving in the run's deployment mode) a challenger may be on any
+    threshold metric."""
     classification_threshold: float = Field(default=0.5, gt=0, lt=1)
     """Score cut-off for the label-based metrics."""
     execution_timeout_hours: int = Field(default=6, ge=1, le=72)

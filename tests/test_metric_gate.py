@@ -69,10 +69,11 @@ def aws(aws_credentials):
 def _event(**overrides) -> dict:
     return {"evaluation_uri": "s3://artifacts/runs/r2/evaluation/evaluation.json",
             "thresholds": [{"metric": "f1", "direction": ">=", "value": 0.9}],
-            "champion_margin": 0.01, "model_package_group": "mlops-demo-dev-models", **overrides}
+            "champion_margin": 0.01, "model_package_group": "mlops-demo-dev-models",
+            "deployment_mode": "realtime", **overrides}
 
 
-def _register(sagemaker, s3, version_uri: str, f1: float, status: str) -> None:
+def _register(sagemaker, s3, version_uri: str, f1: float, status: str, **properties: str) -> None:
     bucket, key = version_uri[5:].split("/", 1)
     s3.put_object(Bucket=bucket, Key=key, Body=_evaluation(f1))
     sagemaker.create_model_package(
@@ -80,6 +81,7 @@ def _register(sagemaker, s3, version_uri: str, f1: float, status: str) -> None:
         InferenceSpecification={"Containers": [{"Image": "x.dkr.ecr.eu-west-1.amazonaws.com/xgb:1", "ModelDataUrl": "s3://artifacts/m.tar.gz"}],
                                 "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
         ModelMetrics={"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": version_uri}}},
+        **({"CustomerMetadataProperties": properties} if properties else {}),
     )
 
 
@@ -91,17 +93,50 @@ def test_handler_without_registry_group_has_no_champion(aws) -> None:
     assert decision["champion"] == {"model_package_arn": None, "metrics": {}}
 
 
-def test_handler_compares_with_latest_approved_version(aws) -> None:
+def test_champion_is_the_version_serving_in_the_runs_mode(aws) -> None:
     s3, sagemaker = aws
     sagemaker.create_model_package_group(ModelPackageGroupName="mlops-demo-dev-models")
-    _register(sagemaker, s3, "s3://artifacts/runs/r0/evaluation/evaluation.json", 0.97, "Approved")
-    _register(sagemaker, s3, "s3://artifacts/runs/r1/evaluation/evaluation.json", 0.99, "Rejected")
+    _register(sagemaker, s3, "s3://artifacts/runs/r0/evaluation/evaluation.json", 0.97, "Approved",
+              serving="realtime since 2026-11-01T10:00:00Z")
+    _register(sagemaker, s3, "s3://artifacts/runs/r1/evaluation/evaluation.json", 0.98, "Approved",
+              serving="batch since 2026-11-02T10:00:00Z")
+    _register(sagemaker, s3, "s3://artifacts/runs/r9/evaluation/evaluation.json", 0.99, "Rejected")
+    s3.put_object(Bucket="artifacts", Key="runs/r2/evaluation/evaluation.json", Body=_evaluation(0.965))
+    decision = gate.handler(_event(), FakeLambdaContext())
+    # the rejected 0.99 is no champion, nor the 0.98 that serves batch runs
+    assert decision["champion"]["metrics"] == {"f1": 0.97}
+    assert decision["champion"]["model_package_arn"].endswith("/1")
+    assert decision["passed"] is True
+    batch = gate.handler(_event(deployment_mode="batch"), FakeLambdaContext())
+    assert batch["champion"]["metrics"] == {"f1": 0.98}
+    assert batch["passed"] is False and "champion 0.9800 (margin 0.01): WORSE" in batch["summary"]
+
+
+def test_an_approved_version_that_never_served_is_no_champion(aws) -> None:
+    """A blue/green update that rolled back leaves its version Approved but not serving:
+    the next run is compared with what the endpoint kept serving."""
+    s3, sagemaker = aws
+    sagemaker.create_model_package_group(ModelPackageGroupName="mlops-demo-dev-models")
+    _register(sagemaker, s3, "s3://artifacts/runs/r0/evaluation/evaluation.json", 0.92, "Approved",
+              serving="realtime since 2026-11-01T10:00:00Z")
+    _register(sagemaker, s3, "s3://artifacts/runs/r1/evaluation/evaluation.json", 0.99, "Approved",
+              rolled_back="ep kept serving cfg-0 (execution r1)")
     s3.put_object(Bucket="artifacts", Key="runs/r2/evaluation/evaluation.json", Body=_evaluation(0.93))
     decision = gate.handler(_event(), FakeLambdaContext())
-    assert decision["champion"]["metrics"] == {"f1": 0.97}  # the rejected 0.99 is no champion
-    assert decision["passed"] is False and "WORSE" in decision["summary"]
+    assert decision["champion"]["metrics"] == {"f1": 0.92} and decision["passed"] is True
+
+
+def test_approved_versions_none_serving_means_no_champion(aws) -> None:
+    s3, sagemaker = aws
+    sagemaker.create_model_package_group(ModelPackageGroupName="mlops-demo-dev-models")
+    _register(sagemaker, s3, "s3://artifacts/runs/r0/evaluation/evaluation.json", 0.99, "Approved")
+    s3.put_object(Bucket="artifacts", Key="runs/r2/evaluation/evaluation.json", Body=_evaluation(0.93))
+    decision = gate.handler(_event(), FakeLambdaContext())
+    assert decision["champion"] == {"model_package_arn": None, "metrics": {}}
 
 
 def test_malformed_event(aws) -> None:
     with pytest.raises(ValueError, match="malformed metric-gate event"):
         gate.handler(_event(thresholds=[]), FakeLambdaContext())
+    with pytest.raises(ValueError, match="deployment_mode"):
+        gate.handler(_event(deployment_mode="canary"), FakeLambdaContext())

@@ -102,14 +102,17 @@ EVENT = {"endpoint": "ep", "model_package_group": "g", "window_hours": 24,
          "batch_uri": "s3://art/runs/", "input": {}}
 
 
-def _registry(status: str = "Approved") -> None:
+def _registry(*servings: str | None) -> None:
+    """One version per entry, oldest first, each trained on runs/r<n>/train/ and serving as given."""
     sagemaker = boto3.client("sagemaker")
     sagemaker.create_model_package_group(ModelPackageGroupName="g")
-    sagemaker.create_model_package(
-        ModelPackageGroupName="g", ModelApprovalStatus=status,
-        InferenceSpecification={"Containers": [{"Image": "img"}], "SupportedContentTypes": ["text/csv"],
-                                "SupportedResponseMIMETypes": ["text/csv"]},
-        CustomerMetadataProperties={"train_data": "s3://cur/breast_cancer/runs/r1/train/"})
+    for number, serving in enumerate(servings or ("realtime since 2026-11-01T10:00:00Z",), start=1):
+        sagemaker.create_model_package(
+            ModelPackageGroupName="g", ModelApprovalStatus="Approved",
+            InferenceSpecification={"Containers": [{"Image": "img"}], "SupportedContentTypes": ["text/csv"],
+                                    "SupportedResponseMIMETypes": ["text/csv"]},
+            CustomerMetadataProperties={"train_data": f"s3://cur/breast_cancer/runs/r{number}/train/",
+                                        **({"serving": serving} if serving else {})})
 
 
 def test_window_lists_captured_objects_into_a_manifest(aws) -> None:
@@ -133,13 +136,14 @@ def test_a_batch_runs_window_is_its_transform_output(aws) -> None:
     s3 = boto3.client("s3")
     for bucket in ("mon", "art"):
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-    _registry()
+    _registry("batch since 2026-11-01T10:00:00Z", "realtime since 2026-11-02T10:00:00Z")
     s3.put_object(Bucket="art", Key="runs/r2/transform/rows.csv.out", Body=b"1,2,0.9\n")
     s3.put_object(Bucket="mon", Key="data-capture/ep/AllTraffic/2026/11/23/09/a.jsonl", Body=b"{}")  # not this run's
     batch = {**EVENT, "input": {"batch_output": "s3://art/runs/r2/transform/",
                                 "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID": "arn:aws:states:eu-west-1:1:execution:t:e"}}
     result = prepare.prepare(prepare.Event.model_validate(batch), datetime.now(timezone.utc))
     assert result["has_data"] and result["source"] == "batch" and result["objects"] == 1
+    assert result["baseline"] == "s3://cur/breast_cancer/runs/r1/train/"  # the batch model's, not the endpoint's
     manifest = json.loads(s3.get_object(Bucket="mon", Key="monitoring/manifests/run-1.json")["Body"].read())
     assert manifest == [{"prefix": "s3://art/"}, "runs/r2/transform/rows.csv.out"]
     with pytest.raises(ValueError, match="input.batch_output: must be a batch transform output of this stage"):
@@ -147,11 +151,22 @@ def test_a_batch_runs_window_is_its_transform_output(aws) -> None:
                         datetime.now(timezone.utc))
 
 
-def test_no_approved_model_means_nothing_to_compare(aws) -> None:
-    boto3.client("s3").create_bucket(Bucket="mon", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-    _registry("PendingManualApproval")
+def test_the_baseline_is_the_serving_versions_training_split(aws) -> None:
+    """The newest version is approved but never served (its update rolled back): the
+    endpoint still serves r1's model, so r1's training split is the baseline."""
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="mon", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.put_object(Bucket="mon", Key="data-capture/ep/AllTraffic/2026/11/23/09/a.jsonl", Body=b"{}")
+    _registry("realtime since 2026-11-01T10:00:00Z", None)
     result = prepare.prepare(prepare.Event.model_validate(EVENT), datetime.now(timezone.utc))
-    assert result == {"has_data": False, "reason": "no Approved version in g to compare against"}
+    assert result["baseline"] == "s3://cur/breast_cancer/runs/r1/train/"
+
+
+def test_no_serving_model_means_nothing_to_compare(aws) -> None:
+    boto3.client("s3").create_bucket(Bucket="mon", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    _registry(None)
+    result = prepare.prepare(prepare.Event.model_validate(EVENT), datetime.now(timezone.utc))
+    assert result == {"has_data": False, "reason": "no version of g serves in realtime mode yet to compare against"}
 
 
 def test_malformed_monitoring_event(aws) -> None:

@@ -205,7 +205,7 @@ def test_model_monitor_backend_baselines_and_schedules_after_a_realtime_deployme
     template = _pipeline(stacks, "mm")
     states = _training_states(template)
     baseline, schedule = states["Baseline for Model Monitor"], states["Schedule Model Monitor"]
-    assert baseline["Next"] == "Schedule Model Monitor" and schedule["Next"] == "Notify deployed"
+    assert baseline["Next"] == "Schedule Model Monitor" and schedule["Next"] == "Record serving version"
     # only a real-time deployment that did not roll back leads there: serverless, async and batch have no Model Monitor
     assert [s for s, body in states.items() if "Baseline for Model Monitor" in json.dumps(
         {k: v for k, v in body.items() if k in ("Next", "Default", "Choices")})] == ["Deployment rolled back?"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 import time
 
 import boto3
@@ -73,12 +74,17 @@ def test_patch3_moto_has_no_update_endpoint() -> None:
     assert not hasattr(SageMakerModelBackend, "update_endpoint")
 
 
-def test_patch4_moto_context_lacks_redrive_count(moto) -> None:
+def test_patch4_moto_context_lacks_redrive_count_and_start_time_is_no_string(moto) -> None:
     definition = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True,
                                                    "Parameters": {"n.$": "$$.Execution.RedriveCount"}}}}
     assert _execute(definition)["status"] == "FAILED"
+    started = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True, "Parameters": {
+        "since.$": "States.Format('since {}', $$.Execution.StartTime)"}}}}
+    assert _execute(started)["status"] == "FAILED"  # "Object of type datetime is not JSON serializable"
     with adapter.patched(adapter.Hooks()):
         assert json.loads(_execute(definition)["output"]) == {"n": 0}
+        assert re.fullmatch(r"since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z",
+                            json.loads(_execute(started)["output"])["since"])
 
 
 def test_patch5_moto_really_sleeps(moto) -> None:
@@ -155,18 +161,24 @@ def _package_with_lineage() -> str:
     )["ModelPackageArn"]
 
 
-def test_patch11_moto_erases_lineage_on_approval(moto) -> None:
+def test_patch11_moto_erases_lineage_and_decisions_on_update(moto) -> None:
     sagemaker = boto3.client("sagemaker")
     package = _package_with_lineage()
     sagemaker.update_model_package(ModelPackageArn=package, ModelApprovalStatus="Approved")
     assert "CustomerMetadataProperties" not in sagemaker.describe_model_package(ModelPackageName=package)
+    sagemaker.update_model_package(ModelPackageArn=package, CustomerMetadataProperties={"serving": "batch"})
+    assert "ModelApprovalStatus" not in sagemaker.describe_model_package(ModelPackageName=package)
     with adapter.patched(adapter.Hooks()):
-        sagemaker.update_model_package(ModelPackageArn=package, CustomerMetadataProperties={"train_data": "s3://b/train/"})
+        sagemaker.update_model_package(ModelPackageArn=package, ModelApprovalStatus="Approved",
+                                       CustomerMetadataProperties={"train_data": "s3://b/train/"})
+        sagemaker.update_model_package(ModelPackageArn=package, CustomerMetadataProperties={"serving": "batch"})
+        kept = sagemaker.describe_model_package(ModelPackageName=package)
         sagemaker.update_model_package(ModelPackageArn=package, ModelApprovalStatus="Rejected",
                                        CustomerMetadataProperties={"reviewer": "ana"})
         described = sagemaker.describe_model_package(ModelPackageName=package)
+    assert kept["ModelApprovalStatus"] == "Approved"
     assert described["ModelApprovalStatus"] == "Rejected"
-    assert described["CustomerMetadataProperties"] == {"train_data": "s3://b/train/", "reviewer": "ana"}
+    assert described["CustomerMetadataProperties"] == {"train_data": "s3://b/train/", "serving": "batch", "reviewer": "ana"}
 
 
 def test_threads_inherit_the_principal() -> None:

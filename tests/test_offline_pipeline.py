@@ -20,7 +20,7 @@ HAPPY_PATH = [
     "Use real-time endpoint", "Check endpoint", "Deregister autoscaling first?",
     "Endpoint exists?", "Create endpoint", "Start waiting", "Wait for endpoint", "Describe endpoint",
     "Endpoint in service?", "Autoscale?", "Register scalable target", "Put scaling policy", "Deployment rolled back?",
-    "Notify deployed", "Model deployed",
+    "Record serving version", "Notify deployed", "Model deployed",
 ]
 
 
@@ -100,13 +100,29 @@ def test_failed_update_leaves_the_old_endpoint_serving(dev: OfflineStage) -> Non
     run = dev.run({})
     assert run.status == "FAILED" and run.error == "DeploymentRolledBack"
     # autoscaling is registered again for the serving fleet, then the run fails with the rollback's cause
-    assert run.visited()[-8:] == ["Update rolled back", "Autoscale?", "Register scalable target", "Put scaling policy",
-                                  "Deployment rolled back?", "Notify failure", "Reserved error name?", "Run failed"]
+    assert run.visited()[-9:] == ["Update rolled back", "Record rolled back", "Autoscale?", "Register scalable target",
+                                  "Put scaling policy", "Deployment rolled back?", "Notify failure",
+                                  "Reserved error name?", "Run failed"]
     assert "keeps serving the previous model" in run.cause
     endpoint = boto3.client("sagemaker").describe_endpoint(EndpointName=DEV_ENDPOINT)
     assert endpoint["EndpointStatus"] == "InService" and endpoint["EndpointConfigName"] == serving
     assert boto3.client("application-autoscaling").describe_scalable_targets(
         ServiceNamespace="sagemaker", ResourceIds=[f"endpoint/{DEV_ENDPOINT}/variant/AllTraffic"])["ScalableTargets"]
+    # the registry says so: the rolled-back version is Approved but never served, and the
+    # version that keeps serving is the next run's champion (and the monitoring baseline)
+    sagemaker = boto3.client("sagemaker")
+    newest = _packages("mlops-demo-dev-models")[0]["ModelPackageArn"]  # the failed run's, registered before deploying
+    rolled_back = sagemaker.describe_model_package(ModelPackageName=newest)
+    assert rolled_back["ModelApprovalStatus"] == "Approved"
+    assert "serving" not in rolled_back["CustomerMetadataProperties"]
+    assert rolled_back["CustomerMetadataProperties"]["rolled_back"].startswith(f"{DEV_ENDPOINT} kept serving {serving}")
+    newest_serving = next(
+        p["ModelPackageArn"] for p in _packages("mlops-demo-dev-models")
+        if "serving" in sagemaker.describe_model_package(ModelPackageName=p["ModelPackageArn"])["CustomerMetadataProperties"])
+    assert newest_serving != rolled_back["ModelPackageArn"]
+    next_run = dev.run({})
+    assert next_run.status == "SUCCEEDED", (next_run.error, next_run.cause)
+    assert next_run.output["gate"]["champion"]["model_package_arn"] == newest_serving
 
 
 def test_unknown_mode_is_refused_up_front(dev: OfflineStage) -> None:

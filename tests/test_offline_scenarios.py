@@ -206,8 +206,11 @@ def test_batch_mode_writes_label_and_prediction_for_the_test_split(cloud_assembl
     with OfflineStage(cloud_assembly_dir, "dev") as stage:
         run = stage.run({"deployment_mode": "batch"})
         assert run.status == "SUCCEEDED", (run.error, run.cause)
-        assert run.visited()[-4:] == ["Deployment mode?", "Run batch transform", "Notify batch done",
-                                      "Batch predictions written"]
+        assert run.visited()[-5:] == ["Deployment mode?", "Run batch transform", "Record batch version",
+                                      "Notify batch done", "Batch predictions written"]
+        version = boto3.client("sagemaker").describe_model_package(
+            ModelPackageName=run.output["registration"]["model_package_arn"])["CustomerMetadataProperties"]
+        assert version["serving"].startswith("batch since ") and version["batch_output"] == run.output["transform"]["output"]
         assert _endpoints() == []  # batch serves nothing
         bucket, prefix = run.output["transform"]["output"].removeprefix("s3://").split("/", 1)
         s3 = boto3.client("s3")
@@ -259,7 +262,7 @@ def test_async_mode_scales_to_zero_and_wakes_on_backlog(cloud_assembly_dir: Path
     with OfflineStage(cloud_assembly_dir, "dev") as stage:
         run = stage.run({"deployment_mode": "async"})
         assert run.status == "SUCCEEDED", (run.error, run.cause)
-        assert run.visited()[-7:-3] == ["Register async scalable target", "Put backlog scaling policy",
+        assert run.visited()[-8:-4] == ["Register async scalable target", "Put backlog scaling policy",
                                          "Put wake-from-zero policy", "Put wake-from-zero alarm"]
         sagemaker = boto3.client("sagemaker")
         endpoint = sagemaker.describe_endpoint(EndpointName="mlops-demo-dev-async")
@@ -308,8 +311,9 @@ def test_model_monitor_backend_baselines_and_moves_the_schedules_with_each_deplo
         sagemaker = boto3.client("sagemaker")
         first = stage.run({})
         assert first.status == "SUCCEEDED", (first.error, first.cause)
-        assert first.visited()[-6:] == ["Put scaling policy", "Deployment rolled back?", "Baseline for Model Monitor",
-                                        "Schedule Model Monitor", "Notify deployed", "Model deployed"]
+        assert first.visited()[-7:] == ["Put scaling policy", "Deployment rolled back?", "Baseline for Model Monitor",
+                                        "Schedule Model Monitor", "Record serving version", "Notify deployed",
+                                        "Model deployed"]
         baseline = first.output["run"]["s3"]["baseline"]
         statistics, tuned = _s3_json(f"{baseline}statistics.json"), _s3_json(f"{baseline}monitoring-constraints.json")
         assert [f["name"] for f in statistics["features"]] == [f"_c{i}" for i in range(31)]  # label first, 30 features

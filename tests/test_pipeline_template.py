@@ -233,14 +233,15 @@ def test_batch_over_a_configured_prefix_joins_features_and_is_monitored(stacks) 
     parameters = states["Run batch transform"]["Parameters"]
     assert parameters["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"].endswith(f"/{BATCH_INPUT_PREFIX}")
     assert parameters["DataProcessing"] == {"JoinSource": "Input"}
-    assert states["Run batch transform"]["Next"] == "Monitor batch output"
+    assert states["Run batch transform"]["Next"] == "Record batch version"  # the monitoring baseline is its model's
+    assert states["Record batch version"]["Next"] == "Monitor batch output"
     monitor = states["Monitor batch output"]
     assert monitor["Resource"].endswith(":states:startExecution") and monitor["Next"] == "Notify batch done"
     assert monitor["Parameters"]["StateMachineArn"].endswith(":stateMachine:mlops-demo-pinned-monitoring")
     assert monitor["Parameters"]["Input"] == {"batch_output.$": "$.transform.output",
                                               "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID.$": "$$.Execution.Id"}
     prod = definitions["prod"]["States"]
-    assert prod["Run batch transform"]["Next"] == "Notify batch done" and "Monitor batch output" not in prod
+    assert prod["Record batch version"]["Next"] == "Notify batch done" and "Monitor batch output" not in prod
     assert prod["Run batch transform"]["Parameters"]["DataProcessing"]["OutputFilter"] == "$[0,-1]"
     statements = [st for r in resources_of_type(stacks["pinned/Pipeline"].template, "AWS::IAM::Policy").values()
                   if "SageMakerRole" in json.dumps(r["Properties"]["Roles"]) for st in r["Properties"]["PolicyDocument"]["Statement"]]

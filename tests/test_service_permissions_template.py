@@ -152,4 +152,6 @@ def test_an_instance_type_change_deregisters_autoscaling_first(stacks, stage: st
     deregister = states["Deregister scalable target"]
     assert deregister["Resource"].endswith(":states:::aws-sdk:applicationautoscaling:deregisterScalableTarget")
     assert deregister["Next"] == "Endpoint exists?"
-    assert states["Update rolled back"]["Next"] == "Autoscale?"  # a rollback registers autoscaling again too
+    # a rollback is recorded on the version, and autoscaling is registered again for the serving fleet
+    assert states["Update rolled back"]["Next"] == "Record rolled back"
+    assert states["Record rolled back"]["Next"] == "Autoscale?"

@@ -124,7 +124,7 @@ def _deployment(*, monitored: bool = False) -> tuple[Template, dict]:
                             async_topics={"success": resources.topic, "error": resources.topic}, rollback_alarms=alarms,
                             check=check_endpoint_function(stack, resources=resources, endpoints=endpoints),
                             after_realtime=(lambda done: sfn.Pass(stack, "Monitor it").next(done)) if monitored else None,
-                            after_batch=None, on_failure=fail_state(stack))
+                            after_batch=None, group=f"{PREFIX}-models", on_failure=fail_state(stack))
     machine(stack, deployment.start)
     template = Template.from_stack(stack)
     return template, definition(template)["States"]
@@ -140,7 +140,8 @@ def test_deployment_has_a_branch_per_mode_and_updates_blue_green_with_the_rollba
         {"AlarmName": logical_id} for logical_id in alarms]
     assert sorted(a["Properties"]["AlarmName"] for a in alarms.values()) == [f"{PREFIX}-endpoint-5xx",
                                                                               f"{PREFIX}-endpoint-latency-p99"]
-    assert states["Deployment rolled back?"]["Default"] == "Notify deployed"
+    assert states["Deployment rolled back?"]["Default"] == "Record serving version"
+    assert states["Record serving version"]["Next"] == "Notify deployed"
     template.has_resource_properties("AWS::CloudWatch::Alarm", {"AlarmName": f"{PREFIX}-endpoint-5xx",
                                                                 "MetricName": "Invocation5XXErrors", "Period": 60})
     check = statements(template, "CheckEndpoint")
@@ -151,7 +152,7 @@ def test_deployment_has_a_branch_per_mode_and_updates_blue_green_with_the_rollba
 def test_deployment_takes_the_backends_states_after_a_realtime_deployment() -> None:
     _, states = _deployment(monitored=True)
     (realtime,) = [c for c in states["Deployment rolled back?"]["Choices"] if c.get("StringEquals") == "target-tracking"]
-    assert realtime["Next"] == "Monitor it" and states["Monitor it"]["Next"] == "Notify deployed"
+    assert realtime["Next"] == "Monitor it" and states["Monitor it"]["Next"] == "Record serving version"
 
 
 def test_endpoint_autoscaling_and_the_permissions_application_auto_scaling_checks() -> None:

@@ -1,5 +1,10 @@
 """Metric gate: does the candidate model meet the business thresholds, and is it no
-worse than the currently approved version (champion) by more than the allowed margin?
+worse than the champion by more than the allowed margin?
+
+The champion is the version that serves what this run would replace: the newest version of
+the group whose ``serving`` property (set by the run that deployed it, once the deployment
+was confirmed) names the run's deployment mode. A version that was approved but never served
+(a rolled-back blue/green update, a run that failed after registering) is never the champion.
 
 Returns a decision with one line of reasoning per check; the state machine branches
 on ``passed`` and a failing run ends with ``summary`` in its notification and Fail cause.
@@ -21,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 logger = Logger(service="metric-gate")
 
-SECTIONS = ("binary_classification_metrics", "regression_metrics")
+SECTIONS = ("binary_classification_metrics", "multiclass_classification_metrics", "regression_metrics")
+SCAN_LIMIT = 100  # versions looked at, newest first, for the one serving
 
 
 class Threshold(BaseModel):
@@ -37,6 +43,7 @@ class Event(BaseModel):
     thresholds: list[Threshold] = Field(min_length=1)
     champion_margin: float = Field(ge=0)
     model_package_group: str
+    deployment_mode: Literal["realtime", "serverless", "async", "batch"]
 
 
 @lru_cache(maxsize=None)
@@ -59,24 +66,31 @@ def read_metrics(uri: str) -> dict[str, float]:
     }
 
 
-def champion_metrics(group: str) -> tuple[str | None, dict[str, float]]:
-    """The latest Approved model package in ``group`` and its metrics (None if no champion yet)."""
+def serving_version(group: str, mode: str) -> dict[str, Any] | None:
+    """The newest version of ``group`` whose ``serving`` property names ``mode`` (its
+    DescribeModelPackage), or None when no version serves in that mode yet."""
     sagemaker = _client("sagemaker")
     try:
-        packages = sagemaker.list_model_packages(
-            ModelPackageGroupName=group, ModelApprovalStatus="Approved",
-            SortBy="CreationTime", SortOrder="Descending", MaxResults=1,
-        )["ModelPackageSummaryList"]
+        pages = sagemaker.get_paginator("list_model_packages").paginate(
+            ModelPackageGroupName=group, SortBy="CreationTime", SortOrder="Descending")
+        for index, summary in enumerate(s for page in pages for s in page["ModelPackageSummaryList"]):
+            if index >= SCAN_LIMIT:
+                return None
+            described = sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+            if described.get("CustomerMetadataProperties", {}).get("serving", "").split(" ")[0] == mode:
+                return described
     except sagemaker.exceptions.ResourceNotFound:
+        return None
+    return None
+
+
+def champion_metrics(group: str, mode: str) -> tuple[str | None, dict[str, float]]:
+    """The version serving in ``mode`` and its metrics (None if no champion yet)."""
+    described = serving_version(group, mode)
+    if described is None:
         return None, {}
-    if not packages:
-        return None, {}
-    arn = packages[0]["ModelPackageArn"]
-    statistics = (
-        sagemaker.describe_model_package(ModelPackageName=arn)
-        .get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {}).get("S3Uri")
-    )
-    return arn, (read_metrics(statistics) if statistics else {})
+    statistics = described.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {}).get("S3Uri")
+    return described["ModelPackageArn"], (read_metrics(statistics) if statistics else {})
 
 
 def decide(
@@ -116,7 +130,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     except ValidationError as error:
         raise ValueError(f"malformed metric-gate event: {error}") from None
     candidate = read_metrics(parsed.evaluation_uri)
-    champion_arn, champion = champion_metrics(parsed.model_package_group)
+    champion_arn, champion = champion_metrics(parsed.model_package_group, parsed.deployment_mode)
     decision = decide(candidate, parsed.thresholds, champion, parsed.champion_margin)
     decision.update(candidate=candidate, champion={"model_package_arn": champion_arn, "metrics": champion})
     logger.info(decision["summary"])

@@ -7,10 +7,13 @@ Event (from the monitoring state machine)::
      "capture_uri": "s3://<monitoring>/data-capture/", "output_uri": "s3://<monitoring>/monitoring/",
      "execution": "<execution name>"}
 
-The baseline comes from the latest Approved model version's lineage (``train_data``, set at
-registration). The captured objects of the window are listed into a SageMaker manifest
-file, so the processing job reads exactly that window. With no approved version or no
-captured data, ``has_data`` is false and the run ends without a job.
+The baseline is the training split (``train_data`` in its lineage, set at registration) of the
+model serving what is monitored: the newest version whose ``serving`` property (set by the run
+that deployed it, once the deployment was confirmed) names the real-time endpoint, or batch for
+a batch run's output. An approved version that never served is never the baseline. The
+captured objects of the window are listed into a SageMaker manifest file, so the processing
+job reads exactly that window. With no serving version or no captured data, ``has_data`` is
+false and the run ends without a job.
 
 A training run that scored a prefix in batch starts a run with the execution input
 ``{"batch_output": "s3://<artifacts>/runs/<run>/transform/"}``: the window is then that batch
@@ -59,18 +62,22 @@ def _split(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def baseline(group: str) -> tuple[str, str] | None:
-    """(model package ARN, training-split URI) of the latest Approved version."""
+SCAN_LIMIT = 100  # versions looked at, newest first, for the one serving
+
+
+def baseline(group: str, mode: str) -> tuple[str, str] | None:
+    """(model package ARN, training-split URI) of the newest version serving in ``mode``."""
     sagemaker = _client("sagemaker")
-    versions = sagemaker.list_model_packages(ModelPackageGroupName=group, ModelApprovalStatus="Approved",
-                                             SortBy="CreationTime", SortOrder="Descending",
-                                             MaxResults=1)["ModelPackageSummaryList"]
-    if not versions:
-        return None
-    arn = versions[0]["ModelPackageArn"]
-    described = sagemaker.describe_model_package(ModelPackageName=arn)
-    train = described.get("CustomerMetadataProperties", {}).get("train_data")
-    return (arn, train) if train else None
+    pages = sagemaker.get_paginator("list_model_packages").paginate(
+        ModelPackageGroupName=group, SortBy="CreationTime", SortOrder="Descending")
+    for index, summary in enumerate(s for page in pages for s in page["ModelPackageSummaryList"]):
+        if index >= SCAN_LIMIT:
+            break
+        properties = sagemaker.describe_model_package(
+            ModelPackageName=summary["ModelPackageArn"]).get("CustomerMetadataProperties", {})
+        if properties.get("serving", "").split(" ")[0] == mode:
+            return (summary["ModelPackageArn"], properties["train_data"]) if properties.get("train_data") else None
+    return None
 
 
 def captured(capture_uri: str, endpoint: str, since: datetime) -> list[str]:
@@ -102,11 +109,13 @@ def listed(uri: str) -> list[str]:
 
 
 def prepare(event: Event, now: datetime) -> dict[str, Any]:
-    found = baseline(event.model_package_group)
-    if found is None:
-        return {"has_data": False, "reason": f"no Approved version in {event.model_package_group} to compare against"}
-    package, train = found
     batch = batch_output(event)
+    mode = "batch" if batch else "realtime"
+    found = baseline(event.model_package_group, mode)
+    if found is None:
+        return {"has_data": False, "reason": f"no version of {event.model_package_group} serves in {mode} mode yet "
+                                             "to compare against"}
+    package, train = found
     if batch:
         keys, source = listed(batch), "batch"
         if not keys:

@@ -13,8 +13,11 @@ tests/test_offline_adapter.py that fails if a moto upgrade changes what it relie
    job's own role, record the outcome in moto, and describe once.
 3. ``sagemaker:UpdateEndpoint`` is not implemented by moto; we add it to the backend, with
    SageMaker's rollback behaviour: a failed update leaves the old config serving.
-4. ``$$.Execution.RedriveCount`` is missing from moto's context object; AWS sets 0 on the
-   first run. Job names use it to stay unique across redrives.
+4. Context object: ``$$.Execution.RedriveCount`` is missing from moto's; AWS sets 0 on the
+   first run (job names use it to stay unique across redrives). ``$$.Execution.StartTime`` is a
+   Python datetime in moto's, which ``States.Format`` cannot serialise; AWS gives an ISO 8601
+   string such as "2019-03-26T20:14:13.192Z" ("Accessing execution data from the Context
+   object", Step Functions Developer Guide). Ours sets both as AWS does.
 5. Time: Wait states and Retry intervals are recorded instead of slept, so a run with a
    60-second endpoint poll or retry backoff finishes in seconds.
 6. Service names: Step Functions calls Application Auto Scaling ``applicationautoscaling``
@@ -35,7 +38,8 @@ tests/test_offline_adapter.py that fails if a moto upgrade changes what it relie
 11. ``UpdateModelPackage``: moto replaces the version's ``CustomerMetadataProperties`` with the
    request's (none, for an approval), so a reviewer's decision erased the run's lineage; SageMaker
    adds the request's properties to the existing ones ("CustomerMetadataProperties", UpdateModelPackage).
-   Ours keeps them and merges the request's in.
+   moto also erases the approval status when a request carries none (ModelApprovalStatus is
+   optional). Ours keeps both and merges the request's properties in.
 
 Patches 3 and 10 and Application Auto Scaling's permission validation also apply the service
 rules of ``tools/offline/service_rules.py``: what AWS checks, or does as the model's execution
@@ -55,7 +59,7 @@ import traceback
 import types
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -465,6 +469,8 @@ def _backend_update_model_package(self, model_package_arn, model_approval_status
     name = self.model_package_name_mapping.get(model_package_arn, model_package_arn)
     package = self.model_packages.get(name)
     merged = {**((package.customer_metadata_properties or {}) if package else {}), **(customer_metadata_properties or {})}
+    if package is not None and model_approval_status is None:  # a request without a decision keeps the one made
+        model_approval_status, approval_description = package.model_approval_status, package.approval_description
     return _ORIGINAL["update_model_package"](self, model_package_arn, model_approval_status, approval_description,
                                              merged or None, customer_metadata_properties_to_remove or [],
                                              additional_inference_specifications_to_add)
@@ -475,6 +481,10 @@ def _evaluation_environment(self):  # noqa: ANN001
     env = _ORIGINAL["environment"](self)
     context = env.states.context_object.context_object_data
     context["Execution"].setdefault("RedriveCount", 0)
+    started = context["Execution"].get("StartTime")
+    if isinstance(started, datetime):
+        started = started.astimezone(timezone.utc) if started.tzinfo else started
+        context["Execution"]["StartTime"] = started.strftime("%Y-%m-%dT%H:%M:%S.") + f"{started.microsecond // 1000:03d}Z"
     _PRINCIPAL.name = f"states:{context['StateMachine']['Name']}"  # runs in the execution's own thread
     return env
 

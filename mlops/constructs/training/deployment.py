@@ -75,8 +75,9 @@ class Deployment:
                  endpoints: Endpoints, role: iam.IRole, async_topics: dict[str, sns.ITopic],
                  rollback_alarms: list[cloudwatch.Alarm], check: PipelineFunction,
                  after_realtime: Callable[[sfn.IChainable], sfn.IChainable] | None,
-                 after_batch: Callable[[sfn.IChainable], sfn.IChainable] | None, on_failure: sfn.IChainable) -> None:
-        self._scope, self._resources, self._deployment = scope, resources, deployment
+                 after_batch: Callable[[sfn.IChainable], sfn.IChainable] | None, group: str,
+                 on_failure: sfn.IChainable) -> None:
+        self._scope, self._resources, self._deployment, self._group = scope, resources, deployment, group
         self._endpoints, self._on_failure = endpoints, on_failure
         self._after_realtime, self._after_batch = after_realtime, after_batch
         # The SDK integration (CDK's SageMakerCreateModel takes no list of tags and grants model/*)
@@ -319,7 +320,10 @@ class Deployment:
             .when(sfn.Condition.and_(in_service, serving_new_config), scale)
             .when(in_service, self._failure("Update rolled back", "DeploymentRolledBack",
                                             "States.Format('Endpoint {} rolled back to {}; it keeps serving the previous model', "
-                                            "$.deploy.endpoint_name, $.endpoint_state.config)").next(scale))
+                                            "$.deploy.endpoint_name, $.endpoint_state.config)")
+                  .next(self._record("Record rolled back", {"rolled_back.$": (
+                      "States.Format('{} kept serving {} (execution {})', $.deploy.endpoint_name, "
+                      "$.endpoint_state.config, $$.Execution.Name)")})).next(scale))
             .when(sfn.Condition.string_equals("$.endpoint_state.status", "Failed"),
                   self._failure("Endpoint failed", "EndpointFailed",
                                 "States.Format('Endpoint {} is Failed', $.deploy.endpoint_name)").next(self._on_failure))
@@ -332,6 +336,18 @@ class Deployment:
         )
         return start
 
+    def _record(self, name: str, properties: dict[str, str]) -> tasks.CallAwsService:
+        """Write ``properties`` on the run's version in the registry (UpdateModelPackage adds
+        them to its CustomerMetadataProperties): ``serving`` once a deployment is confirmed —
+        the metric gate's champion and the monitoring baseline are the newest version serving
+        in a mode — or ``rolled_back``, which the registry then shows."""
+        record = tasks.CallAwsService(
+            self._scope, name, task_timeout=API_TIMEOUT, service="sagemaker", action="updateModelPackage",
+            parameters={"ModelPackageArn.$": "$.registration.model_package_arn", "CustomerMetadataProperties": properties},
+            iam_resources=[self._resources.arn(self._scope, "sagemaker", "model-package", f"{self._group}/*")],
+            iam_action="sagemaker:UpdateModelPackage", result_path=sfn.JsonPath.DISCARD)
+        return catch_all(retry_api(record), self._on_failure)
+
     def _failure(self, name: str, error: str, cause: str) -> sfn.Pass:
         return sfn.Pass(self._scope, name, parameters={"Error": error, "Cause.$": cause}, result_path="$.error")
 
@@ -341,7 +357,9 @@ class Deployment:
         for the update; registering is idempotent), then fail the run with the rollback's cause."""
         scope = self._scope
         target_tracking_mode = sfn.Condition.string_equals("$.deploy.scaling", "target-tracking")
-        done = outcome_notice(scope, self._resources, "Notify deployed", "DEPLOYED", "$.registration.model_package_arn").next(
+        done = self._record("Record serving version", {
+            "serving.$": "States.Format('{} since {}', $.run.deployment_mode, $$.Execution.StartTime)"}).next(
+            outcome_notice(scope, self._resources, "Notify deployed", "DEPLOYED", "$.registration.model_package_arn")).next(
             sfn.Succeed(scope, "Model deployed"))
         finish = sfn.Choice(scope, "Deployment rolled back?").when(sfn.Condition.not_(serving_new_config), self._on_failure)
         if self._after_realtime is not None:
@@ -393,6 +411,8 @@ class Deployment:
                                   on_failure=self._on_failure, tags=self._resources.tag_list)
         done = outcome_notice(self._scope, self._resources, "Notify batch done", "BATCH PREDICTIONS WRITTEN",
                               "$.transform.output").next(sfn.Succeed(self._scope, "Batch predictions written"))
+        record = self._record("Record batch version", {
+            "serving.$": "States.Format('batch since {}', $$.Execution.StartTime)", "batch_output.$": "$.transform.output"})
         if deployment.batch_input_prefix and self._after_batch is not None:
-            return transform.next(self._after_batch(done))
-        return transform.next(done)
+            return transform.next(record).next(self._after_batch(done))
+        return transform.next(record).next(done)

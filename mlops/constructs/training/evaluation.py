@@ -41,7 +41,7 @@ def metric_gate_function(scope: Construct, *, resources: StageResources, group: 
     gate.role.add_to_policy(iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=["*"]))
     resources.data_key.grant(gate.role, "kms:Decrypt")
     acknowledge(gate.role, "AwsSolutions-IAM5", "sagemaker:ListModelPackages supports no resource-level "
-                "permissions; the gate lists the approved versions of its own group to find the champion.",
+                "permissions; the gate lists the versions of its own group to find the one serving (the champion).",
                 applies_to="Resource::*")
     return gate
 
@@ -93,6 +93,7 @@ class Evaluation:
                 "thresholds": [threshold.model_dump() for threshold in pipeline.metric_thresholds],
                 "champion_margin": pipeline.champion_margin,
                 "model_package_group": group,
+                "deployment_mode": sfn.JsonPath.string_at("$.run.deployment_mode"),
             }),
             result_selector={"passed.$": "$.Payload.passed", "summary.$": "$.Payload.summary",
                              "candidate.$": "$.Payload.candidate", "champion.$": "$.Payload.champion"},

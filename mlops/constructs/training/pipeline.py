@@ -70,7 +70,7 @@ class TrainingPipeline(Construct):
                             role=self.sagemaker_role, async_topics=self.async_topics, rollback_alarms=self.rollback_alarms,
                             check=self.functions["check_endpoint"], on_failure=on_failure,
                             after_realtime=backend.after_realtime(self, self.endpoints.realtime, on_failure),
-                            after_batch=backend.after_batch(self, on_failure))
+                            after_batch=backend.after_batch(self, on_failure), group=group)
         definition = (self._prepare(pipeline, deployment, raw_prefix, data_machine, on_failure)
                       .next(build.start).next(evaluation.passed(registration.then(deploy.start))))
         hours = pipeline.execution_timeout_hours + (pipeline.approval_timeout_hours if pipeline.manual_approval else 0)
