@@ -27,30 +27,45 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the handlers' JSON logs would drown the progress
 
 
-def _progress(stage, execution: str):
-    """Print each state as it finishes: name, duration, outcome; the nested data run's
-    states indented under "Prepare data"."""
+def _progress(stage, execution: str, *, out=print):
+    """Print each state in the order it happens (tools/offline/progress.py); the data run's states
+    indented under "Prepare data"; on a stage with manual approval, approve the run's new version
+    when the run waits for it, as a reviewer would in the registry."""
     import boto3
 
-    from tools.offline.runner import states_of
+    from tools.offline.progress import View
 
     sfn = boto3.client("stepfunctions")
-    printed: dict[str, int] = {}
+    states = stage.definition["States"]
+    opens = {name: "nested" if ":states:::states:startExecution" in str(state.get("Resource", "")) else "waits"
+             for name, state in states.items()
+             if ":states:::states:startExecution" in str(state.get("Resource", ""))
+             or str(state.get("Resource", "")).endswith(".waitForTaskToken")}
+    view, approved = View(), not stage.approval_rules
 
-    def show(arn: str, indent: str) -> str:
-        status = sfn.describe_execution(executionArn=arn)["status"]
-        states = states_of(sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"])
-        done = [s for s in states if s.outcome != "running"] if status == "RUNNING" else states
-        for state in done[printed.get(arn, 0):]:
-            mark = {"ok": "✓", "failed": "✗"}.get(state.outcome, "·")
-            print(f"{indent}{mark} {state.name:<{34 - len(indent)}} {state.seconds:6.2f} s  {state.outcome}", flush=True)
-        printed[arn] = len(done)
-        return status
+    def history(arn: str) -> list[dict]:
+        return sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+
+    child: list[str] = []
+
+    def nested() -> list[dict] | None:
+        """The history of the data run this run started (Step Functions passes the parent's id
+        in a nested execution's input)."""
+        if not child:
+            for summary in sfn.list_executions(stateMachineArn=stage.state_machine_arns["data"])["executions"]:
+                started_by = json.loads(sfn.describe_execution(executionArn=summary["executionArn"])["input"])
+                if isinstance(started_by, dict) and started_by.get("AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID") == execution:
+                    child.append(summary["executionArn"])
+        return history(child[0]) if child else None
 
     while True:
-        for child in sfn.list_executions(stateMachineArn=stage.state_machine_arns["data"])["executions"][::-1]:
-            show(child["executionArn"], "    ↳ ")
-        if show(execution, "  ") != "RUNNING":
+        status = sfn.describe_execution(executionArn=execution)["status"]
+        for line in view.advance(history(execution), opens=opens.get, nested_history=nested):
+            out(line)
+        if not approved and view.waiting_in == "Wait for approval" and _waiting_for_approval(stage):
+            out(f"  … approving {_approve(stage)} in the registry")
+            approved = True
+        if status != "RUNNING":
             return stage.wait(execution)
         time.sleep(0.1)
 
@@ -60,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage", default="dev")
     parser.add_argument("--input", default="{}", help="execution input (JSON), as in the Step Functions console")
     args = parser.parse_args(argv)
-    logging.disable(logging.WARNING)  # moto's executor logs caught task errors at ERROR; the demo reports them
+    logging.disable(logging.WARNING)  # libraries' notices (Spark, XGBoost) would drown the progress; failures are reported below
     warnings.simplefilter("ignore")
     started = time.monotonic()
 
@@ -76,34 +91,34 @@ def main(argv: list[str] | None = None) -> int:
                 print("This stage waits for manual approval; the demo approves the new version when asked.\n")
             print(f"Running {stage.state_machine_arn.split(':')[-1]} offline on the bundled sample data:")
             execution = stage.start(json.loads(args.input))
-            if stage.approval_rules:
-                _approve_when_waiting(stage, execution)
             result = _progress(stage, execution)
             _report(stage, result)
     print(f"\nTotal {time.monotonic() - started:.1f} s")
     return 0 if result.status == "SUCCEEDED" else 1
 
 
-def _approve_when_waiting(stage, execution: str) -> None:
+def _waiting_for_approval(stage) -> bool:
+    """Has the approval handler stored the run's task token (the run waits for a decision)?"""
+    return any(c.principal == stage.functions["approval"] and c.action == "s3:PutObject" for c in stage.hooks.calls)
+
+
+def _approve(stage) -> str:
+    """Approve the newest version in the registry; returns its name and version."""
     import boto3
 
-    stage.wait(execution, until="Wait for approval")
-    for _ in range(200):
-        if any(c.principal == stage.functions["approval"] and c.action == "s3:PutObject" for c in stage.hooks.calls):
-            break
-        time.sleep(0.05)
     group = next(k for k in stage.definition["States"]["Register model version"]["Parameters"].items()
                  if k[0] == "ModelPackageGroupName")[1]
     package = boto3.client("sagemaker").list_model_packages(
         ModelPackageGroupName=group, SortBy="CreationTime", SortOrder="Descending")["ModelPackageSummaryList"][0]
-    print(f"  … approving {package['ModelPackageArn'].split('/', 1)[1]} in the registry")
     stage.decide(package["ModelPackageArn"], "Approved")
+    return package["ModelPackageArn"].split("/", 1)[1]
 
 
 def _report(stage, result) -> None:
     import boto3
 
-    print(f"\nExecution {result.status}" + (f": {result.error}: {result.cause}" if result.error else ""))
+    # the cause starts with the error's name and the failing state (the failure ending's description)
+    print(f"\nExecution {result.status}" + (f": {result.cause}" if result.error else ""))
     output = result.output or {}
     if output.get("data"):
         records = sum(len(group) for group in stage.feature_store.records.values())

@@ -101,7 +101,10 @@ def test_data_preparation_alone_chains_validation_split_catalog_and_features() -
              "Refresh catalog"]
     assert [states[name]["Next"] for name in order[:-1]] == order[1:]
     assert states["Catalog refresh under way"]["Next"] == "Ingest features"
-    assert states["Reserved data error name?"]["Choices"][0]["Next"] == "Data step failed"
+    # every failure is described, notified, then fails with the described error and one-line cause
+    assert states["Describe data failure"]["Next"] == "Notify data failure"
+    assert states["Notify data failure"]["Next"] == "Data run failed"
+    assert states["Data run failed"] == {"Type": "Fail", "ErrorPath": "$.failure.error", "CausePath": "$.failure.summary"}
     template.has_resource_properties("AWS::StepFunctions::StateMachine", {"StateMachineName": f"{PREFIX}-data"})
     template.resource_count_is("AWS::Events::Rule", 0)  # dev: no refresh on new raw data
     assert set(data.functions) == {"data_quality", "data_run_input"}

@@ -88,19 +88,18 @@ def test_failing_report_lists_every_failed_rule(s3, sample: pd.DataFrame) -> Non
         gate.handler(_event(), FakeLambdaContext())
     assert type(failure.value).__name__ == "DataQualityFailed"  # the error name Step Functions sees
     assert str(failure.value) == (
-        "2 of 6 data-quality rules failed on dataset breast_cancer: "
-        "no-missing-values (AGG(MISSING_VALUES_PERCENTAGE) <= 0 on target, mean_radius: failed for target), "
-        'target-allowed-values (`target` IN ["0","1"]: 5 of 569 rows (0.9%) fail it; needs >= 100% passing) '
-        f"(report: {uri})"
-    )
+        f"2 of 6 data-quality rules failed on dataset breast_cancer (report: {uri}):\n"
+        "- no-missing-values (AGG(MISSING_VALUES_PERCENTAGE) <= 0 on target, mean_radius: failed for target)\n"
+        '- target-allowed-values (`target` IN ["0","1"]: 5 of 569 rows (0.9%) fail it; needs >= 100% passing)'
+    )  # one line per failed rule
 
 
 def test_row_level_failure_shows_share_and_range(s3, sample: pd.DataFrame) -> None:
     frame = sample.copy()
     frame.loc[range(12), "mean_radius"] = 99.0
     _put(s3, frame)
-    with pytest.raises(gate.DataQualityFailed, match=r"^1 of 6 data-quality rules failed on dataset breast_cancer: "
-                       r"mean_radius-in-range \(`mean_radius` IS_BETWEEN 0 and 50: 12 of 569 rows \(2\.1%\) fail it; "
+    with pytest.raises(gate.DataQualityFailed, match=r"^1 of 6 data-quality rules failed on dataset breast_cancer \(report: .*\):\n"
+                       r"- mean_radius-in-range \(`mean_radius` IS_BETWEEN 0 and 50: 12 of 569 rows \(2\.1%\) fail it; "
                        r"needs >= 100% passing\)"):
         gate.handler(_event(), FakeLambdaContext())
 
@@ -138,7 +137,7 @@ def test_malformed_event_names_the_field(event, message: str) -> None:
 def test_decide_fails_on_a_failed_ruleset_and_on_an_empty_report() -> None:
     report = {"sampleSize": 10, "rulesetResults": [
         {"name": "rs", "status": "FAILED", "ruleResults": [{"name": "a", "status": "SUCCEEDED"}]}]}
-    with pytest.raises(gate.DataQualityFailed, match=r"^0 of 1 data-quality rules failed on dataset d: ruleset rs"):
+    with pytest.raises(gate.DataQualityFailed, match=r"^0 of 1 data-quality rules failed on dataset d \(report: s3://b/k\):\n- ruleset rs"):
         gate.decide(report, "d", "s3://b/k")
     with pytest.raises(ValueError, match="holds no rule results"):
         gate.decide({"rulesetResults": [{"name": "rs", "ruleResults": []}]}, "d", "s3://b/k")

@@ -385,3 +385,20 @@ def test_main_on_glue_resolves_only_the_arguments_given(spark, monkeypatch) -> N
 
     etl.main([*argv, "--rules", json.dumps(RULES), "--seed", "3"])
     assert (json.loads(calls[-1]["rules"]), calls[-1]["seed"]) == (RULES, "3")
+
+
+def test_a_failed_glue_run_reports_the_spark_exception(spark, tmp_path) -> None:
+    """The offline Glue runner's ErrorMessage for a script that raised: the exception and what
+    it says, not py4j's "An error occurred while calling o45.csv." wrapper."""
+    from py4j.protocol import Py4JJavaError
+
+    from tools.offline.jobs import spark_failure
+
+    with pytest.raises(Exception) as missing:  # noqa: PT011 - pyspark's exception class moved between releases
+        spark.read.csv(str(tmp_path / "nowhere.csv")).collect()
+    assert re.match(r"^AnalysisException: \[PATH_NOT_FOUND\] Path does not exist: .*nowhere\.csv", spark_failure(missing.value))
+    with pytest.raises(Py4JJavaError) as java:  # a JVM exception pyspark does not convert
+        spark.sparkContext._jvm.java.lang.Class.forName("no.such.Reader")
+    assert str(java.value).startswith("An error occurred while calling")
+    assert spark_failure(java.value) == "ClassNotFoundException: no.such.Reader"
+    assert spark_failure(KeyError("label")) == "KeyError: 'label'"

@@ -211,7 +211,7 @@ def test_model_monitor_backend_baselines_and_schedules_after_a_realtime_deployme
         {k: v for k, v in body.items() if k in ("Next", "Default", "Choices")})] == ["Deployment rolled back?"]
     rolled_back, realtime = states["Deployment rolled back?"]["Choices"]
     assert rolled_back == {"Not": {"Variable": "$.endpoint_state.config", "StringEqualsPath": "$.run.names.config"},
-                           "Next": "Notify failure"}
+                           "Next": "Describe failure"}
     assert realtime == {"Variable": "$.deploy.scaling", "StringEquals": "target-tracking", "Next": "Baseline for Model Monitor"}
     parameters = baseline["Parameters"]
     assert baseline["Resource"].endswith(":states:::sagemaker:createProcessingJob.sync")
@@ -224,7 +224,7 @@ def test_model_monitor_backend_baselines_and_schedules_after_a_realtime_deployme
     assert payload["schedule_expression"] == "cron(0 * ? * * *)" and payload["drift_threshold"] == 0.15
     assert payload["model_quality"]["thresholds"] == [{"metric": "f1", "direction": ">=", "value": 0.9}]
     assert payload["network_isolation"] is True and payload["version.$"] == "$.run.run_id"
-    assert any(c.get("Next") == "Notify failure" for c in baseline.get("Catch", []) + schedule.get("Catch", []))
+    assert any(c.get("Next") == "Describe failure" for c in baseline.get("Catch", []) + schedule.get("Catch", []))
     # open-source stages have none of it
     assert "Baseline for Model Monitor" not in _training_states(_pipeline(stacks, "dev"))
 

@@ -181,6 +181,21 @@ def test_patch11_moto_erases_lineage_and_decisions_on_update(moto) -> None:
     assert described["CustomerMetadataProperties"] == {"train_data": "s3://b/train/", "serving": "batch", "reviewer": "ana"}
 
 
+def test_patch12_moto_glue_job_runs_carry_no_error_message(moto) -> None:
+    from moto.glue import models as glue_models
+
+    glue = boto3.client("glue")
+    glue.create_job(Name="split", Role="arn:aws:iam::123456789012:role/r", Command={"Name": "glueetl", "ScriptLocation": "s3://b/s.py"})
+    run_id = glue.start_job_run(JobName="split")["JobRunId"]
+    run = next(r for r in glue_models.glue_backends["123456789012"]["eu-west-1"].jobs["split"].job_runs if r.job_run_id == run_id)
+    run.status, run.error_message = "FAILED", "AnalysisException: [PATH_NOT_FOUND] Path does not exist: s3://raw/x"
+    assert "ErrorMessage" not in glue.get_job_run(JobName="split", RunId=run_id)["JobRun"]
+    with adapter.patched(adapter.Hooks()):
+        described = glue.get_job_run(JobName="split", RunId=run_id)["JobRun"]
+    assert described["ErrorMessage"] == run.error_message and described["JobRunState"] == "FAILED"
+    assert "ErrorMessage" not in glue.get_job_run(JobName="split", RunId=run_id)["JobRun"]  # undone
+
+
 def test_threads_inherit_the_principal() -> None:
     """moto starts a thread per execution program and per state with a timeout."""
     import threading
@@ -209,3 +224,15 @@ def test_patches_are_undone_afterwards() -> None:
     from moto.databrew.models import DataBrewBackend
 
     assert not hasattr(DataBrewBackend, "start_job_run") and not any("startJobRun" in p for p in urls.url_paths)
+
+
+def test_a_failed_processing_script_reports_its_last_lines() -> None:
+    """FailureReason of a processing script that exited non-zero: AlgorithmError, the exit code
+    and the end of its stderr (the traceback's last lines: where, and the exception)."""
+    from tools.offline.jobs import script_failure
+
+    stderr = "\n".join(["Traceback (most recent call last):", '  File "drift.py", line 3, in <module>',
+                        "    main()", '  File "drift.py", line 9, in main', "    raise ValueError(msg)",
+                        "ValueError: baseline has no column 'age'", ""])
+    assert script_failure(2, stderr) == ("AlgorithmError: exit code 2: " + "\n".join(stderr.splitlines()[2:7]))
+    assert script_failure(137, "") == "AlgorithmError: exit code 137"

@@ -101,8 +101,8 @@ def test_failed_update_leaves_the_old_endpoint_serving(dev: OfflineStage) -> Non
     assert run.status == "FAILED" and run.error == "DeploymentRolledBack"
     # autoscaling is registered again for the serving fleet, then the run fails with the rollback's cause
     assert run.visited()[-9:] == ["Update rolled back", "Record rolled back", "Autoscale?", "Register scalable target",
-                                  "Put scaling policy", "Deployment rolled back?", "Notify failure",
-                                  "Reserved error name?", "Run failed"]
+                                  "Put scaling policy", "Deployment rolled back?", "Describe failure",
+                                  "Notify failure", "Run failed"]
     assert "keeps serving the previous model" in run.cause
     endpoint = boto3.client("sagemaker").describe_endpoint(EndpointName=DEV_ENDPOINT)
     assert endpoint["EndpointStatus"] == "InService" and endpoint["EndpointConfigName"] == serving
@@ -136,7 +136,8 @@ def test_bad_input_fails_in_the_first_state_naming_the_field(dev: OfflineStage) 
     run = dev.run({"hyperparameters": {"max_dept": 3}})
     assert run.status == "FAILED" and run.error == "InvalidExecutionInput"
     assert "input.hyperparameters" in run.cause and "max_dept" in run.cause
-    assert run.visited() == ["Start run", "Prepare run", "Notify failure", "Reserved error name?", "Run failed"]
+    assert run.visited() == ["Start run", "Prepare run", "Describe failure", "Notify failure", "Run failed"]
+    assert run.cause.startswith("InvalidExecutionInput in state 'Prepare run': input.hyperparameters")
     assert len(boto3.client("sagemaker").list_training_jobs()["TrainingJobSummaries"]) == jobs_before
 
 

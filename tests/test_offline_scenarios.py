@@ -4,6 +4,7 @@ manual approval (approve, reject). See test_offline_pipeline.py for the runner."
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -13,15 +14,35 @@ from tests.test_offline_pipeline import _endpoints, _packages
 from tools.offline.runner import OfflineStage
 
 
-def test_training_failure_notifies_and_deploys_nothing(cloud_assembly_dir: Path) -> None:
+def test_training_failure_notifies_and_deploys_nothing(cloud_assembly_dir: Path, caplog) -> None:
     with OfflineStage(cloud_assembly_dir, "dev", faults={"createTrainingJob": ["fail"]}) as stage:
         run = stage.run({})
+        # the emulator's internals stay out of the output (moto logs each caught error with a dump)
+        assert not [r for r in caplog.records if r.name.startswith("moto.") and r.levelno >= logging.ERROR]
         assert run.status == "FAILED" and run.error == "StepFailed"
-        assert run.cause.startswith("States.TaskFailed: ") and "AlgorithmError" in run.cause
-        assert run.visited()[-4:] == ["Train model", "Notify failure", "Reserved error name?", "Step failed"]
+        # one line: the error, the state, the job and its FailureReason
+        assert run.cause.startswith("StepFailed in state 'Train model': States.TaskFailed: training job mlops-demo-dev-train-")
+        assert run.cause.endswith(" Failed: AlgorithmError: injected training failure (offline scenario)")
+        assert "\n" not in run.cause
+        assert run.visited()[-4:] == ["Train model", "Describe failure", "Notify failure", "Run failed"]
         assert _packages("mlops-demo-dev-models") == [] and _endpoints() == []
-        assert any("FAILED" in message for message in stage.messages())
-        assert stage.iam_report()["missing"] == {}  # every call allowed by its caller's policy
+        notice = next(message for message in stage.messages() if "FAILED" in message)
+        summary, _, detail = notice.partition("\n\n")
+        assert summary.endswith(run.cause)  # the same line, then the detail as JSON (not escaped strings)
+        assert json.loads(detail)["cause"]["failure_reason"] == "AlgorithmError: injected training failure (offline scenario)"
+        assert stage.iam_report()["missing"] == {}  # every call allowed by its caller's policy (history read included)
+
+
+def test_a_failed_glue_job_reports_its_spark_exception(cloud_assembly_dir: Path) -> None:
+    """The ETL script itself fails on local Spark (its input is gone when it reads it): the run's
+    cause names the nested state and carries Spark's exception, as Glue's ErrorMessage would."""
+    with OfflineStage(cloud_assembly_dir, "dev", faults={"glue:startJobRun": ["input-gone"]}) as stage:
+        run = stage.run({})
+        assert run.status == "FAILED" and run.error == "StepFailed", (run.error, run.cause)
+        assert run.cause.startswith("StepFailed in state 'Prepare data › Split train, validation, test': "
+                                    "States.TaskFailed: Glue job mlops-demo-dev-split run ")
+        assert "FAILED: AnalysisException: [PATH_NOT_FOUND] Path does not exist: " in run.cause
+        assert "\n" not in run.cause and "Train model" not in run.visited()
 
 
 def _raw_sample() -> tuple[str, str, bytes]:
@@ -41,7 +62,12 @@ def test_data_quality_gate_stops_the_run_before_training(cloud_assembly_dir: Pat
         run = stage.run({})
         assert run.status == "FAILED" and run.error == "DataQualityFailed", (run.error, run.cause)
         assert "label-complete" in run.cause and "target-allowed-values" in run.cause  # the rules that failed, named
-        assert "Train model" not in run.visited() and run.visited()[-1] == "Data quality failed"
+        assert "Train model" not in run.visited() and run.visited()[-1] == "Run failed"
+        # the first line says what and where; then each failed rule on its own line
+        first, *rules = run.cause.splitlines()
+        assert first.startswith("DataQualityFailed in state 'Prepare data › Check data quality': 2 of 7 data-quality "
+                                "rules failed on dataset mlops-demo-dev-raw (report: s3://")
+        assert [rule.split(" ", 2)[1] for rule in rules] == ["label-complete", "target-allowed-values"]
         sagemaker = boto3.client("sagemaker")
         assert sagemaker.list_training_jobs()["TrainingJobSummaries"] == [] and _packages("mlops-demo-dev-models") == []
         assert any("DataQualityFailed" in message for message in stage.messages())

@@ -2,8 +2,8 @@
 
 Finds the run's validation report under ``s3://<bucket>/<prefix>``, reads it and returns
 ``{"passed": true, "rules": N, "report": "s3://..."}`` when every rule SUCCEEDED.
-Otherwise it raises ``DataQualityFailed`` (the error name the state machine catches) with
-one line per failed rule: its name, its check with the values filled in, and what failed
+Otherwise it raises ``DataQualityFailed`` (the error name the state machine catches): a first line with the
+count and the report's location, then one line per failed rule: its name, its check with the values filled in, and what failed
 (the share of rows for row-level checks, the failing columns for column checks).
 
 DataBrew writes the report next to the profile as
@@ -162,8 +162,8 @@ def decide(report: dict[str, Any], dataset: str, uri: str) -> dict[str, Any]:
     if failures:
         rule_failures = sum(1 for line in failures if not line.startswith("ruleset "))
         raise DataQualityFailed(
-            f"{rule_failures} of {total} data-quality rules failed on dataset {dataset}: "
-            f"{', '.join(failures)} (report: {uri})"
+            f"{rule_failures} of {total} data-quality rules failed on dataset {dataset} (report: {uri}):"
+            + "".join(f"\n- {line}" for line in failures)
         )
     return {"passed": True, "rules": total, "report": uri}
 

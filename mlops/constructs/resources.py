@@ -89,6 +89,27 @@ class StageResources:
         self.functions[folder] = function
         return function
 
+    def failure_describer(self, scope: Construct, state_machine_name: str) -> PipelineFunction:
+        """The stack's ``describe_failure`` function (created on first use), allowed to read the
+        execution history of ``state_machine_name``'s executions: GetExecutionHistory's resource
+        type is ``execution`` (Service Authorization Reference, "Actions, resources, and
+        condition keys for AWS Step Functions"), whose names are not known before a run."""
+        stack = cdk.Stack.of(scope)
+        if "describe_failure" not in self.functions:
+            created = self.function(stack, "DescribeFailure", folder="describe_failure",
+                                    description="describe a failed run in one line (error, state, cause)")
+            acknowledge(created.function, "AwsSolutions-L1", "The describe_failure handler is pinned to Python 3.13, the "
+                        "newest runtime the Powertools v3 layer it imports (with pydantic) is published for.")
+        function = self.functions["describe_failure"]
+        executions = self.arn(stack, "states", "execution", f"{state_machine_name}:*", colon=True)
+        function.role.add_to_policy(iam.PolicyStatement(actions=["states:GetExecutionHistory"], resources=[executions]))
+        acknowledge(function.role, "AwsSolutions-IAM5",
+                    f"Reads the history of {state_machine_name}'s failed execution to name the failing state; "
+                    "execution names are chosen per run.",
+                    applies_to=f"Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+                               f"{state_machine_name}:*")
+        return function
+
     def queue(self, scope: Construct, construct_id: str, *, name: str, holds: str) -> sqs.Queue:
         """A queue for messages that could not be delivered (a dead-letter queue): encrypted with
         the data key, SSL only, kept 14 days; registered in ``queues`` under ``name``, so an

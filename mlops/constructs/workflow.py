@@ -15,6 +15,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from mlops.constructs.resources import StageResources
+from mlops.nag import acknowledge
 
 JOBS_DIR = Path(__file__).resolve().parent.parent.parent / "jobs"  # job scripts run inside SageMaker and Glue
 # Bounds every API-call task (Lambda handlers run in seconds; a hung call must not hold the run).
@@ -90,29 +91,40 @@ def sagemaker_job(scope: Construct, name: str, action: str, parameters: dict, *,
 
 @dataclass(frozen=True)
 class FailureNames:
-    """The state names of one workflow's failure ending (what the console shows)."""
+    """The state names of one workflow's failure ending (unique within the state machine)."""
 
+    describe: str
     notify: str
-    choice: str
-    step_failed: str
     failed: str
+    undescribed: str
 
 
-def failure_ending(scope: Construct, *, names: FailureNames, topic: sns.ITopic, subject: str, message: str,
-                   message_paths: list[str], first: list[tuple[sfn.Condition, sfn.IChainable]] | None = None) -> sfn.IChainable:
-    """Notify the operations topic, then end the execution failed: with the workflow's own
-    error names (``InvalidExecutionInput``, ``DeploymentRolledBack`` …) as they are, and Step
-    Functions' reserved ``States.*`` names (a failed job is ``States.TaskFailed``) as
-    ``StepFailed``, the original name kept at the front of the cause. ``first``: branches
-    tested before those two."""
-    failed = sfn.Fail(scope, names.failed, error_path="$.error.Error", cause_path="$.error.Cause")
-    step_failed = sfn.Fail(scope, names.step_failed, error="StepFailed",
-                           cause_path="States.Format('{}: {}', $.error.Error, $.error.Cause)")
-    choice = sfn.Choice(scope, names.choice)
-    for condition, state in first or []:
-        choice.when(condition, state)
-    choice.when(sfn.Condition.string_matches("$.error.Error", "States.*"), step_failed).otherwise(failed)
-    return notify(scope, names.notify, topic=topic, subject=subject, message=message, paths=message_paths).next(choice)
+def failure_ending(scope: Construct, *, names: FailureNames, resources: StageResources, state_machine_name: str,
+                   subject: str) -> sfn.IChainable:
+    """Describe the failure (the ``describe_failure`` handler: the error, the failing state read
+    from the execution's history, one line of cause; the detail as JSON), notify the operations
+    topic with it, then end the execution failed: with the workflow's own error names
+    (``InvalidExecutionInput``, ``DeploymentRolledBack`` …; a nested run's own name) as they
+    are, Step Functions' reserved ``States.*`` names as ``StepFailed``, the original name kept at
+    the front of the cause. Should describing fail, the raw error and cause are notified and the
+    execution fails ``StepFailed`` with them: a failure is never lost for want of words."""
+    failed = sfn.Fail(scope, names.failed, error_path="$.failure.error", cause_path="$.failure.summary")
+    notice = notify(scope, names.notify, topic=resources.topic, subject=subject, message="Execution {} FAILED: {}",
+                    paths=["$.failure.notice"])
+    describe = tasks.LambdaInvoke(
+        scope, names.describe, task_timeout=API_TIMEOUT,
+        lambda_function=resources.failure_describer(scope, state_machine_name).function,
+        payload=sfn.TaskInput.from_object({"error": sfn.JsonPath.object_at("$.error"),
+                                           "execution_arn": sfn.JsonPath.execution_id}),
+        result_selector={"error.$": "$.Payload.error", "summary.$": "$.Payload.summary", "notice.$": "$.Payload.notice",
+                         "detail.$": "$.Payload.detail"},
+        result_path="$.failure", comment="Which error, in which state, and why: one line, and the detail as JSON")
+    raw = "States.Format('{}: {}', $.error.Error, $.error.Cause)"
+    undescribed = sfn.Pass(scope, names.undescribed, parameters={"error": "StepFailed", "summary.$": raw, "notice.$": raw},
+                           result_path="$.failure")
+    describe.add_catch(undescribed, errors=["States.ALL"], result_path="$.describe_error")
+    undescribed.next(notice)
+    return describe.next(notice).next(failed)
 
 
 def notify(scope: Construct, name: str, *, topic: sns.ITopic, subject: str, message: str, paths: list[str]) -> tasks.SnsPublish:
@@ -132,7 +144,7 @@ def standard_state_machine(scope: Construct, *, name: str, comment: str, definit
                            timeout: cdk.Duration, resources: StageResources) -> sfn.StateMachine:
     """A Standard, JSONPath state machine with X-Ray tracing and every execution's data
     logged (level ALL) to a KMS-encrypted log group with the stage's retention."""
-    return sfn.StateMachine(
+    machine = sfn.StateMachine(
         scope, "StateMachine",
         state_machine_name=name,
         comment=comment,
@@ -148,3 +160,10 @@ def standard_state_machine(scope: Construct, *, name: str, comment: str, definit
             include_execution_data=True,
         ),
     )
+    describer = resources.functions.get("describe_failure")
+    if describer is not None:  # the failure ending invokes it
+        stack = cdk.Stack.of(scope)
+        logical_id = stack.get_logical_id(describer.function.node.default_child)  # type: ignore[arg-type]
+        acknowledge(machine.role, "AwsSolutions-IAM5", f"{name}: CDK's LambdaInvoke grant covers the versions and "
+                    "aliases of the DescribeFailure function.", applies_to=f"Resource::<{logical_id}.Arn>:*")
+    return machine

@@ -40,6 +40,9 @@ tests/test_offline_adapter.py that fails if a moto upgrade changes what it relie
    adds the request's properties to the existing ones ("CustomerMetadataProperties", UpdateModelPackage).
    moto also erases the approval status when a request carries none (ModelApprovalStatus is
    optional). Ours keeps both and merges the request's properties in.
+12. Glue ``GetJobRun``: moto's ``JobRun`` has no ``ErrorMessage``, so a failed ETL run said
+   nothing about why; Glue reports "an error message associated with this job run" (the
+   ``JobRun`` structure, AWS Glue API). Ours adds the script's exception as Glue would.
 
 Patches 3 and 10 and Application Auto Scaling's permission validation also apply the service
 rules of ``tools/offline/service_rules.py``: what AWS checks, or does as the model's execution
@@ -341,6 +344,14 @@ def _task_failed(task, env, described: dict) -> FailureEventException:  # noqa: 
             resource=task._get_sfn_resource(), resourceType=task._get_sfn_resource_type()))))
 
 
+def _glue_job_run(run: Any) -> dict[str, Any]:
+    """Patch 12: a failed Glue job run says why (``ErrorMessage``)."""
+    described = _ORIGINAL["glue_job_run"](run)
+    if getattr(run, "error_message", None):
+        described["ErrorMessage"] = run.error_message
+    return described
+
+
 def _record_job_outcome(service: str, action: str, parameters: dict, response: dict, outcome: dict) -> None:
     """Write what the job really did into moto's record of it (moto marks every job done)."""
     failure = outcome.get("failure")
@@ -628,6 +639,7 @@ def patched(hooks: Hooks) -> Iterator[Hooks]:
         wait=WaitFunction._wait_interval,
         retry_time=retrier_decl.time,
         factory=state_task_factory.state_task_service_for,
+        glue_job_run=glue_models.FakeJobRun.as_dict,
     )
     original_factory = _ORIGINAL["factory"]
 
@@ -664,6 +676,7 @@ def patched(hooks: Hooks) -> Iterator[Hooks]:
     databrew_responses.DataBrewResponse.start_job_run = _response_start_job_run
     databrew_responses.DataBrewResponse.list_job_runs = _response_list_job_runs
     databrew_urls.url_paths.update(_DATABREW_RUN_PATHS)
+    glue_models.FakeJobRun.as_dict = _glue_job_run
     try:
         yield hooks
     finally:
@@ -693,4 +706,5 @@ def patched(hooks: Hooks) -> Iterator[Hooks]:
         del databrew_responses.DataBrewResponse.start_job_run, databrew_responses.DataBrewResponse.list_job_runs
         for path in _DATABREW_RUN_PATHS:
             databrew_urls.url_paths.pop(path)
+        glue_models.FakeJobRun.as_dict = _ORIGINAL["glue_job_run"]
         HOOKS = previous

@@ -26,6 +26,7 @@ import importlib.util
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -269,7 +270,7 @@ def run_processing(request: dict[str, Any], *, fault: str | None = None, in_proc
         result = subprocess.run(command + arguments, capture_output=True, text=True, timeout=600,
                                 env={**os.environ, "PROCESSING_ROOT": str(root)})
         if result.returncode != 0:
-            return {"failure": f"AlgorithmError: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'exit ' + str(result.returncode)}"}
+            return {"failure": script_failure(result.returncode, result.stderr)}
         for item in outputs:
             upload_dir(Path(local(item["S3Output"]["LocalPath"])), item["S3Output"]["S3Uri"])
     return {"stdout": result.stdout}
@@ -362,6 +363,28 @@ _SPARK: list[Any] = []
 _GLUE_RUNS: dict[str, tuple[dict, dict[str, dict[str, bytes]]]] = {}
 
 
+def spark_failure(error: BaseException) -> str:
+    """A failed Glue job run's ``ErrorMessage``: the exception's name and its message, as Glue
+    reports a script's uncaught exception. A JVM exception reaches Python as py4j's
+    ``Py4JJavaError`` ("An error occurred while calling o45.csv."): its Java exception is the
+    message that says what went wrong."""
+    java = getattr(error, "java_exception", None)
+    if java is not None:
+        text = str(java).strip()
+        name, _, message = text.partition(": ")
+        return f"{name.rsplit('.', 1)[-1]}: {message.splitlines()[0] if message else ''}".strip()
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}".strip()
+
+
+def script_failure(returncode: int, stderr: str, lines: int = 5) -> str:
+    """A failed processing script's ``FailureReason``: ``AlgorithmError``, its exit code and the
+    last lines it wrote to stderr (the end of a Python traceback: the exception and the line
+    that raised it)."""
+    tail = [line for line in stderr.strip().splitlines() if line.strip()][-lines:]
+    return f"AlgorithmError: exit code {returncode}" + (": " + "\n".join(tail) if tail else "")
+
+
 def _spark():  # noqa: ANN202
     if not _SPARK:
         from pyspark.sql import SparkSession
@@ -390,7 +413,9 @@ def _spark():  # noqa: ANN202
 
 
 def run_glue_job(request: dict[str, Any], *, fault: str | None = None, **_: Any) -> dict[str, Any]:
-    """A Glue StartJobRun: the job's script on local Spark, S3 mapped to temp dirs."""
+    """A Glue StartJobRun: the job's script on local Spark, S3 mapped to temp dirs. Faults:
+    ``fail`` (the run fails at once), ``input-gone`` (the input disappears before the script
+    reads it: the script's own Spark exception fails the run)."""
     from moto.glue import models as glue_models
 
     if fault == "fail":
@@ -412,13 +437,15 @@ def run_glue_job(request: dict[str, Any], *, fault: str | None = None, **_: Any)
             {k: v for k, v in args.items() if k not in outputs}, sort_keys=True).encode())
         for path in sorted(inputs):
             fingerprint.update(path.read_bytes())
-        cached = _GLUE_RUNS.get(fingerprint.hexdigest())
+        cached = _GLUE_RUNS.get(fingerprint.hexdigest()) if fault != "input-gone" else None
+        if fault == "input-gone":
+            shutil.rmtree(root / "input", ignore_errors=True)
         if cached is None:
             local = {**args, "input": str(root / "input"), **{name: str(root / name) for name in outputs}}
             try:
                 summary = _load_script(script).run(_spark(), local)
             except Exception as error:  # noqa: BLE001 - Glue reports any script error as the run's failure
-                return {"failure": f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"}
+                return {"failure": spark_failure(error)}
             files = {name: {str(p.relative_to(root / name)): p.read_bytes() for p in (root / name).rglob("*")
                             if p.is_file() and not p.name.startswith((".", "_"))} for name in outputs}
             cached = _GLUE_RUNS[fingerprint.hexdigest()] = (summary, files)

@@ -10,9 +10,11 @@ Never shipped to Lambda: this is test and demo tooling.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import functools
 import json
+import logging
 import re
 import threading
 import time
@@ -203,6 +205,7 @@ class OfflineStage:
         self._exit.enter_context(mock_aws(config=MOTO_CONFIG))
         self._exit.enter_context(adapter.patched(self.hooks))
         self._exit.enter_context(_recording_calls(self.hooks))
+        self._exit.enter_context(_quiet_emulator())
         _CALLER.name = "runner"
         self._create_data_stack()
         self._create_operations_stack()
@@ -631,25 +634,48 @@ class OfflineStage:
                 "unused": {k: v for k, v in unused.items() if v}}
 
 
+@contextlib.contextmanager
+def _quiet_emulator():
+    """moto's Step Functions interpreter logs every caught task error at ERROR with a dump of its
+    own objects; the runs report their failures themselves (``RunResult``, the failure ending's
+    one-line cause), so those dumps stay out of the caller's stderr."""
+    logger = logging.getLogger("moto.stepfunctions.parser")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def states_of(history: list[dict[str, Any]]) -> list[StateRecord]:
+    """The states an execution entered, in order: each with its start, its end once it exited
+    (or the execution ended in it), and its outcome. A task that failed and was retried into
+    success is ``ok``; one whose failure was caught or ended the run is ``failed``."""
     records: list[StateRecord] = []
     for event in history:
         stamp = event["timestamp"].timestamp() if isinstance(event["timestamp"], datetime) else float(event["timestamp"])
         kind = event["type"]
         if kind.endswith("StateEntered"):
             records.append(StateRecord(name=event["stateEnteredEventDetails"]["name"], started=stamp))
-        elif kind.endswith("StateExited") and records:
+        elif not records:
+            continue
+        elif kind.endswith("StateExited"):
             records[-1].ended = stamp
             if records[-1].outcome == "running":
                 records[-1].outcome = "ok"
-        elif kind in ("ExecutionFailed", "ExecutionSucceeded") and records and records[-1].outcome == "running":
-            records[-1].ended, records[-1].outcome = stamp, "failed" if kind == "ExecutionFailed" else "ok"
-        elif kind.endswith("Failed") and records and kind != "ExecutionFailed":
+        elif kind in ("ExecutionFailed", "ExecutionSucceeded", "ExecutionAborted", "ExecutionTimedOut"):
+            if records[-1].ended is None:
+                records[-1].ended = stamp
+                if records[-1].outcome == "running":
+                    records[-1].outcome = "ok" if kind == "ExecutionSucceeded" else "failed"
+        elif kind.endswith(("Failed", "TimedOut")):
             details = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
             records[-1].outcome = "failed"
             records[-1].detail = f"{details.get('error', '')}: {details.get('cause', '')}"[:300]
-            records[-1].ended = stamp
-        elif kind == "TaskSubmitted" and records:
+        elif kind.endswith("Succeeded"):  # a retry of a failed attempt went through
+            records[-1].outcome, records[-1].detail = "running", ""
+        elif kind == "TaskSubmitted":
             records[-1].detail = "submitted"
     return records
 

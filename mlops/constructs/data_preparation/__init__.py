@@ -65,10 +65,9 @@ class DataPreparation(Construct):
                                     image_uri=image_uri, instance_type=instance_type)
         self.feature_groups, self.ingestion_role = features.groups, features.role
         on_failure = failure_ending(
-            self, names=FailureNames(notify="Notify data failure", choice="Reserved data error name?",
-                                     step_failed="Data step failed", failed="Data run failed"),
-            topic=resources.topic, subject=f"{prefix} data run: FAILED", message="Execution {} FAILED: {}: {}",
-            message_paths=["$.error.Error", "$.error.Cause"])
+            self, names=FailureNames(describe="Describe data failure", notify="Notify data failure",
+                                     failed="Data run failed", undescribed="Data failure not described"),
+            resources=resources, state_machine_name=f"{prefix}-data", subject=f"{prefix} data run: FAILED")
         check_input, chain = self._locations(paths, on_failure)
         for state in validation.states(on_failure):
             chain = chain.next(state)

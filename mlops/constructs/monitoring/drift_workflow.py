@@ -48,10 +48,10 @@ class DriftWorkflow:
         self.role = self._job_role(image_repository)
         self.function = self._prepare_function(group)
         failed = failure_ending(
-            scope, names=FailureNames(notify="Notify monitoring failure", choice="Reserved monitoring error name?",
-                                      step_failed="Monitoring step failed", failed="Monitoring failed"),
-            topic=resources.topic, subject=f"{resources.prefix} monitoring run: FAILED",
-            message="Execution {} FAILED: {}: {}", message_paths=["$.error.Error", "$.error.Cause"])
+            scope, names=FailureNames(describe="Describe monitoring failure", notify="Notify monitoring failure",
+                                      failed="Monitoring failed", undescribed="Monitoring failure not described"),
+            resources=resources, state_machine_name=f"{resources.prefix}-monitoring",
+            subject=f"{resources.prefix} monitoring run: FAILED")
         window = catch_all(tasks.LambdaInvoke(
             scope, "Prepare monitoring window", lambda_function=self.function.function, task_timeout=API_TIMEOUT,
             payload=sfn.TaskInput.from_object({

@@ -349,7 +349,7 @@ class Deployment:
         return catch_all(retry_api(record), self._on_failure)
 
     def _failure(self, name: str, error: str, cause: str) -> sfn.Pass:
-        return sfn.Pass(self._scope, name, parameters={"Error": error, "Cause.$": cause}, result_path="$.error")
+        return sfn.Pass(self._scope, name, parameters={"Error": error, "Cause.$": cause, "State": name}, result_path="$.error")
 
     def _scale(self, serving_new_config: sfn.Condition) -> sfn.Choice:
         """In service on the new config: (re)register autoscaling, then finish. Rolled back to

@@ -18,13 +18,10 @@ def outcome_notice(scope: Construct, resources: StageResources, name: str, outco
 
 
 def training_failure(scope: Construct, resources: StageResources) -> sfn.IChainable:
-    """Notify, then fail. A run stopped by the data state machine's quality gate ends
-    ``DataQualityFailed`` (with the failed rules in the cause), whatever Step Functions named
-    the nested execution's failure."""
-    data_failed = sfn.Fail(scope, "Data quality failed", error="DataQualityFailed", cause_path="$.error.Cause")
+    """Describe, notify, then fail. A run stopped by the data state machine's quality gate ends
+    ``DataQualityFailed`` (the nested run's own error name, with its failed rules in the cause)."""
     return failure_ending(
-        scope, names=FailureNames(notify="Notify failure", choice="Reserved error name?", step_failed="Step failed",
-                                  failed="Run failed"),
-        topic=resources.topic, subject=f"{resources.prefix} training pipeline: FAILED",
-        message="Execution {} FAILED: {}", message_paths=["$.error.Cause"],
-        first=[(sfn.Condition.string_matches("$.error.Cause", "*DataQualityFailed*"), data_failed)])
+        scope, names=FailureNames(describe="Describe failure", notify="Notify failure", failed="Run failed",
+                                  undescribed="Failure not described"),
+        resources=resources, state_machine_name=f"{resources.prefix}-training",
+        subject=f"{resources.prefix} training pipeline: FAILED")
