@@ -15,6 +15,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from mlops.constructs.resources import StageResources
+from mlops.nag import acknowledge_inline_policy
 
 JOBS_DIR = Path(__file__).resolve().parent.parent.parent / "jobs"  # job scripts run inside SageMaker and Glue
 # Bounds every API-call task (Lambda handlers run in seconds; a hung call must not hold the run).
@@ -132,7 +133,7 @@ def standard_state_machine(scope: Construct, *, name: str, comment: str, definit
                            timeout: cdk.Duration, resources: StageResources) -> sfn.StateMachine:
     """A Standard, JSONPath state machine with X-Ray tracing and every execution's data
     logged (level ALL) to a KMS-encrypted log group with the stage's retention."""
-    return sfn.StateMachine(
+    machine = sfn.StateMachine(
         scope, "StateMachine",
         state_machine_name=name,
         comment=comment,
@@ -148,3 +149,5 @@ def standard_state_machine(scope: Construct, *, name: str, comment: str, definit
             include_execution_data=True,
         ),
     )
+    acknowledge_inline_policy(machine.role, f"The {name} state machine's role")
+    return machine
