@@ -196,3 +196,34 @@ def test_cloudformation_validation_errors_fail_synth(tmp_path: Path) -> None:
     (violation,) = [v for v in validation_violations(tmp_path) if v.get("severity") == "error"]
     assert violation["description"] == "FifoTopic: 'sometimes' is not of type 'boolean'"
     assert [c["constructPath"] for c in violation["violatingConstructs"]] == ["Invalid/Topic"]
+
+
+def test_dead_letter_reasons_match_how_each_function_is_invoked(cloud_assembly_dir: Path, stacks) -> None:
+    """A function acknowledged as invoked synchronously by Step Functions is the resource of a
+    state machine's task and has no asynchronous-invocation config; one acknowledged as invoked
+    asynchronously has an on-failure destination. A function invoked some other way is caught here."""
+    logical_ids = {path: entry["data"]  # construct path -> logical id, from the assembly's metadata
+                   for metadata_file in cloud_assembly_dir.glob("assembly-*/*.metadata.json")
+                   for path, entries in json.loads(metadata_file.read_text()).items()
+                   for entry in entries if entry.get("type") == "aws:cdk:logicalId"}
+    checked = 0
+    for ack in acknowledgements(cloud_assembly_dir):
+        if ack.finding != "NIST.800.53.R5-LambdaDLQ" or "/Pipeline/" not in ack.construct_path \
+                or "/AWS679f53fac002430cb0da5b7982bd2287" in ack.construct_path:
+            continue
+        logical_id = logical_ids[ack.construct_path + "/Resource"]
+        stage, stack_id = ack.construct_path.split("/")[1:3]
+        resources = stacks[f"{stage}/{stack_id}"].template["Resources"]
+        machines = [json.dumps(r["Properties"]["DefinitionString"]) for r in resources.values()
+                    if r["Type"] == "AWS::StepFunctions::StateMachine"]
+        invoke_configs = [r for r in resources.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"
+                          and r["Properties"]["FunctionName"] == {"Ref": logical_id}]
+        if ack.reason.startswith("Step Functions invokes"):
+            assert any(f'"{logical_id}"' in definition for definition in machines), ack.construct_path
+            assert invoke_configs == [], ack.construct_path
+        else:
+            assert "invoked asynchronously" in ack.reason, ack.construct_path
+            (config,) = invoke_configs
+            assert "OnFailure" in config["Properties"]["DestinationConfig"], ack.construct_path
+        checked += 1
+    assert checked >= 7 * 4  # every stage's handlers
