@@ -1,5 +1,5 @@
-"""The synth-time gates: the CDK's CloudFormation validation and cdk-nag 3.x's AwsSolutions
-pack, both CDK validation plugins.
+"""The synth-time gates: the CDK's CloudFormation validation and four cdk-nag 3.x packs
+(AwsSolutions, NIST 800-53 rev 5, HIPAA Security, PCI DSS 3.2.1), all CDK validation plugins.
 
 Findings fail synth (``ValidationFailed``) and are written to
 ``cdk.out/validation-report.json``. Every exception is an explicit, granular
@@ -13,7 +13,7 @@ import functools
 import weakref
 
 import aws_cdk as cdk
-from cdk_nag import AwsSolutionsChecks
+from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks, PCIDSS321Checks
 from constructs import IConstruct
 
 
@@ -33,12 +33,50 @@ def register_checks(app: cdk.App, *, nag: bool = True) -> None:
       CloudFormationValidatePluginProps), the same rules run, but the validation engine
       starts on the near-empty heap of a new app rather than after the construct tree is
       built, about 0.5 s less per synth (docs/benchmarks.md).
-    * cdk-nag's AwsSolutions pack (``nag=False`` leaves it out).
+    * cdk-nag's AwsSolutions, NIST 800-53 rev 5, HIPAA Security and PCI DSS 3.2.1 packs
+      (``nag=False`` leaves them out). The three compliance packs share most rules with
+      AwsSolutions under their own ids; acknowledge what only they flag with
+      ``acknowledge_packs``.
     """
     validations = cdk.Validations.of(app)
     validations.add_plugins(_cloudformation_validation())
     if nag:
-        validations.add_plugins(AwsSolutionsChecks(app))
+        validations.add_plugins(AwsSolutionsChecks(app), NIST80053R5Checks(app), HIPAASecurityChecks(app),
+                                PCIDSS321Checks(app))
+
+
+# The compliance packs by rule-id prefix, and the rules acknowledged here that not every one of
+# them has (cdk-nag 3.0's packs: PCI DSS 3.2.1 checks neither Lambda concurrency nor DLQs).
+COMPLIANCE_PACKS = ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321")
+_PACKS_OF_RULE = {
+    "LambdaConcurrency": ("NIST.800.53.R5", "HIPAA.Security"),
+    "LambdaDLQ": ("NIST.800.53.R5", "HIPAA.Security"),
+    "CloudWatchAlarmAction": ("NIST.800.53.R5", "HIPAA.Security"),
+}
+
+
+def acknowledge_packs(scope: IConstruct, rule: str, reason: str) -> None:
+    """Acknowledge one finding that several compliance packs report under their own ids
+    (``NIST.800.53.R5-<rule>``, ``HIPAA.Security-<rule>``, ``PCI.DSS.321-<rule>``): one
+    finding on one resource, so one reason, recorded once per pack that has the rule."""
+    for pack in _PACKS_OF_RULE.get(rule, COMPLIANCE_PACKS):
+        acknowledge(scope, f"{pack}-{rule}", reason)
+
+
+def acknowledge_inline_policy(role: IConstruct, whose: str) -> None:
+    """The compliance packs' IAMNoInlinePolicy finding on ``role``'s DefaultPolicy, where the CDK
+    writes every grant to the role (``grant_*``, ``add_to_policy``, task and target bindings).
+
+    IAM User Guide, "Managed policies and inline policies"
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_managed-vs-inline.html):
+    an inline policy keeps a strict one-to-one relationship between a policy and the identity it
+    is embedded in, and is deleted with it. Each role here is one workload's own role with
+    grants scoped to that workload, which is that case; a customer managed policy would only
+    make the same statements attachable to other identities. ``whose``: the role, as the reason
+    names it."""
+    acknowledge_packs(role, "IAMNoInlinePolicy",
+                      f"{whose}: the CDK writes this role's scoped grants into its inline DefaultPolicy, which stays "
+                      "one-to-one with this one role and is deleted with it; no other identity should share them.")
 
 
 def acknowledge(scope: IConstruct, rule_id: str, reason: str, *, applies_to: str | None = None) -> None:

@@ -15,6 +15,8 @@ from pathlib import Path
 from tools.assembly import acknowledgements, read_stacks, validation_violations
 from tools.lint import lint_template
 
+PACKS = ("AwsSolutions", "NIST 800-53 rev 5", "HIPAA Security", "PCI DSS 3.2.1")  # mlops.nag.register_checks
+
 
 def render(outdir: Path, stages: list[str] | None = None, *, lint: bool = True) -> tuple[str, bool]:
     """(the summary, whether every gate passed). ``lint=False`` skips cfn-lint (each template
@@ -36,13 +38,17 @@ def render(outdir: Path, stages: list[str] | None = None, *, lint: bool = True) 
                   "mlops.nag.acknowledge on the construct, naming why the finding does not apply):"]
         lines += [line for violation in violations for line in _finding(violation)]
     acks = [ack for ack in acknowledgements(outdir) if stages is None or ack.construct_path.split("/")[1] in stages]
-    by_rule = Counter(ack.finding.split("[", 1)[0] for ack in acks)
+    by_pack: dict[str, Counter] = {}
+    for ack in acks:  # "NIST.800.53.R5-LambdaDLQ" -> pack "NIST.800.53.R5", rule "LambdaDLQ"
+        pack, rule = ack.finding.split("[", 1)[0].split("-", 1)
+        by_pack.setdefault(pack, Counter())[rule] += 1
     total = sum(len(stack.template.get("Resources", {})) for stack in stacks)
     lines += ["", f"{len(stacks)} stacks, {total} resources",
-              f"cdk-nag AwsSolutions and CloudFormation validation: {len(violations)} unacknowledged finding(s); "
-              f"{len(acks)} acknowledged ("
-              + ", ".join(f"{rule} x{count}" for rule, count in sorted(by_rule.items())) + ")",
-              f"cfn-lint (state machine definitions resolved): {lint_problems} finding(s)"]
+              f"cdk-nag ({', '.join(PACKS)}) and CloudFormation validation: {len(violations)} unacknowledged "
+              f"finding(s); {len(acks)} acknowledged:"]
+    lines += [f"  {pack}: " + ", ".join(f"{rule} x{count}" for rule, count in sorted(by_pack[pack].items()))
+              for pack in sorted(by_pack)]
+    lines += [f"cfn-lint (state machine definitions resolved): {lint_problems} finding(s)"]
     return "\n".join(lines) + "\n", not (violations or lint_problems)
 
 

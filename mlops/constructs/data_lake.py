@@ -10,7 +10,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from mlops.config import DataLakeConfig
-from mlops.nag import acknowledge
+from mlops.nag import acknowledge, acknowledge_packs
 
 # Zone name -> what lives there. Order is the order of the construct ids (stable).
 ZONES: dict[str, str] = {
@@ -131,6 +131,22 @@ class DataLake(Construct):
             "This bucket is the server-access-log target of every data-lake bucket; logging it to "
             "itself would create a delivery loop, which AWS documentation advises against.",
         )
+        # Amazon S3 User Guide, "Enabling Amazon S3 server access logging": default encryption on
+        # the target bucket must be SSE-S3; SSE-KMS is not supported for server access logging
+        # target buckets (https://docs.aws.amazon.com/AmazonS3/latest/userguide/enable-server-access-logging.html).
+        acknowledge_packs(
+            bucket, "S3DefaultEncryptionKMS",
+            "Server access logging target: S3 delivers server access logs only to a bucket whose default "
+            "encryption is SSE-S3 (SSE-KMS is not supported for log target buckets), so this bucket cannot use "
+            "the data-lake key; it holds request logs, not data.")
+        # Amazon S3 User Guide, "Requirements and considerations for replication" and "Replicating
+        # objects within and across Regions": replication needs a destination bucket (and key and
+        # role) in another region, which this app does not own.
+        acknowledge_packs(
+            bucket, "S3BucketReplicationEnabled",
+            f"Server access logs of this stage's zone buckets, kept {self._config.access_log_retention_days} "
+            "days for audits in the region they describe; copying them to a second region is part of a "
+            "deployer's disaster-recovery design, not of this app.")
         return bucket
 
     def _zone_bucket(self, zone: str, purpose: str) -> s3.Bucket:
@@ -152,4 +168,12 @@ class DataLake(Construct):
             auto_delete_objects=self._auto_delete,
         )
         bucket.node.default_child.add_metadata("Purpose", purpose)  # type: ignore[union-attr]
+        # Amazon S3 User Guide, "Requirements and considerations for replication": a destination
+        # bucket in another region (versioned, as this one is), its KMS key and a replication role.
+        acknowledge_packs(
+            bucket, "S3BucketReplicationEnabled",
+            f"The {zone.lower()} bucket, which holds {purpose.split(': ', 1)[1]}, stays in the stage's region: "
+            "cross-region replication needs a "
+            "destination bucket, KMS key and replication role in a second region, a disaster-recovery and "
+            "data-residency choice for the deployer; the bucket is versioned, so replication can be added.")
         return bucket

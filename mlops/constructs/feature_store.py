@@ -10,7 +10,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from mlops.config import FeatureGroupConfig
-from mlops.nag import acknowledge
+from mlops.nag import acknowledge, acknowledge_inline_policy
 
 OFFLINE_PREFIX = "feature-store/"
 
@@ -55,6 +55,7 @@ class FeatureStore(Construct):
             return
         role = iam.Role(self, "OfflineStoreRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
                         description=f"{resource_prefix}: Feature Store writes offline-store records and their Glue tables")
+        acknowledge_inline_policy(role, "Feature Store's offline-store role")
         role.add_to_policy(iam.PolicyStatement(
             actions=["s3:PutObject", "s3:GetObject", "s3:PutObjectAcl"],
             resources=[curated_bucket.arn_for_objects(f"{OFFLINE_PREFIX}*")]))

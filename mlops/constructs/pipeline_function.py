@@ -11,6 +11,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from mlops.nag import acknowledge_inline_policy, acknowledge_packs
+
 LAMBDA_DIR = Path(__file__).resolve().parent.parent.parent / "lambda"
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 # AWS publishes the Powertools for AWS Lambda (Python) v3 layer in every commercial region
@@ -31,7 +33,10 @@ class PipelineFunction(Construct):
     """Provisions one function from ``lambda/<folder>/index.py`` with a dedicated role that
     can only write to the function's own KMS-encrypted log group (no managed policies).
 
-    Exposes ``function`` and ``role``; callers add exactly the permissions the handler needs.
+    Exposes ``function``, ``role`` and ``folder``; callers add exactly the permissions the handler
+    needs. The compliance packs' findings that hold for every such function are acknowledged here,
+    naming the function (how its failures are caught depends on who invokes it: see
+    ``StageResources.acknowledge_invocations``).
     """
 
     def __init__(
@@ -61,6 +66,7 @@ class PipelineFunction(Construct):
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"{description} (Lambda execution role)",
         )
+        acknowledge_inline_policy(self.role, f"The {folder} handler's execution role")
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["logs:CreateLogStream", "logs:PutLogEvents"],
@@ -81,3 +87,24 @@ class PipelineFunction(Construct):
             memory_size=256,
             environment={"POWERTOOLS_SERVICE_NAME": folder.replace("_", "-"), **(environment or {})},
         )
+        self.folder = folder
+        self._acknowledge(folder)
+
+    def _acknowledge(self, folder: str) -> None:
+        # Lambda Developer Guide, "Configuring reserved concurrency for a function": reserved
+        # concurrency is taken from the account's unreserved pool, which must keep at least 100
+        # (https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html).
+        acknowledge_packs(
+            self.function, "LambdaConcurrency",
+            f"The {folder} handler runs a few times per workflow run or event, far below any account limit; "
+            "reserved concurrency would be carved out of the account's unreserved pool (Lambda keeps at least "
+            "100 unreserved), so a reservation here could fail the deploy in an account with a low quota.")
+        # Lambda Developer Guide, "Giving Lambda functions access to resources in an Amazon VPC"
+        # (configuration-vpc.html) and "Networking" (foundation-networking.html): every function
+        # runs in a Lambda-owned VPC; attaching a customer VPC gives it access to private resources
+        # there, and then it reaches AWS APIs only through that VPC (NAT gateway or endpoints).
+        acknowledge_packs(
+            self.function, "LambdaInsideVPC",
+            f"The {folder} handler calls only AWS service APIs (IAM-signed HTTPS) and no private resource; the "
+            "stage has no VPC, and attaching one would add a NAT gateway or interface endpoints just to reach "
+            "those same APIs.")

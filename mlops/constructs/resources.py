@@ -23,7 +23,7 @@ from constructs import Construct
 
 from mlops.constructs.access import grant_prefix
 from mlops.constructs.pipeline_function import PipelineFunction
-from mlops.nag import acknowledge
+from mlops.nag import acknowledge, acknowledge_packs
 
 ZONES = ("raw", "curated", "artifacts", "monitoring")
 CAPTURE_PREFIX = "data-capture/"  # monitoring bucket: where endpoints capture traffic (both monitoring backends read it)
@@ -60,6 +60,8 @@ class StageResources:
     functions: dict[str, PipelineFunction] = field(default_factory=dict, init=False, compare=False, repr=False)
     queues: dict[str, sqs.IQueue] = field(default_factory=dict, init=False, compare=False, repr=False)
     _stack_parts: dict = field(default_factory=dict, init=False, compare=False, repr=False)
+    # folder -> who invokes that function asynchronously (see ``invoked_asynchronously``)
+    _asynchronous: dict[str, str] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self.queues["failed-invocations"] = self.failed_invocations
@@ -120,14 +122,37 @@ class StageResources:
         self.queues[name] = queue
         return queue
 
-    def invoked_asynchronously(self, function: PipelineFunction) -> None:
+    def invoked_asynchronously(self, function: PipelineFunction, *, by: str) -> None:
         """For a function EventBridge or Scheduler invokes (asynchronously): Lambda retries a
         failed invocation twice within six hours, then sends the event with the error to
         ``failed_invocations`` as the function's role ("Capturing records of Lambda asynchronous
-        invocations", Lambda Developer Guide), which may send there and use the queue's key."""
+        invocations", Lambda Developer Guide), which may send there and use the queue's key.
+        ``by``: who invokes it, as the acknowledgement of its dead-letter-queue finding says."""
         function.function.configure_async_invoke(
             on_failure=_QueueDestination(self.failed_invocations, self.data_key),
             retry_attempts=2, max_event_age=cdk.Duration.hours(6))
+        self._asynchronous[function.folder] = by
+
+    def acknowledge_invocations(self) -> None:
+        """The NIST/HIPAA dead-letter-queue finding on each function, with how that function's
+        failures are caught instead; call it once every workflow construct is built.
+
+        Lambda Developer Guide, "Capturing records of Lambda asynchronous invocations"
+        (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html): a
+        dead-letter queue receives the events of failed *asynchronous* invocations only (with the
+        event, without the error); an on-failure destination receives the event with the error.
+        A synchronous caller (a Step Functions LambdaInvoke task) gets the error itself."""
+        for folder, function in sorted(self.functions.items()):
+            by = self._asynchronous.get(folder)
+            if by is None:
+                reason = (f"Step Functions invokes the {folder} handler synchronously (a LambdaInvoke task), so a "
+                          "dead-letter queue would never receive anything: a failure is the task's error, which the "
+                          "state's Catch turns into the run's failure notice, and the function's errors alarm fires.")
+            else:
+                reason = (f"The {folder} handler is invoked asynchronously by {by}; after Lambda's two retries a failed "
+                          "event goes to its on-failure destination, the stage's failed-invocations queue (with the "
+                          "error, which a dead-letter queue would not keep), whose alarm fires on the first message.")
+            acknowledge_packs(function.function, "LambdaDLQ", reason)
 
     def arn(self, scope: Construct, service: str, resource: str, name: str | None = None, *,
             colon: bool = False) -> str:

@@ -12,7 +12,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
-from mlops.nag import acknowledge
+from mlops.nag import acknowledge, acknowledge_packs
 
 SAMPLE_DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "sample"
 SAMPLE_PREFIX = "sample/"
@@ -91,3 +91,21 @@ class SampleData(Construct):
             "AwsSolutions-L1",
             f"{why}; CDK pins this handler's runtime in aws-cdk-lib and it moves with the pinned aws-cdk-lib version.",
         )
+        # IAM User Guide, "Managed policies and inline policies": an inline policy keeps a strict
+        # one-to-one relationship with its identity (CDK writes the handler's grants into its role's
+        # DefaultPolicy). Lambda Developer Guide, "Using AWS Lambda with CloudFormation": CloudFormation
+        # invokes a custom-resource function asynchronously and waits for its response; "Configuring
+        # reserved concurrency for a function"; "Giving Lambda functions access to resources in an
+        # Amazon VPC".
+        acknowledge_packs(role, "IAMNoInlinePolicy",
+                          f"{why}; CDK writes the handler's asset-read and raw-bucket-write grants into its role's "
+                          "inline DefaultPolicy, which belongs to that one role only and is never shared.")
+        acknowledge_packs(handler, "LambdaDLQ",
+                          f"{why}; CloudFormation invokes it for the stack operation and waits for its answer, so a "
+                          "failed copy fails and rolls back that deploy: a dead-letter queue would hold a stale request.")
+        acknowledge_packs(handler, "LambdaConcurrency",
+                          f"{why}, one invocation per stack operation; reserving concurrency for it would only take "
+                          "units from the account's unreserved pool.")
+        acknowledge_packs(handler, "LambdaInsideVPC",
+                          f"{why}; it talks only to S3 (the CDK asset bucket and the raw bucket) and has no private "
+                          "resource to reach, so a VPC would add a NAT gateway or S3 endpoint for nothing.")

@@ -15,7 +15,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from mlops.constructs.resources import StageResources
-from mlops.nag import acknowledge
+from mlops.nag import acknowledge, acknowledge_inline_policy
 
 JOBS_DIR = Path(__file__).resolve().parent.parent.parent / "jobs"  # job scripts run inside SageMaker and Glue
 # Bounds every API-call task (Lambda handlers run in seconds; a hung call must not hold the run).
@@ -160,6 +160,7 @@ def standard_state_machine(scope: Construct, *, name: str, comment: str, definit
             include_execution_data=True,
         ),
     )
+    acknowledge_inline_policy(machine.role, f"The {name} state machine's role")
     describer = resources.functions.get("describe_failure")
     if describer is not None:  # the failure ending invokes it
         stack = cdk.Stack.of(scope)

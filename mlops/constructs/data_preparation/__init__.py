@@ -17,7 +17,7 @@ from mlops.constructs.data_preparation.validation import QUALITY_PREFIX, DataVal
 from mlops.constructs.pipeline_function import PipelineFunction
 from mlops.constructs.resources import StageResources
 from mlops.constructs.workflow import API_TIMEOUT, FailureNames, catch_all, failure_ending, standard_state_machine
-from mlops.nag import acknowledge
+from mlops.nag import acknowledge, acknowledge_inline_policy
 
 __all__ = ["DataPreparation", "QUALITY_PREFIX", "data_prefixes"]
 
@@ -143,3 +143,6 @@ class DataPreparation(Construct):
                     "source": "new-raw-data", "key": events.EventField.from_path("$.detail.object.key")}}),
             )],
         )
+        # the role EventBridge assumes to start the state machine (CDK's SfnStateMachine target creates it)
+        acknowledge_inline_policy(self.state_machine.node.find_child("EventsRole"), "EventBridge's role for the "
+                                  "new-raw-data rule (states:StartExecution on the data state machine)")

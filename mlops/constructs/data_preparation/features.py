@@ -18,7 +18,7 @@ from mlops.constructs.feature_store import feature_group_name
 from mlops.constructs.resources import StageResources
 from mlops.constructs.sagemaker_jobs import allow_job_runtime, processing_input, read_assets
 from mlops.constructs.workflow import JOBS_DIR, random_job_name, sagemaker_job
-from mlops.nag import acknowledge
+from mlops.nag import acknowledge, acknowledge_inline_policy
 
 
 class FeatureIngestion:
@@ -34,6 +34,7 @@ class FeatureIngestion:
         self._script = s3_assets.Asset(scope, "IngestScript", path=str(JOBS_DIR / "features" / "ingest.py"))
         self.role = iam.Role(scope, "IngestionRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
                              description=f"{resources.prefix}: feature ingestion processing job")
+        acknowledge_inline_policy(self.role, "The feature-ingestion processing job's role")
         read_assets(self.role, [self._script])
         resources.grant(self.role, "curated", catalog_prefix, "read the curated split tables")
         resources.data_key.grant(self.role, "kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant")

@@ -24,7 +24,7 @@ from mlops.constructs.data_preparation.validation import log_access
 from mlops.constructs.resources import StageResources
 from mlops.constructs.sagemaker_jobs import read_assets
 from mlops.constructs.workflow import API_TIMEOUT, GLUE_TRANSIENT, JOBS_DIR, catch_all, retry_transient
-from mlops.nag import acknowledge
+from mlops.nag import acknowledge, acknowledge_inline_policy
 
 
 class GlueSplit:
@@ -128,6 +128,7 @@ class GlueSplit:
         resources, arn = self._resources, lambda resource, name=None: self._resources.arn(self._scope, "glue", resource, name)  # noqa: E731
         role = iam.Role(self._scope, construct_id, assumed_by=iam.ServicePrincipal("glue.amazonaws.com"),
                         description=f"{resources.prefix}: Glue {what}")
+        acknowledge_inline_policy(role, f"The Glue {what} role")
         resources.data_key.grant(role, "kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt")
         log_access(role, "/aws-glue/*", f"Glue {what}")
         role.add_to_policy(iam.PolicyStatement(  # --enable-metrics / observability metrics

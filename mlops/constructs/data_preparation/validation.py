@@ -24,7 +24,7 @@ from mlops.constructs.pipeline_function import PipelineFunction
 from mlops.constructs.resources import StageResources
 from mlops.constructs.workflow import API_TIMEOUT, DATABREW_TRANSIENT, catch_all, retry_transient
 from mlops.data_rules import databrew_recipe_steps, databrew_rules
-from mlops.nag import acknowledge
+from mlops.nag import acknowledge, acknowledge_inline_policy, acknowledge_packs
 
 QUALITY_PREFIX = "data-quality/"  # artifacts bucket: DataBrew profiles and validation reports
 
@@ -62,6 +62,7 @@ class DataValidation:
         self._scope, self._resources, self._data, self._names = scope, resources, data, names
         self.role = iam.Role(scope, "DataBrewRole", assumed_by=iam.ServicePrincipal("databrew.amazonaws.com"),
                              description=f"{resources.prefix}: DataBrew profile and recipe jobs")
+        acknowledge_inline_policy(self.role, "The DataBrew profile and recipe jobs' role")
         resources.grant(self.role, "raw", raw_dataset_prefix, "read the raw files it validates and cleans")
         resources.grant(self.role, "artifacts", QUALITY_PREFIX, "write profiles and validation reports", write=True)
         resources.data_key.grant(self.role, "kms:Decrypt", "kms:GenerateDataKey")
@@ -145,6 +146,23 @@ class DataValidation:
                     "execution policy for its own logs only; its one API call (databrew:PublishRecipe on this "
                     "stage's recipe) is granted separately.",
                     applies_to="Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole")
+        # IAM User Guide, "Managed policies and inline policies"; Lambda Developer Guide, "Using AWS
+        # Lambda with CloudFormation" (custom-resource functions are invoked asynchronously and answer
+        # the stack operation), "Configuring reserved concurrency for a function", "Giving Lambda
+        # functions access to resources in an Amazon VPC".
+        acknowledge_packs(publish, "IAMNoInlinePolicy",
+                          "CDK's AwsCustomResource writes the recipe publisher's one permission (databrew:PublishRecipe "
+                          "on this stage's recipe) as an inline policy of the provider's role, used by nothing else.")
+        why = "CDK's AwsCustomResource provider publishes the DataBrew recipe when its steps change"
+        acknowledge_packs(provider, "LambdaDLQ",
+                          f"{why}; CloudFormation invokes it for the stack operation and waits for its answer, so a failed "
+                          "publish fails and rolls back that deploy: a dead-letter queue would hold a stale request.")
+        acknowledge_packs(provider, "LambdaConcurrency",
+                          f"{why}, one invocation per stack operation; reserving concurrency for it would only take units "
+                          "from the account's unreserved pool.")
+        acknowledge_packs(provider, "LambdaInsideVPC",
+                          f"{why}; it calls only the DataBrew API and has no private resource to reach, so a VPC would "
+                          "add a NAT gateway or interface endpoint for nothing.")
         return publish
 
     def _quality_function(self) -> PipelineFunction:

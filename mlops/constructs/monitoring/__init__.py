@@ -64,6 +64,7 @@ class Monitoring(Construct):
         # last: every function and queue of the stage exists by now (Monitoring is built after the workflows)
         book.functions(resources.functions)
         book.queues(resources.queues)
+        resources.acknowledge_invocations()
         dashboard(self, prefix=resources.prefix, machines=machines, endpoint=endpoint, alarms=list(book.alarms.values()),
                   drift=backend.drift_widgets(endpoint_name))
 

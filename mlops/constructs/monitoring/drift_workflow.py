@@ -23,7 +23,7 @@ from mlops.constructs.sagemaker_jobs import allow_job_runtime, processing_input,
 from mlops.constructs.workflow import (
     API_TIMEOUT, JOBS_DIR, FailureNames, catch_all, failure_ending, random_job_name, sagemaker_job, standard_state_machine,
 )
-from mlops.nag import acknowledge
+from mlops.nag import acknowledge, acknowledge_inline_policy
 
 MONITORING_PREFIX = "monitoring/"    # monitoring bucket: manifests and reports
 BATCH_OUTPUTS = "runs/*/transform/"  # artifacts bucket: each run's batch transform output
@@ -81,6 +81,7 @@ class DriftWorkflow:
         resources = self._resources
         role = iam.Role(self._scope, "DriftJobRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
                         description=f"{resources.prefix}: drift and model-quality monitoring job")
+        acknowledge_inline_policy(role, "The drift and model-quality job's role")
         resources.grant(role, "curated", f"{self._pipeline.dataset}/runs/", "read the serving model's training split")
         resources.grant(role, "monitoring", CAPTURE_PREFIX, "read captured inference data")
         resources.grant(role, "monitoring", MONITORING_PREFIX, "read manifests and ground truth, write reports", write=True)

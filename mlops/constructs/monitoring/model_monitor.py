@@ -22,7 +22,7 @@ from mlops.config import MODEL_MONITOR_SCHEDULES, MonitoringConfig, PipelineConf
 from mlops.constructs.monitoring.alarms import AlarmBook
 from mlops.constructs.resources import CAPTURE_PREFIX, StageResources
 from mlops.constructs.sagemaker_jobs import allow_job_runtime, processing_input
-from mlops.nag import acknowledge
+from mlops.nag import acknowledge, acknowledge_inline_policy, acknowledge_packs
 
 OUTPUT_PREFIX = "model-monitor/"       # monitoring bucket: the schedules' reports
 BASELINE_INPUT = "/opt/ml/processing/input/baseline_dataset_input"  # the paths the SDK's suggest_baseline uses
@@ -47,6 +47,7 @@ class ModelMonitorSetup(Construct):
         prefix = resources.prefix
         self.role = iam.Role(self, "JobRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
                              description=f"{prefix}: Model Monitor baselining and monitoring jobs")
+        acknowledge_inline_policy(self.role, "The Model Monitor baselining and monitoring jobs' role")
         resources.grant(self.role, "curated", f"{pipeline.dataset}/runs/", "read the run's training split")
         resources.grant(self.role, "artifacts", "runs/", "write the run's baseline and read it back when monitoring", write=True)
         resources.grant(self.role, "monitoring", CAPTURE_PREFIX, "read the endpoint's captured data")
@@ -200,4 +201,9 @@ def _drift_group(scope: Construct, book: AlarmBook, features: list[str], start: 
         comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
         treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING)
     book.alarms[f"drift-{first}-{last}"] = group  # pages through the composite alarm
+    # CloudWatch User Guide, "Composite alarms" (alarm-combining.html): take actions only at the
+    # aggregated level and create the underlying alarms without actions, to reduce alarm noise.
+    acknowledge_packs(group, "CloudWatchAlarmAction",
+                      f"Features {first}-{last} feed the composite drift alarm, which pages; an action here too would "
+                      "page twice for one drift (CloudWatch advises actions on the composite alarm only).")
     return group

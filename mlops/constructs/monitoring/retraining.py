@@ -19,7 +19,7 @@ from constructs import Construct
 from mlops.config import RetrainingConfig
 from mlops.constructs.pipeline_function import PipelineFunction
 from mlops.constructs.resources import StageResources
-from mlops.nag import acknowledge
+from mlops.nag import acknowledge, acknowledge_inline_policy
 
 RETRAINING_CRON = {  # EventBridge Scheduler cron (UTC): minutes hours day-of-month month day-of-week year
     "daily": "cron(0 4 * * ? *)",
@@ -42,6 +42,7 @@ def schedule_role(scope: Construct, construct_id: str, resources: StageResources
     role = iam.Role(scope, construct_id, assumed_by=iam.ServicePrincipal(
         "scheduler.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": cdk.Stack.of(scope).account}}),
         description=f"{resources.prefix}: EventBridge Scheduler target and dead-letter delivery")
+    acknowledge_inline_policy(role, f"EventBridge Scheduler's role for {construct_id.removesuffix('Role')}")
     resources.data_key.grant(role, "kms:GenerateDataKey", "kms:Decrypt")
     return role
 
@@ -57,7 +58,10 @@ def retraining(scope: Construct, *, resources: StageResources, config: Retrainin
         environment={"STATE_MACHINE_ARN": training.state_machine_arn, "ALARM_SOURCES": json.dumps(alarm_sources),
                      "ALARM_WINDOW_HOURS": str(config.alarm_window_hours)},
     )
-    resources.invoked_asynchronously(retrain)
+    triggers = [trigger for trigger, on in (("EventBridge Scheduler (the retraining schedule)", config.schedule),
+                                            ("an EventBridge rule on the drift and quality alarms",
+                                             config.on_alarm and alarm_sources)) if on]
+    resources.invoked_asynchronously(retrain, by=" and ".join(triggers) or "an operator only (no trigger configured)")
     training.grant_start_execution(retrain.role)
     retrain.role.add_to_policy(iam.PolicyStatement(actions=["states:ListExecutions"], resources=[training.state_machine_arn]))
     acknowledge(retrain.function, "AwsSolutions-L1", "The retrain handler is pinned to Python 3.13, the newest "

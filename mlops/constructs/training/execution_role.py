@@ -11,6 +11,7 @@ from constructs import Construct
 
 from mlops.constructs.resources import CAPTURE_PREFIX, StageResources
 from mlops.constructs.sagemaker_jobs import allow_job_runtime, read_assets
+from mlops.nag import acknowledge_inline_policy
 
 ASYNC_INPUT_PREFIX = "async-input/"    # artifacts bucket: where clients upload async inference requests
 ASYNC_OUTPUT_PREFIX = "async-output/"  # artifacts bucket: where SageMaker writes their results
@@ -22,6 +23,7 @@ def execution_role(scope: Construct, *, resources: StageResources, dataset: str,
     evaluations, pull the algorithm image, write logs and metrics."""
     role = iam.Role(scope, "SageMakerRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
                     description=f"{resources.prefix}: training, processing and hosting")
+    acknowledge_inline_policy(role, "The SageMaker execution role of training, processing and hosting")
     resources.grant(role, "curated", f"{dataset}/runs/",
                     "read each run's train/validation/test splits (the data state machine writes them)")
     resources.grant(role, "artifacts", "runs/", "write and read per-run models, checkpoints and evaluations", write=True)

@@ -128,7 +128,9 @@ class Registration:
         ))
         dead_letters = self._resources.queue(self._scope, "ApprovalDeadLetters", name="approval",
                                              holds="the approval rule's target")
-        self._resources.invoked_asynchronously(self._approval)
+        self._resources.invoked_asynchronously(
+            self._approval, by="the registry-decision EventBridge rule (Step Functions also invokes it synchronously, "
+                               "with a task token, where the state's Catch handles failures)")
         events.Rule(
             self._scope, "ApprovalDecided",
             description="A model version of this stage was approved or rejected in the registry",
