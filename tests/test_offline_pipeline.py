@@ -94,7 +94,7 @@ def test_existing_endpoint_is_updated_blue_green(dev: OfflineStage, first_run) -
     assert "champion" in second.output["gate"]["summary"]
 
 
-def test_failed_update_leaves_the_old_endpoint_serving(dev: OfflineStage) -> None:
+def test_failed_update_leaves_the_old_endpoint_serving(dev: OfflineStage, first_run) -> None:
     serving = boto3.client("sagemaker").describe_endpoint(EndpointName=DEV_ENDPOINT)["EndpointConfigName"]
     dev.hooks.faults["updateEndpoint"] = ["rollback"]
     run = dev.run({})
