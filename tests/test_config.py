@@ -411,9 +411,12 @@ def test_prod_cannot_destroy_state(config_dir: Path) -> None:
     ("edit", "expected"),
     [
         (lambda d: d["pipeline"].update(manual_approval=False), "pipeline.manual_approval: stage 'prod' must require manual approval"),
-        (lambda d: d["deployment"].update(initial_instance_count=1), "deployment.initial_instance_count: stage 'prod' needs at least 2"),
+        (lambda d: d["deployment"].update(initial_instance_count=1, traffic_shifting={"type": "all_at_once"}),
+         "deployment.initial_instance_count: stage 'prod' needs at least 2"),
+        (lambda d: d["deployment"].update(initial_instance_count=1),  # prod's canary needs two instances first
+         "deployment.traffic_shifting.type: a canary step is at most half of the instances"),
     ],
-    ids=["prod-without-approval", "prod-single-instance"],
+    ids=["prod-without-approval", "prod-single-instance", "prod-canary-on-one-instance"],
 )
 def test_prod_serving_rules(config_dir: Path, edit, expected: str) -> None:
     _edit(config_dir, "prod", edit)
