@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from mlops import schedules
+from mlops import rollout, schedules
 from mlops.data_rules import QualityRules, RecipeSteps
 from mlops.hyperparameters import xgboost
 
@@ -326,6 +326,42 @@ class PipelineConfig(_Model):
         return self
 
 
+class TrafficShiftingConfig(_Model):
+    """How a blue/green update of the real-time endpoint moves traffic to the new fleet
+    (SageMaker deployment guardrails), with auto-rollback on the endpoint alarms during every
+    baking period. The serverless endpoint takes no deployment config and the async endpoint
+    runs one instance (scaling to zero), so both update all at once."""
+
+    type: Literal["all_at_once", "canary", "linear"] = "all_at_once"
+    """`all_at_once`: all traffic in one step; `canary`: `percent` of the capacity first, bake `wait_minutes`, then the rest; `linear`: `percent` more every `wait_minutes` until all. Every type ends with the final baking period `deployment.termination_wait_minutes`; an endpoint alarm during any bake rolls all traffic back."""
+    percent: int | None = Field(default=None, ge=1, le=50)
+    """Share of the variant's instances per step (CAPACITY_PERCENT): canary 1–50, linear 10–50; must be at least one whole instance of `deployment.initial_instance_count`. Required for `canary` and `linear`, not allowed for `all_at_once`."""
+    wait_minutes: int = Field(default=5, ge=0, le=60)
+    """Canary: bake before the rest shifts; linear: bake between steps (WaitIntervalInSeconds, at most 1 hour). Not allowed for `all_at_once`."""
+
+    @model_validator(mode="after")
+    def _fits_type(self) -> TrafficShiftingConfig:
+        where = "deployment.traffic_shifting"
+        if self.type == "all_at_once":
+            extra = [name for name in ("percent", "wait_minutes") if name in self.model_fields_set]
+            if extra:
+                raise ValueError(f"{where}.{extra[0]}: all_at_once shifts all traffic in one step; remove it, or use "
+                                 "type canary or linear")
+            return self
+        if self.percent is None:
+            raise ValueError(f"{where}.percent: required for {self.type}; allowed: "
+                             f"{'1-50' if self.type == 'canary' else '10-50'} (percent of the variant's instances)")
+        low, high = rollout.LINEAR_PERCENT
+        if self.type == "linear" and not low <= self.percent <= high:
+            raise ValueError(f"{where}.percent: a linear step is {low}-{high}% of the variant's instances "
+                             f"(got {self.percent})")
+        return self
+
+    def routing(self) -> dict[str, Any]:
+        """The UpdateEndpoint ``TrafficRoutingConfiguration``."""
+        return rollout.routing(self.type, self.percent, self.wait_minutes)
+
+
 class DeploymentConfig(_Model):
     """How an approved model is served: ``realtime`` endpoint (the default), ``serverless``
     endpoint, ``async`` endpoint (scales to zero) or ``batch`` transform; an execution input
@@ -355,10 +391,12 @@ class DeploymentConfig(_Model):
     """Target-tracking value (invocations per instance per minute)."""
     data_capture_percentage: int = Field(default=100, ge=0, le=100)
     """Share of requests captured to the monitoring bucket (0 turns capture off)."""
+    traffic_shifting: TrafficShiftingConfig = Field(default_factory=TrafficShiftingConfig)
+    """How an update of the real-time endpoint shifts traffic to the new fleet: all at once, canary or linear (the serverless endpoint takes no deployment config; the async endpoint runs one instance, so it updates all at once)."""
     termination_wait_minutes: int = Field(default=5, ge=0, le=60)
-    """Blue/green baking period before the old fleet goes."""
-    wait_for_endpoint_minutes: int = Field(default=30, ge=5, le=120)
-    """How long the run polls for InService before failing (the endpoint itself is left to SageMaker)."""
+    """Blue/green final baking period, after all traffic has shifted, before the old fleet goes (an endpoint alarm in it still rolls back)."""
+    wait_for_endpoint_minutes: int = Field(default=30, ge=5, le=480)
+    """How long the run polls for InService before failing (the endpoint itself is left to SageMaker); also SageMaker's own bound on a blue/green update (MaximumExecutionTimeoutInSeconds, at least 10 minutes). Must exceed the rollout's baking periods, with time to spare for provisioning the new fleet."""
 
     @model_validator(mode="after")
     def _scaling_bounds(self) -> DeploymentConfig:
@@ -368,6 +406,42 @@ class DeploymentConfig(_Model):
                 f"got {self.max_instance_count}"
             )
         return self
+
+    @model_validator(mode="after")
+    def _rollout_fits(self) -> DeploymentConfig:
+        shifting, where = self.traffic_shifting, "deployment.traffic_shifting"
+        if shifting.type == "all_at_once":
+            routing_config = shifting.routing()
+        else:
+            if self.instance_type.startswith(rollout.EXCLUDED_INSTANCE_PREFIXES):
+                raise ValueError(f"{where}.type: SageMaker shifts traffic all at once on {self.instance_type} "
+                                 "(deployment guardrails exclude Inf1 instances); allowed: all_at_once")
+            routing_config = shifting.routing()
+            try:  # the smallest fleet the update can meet (autoscaling keeps at least initial_instance_count)
+                rollout.check(routing_config, self.initial_instance_count)
+            except rollout.RolloutRefused:
+                least = -(-100 // self.initial_instance_count)
+                if least > 50:
+                    raise ValueError(f"{where}.type: a {shifting.type} step is at most half of the instances, so it "
+                                     f"needs initial_instance_count 2 or more (got {self.initial_instance_count}); "
+                                     "allowed: all_at_once") from None
+                raise ValueError(f"{where}.percent: {shifting.percent}% of initial_instance_count "
+                                 f"({self.initial_instance_count}) is less than one instance; allowed: at least "
+                                 f"{least} (or more instances)") from None
+        # the rollout's longest plan over the fleet sizes autoscaling may leave when the update starts
+        waits = max(rollout.total_wait_seconds(routing_config, self.termination_wait_minutes * 60, count)
+                    for count in range(self.initial_instance_count, self.max_instance_count + 1))
+        if self.wait_for_endpoint_minutes * 60 <= waits:
+            raise ValueError(f"deployment.wait_for_endpoint_minutes: the {shifting.type} rollout bakes "
+                             f"{waits // 60} minutes (wait_minutes per step and termination_wait_minutes), so the run "
+                             f"and SageMaker's deployment timeout must allow more; allowed: more than {waits // 60} "
+                             f"(got {self.wait_for_endpoint_minutes})")
+        return self
+
+    @property
+    def rollout_timeout_seconds(self) -> int:
+        """``MaximumExecutionTimeoutInSeconds`` of a blue/green update."""
+        return rollout.execution_timeout_seconds(self.wait_for_endpoint_minutes)
 
     _instance = field_validator("instance_type")(TrainingConfig._sagemaker_instance.__func__)
 
@@ -800,7 +874,7 @@ def _describe(error: dict[str, Any]) -> str:
         message = f"must be one of {error['ctx']['expected']}"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         message = f"out of range: {message.lower()}"
-    if not loc:  # model-level rule: its message starts with the field it is about
+    if not loc or message.startswith(f"{_field_path(loc)}"):  # model-level rule: its message names the field
         return message
     suffix = "" if isinstance(given, (dict, list)) or given is None or "(got " in message else f" (got {given!r})"
     return f"{_field_path(loc)}: {message}{suffix}"

@@ -411,9 +411,12 @@ def test_prod_cannot_destroy_state(config_dir: Path) -> None:
     ("edit", "expected"),
     [
         (lambda d: d["pipeline"].update(manual_approval=False), "pipeline.manual_approval: stage 'prod' must require manual approval"),
-        (lambda d: d["deployment"].update(initial_instance_count=1), "deployment.initial_instance_count: stage 'prod' needs at least 2"),
+        (lambda d: d["deployment"].update(initial_instance_count=1, traffic_shifting={"type": "all_at_once"}),
+         "deployment.initial_instance_count: stage 'prod' needs at least 2"),
+        (lambda d: d["deployment"].update(initial_instance_count=1),  # prod's canary needs two instances first
+         "deployment.traffic_shifting.type: a canary step is at most half of the instances"),
     ],
-    ids=["prod-without-approval", "prod-single-instance"],
+    ids=["prod-without-approval", "prod-single-instance", "prod-canary-on-one-instance"],
 )
 def test_prod_serving_rules(config_dir: Path, edit, expected: str) -> None:
     _edit(config_dir, "prod", edit)
@@ -452,3 +455,79 @@ def test_several_problems_are_reported_together(config_dir: Path) -> None:
     message = _error(config_dir)
     assert message.count("\n") == 2  # header + one line per problem
     assert "training.instance_type" in message and "budget.monthly_limit_usd" in message
+
+
+def _shifting(shifting: dict, **deployment) -> callable:
+    return lambda d: d["deployment"].update(traffic_shifting=shifting, **deployment)
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        pytest.param(_shifting({"type": "blue_green"}),
+                     "deployment.traffic_shifting.type: must be one of 'all_at_once', 'canary' or 'linear' (got 'blue_green')",
+                     id="unknown-type"),
+        pytest.param(_shifting({"type": "canary"}, initial_instance_count=2),
+                     "deployment.traffic_shifting.percent: required for canary; allowed: 1-50", id="canary-without-percent"),
+        pytest.param(_shifting({"type": "canary", "percent": 60}, initial_instance_count=2),
+                     "deployment.traffic_shifting.percent: out of range: input should be less than or equal to 50 (got 60)",
+                     id="canary-above-half"),
+        pytest.param(_shifting({"type": "linear", "percent": 5}, initial_instance_count=10, max_instance_count=10),
+                     "deployment.traffic_shifting.percent: a linear step is 10-50% of the variant's instances (got 5)",
+                     id="linear-step-below-10"),
+        pytest.param(_shifting({"type": "linear", "percent": 55}, initial_instance_count=2),
+                     "deployment.traffic_shifting.percent: out of range: input should be less than or equal to 50 (got 55)",
+                     id="linear-step-above-50"),
+        pytest.param(_shifting({"type": "canary", "percent": 10, "wait_minutes": 61}, initial_instance_count=10,
+                               max_instance_count=10),
+                     "deployment.traffic_shifting.wait_minutes: out of range: input should be less than or equal to 60 (got 61)",
+                     id="wait-above-an-hour"),
+        pytest.param(_shifting({"percent": 10}),
+                     "deployment.traffic_shifting.percent: all_at_once shifts all traffic in one step; remove it",
+                     id="all-at-once-with-percent"),
+        pytest.param(_shifting({"type": "canary", "percent": 50}),
+                     "deployment.traffic_shifting.type: a canary step is at most half of the instances, so it needs "
+                     "initial_instance_count 2 or more (got 1); allowed: all_at_once", id="canary-on-one-instance"),
+        pytest.param(_shifting({"type": "linear", "percent": 20}, initial_instance_count=3, max_instance_count=3),
+                     "deployment.traffic_shifting.percent: 20% of initial_instance_count (3) is less than one instance; "
+                     "allowed: at least 34", id="linear-step-rounds-to-zero"),
+        pytest.param(_shifting({"type": "canary", "percent": 50}, initial_instance_count=2, instance_type="ml.inf1.xlarge"),
+                     "deployment.traffic_shifting.type: SageMaker shifts traffic all at once on ml.inf1.xlarge", id="inf1"),
+        pytest.param(_shifting({"type": "canary", "percent": 50, "wait_minutes": 30}, initial_instance_count=2,
+                               termination_wait_minutes=10),
+                     "deployment.wait_for_endpoint_minutes: the canary rollout bakes 40 minutes (wait_minutes per step and "
+                     "termination_wait_minutes), so the run and SageMaker's deployment timeout must allow more; allowed: "
+                     "more than 40 (got 30)", id="canary-outlasts-the-poll"),
+        # 4 instances at 25%: four steps (three waits); autoscaling up to 5 keeps one instance a step: five steps
+        pytest.param(_shifting({"type": "linear", "percent": 25, "wait_minutes": 10}, initial_instance_count=4,
+                               max_instance_count=5, wait_for_endpoint_minutes=40),
+                     "deployment.wait_for_endpoint_minutes: the linear rollout bakes 45 minutes", id="linear-at-the-largest-fleet"),
+        pytest.param(_shifting({}, termination_wait_minutes=30, wait_for_endpoint_minutes=30),
+                     "deployment.wait_for_endpoint_minutes: the all_at_once rollout bakes 30 minutes", id="termination-outlasts-the-poll"),
+        pytest.param(lambda d: d["deployment"].update(wait_for_endpoint_minutes=481),
+                     "deployment.wait_for_endpoint_minutes: out of range: input should be less than or equal to 480",
+                     id="poll-beyond-sagemaker-timeout"),
+    ],
+)
+def test_traffic_shifting_limits(config_dir: Path, edit, expected: str) -> None:
+    """SageMaker's limits (API Reference: TrafficRoutingConfig, CapacitySize, BlueGreenUpdatePolicy;
+    Developer Guide: "Deployment guardrails", "Use canary traffic shifting", "Use linear traffic
+    shifting", "Exclusions"), each refused in one line naming the field and what is allowed."""
+    _edit(config_dir, "dev", edit)
+    message = _error(config_dir)
+    assert expected in message and "\n" not in message, message
+
+
+@pytest.mark.parametrize(
+    ("shifting", "deployment"),
+    [({"type": "canary", "percent": 50, "wait_minutes": 10}, {"initial_instance_count": 2}),
+     ({"type": "linear", "percent": 34, "wait_minutes": 5}, {"initial_instance_count": 3, "max_instance_count": 3}),
+     ({"type": "linear", "percent": 10, "wait_minutes": 0}, {"initial_instance_count": 10, "max_instance_count": 10}),
+     ({"type": "all_at_once"}, {})],
+    ids=["canary-half-of-two", "linear-thirds", "linear-tenths-no-wait", "all-at-once"],
+)
+def test_traffic_shifting_within_limits_loads(config_dir: Path, shifting: dict, deployment: dict) -> None:
+    _edit(config_dir, "dev", _shifting(shifting, **deployment))
+    loaded = load_stage_config("dev", config_dir).deployment
+    assert loaded.traffic_shifting.type == shifting["type"]
+    assert 600 <= loaded.rollout_timeout_seconds <= 28800

@@ -74,6 +74,17 @@ def test_patch3_moto_has_no_update_endpoint() -> None:
     assert not hasattr(SageMakerModelBackend, "update_endpoint")
 
 
+def test_patch3_moto_alarms_keep_their_state_whatever_the_metrics(moto) -> None:
+    """Why the traffic-shifting emulation reads alarm states a scenario sets (OfflineStage.set_alarm):
+    moto stores alarms but never evaluates them against the metric data it is sent."""
+    cloudwatch = boto3.client("cloudwatch", region_name="eu-west-1")
+    cloudwatch.put_metric_alarm(AlarmName="canary-5xx", Namespace="AWS/SageMaker", MetricName="Invocation5XXErrors",
+                                Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=1,
+                                ComparisonOperator="GreaterThanOrEqualToThreshold")
+    cloudwatch.put_metric_data(Namespace="AWS/SageMaker", MetricData=[{"MetricName": "Invocation5XXErrors", "Value": 50}])
+    assert cloudwatch.describe_alarms(AlarmNames=["canary-5xx"])["MetricAlarms"][0]["StateValue"] == "OK"
+
+
 def test_patch4_moto_context_lacks_redrive_count_and_start_time_is_no_string(moto) -> None:
     definition = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True,
                                                    "Parameters": {"n.$": "$$.Execution.RedriveCount"}}}}

@@ -11,7 +11,7 @@ from pathlib import Path
 import boto3
 
 from tests.test_offline_pipeline import _endpoints, _packages
-from tools.offline.runner import OfflineStage
+from tools.offline.runner import OfflineStage, RunResult
 
 
 def test_training_failure_notifies_and_deploys_nothing(cloud_assembly_dir: Path, caplog) -> None:
@@ -299,8 +299,9 @@ def test_async_mode_scales_to_zero_and_wakes_on_backlog(cloud_assembly_dir: Path
         (target,) = boto3.client("application-autoscaling").describe_scalable_targets(
             ServiceNamespace="sagemaker")["ScalableTargets"]
         assert target["MinCapacity"] == 0 and target["ResourceId"] == "endpoint/mlops-demo-dev-async/variant/AllTraffic"
-        (alarm,) = boto3.client("cloudwatch").describe_alarms()["MetricAlarms"]
-        assert alarm["MetricName"] == "HasBacklogWithoutCapacity"
+        # the one alarm the run created (the stage's own alarms exist in moto too)
+        (alarm,) = [a for a in boto3.client("cloudwatch").describe_alarms()["MetricAlarms"]
+                    if a["MetricName"] == "HasBacklogWithoutCapacity"]
         assert alarm["AlarmActions"] == [run.output["wake"]["policy_arn"]]  # the alarm fires the wake-up policy
 
         # a client uploads a request and invokes: SageMaker reads it, writes the result and
@@ -531,4 +532,63 @@ def test_changing_the_instance_type_redeploys_an_autoscaled_endpoint(cloud_assem
         assert autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=target)["ScalableTargets"]
         third = stage.run({})  # same instance type again: autoscaling stays registered through the update
         assert third.status == "SUCCEEDED" and "Deregister scalable target" not in third.visited()
+        assert stage.iam_report()["missing"] == {}
+
+
+def _approved_run(stage: OfflineStage) -> RunResult:
+    """One prod run, approved as soon as it waits (its own version: a new token stored)."""
+    stored = sum(c.action == "s3:PutObject" and c.principal == stage.functions["approval"] for c in stage.hooks.calls)
+    execution = stage.start({})
+    stage.wait(execution, until="Wait for approval")
+    deadline = time.monotonic() + 30
+    while sum(c.action == "s3:PutObject" and c.principal == stage.functions["approval"]
+              for c in stage.hooks.calls) == stored:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the run never stored its approval token")
+        time.sleep(0.05)
+    stage.decide(_packages("mlops-demo-prod-models")[0]["ModelPackageArn"], "Approved")
+    return stage.wait(execution)
+
+
+def test_prod_canary_shifts_in_steps_and_an_alarm_during_the_canary_rolls_back(cloud_assembly_dir: Path) -> None:
+    """prod's canary ("Use canary traffic shifting", SageMaker Developer Guide): half the fleet
+    (1 of 2 instances) takes traffic and bakes 10 minutes while the endpoint alarms watch, then
+    the rest shifts and the final baking period (termination_wait_minutes) follows. An alarm in
+    ALARM during the canary's bake rolls all traffic back: the old config keeps serving."""
+    endpoint = "mlops-demo-prod-endpoint"
+    with OfflineStage(cloud_assembly_dir, "prod") as stage:
+        sagemaker = boto3.client("sagemaker")
+        first = _approved_run(stage)
+        assert first.status == "SUCCEEDED" and "Create endpoint" in first.visited(), (first.error, first.cause)
+        assert stage.hooks.traffic_steps == []  # a new endpoint takes all traffic at once: nothing shifts
+
+        second = _approved_run(stage)
+        assert second.status == "SUCCEEDED", (second.error, second.cause)
+        assert sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"] == second.output["run"]["names"]["config"]
+        config = second.output["run"]["names"]["config"]
+        assert [(s["step"], s["instances"], s["of"], s["percent"], s["bake_seconds"], s["final"])
+                for s in stage.hooks.traffic_steps] == [(1, 1, 2, 50, 600, False), (2, 2, 2, 100, 300, True)]
+        assert {(s["endpoint"], s["config"], s["type"]) for s in stage.hooks.traffic_steps} == {(endpoint, config, "CANARY")}
+
+        serving = config
+        stage.hooks.traffic_steps.clear()
+
+        def errors_on_the_canary(step: dict) -> None:  # the new fleet answers 5XX while it is the canary
+            if step["step"] == 1:
+                stage.set_alarm(f"{endpoint}-5xx", "ALARM", "Invocation5XXErrors >= 1 for 2 datapoints")
+
+        stage.hooks.during_traffic_step = errors_on_the_canary
+        try:
+            third = _approved_run(stage)
+        finally:
+            stage.hooks.during_traffic_step = None
+        assert third.status == "FAILED" and third.error == "DeploymentRolledBack", (third.error, third.cause)
+        assert "keeps serving the previous model" in third.cause
+        # the canary step was the last one taken: the rest of the traffic never shifted
+        assert [(s["step"], s["percent"], s.get("rolled_back_on")) for s in stage.hooks.traffic_steps] == [
+            (1, 50, [f"{endpoint}-5xx"])]
+        described = sagemaker.describe_endpoint(EndpointName=endpoint)
+        assert described["EndpointStatus"] == "InService" and described["EndpointConfigName"] == serving
+        assert described["FailureReason"] == (f"Rolled back: alarm {endpoint}-5xx went into ALARM during canary step 1 "
+                                              "of 2 (1 of 2 instances, 50% of traffic, on the new fleet)")
         assert stage.iam_report()["missing"] == {}

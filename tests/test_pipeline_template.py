@@ -129,7 +129,12 @@ def test_realtime_deployment(stacks, stage: str, instances: int) -> None:
               if k.startswith("TrainingEndpoint")}  # referenced by Ref (placeholder: logical id)
     assert {a["AlarmName"] for a in update["AutoRollbackConfiguration"]["Alarms"]} == set(alarms)
     assert {a["Properties"]["MetricName"] for a in alarms.values()} == {"Invocation5XXErrors", "ModelLatency"}
-    assert "BlueGreenUpdatePolicy" in update
+    policy = update["BlueGreenUpdatePolicy"]
+    # prod: a canary of half the fleet bakes 10 minutes; dev (one instance) shifts all at once
+    assert policy["TrafficRoutingConfiguration"] == (
+        {"Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 50}, "WaitIntervalInSeconds": 600}
+        if stage == "prod" else {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 60})
+    assert policy["TerminationWaitInSeconds"] == 300 and policy["MaximumExecutionTimeoutInSeconds"] == 1800
     assert states["Check endpoint"]["Retry"][-1]["ErrorEquals"] == ["EndpointBusy"]
     assert states["Use real-time endpoint"]["Result"] == {"endpoint_name": f"mlops-demo-{stage}-endpoint", "blue_green": True,
                                                   "scaling": "target-tracking", "instance_types": ["ml.m5.large"]}

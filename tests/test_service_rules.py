@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import re
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 from botocore.exceptions import ClientError
 
+from mlops import rollout
 from mlops.config import MODEL_MONITOR_SCHEDULES
 from tools.offline import adapter, service_rules
 from tools.offline.runner import OfflineStage
@@ -79,7 +81,7 @@ _COUNTER = iter(range(1000))
 
 
 def _endpoint(stage: OfflineStage, role: str, *, capture: bool = False, asynchronous: bool = False,
-              instance_type: str = "ml.m5.large", name: str | None = None) -> tuple[str, str]:
+              instance_type: str = "ml.m5.large", name: str | None = None, instances: int = 1) -> tuple[str, str]:
     """An endpoint serving a tiny real model as ``role``; returns (endpoint, config) names.
     Configs are named like the stage's own (``mlops-demo-dev-config-…``)."""
     n = next(_COUNTER)
@@ -90,7 +92,7 @@ def _endpoint(stage: OfflineStage, role: str, *, capture: bool = False, asynchro
                                PrimaryContainer={"Image": IMAGE, "ModelDataUrl": _model_artifact(stage)})
         config: dict[str, Any] = {"EndpointConfigName": f"mlops-demo-dev-config-rules-{n}", "ProductionVariants": [{
             "VariantName": "AllTraffic", "ModelName": f"rules-model-{n}", "InstanceType": instance_type,
-            "InitialInstanceCount": 1}]}
+            "InitialInstanceCount": instances}]}
         if capture:
             config["DataCaptureConfig"] = {
                 "EnableCapture": True, "InitialSamplingPercentage": 100, "KmsKeyId": key,
@@ -209,7 +211,7 @@ def test_writing_to_a_kms_bucket_needs_the_key(stage: OfflineStage) -> None:
 
 
 # --- blue-green-alarm-access and autoscaled-instance-type-update ---------------------------------
-def _new_config(stage: OfflineStage, role: str, instance_type: str) -> str:
+def _new_config(stage: OfflineStage, role: str, instance_type: str, instances: int = 1) -> str:
     n = next(_COUNTER)
     with adapter.principal("runner"):
         sagemaker = boto3.client("sagemaker")
@@ -217,7 +219,7 @@ def _new_config(stage: OfflineStage, role: str, instance_type: str) -> str:
                                PrimaryContainer={"Image": IMAGE, "ModelDataUrl": _model_artifact(stage)})
         sagemaker.create_endpoint_config(EndpointConfigName=f"mlops-demo-dev-config-rules-{n}", ProductionVariants=[{
             "VariantName": "AllTraffic", "ModelName": f"rules-model-{n}", "InstanceType": instance_type,
-            "InitialInstanceCount": 1}])
+            "InitialInstanceCount": instances}])
     return f"mlops-demo-dev-config-rules-{n}"
 
 
@@ -247,6 +249,52 @@ def test_an_autoscaled_variant_cannot_change_instance_type(stage: OfflineStage) 
         ServiceNamespace="sagemaker", ResourceId=f"endpoint/{endpoint}/variant/AllTraffic",
         ScalableDimension="sagemaker:variant:DesiredInstanceCount")
     sagemaker.update_endpoint(EndpointName=endpoint, EndpointConfigName=_new_config(stage, sagemaker_role, "ml.c5.xlarge"))
+
+
+# --- blue-green-limits ---------------------------------------------------------------------------
+@pytest.mark.parametrize(("policy", "refusal"), [
+    ({"TrafficRoutingConfiguration": rollout.routing("canary", 75, 60)},
+     "CanarySize 75 CAPACITY_PERCENT is 75% of the variant's 4 instances; allowed up to 50%"),
+    ({"TrafficRoutingConfiguration": {"Type": "CANARY", "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 3},
+                                      "WaitIntervalInSeconds": 60}}, "is 75% of the variant's 4 instances"),
+    ({"TrafficRoutingConfiguration": rollout.routing("linear", 60, 1)}, "allowed 10-50% of them"),
+    ({"TrafficRoutingConfiguration": rollout.routing("linear", 10, 1)}, "of 4 instances is less than one instance"),
+    ({"TrafficRoutingConfiguration": {"Type": "LINEAR", "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 25},
+                                      "WaitIntervalInSeconds": 3601}}, "WaitIntervalInSeconds 3601: allowed 0-3600"),
+    ({"TrafficRoutingConfiguration": rollout.routing("all_at_once", None, 0), "TerminationWaitInSeconds": 3601},
+     "TerminationWaitInSeconds 3601: allowed 0-3600"),
+    ({"TrafficRoutingConfiguration": rollout.routing("all_at_once", None, 0), "MaximumExecutionTimeoutInSeconds": 28801},
+     "MaximumExecutionTimeoutInSeconds 28801: allowed 600-28800"),
+    # four linear steps: three waits of 5 minutes and a final bake of 5: 1200 s to wait
+    ({"TrafficRoutingConfiguration": rollout.routing("linear", 25, 5), "TerminationWaitInSeconds": 300,
+      "MaximumExecutionTimeoutInSeconds": 1200}, "larger than the total waiting time (1200 s)"),
+], ids=["canary-75-percent", "canary-3-of-4", "linear-60", "linear-under-an-instance", "wait-3601",
+        "termination-3601", "timeout-28801", "timeout-within-the-waits"])
+def test_blue_green_update_outside_the_documented_limits_is_refused(stage: OfflineStage, policy: dict,
+                                                                     refusal: str) -> None:
+    """TrafficRoutingConfig, CapacitySize and BlueGreenUpdatePolicy (SageMaker API Reference)."""
+    role = _role(stage, "SageMakerRole")
+    endpoint, _ = _endpoint(stage, role, instances=4)
+    sagemaker = boto3.client("sagemaker")
+    with pytest.raises(ClientError, match=re.escape(refusal)):
+        sagemaker.update_endpoint(EndpointName=endpoint, EndpointConfigName=_new_config(stage, role, "ml.m5.large", 4),
+                                  DeploymentConfig={"BlueGreenUpdatePolicy": policy})
+    assert sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointStatus"] == "InService"
+
+
+def test_blue_green_update_within_the_limits_shifts_in_the_documented_steps(stage: OfflineStage) -> None:
+    """A linear update of 4 instances in steps of 25%: four steps, each baking the wait interval
+    but the last, which bakes the termination wait ("Use linear traffic shifting")."""
+    role = _role(stage, "SageMakerRole")
+    endpoint, _ = _endpoint(stage, role, instances=4)
+    config = _new_config(stage, role, "ml.m5.large", 4)
+    stage.hooks.traffic_steps.clear()
+    boto3.client("sagemaker").update_endpoint(EndpointName=endpoint, EndpointConfigName=config, DeploymentConfig={
+        "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": rollout.routing("linear", 25, 5),
+                                  "TerminationWaitInSeconds": 120, "MaximumExecutionTimeoutInSeconds": 1200}})
+    assert [(s["instances"], s["percent"], s["bake_seconds"]) for s in stage.hooks.traffic_steps] == [
+        (1, 25, 300), (2, 50, 300), (3, 75, 300), (4, 100, 120)]
+    assert boto3.client("sagemaker").describe_endpoint(EndpointName=endpoint)["EndpointConfigName"] == config
 
 
 # --- model-monitor-schedule ----------------------------------------------------------------------

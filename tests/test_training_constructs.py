@@ -114,9 +114,12 @@ def test_registration_waits_for_the_registry_only_with_manual_approval(manual: b
         template.has_resource_properties("AWS::SQS::Queue", {"KmsMasterKeyId": Match.any_value()})
 
 
-def _deployment(*, monitored: bool = False) -> tuple[Template, dict]:
+def _deployment(*, monitored: bool = False, deployment: dict | None = None) -> tuple[Template, dict]:
     stack, resources = bare_stage()
     config = dev_config()
+    if deployment:
+        config = config.model_validate({**config.model_dump(), "deployment": {
+            **config.deployment.model_dump(exclude={"traffic_shifting"}), **deployment}})
     endpoints = Endpoints.of(PREFIX)
     role = execution_role(stack, resources=resources, dataset="breast_cancer", scripts=[])
     alarms = rollback_alarms(stack, prefix=PREFIX, endpoint=endpoints.realtime)
@@ -202,3 +205,18 @@ def test_training_pipeline_alone_chains_its_phases(backend_class) -> None:  # no
     assert ("Baseline for Model Monitor" in states) is (backend_class is ModelMonitorBackend)
     assert set(pipeline.functions) >= {"prepare_run", "metric_gate", "check_endpoint"}
     assert cdk.Token.is_unresolved(pipeline.state_machine.state_machine_arn)
+
+
+def test_update_carries_the_configured_traffic_shifting() -> None:
+    """The config's routing reaches UpdateEndpoint as SageMaker takes it (TrafficRoutingConfig,
+    BlueGreenUpdatePolicy), with SageMaker's own timeout set to the run's polling bound."""
+    _, states = _deployment(deployment={"initial_instance_count": 4, "max_instance_count": 4,
+                                        "wait_for_endpoint_minutes": 60, "termination_wait_minutes": 10,
+                                        "traffic_shifting": {"type": "linear", "percent": 25, "wait_minutes": 8}})
+    update = states["Update endpoint (blue-green)"]
+    assert update["Parameters"]["DeploymentConfig"]["BlueGreenUpdatePolicy"] == {
+        "TrafficRoutingConfiguration": {"Type": "LINEAR", "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 25},
+                                        "WaitIntervalInSeconds": 480},
+        "TerminationWaitInSeconds": 600, "MaximumExecutionTimeoutInSeconds": 3600}
+    assert "linear traffic shifting" in update["Comment"]
+    assert states["Keep waiting?"]["Choices"][0]["NumericLessThan"] == 60  # the run polls as long as SageMaker may take

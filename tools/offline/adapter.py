@@ -12,7 +12,12 @@ tests/test_offline_adapter.py that fails if a moto upgrade changes what it relie
    processing scripts, the Glue ETL script on local Spark, the DataBrew emulator) under the
    job's own role, record the outcome in moto, and describe once.
 3. ``sagemaker:UpdateEndpoint`` is not implemented by moto; we add it to the backend, with
-   SageMaker's rollback behaviour: a failed update leaves the old config serving.
+   SageMaker's rollback behaviour: a failed update leaves the old config serving. A blue/green
+   update replays its ``TrafficRoutingConfiguration`` (all at once, canary, linear;
+   ``mlops/rollout.py``): each step is recorded in ``Hooks.traffic_steps`` with the share of
+   the variant's instances on the new fleet and its baking time (recorded, not slept; the last
+   step bakes ``TerminationWaitInSeconds``), and the auto-rollback alarms' states are read from
+   moto's CloudWatch during every bake: one in ALARM rolls the update back.
 4. Context object: ``$$.Execution.RedriveCount`` is missing from moto's; AWS sets 0 on the
    first run (job names use it to stay unique across redrives). ``$$.Execution.StartTime`` is a
    Python datetime in moto's, which ``States.Format`` cannot serialise; AWS gives an ISO 8601
@@ -104,6 +109,7 @@ from moto.applicationautoscaling import exceptions as autoscaling_exceptions
 from moto.applicationautoscaling import models as autoscaling_models
 from moto.sagemakerruntime import responses as runtime_responses
 
+from mlops import rollout
 from tools.offline import service_rules
 from tools.offline.iam import Call, PolicyModel
 
@@ -118,6 +124,9 @@ class Hooks:
     faults: dict[str, list[str]] = field(default_factory=dict)  # api action -> queued faults
     job_roles: dict[tuple[str, str], str] = field(default_factory=dict)  # (service, job name) -> role name
     waits: list[float] = field(default_factory=list)  # seconds the definition asked to wait
+    traffic_steps: list[dict[str, Any]] = field(default_factory=list)  # blue/green steps taken (patch 3)
+    # called during each step's bake (a scenario's way to have an alarm fire mid-rollout)
+    during_traffic_step: Callable[[dict[str, Any]], None] | None = None
     calls: list[Call] = field(default_factory=list)  # every authorization every call needed
     denied: list[Call] = field(default_factory=list)  # what an enforcing principal was refused
     creations: list[tuple[str, str, set[str]]] = field(default_factory=list)  # (principal, service:Create…, tag keys)
@@ -412,10 +421,45 @@ def _backend_update_endpoint(self, endpoint_name: str, endpoint_config_name: str
     except service_rules.ServiceRefused as refused:
         endpoint.failure_reason = f"Update failed, rolled back: {refused}"
         return endpoint.arn
+    if (deployment_config or {}).get("BlueGreenUpdatePolicy"):
+        rolled_back = _shift_traffic(self, endpoint, endpoint_config_name, deployment_config)
+        if rolled_back:
+            endpoint.failure_reason = rolled_back
+            return endpoint.arn
     endpoint.endpoint_config_name = endpoint_config_name
     endpoint.production_variants = endpoint._process_production_variants(config["ProductionVariants"])
     endpoint.data_capture_config = config["DataCaptureConfig"]
     return endpoint.arn
+
+
+def _shift_traffic(backend: Any, endpoint: Any, config_name: str, deployment: dict[str, Any]) -> str | None:
+    """The blue/green steps of the update ("Use canary traffic shifting", "Use linear traffic
+    shifting"): after each step the new fleet bakes while SageMaker watches the auto-rollback
+    alarms; one in ALARM rolls all traffic back to the old fleet. Returns the FailureReason
+    of a rollback, or None once the final bake passes."""
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    policy = deployment["BlueGreenUpdatePolicy"]
+    routing = policy["TrafficRoutingConfiguration"]
+    count = service_rules.variant_instances(endpoint)
+    alarms = [a["AlarmName"] for a in (deployment.get("AutoRollbackConfiguration") or {}).get("Alarms", [])]
+    cloudwatch = cloudwatch_backends[backend.account_id][backend.region_name]
+    steps = rollout.steps(routing, count)
+    bakes = rollout.bakes(routing, int(policy.get("TerminationWaitInSeconds", 0)), count)
+    for number, (instances, bake) in enumerate(zip(steps, bakes), 1):
+        step = {"endpoint": endpoint.endpoint_name, "config": config_name, "type": routing["Type"], "step": number,
+                "steps": len(steps), "instances": instances, "of": count, "percent": round(100 * instances / count),
+                "bake_seconds": bake, "final": number == len(steps)}
+        with HOOKS.lock:
+            HOOKS.traffic_steps.append(step)
+        if HOOKS.during_traffic_step is not None:
+            HOOKS.during_traffic_step(step)
+        firing = [name for name in alarms if name in cloudwatch.alarms and cloudwatch.alarms[name].state_value == "ALARM"]
+        if firing:
+            step["rolled_back_on"] = firing
+            return (f"Rolled back: alarm {firing[0]} went into ALARM during {routing['Type'].lower()} step {number} of "
+                    f"{len(steps)} ({instances} of {count} instances, {step['percent']}% of traffic, on the new fleet)")
+    return None
 
 
 def _response_update_endpoint(self) -> str:

@@ -173,6 +173,8 @@ def _stand_in(resource: dict, logical_id: str, attribute: str, resolve, stack_na
     }
     if attribute == "Ref" and kind in refs:
         return refs[kind]
+    if (kind, attribute) == ("AWS::SQS::Queue", "QueueName"):  # the runner names each queue by its logical id
+        return logical_id
     if attribute == "Arn" and kind in arns:
         return arns[kind]
     raise KeyError(f"no offline stand-in for {kind} {logical_id}.{attribute}")
@@ -294,6 +296,7 @@ class OfflineStage:
             sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=f"arn:aws:sqs:{REGION}:{ACCOUNT}:offline-async-notifications")
         for logical_id in self._resources("Pipeline", "AWS::SQS::Queue"):
             sqs.create_queue(QueueName=logical_id)
+        self._create_alarms()
         s3.create_bucket(Bucket=ASSETS_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         for asset in self.cdk_out.glob("asset.*.py"):  # single-file assets: the job scripts
             s3.put_object(Bucket=ASSETS_BUCKET, Key=asset.name.removeprefix("asset."), Body=asset.read_bytes())
@@ -351,6 +354,25 @@ class OfflineStage:
                       for logical_id, r in self._resources("Pipeline", "AWS::Events::Rule").items()}
         self.approval_rules = [r["EventPattern"] for r in self.rules.values()
                                if r["EventPattern"].get("detail-type") == ["SageMaker Model Package State Change"]]
+
+    def _create_alarms(self) -> None:
+        """The stage's single-metric alarms, in moto's CloudWatch: what a blue/green update's
+        auto-rollback reads (moto does not evaluate them; ``set_alarm`` does what CloudWatch would)."""
+        name = self._stack("Pipeline").stack_name
+        cloudwatch = boto3.client("cloudwatch")
+        keys = ("AlarmName", "AlarmDescription", "Namespace", "MetricName", "Dimensions", "Statistic", "ExtendedStatistic",
+                "Period", "EvaluationPeriods", "DatapointsToAlarm", "Threshold", "ComparisonOperator", "TreatMissingData")
+        for resource in self._resources("Pipeline", "AWS::CloudWatch::Alarm").values():
+            properties = self._resolver.resolve(resource["Properties"], name)
+            if "MetricName" in properties:
+                cloudwatch.put_metric_alarm(**{key: properties[key] for key in keys if key in properties})
+
+    def set_alarm(self, alarm_name: str, state: str, reason: str) -> None:
+        """An alarm changes state, as CloudWatch would decide from the metrics (moto's backend
+        directly: this is the world changing, not a call any principal of the stage makes)."""
+        from moto.cloudwatch.models import cloudwatch_backends
+
+        cloudwatch_backends[ACCOUNT][REGION].set_alarm_state(alarm_name, reason, None, state)
 
     def _load_policies(self) -> None:
         """Every identity policy of the Pipeline stack's roles and the resource policies the

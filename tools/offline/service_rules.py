@@ -68,6 +68,15 @@ RULES = (
          "on them the update is refused (the docs require the permission; the failure mode is our emulation).",
          "Auto-Rollback Configuration and Monitoring, SageMaker Developer Guide: "
          "https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html"),
+    Rule("blue-green-limits",
+         "A blue/green UpdateEndpoint is refused when its traffic routing breaks the documented limits: a canary above "
+         "50% of the variant's instances, a linear step outside 10-50%, a wait or termination wait above 3600 s, a "
+         "MaximumExecutionTimeoutInSeconds outside 600-28800 or not larger than the total waits (refusing a step of "
+         "less than one whole instance is our reading; the docs do not say how a percentage rounds).",
+         "TrafficRoutingConfig, SageMaker API Reference: "
+         "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_TrafficRoutingConfig.html; CapacitySize: "
+         "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CapacitySize.html; BlueGreenUpdatePolicy: "
+         "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_BlueGreenUpdatePolicy.html"),
     Rule("autoscaled-instance-type-update",
          "UpdateEndpoint is refused when it would change the instance type of a variant that is a registered scalable "
          "target; deregister first, register again after.",
@@ -331,7 +340,7 @@ def invoke_async(endpoint_name: str, input_location: str, inference_id: str) -> 
     return success, failure
 
 
-# --- blue-green-alarm-access and autoscaled-instance-type-update ----------------------------
+# --- blue-green-alarm-access, blue-green-limits and autoscaled-instance-type-update ----------
 def check_update(endpoint: Any, current: dict[str, Any], new: dict[str, Any], deployment: dict[str, Any] | None) -> None:
     """What SageMaker checks before it starts an UpdateEndpoint."""
     from moto.applicationautoscaling.models import applicationautoscaling_backends
@@ -346,6 +355,9 @@ def check_update(endpoint: Any, current: dict[str, Any], new: dict[str, Any], de
                 f"The variant {variant['VariantName']} of endpoint {endpoint.endpoint_name} is registered with Application "
                 f"Auto Scaling; its instance type cannot change from {variant.get('InstanceType')} to "
                 f"{types.get(variant['VariantName'])}. Deregister the scalable target first."))
+    policy = (deployment or {}).get("BlueGreenUpdatePolicy")
+    if policy:
+        check_blue_green(policy, variant_instances(endpoint))
     alarms = [a["AlarmName"] for a in ((deployment or {}).get("AutoRollbackConfiguration") or {}).get("Alarms", [])]
     if alarms:
         backend = sagemaker_backends[ACCOUNT][REGION]
@@ -356,6 +368,34 @@ def check_update(endpoint: Any, current: dict[str, Any], new: dict[str, Any], de
             if refused:
                 raise ServiceRefused("ValidationException", f"The execution role {role} cannot read the auto-rollback "
                                                             f"alarms: not authorized to perform {_describe(refused)}")
+
+
+def variant_instances(endpoint: Any) -> int:
+    """The instances of the endpoint's (single) variant: what a blue/green update sizes its
+    steps by (the update retains the variant's current count)."""
+    variant = endpoint.production_variants[0]
+    return int(variant.get("CurrentInstanceCount") or variant.get("DesiredInstanceCount") or 1)
+
+
+def check_blue_green(policy: dict[str, Any], instance_count: int) -> None:
+    """BlueGreenUpdatePolicy's documented limits (SageMaker API Reference: BlueGreenUpdatePolicy,
+    TrafficRoutingConfig, CapacitySize), refused before the update starts."""
+    from mlops import rollout
+
+    routing = policy.get("TrafficRoutingConfiguration") or {}
+    try:
+        rollout.check(routing, instance_count)
+    except rollout.RolloutRefused as refused:
+        raise ServiceRefused("ValidationException", str(refused)) from None
+    termination = int(policy.get("TerminationWaitInSeconds", 0))
+    if not 0 <= termination <= rollout.MAX_WAIT_SECONDS:
+        raise ServiceRefused("ValidationException", f"TerminationWaitInSeconds {termination}: allowed 0-3600")
+    timeout = policy.get("MaximumExecutionTimeoutInSeconds")
+    if timeout is not None:
+        waits = rollout.total_wait_seconds(routing, termination, instance_count)
+        if not rollout.MIN_EXECUTION_TIMEOUT_SECONDS <= timeout <= rollout.MAX_EXECUTION_TIMEOUT_SECONDS or timeout <= waits:
+            raise ServiceRefused("ValidationException", f"MaximumExecutionTimeoutInSeconds {timeout}: allowed 600-28800 "
+                                                        f"and larger than the total waiting time ({waits} s)")
 
 
 # --- model-monitor-schedule ---------------------------------------------------------------
@@ -410,7 +450,8 @@ def async_failure(role: str, queue_arn: str, record: dict[str, Any]) -> bool:
     return dead_letter(role, queue_arn, record, {})
 
 
-__all__ = ["RULES", "Rule", "ServiceRefused", "autoscaling_caller", "check_monitoring_schedule", "check_update",
+__all__ = ["RULES", "Rule", "ServiceRefused", "autoscaling_caller", "check_blue_green", "check_monitoring_schedule",
+           "check_update", "variant_instances",
            "async_failure", "dead_letter", "invoke", "invoke_async", "load_variants", "predict"]
 
 

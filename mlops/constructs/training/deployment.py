@@ -3,7 +3,8 @@
 "Create model" (from the model package) → "Deployment mode?":
 
 * ``realtime`` — endpoint config with KMS and data capture; create the endpoint, or update it
-  blue/green with auto-rollback on the rollback alarms; then target-tracking autoscaling;
+  blue/green (all at once, canary or linear traffic shifting) with auto-rollback on the
+  rollback alarms; then target-tracking autoscaling;
 * ``serverless`` — its own endpoint (memory, concurrency; no capture, no blue/green);
 * ``async`` — results to S3 (KMS), success/error topics, data capture; scale to zero;
 * ``batch`` — a batch transform of the test split (or a configured prefix).
@@ -268,6 +269,12 @@ class Deployment:
             result_path=sfn.JsonPath.DISCARD,
             comment="Serverless endpoints take no blue/green config; SageMaker keeps the old config serving until the new one is ready",
         )
+        # Deployment guardrails (real-time endpoints here; "Use canary traffic shifting", "Use linear
+        # traffic shifting"): the routing and its limits come from the validated config
+        # (mlops/rollout.py); SageMaker's own timeout is the run's polling bound, which the config
+        # checks exceeds every baking period (BlueGreenUpdatePolicy: it "should be larger than the
+        # total waiting time").
+        shifting = self._deployment.traffic_shifting
         update = tasks.CallAwsService(
             scope, "Update endpoint (blue-green)",
             task_timeout=API_TIMEOUT,
@@ -278,8 +285,9 @@ class Deployment:
                 "RetainAllVariantProperties": True,
                 "DeploymentConfig": {
                     "BlueGreenUpdatePolicy": {
-                        "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 60},
+                        "TrafficRoutingConfiguration": shifting.routing(),
                         "TerminationWaitInSeconds": self._deployment.termination_wait_minutes * 60,
+                        "MaximumExecutionTimeoutInSeconds": self._deployment.rollout_timeout_seconds,
                     },
                     "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": alarm.alarm_name} for alarm in rollback_alarms]},
                 },
@@ -287,7 +295,7 @@ class Deployment:
             iam_resources=[self._resources.arn(scope, "sagemaker", "endpoint", endpoints.realtime), self._config_arns()],
             iam_action="sagemaker:UpdateEndpoint",
             result_path=sfn.JsonPath.DISCARD,
-            comment="Blue/green, auto-rollback on the endpoint alarms",
+            comment=f"Blue/green, {shifting.type.replace('_', '-')} traffic shifting, auto-rollback on the endpoint alarms",
         )
         for state in (create, update, update_serverless):
             state.add_retry(errors=SAGEMAKER_TRANSIENT + ["SageMaker.SageMakerException"],
