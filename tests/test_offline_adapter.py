@@ -245,5 +245,5 @@ def test_a_failed_processing_script_reports_its_last_lines() -> None:
     stderr = "\n".join(["Traceback (most recent call last):", '  File "drift.py", line 3, in <module>',
                         "    main()", '  File "drift.py", line 9, in main', "    raise ValueError(msg)",
                         "ValueError: baseline has no column 'age'", ""])
-    assert script_failure(2, stderr) == ("AlgorithmError: exit code 2: " + "\n".join(stderr.splitlines()[2:7]))
+    assert script_failure(2, stderr) == ("AlgorithmError: exit code 2: " + "\n".join(stderr.splitlines()[1:6]))
     assert script_failure(137, "") == "AlgorithmError: exit code 137"
