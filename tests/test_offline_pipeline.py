@@ -160,6 +160,24 @@ def test_bad_input_of_any_shape_fails_first_and_is_notified(dev: OfflineStage, r
     assert any("FAILED" in notice for notice in dev.messages())
 
 
+def test_a_failure_that_cannot_be_described_is_still_notified(dev: OfflineStage, tmp_path: Path) -> None:
+    """Should the describe_failure handler itself fail, the raw error and cause are notified and
+    the run fails StepFailed with them: a failure is never lost for want of words."""
+    describer = dev.functions["describe-failure"]
+    saved = dev.hooks.handlers[describer]
+    (tmp_path / "index.py").write_text("def handler(event, context):\n    raise RuntimeError('describer down')\n")
+    dev.hooks.handlers[describer] = (tmp_path, saved[1])
+    dev.messages()  # drain
+    try:
+        run = dev.run({"tuning": "yes"})
+    finally:
+        dev.hooks.handlers[describer] = saved
+    assert run.status == "FAILED" and run.error == "StepFailed", (run.error, run.cause)
+    assert run.cause.startswith("InvalidExecutionInput: ") and "input.tuning: must be true or false" in run.cause
+    assert run.visited()[-4:] == ["Describe failure", "Failure not described", "Notify failure", "Run failed"]
+    assert any("input.tuning: must be true or false" in notice for notice in dev.messages())
+
+
 def test_throttled_training_call_is_retried(dev: OfflineStage) -> None:
     dev.hooks.faults["createTrainingJob"] = ["throttle"]
     waits_before = len(dev.hooks.waits)
