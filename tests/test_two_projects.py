@@ -17,6 +17,9 @@ from tests.conftest import PINNED_ENVIRONMENT, REPO_ROOT, model_monitor_config
 from tools.assembly import StackTemplate
 
 PROJECTS = ("team-a", "team-b")
+# A third stage with the longest project and stage names the config allows (31 characters of
+# `<project>-<stage>`), for the length limits; tuning is off (see TUNING_STEM_LIMIT in mlops.config).
+LONG_PROJECT, LONG_STAGE = "analytics-platform-x", "experiment"
 
 # Keys ending in "Name" that are not the name of something the stack creates: a metric, a
 # variant or channel inside one resource, a reference to another resource (checked where that
@@ -150,33 +153,56 @@ def run_time_names(stack: StackTemplate) -> Iterator[tuple[str, str]]:
                     yield f"{where} {state_name!r} Payload {key}", value
 
 
-@pytest.fixture(scope="module")
-def two_projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[StackTemplate]]:
-    """config/dev.yaml as ``team-a`` and as ``team-b``, each from its own config directory (as
-    two teams' checkouts would hold them), built into one app with cdk-nag on. Both use the
-    Model Monitor backend and manual approval, so every named thing the app can create exists."""
+def _synth_two_projects(outdir: Path, config_root: Path) -> list:
+    """Synthesize config/dev.yaml as ``team-a`` and as ``team-b`` (and the long-named stage),
+    each from its own config directory as two teams' checkouts would hold them, into one app
+    with cdk-nag on. All use the Model Monitor backend and manual approval, so every named
+    thing the app can create exists. Returns the configs."""
     import aws_cdk as cdk
 
     from mlops.config import load_stage_config
     from mlops.nag import register_checks
     from mlops.stacks.stage import build
-    from tools.assembly import cdk_json_context, read_stacks
+    from tools.assembly import cdk_json_context
 
     dev = yaml.safe_load((REPO_ROOT / "config" / "dev.yaml").read_text())
+    variant = {**model_monitor_config(dev), "environment": dict(PINNED_ENVIRONMENT),
+               "pipeline": {**dev["pipeline"], "manual_approval": True}}
+    long = {**variant, "pipeline": {key: value for key, value in variant["pipeline"].items() if key != "tuning"}}
     configs = []
-    for project in PROJECTS:
-        directory = tmp_path_factory.mktemp(project)
-        config = {**model_monitor_config(dev), "stage": "dev", "project": project, "environment": dict(PINNED_ENVIRONMENT),
-                  "pipeline": {**dev["pipeline"], "manual_approval": True}}
-        (directory / "dev.yaml").write_text(yaml.safe_dump(config))
-        configs.append(load_stage_config("dev", directory))
-    outdir = tmp_path_factory.mktemp("cdk.out")
+    for project, stage, raw in [*((project, "dev", variant) for project in PROJECTS), (LONG_PROJECT, LONG_STAGE, long)]:
+        directory = config_root / project
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / f"{stage}.yaml").write_text(yaml.safe_dump({**raw, "project": project, "stage": stage}))
+        configs.append(load_stage_config(stage, directory))
     app = cdk.App(outdir=str(outdir), context=cdk_json_context())
     register_checks(app)  # an acknowledgement that only matched one project's names would fail here
     build(app, configs)
     app.synth()
+    return configs
+
+
+@pytest.fixture(scope="module")
+def two_projects(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> dict[str, list[StackTemplate]]:
+    """``<project>-<stage>`` -> that stage's stacks. Synthesized once per session, under
+    pytest-xdist by the first worker while the others wait (as conftest's assembly is)."""
+    from tools.assembly import read_stacks
+
+    prefixes = [f"{project}-dev" for project in PROJECTS] + [f"{LONG_PROJECT}-{LONG_STAGE}"]
+    if worker_id == "master":
+        outdir = tmp_path_factory.mktemp("two-projects.out")
+        _synth_two_projects(outdir, tmp_path_factory.mktemp("two-projects-config"))
+    else:
+        from filelock import FileLock
+
+        shared = tmp_path_factory.getbasetemp().parent
+        outdir, done = shared / "two-projects.out", shared / "two-projects.complete"
+        with FileLock(str(shared / "two-projects.lock")):
+            if not done.exists():
+                _synth_two_projects(outdir, shared / "two-projects-config")
+                done.touch()
     stacks = read_stacks(outdir)
-    return {project: [stack for stack in stacks if stack.stage == f"{project}-dev"] for project in PROJECTS}
+    return {prefix: [stack for stack in stacks if stack.stack_name.startswith(f"{prefix}-")] for prefix in prefixes}
 
 
 def clashes(first: list[tuple[str, str]], second: list[tuple[str, str]]) -> list[str]:
@@ -200,53 +226,98 @@ def _all(stacks: list[StackTemplate], collect) -> list[tuple[str, str]]:  # noqa
     return [found for stack in stacks for found in collect(stack)]
 
 
-def test_both_projects_synthesize_as_separate_stages(two_projects: dict[str, list[StackTemplate]]) -> None:
-    for project, stacks in two_projects.items():
-        assert sorted(stack.stack_name for stack in stacks) == [f"{project}-dev-{part}" for part in ("data", "operations", "pipeline")]
+def test_each_project_gets_its_own_stage_and_stacks(two_projects: dict[str, list[StackTemplate]]) -> None:
+    """Stages that share a stage name are selected as ``'<project>-<stage>/*'``; a stage alone
+    keeps ``'<stage>/*'`` (what the Makefile's deploy, diff and destroy use)."""
+    assert {prefix: sorted({stack.stage for stack in stacks}) for prefix, stacks in two_projects.items()} == {
+        "team-a-dev": ["team-a-dev"], "team-b-dev": ["team-b-dev"], f"{LONG_PROJECT}-{LONG_STAGE}": [LONG_STAGE]}
+    for prefix, stacks in two_projects.items():
+        assert sorted(stack.stack_name for stack in stacks) == [f"{prefix}-{part}" for part in ("data", "operations", "pipeline")]
 
 
 def test_the_check_sees_every_kind_of_name(two_projects: dict[str, list[StackTemplate]]) -> None:
     """A collector that silently found nothing would pass the clash tests below."""
-    physical = " ".join(where for where, _ in _all(two_projects["team-a"], physical_names))
+    physical = " ".join(where for where, _ in _all(two_projects["team-a-dev"], physical_names))
     for kind in ("stack name", "Export.Name", "AWS::CloudWatch::Alarm.AlarmName", "AWS::CloudWatch::CompositeAlarm.AlarmName",
                  "StateMachineName", "DashboardName", "BudgetName", "FeatureGroupName", "ModelPackageGroupName",
                  "AWS::Glue::Database.DatabaseInput.Name", "AWS::Glue::Crawler.Name", "AWS::Glue::Job.Name",
                  "AWS::DataBrew::Job.Name", "AWS::DataBrew::Recipe.Name", "AWS::KMS::Alias.AliasName"):
         assert kind in physical, kind
-    run_time = " ".join(where for where, _ in _all(two_projects["team-a"], run_time_names))
+    run_time = " ".join(where for where, _ in _all(two_projects["team-a-dev"], run_time_names))
     for kind in ("ProcessingJobName.$", "EndpointName", "ModelPackageGroupName", "Payload stem", "Payload prefix", "Payload experiment"):
         assert kind in run_time, kind
 
 
-def test_no_physical_name_export_or_alarm_is_shared(two_projects: dict[str, list[StackTemplate]]) -> None:
-    a, b = (_all(two_projects[project], physical_names) for project in PROJECTS)
-    assert clashes(a, b) == []
+@pytest.mark.parametrize("collect", [physical_names, run_time_names], ids=["physical", "run-time"])
+def test_no_name_is_shared_between_projects(two_projects: dict[str, list[StackTemplate]], collect) -> None:  # noqa: ANN001
+    """Physical names, exports, alarm names and the names the state machines build."""
+    named = {prefix: _all(stacks, collect) for prefix, stacks in two_projects.items()}
+    prefixes = sorted(named)
+    assert [clash for i, first in enumerate(prefixes) for second in prefixes[i + 1:]
+            for clash in clashes(named[first], named[second])] == []
 
 
-def test_every_physical_name_carries_the_project_prefix(two_projects: dict[str, list[StackTemplate]]) -> None:
-    for project, stacks in two_projects.items():
-        assert [f"{where}: {name!r}" for where, name in _all(stacks, physical_names)
-                if not carries_prefix(name, f"{project}-dev")] == []
+@pytest.mark.parametrize("collect", [physical_names, run_time_names], ids=["physical", "run-time"])
+def test_every_name_carries_the_project_prefix(two_projects: dict[str, list[StackTemplate]], collect) -> None:  # noqa: ANN001
+    for prefix, stacks in two_projects.items():
+        assert [f"{where}: {name!r}" for where, name in _all(stacks, collect) if not carries_prefix(name, prefix)] == []
 
 
-def test_names_built_at_run_time_carry_the_project_prefix(two_projects: dict[str, list[StackTemplate]]) -> None:
-    for project, stacks in two_projects.items():
-        assert [f"{where}: {name!r}" for where, name in _all(stacks, run_time_names)
-                if not carries_prefix(name, f"{project}-dev")] == []
-    a, b = (_all(two_projects[project], run_time_names) for project in PROJECTS)
-    assert clashes(a, b) == []
+# The services' length limits on each kind of name the app writes down ("where" ends with the
+# key; a Glue or DataBrew ``Name`` is looked up with its resource type).
+NAME_LIMITS = {
+    "stack name": 128, "Export.Name": 255, "AlarmName": 255, "DashboardName": 255, "BudgetName": 100, "AliasName": 256,
+    "StateMachineName": 80, "FeatureGroupName": 64, "ModelPackageGroupName": 63, "EndpointName": 63,
+    "TableName": 255, "DatabaseName": 255, "DatasetName": 255, "JobName": 255, "StackName": 128,
+    "AWS::Glue::Database.DatabaseInput.Name": 255, "AWS::Glue::Crawler.Name": 255, "AWS::Glue::Job.Name": 255,
+    "AWS::Glue::SecurityConfiguration.Name": 255, "AWS::DataBrew::Dataset.Name": 255, "AWS::DataBrew::Ruleset.Name": 255,
+    "AWS::DataBrew::Recipe.Name": 255, "AWS::DataBrew::Job.Name": 240, "AWS::DataBrew::Job.Recipe.Name": 255,
+    # in definitions: the Glue crawler and DataBrew jobs the data run starts
+    "Parameters.Name": 240,
+    # run time: the head of States.Format('<head>-{8 hex}-{retry}'), a SageMaker job name
+    "ProcessingJobName.$": 63 - len("-0123abcd-99"),
+    # the Model Monitor schedules and job definitions the handler names <prefix>-model-quality, <prefix>-mq-<run id>
+    "Payload prefix": 63 - len("-model-quality"),
+    "Payload endpoint": 63, "Payload model_package_group": 63, "Payload experiment": 120,
+    # prepare_run: derive_name keeps <stem>- whole within its readable part (63 - 8 reserved - 6 hash - 1)
+    "Payload stem": 63 - 8 - 6 - 1 - 1,
+}
+
+
+def _limit(where: str) -> int:
+    for kind, limit in sorted(NAME_LIMITS.items(), key=lambda item: -len(item[0])):
+        if where.endswith(kind):
+            return limit
+    raise AssertionError(f"no length limit known for {where}: add it to NAME_LIMITS")
+
+
+def test_names_fit_the_services_limits_with_the_longest_project_and_stage(two_projects: dict[str, list[StackTemplate]]) -> None:
+    assert len(f"{LONG_PROJECT}-{LONG_STAGE}") == 31  # the longest the config allows
+    for stacks in two_projects.values():
+        for collect in (physical_names, run_time_names):
+            named = [(where, name) for where, name in _all(stacks, collect) if not name.startswith("<")]  # generated by CloudFormation
+            assert [f"{where}: {name!r} ({len(name)} > {_limit(where)})" for where, name in named
+                    if len(name) > _limit(where)] == []
 
 
 def test_the_run_names_prepare_run_derives_start_with_the_stem() -> None:
-    """The stem reaches every job, model, endpoint-config and trial name of a run (the tuning
-    job's too, within its 32 characters), so two projects' runs never share a name."""
+    """The stem reaches every job, model, endpoint-config and trial name of a run whole, so two
+    projects' runs never share a name and the state machine's ``<prefix>-*`` IAM resources
+    match; tuning job names (32 characters) hold a stem up to the config's tuning limit."""
+    from mlops.config import TUNING_STEM_LIMIT
     from tests.conftest import load_lambda
 
     prepare_run = load_lambda("prepare_run")
-    execution = prepare_run.Execution(id="arn:aws:states:eu-west-1:123456789012:execution:x:run-1", name="run-1")
-    for project in PROJECTS:
-        for kind, limit in (("train", prepare_run.NAME_LIMIT), ("hpo", prepare_run.TUNING_NAME_LIMIT)):
-            assert prepare_run.derive_name(kind, f"{project}-dev", execution, limit=limit).startswith(f"{project}-dev-")
+    execution = prepare_run.Execution(id="arn:aws:states:eu-west-1:123456789012:execution:" + "x" * 80 + ":run",
+                                      name="a-very-long-execution-name-" + "x" * 53)
+    stems = [*(f"{project}-dev" for project in PROJECTS), f"{LONG_PROJECT}-{LONG_STAGE}"]
+    for stem in stems:
+        for kind in ("train", "eval", "model", "config", "transform", "baseline", "run"):
+            name = prepare_run.derive_name(kind, stem, execution)
+            assert name.startswith(f"{stem}-") and len(name) + len("-999-99") <= 63, name
+    for stem in [*stems[:2], "x" * (TUNING_STEM_LIMIT - 4) + "-dev"]:
+        name = prepare_run.derive_name("hpo", stem, execution, limit=prepare_run.TUNING_NAME_LIMIT)
+        assert name.startswith(f"{stem}-") and len(name) + len("-999-99") <= 32, name
 
 
 # -- canaries: the checks fail on a clash ---------------------------------------------------
