@@ -275,7 +275,7 @@ class PipelineConfig(_Model):
     powertools_layer_version: int = Field(default=27, ge=1)
     """Version of the AWS-managed Powertools for AWS Lambda (Python) v3 layer the handlers use; check it exists in your region."""
     tuning: TuningConfig | None = None
-    """Automatic model tuning; absent: no tuning branch."""
+    """Automatic model tuning; absent: no tuning branch. Needs `<project>-<stage>` of at most 17 characters (tuning job names have 32)."""
 
     _evaluation_instance = field_validator("evaluation_instance_type")(TrainingConfig._sagemaker_instance.__func__)
 
@@ -488,7 +488,7 @@ class FeatureGroupConfig(_Model):
     the ingestion job unless the data has columns of those names."""
 
     name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]){0,40}$")  # prefixed with <project>-<stage>-: <= 64 in all
-    """Short name; the group is `<project>-<stage>-<name>` (renaming replaces it)."""
+    """Short name; the group is `<project>-<stage>-<name>`, at most 64 characters (renaming replaces it)."""
     description: str = Field(default="", max_length=128)
     """Shown in the Feature Store console."""
     record_identifier: str = Field(default="record_id", pattern=r"^[a-zA-Z0-9]([-_]*[a-zA-Z0-9]){0,63}$")
@@ -656,7 +656,7 @@ class StageConfig(_Model):
     """Everything one stage (dev, prod, ...) needs to synthesize."""
 
     project: ProjectName
-    """Stem of stack names, key aliases, the budget name and the `ml-project` tag. Changing it replaces named resources."""
+    """3-20 characters. Stem of every physical name, export and alarm, the budget name and the `ml-project` tag: two projects deploy side by side in one account. Changing it replaces named resources."""
     stage: StageName
     """Stage name (must equal the file name): the `stage` tag, stack names, CLI selection `'<stage>/*'`."""
     environment: Environment = Field(default_factory=Environment)

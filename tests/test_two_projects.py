@@ -42,7 +42,10 @@ NOT_PHYSICAL_NAMES = {
 }
 
 # Names both projects may use because the thing named is one per account and sharing it is
-# safe. Empty today: add an entry only with the reason sharing cannot hurt.
+# safe. Empty today: add an entry only with the reason sharing cannot hurt. (Shared but not
+# named by the app, so not collected: the service-linked roles SageMaker and Application Auto
+# Scaling create, and the StepFunctionsGetEventsForSageMaker* rules Step Functions manages for
+# .sync jobs; both projects' policies name them, as docs/architecture.md says.)
 SHARED_SINGLETONS: dict[str, str] = {}
 
 
