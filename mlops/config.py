@@ -275,7 +275,7 @@ class PipelineConfig(_Model):
     powertools_layer_version: int = Field(default=27, ge=1)
     """Version of the AWS-managed Powertools for AWS Lambda (Python) v3 layer the handlers use; check it exists in your region."""
     tuning: TuningConfig | None = None
-    """Automatic model tuning; absent: no tuning branch."""
+    """Automatic model tuning; absent: no tuning branch. Needs `<project>-<stage>` of at most 17 characters (tuning job names have 32)."""
 
     _evaluation_instance = field_validator("evaluation_instance_type")(TrainingConfig._sagemaker_instance.__func__)
 
@@ -488,7 +488,7 @@ class FeatureGroupConfig(_Model):
     the ingestion job unless the data has columns of those names."""
 
     name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]){0,40}$")  # prefixed with <project>-<stage>-: <= 64 in all
-    """Short name; the group is `<project>-<stage>-<name>` (renaming replaces it)."""
+    """Short name; the group is `<project>-<stage>-<name>`, at most 64 characters (renaming replaces it)."""
     description: str = Field(default="", max_length=128)
     """Shown in the Feature Store console."""
     record_identifier: str = Field(default="record_id", pattern=r"^[a-zA-Z0-9]([-_]*[a-zA-Z0-9]){0,63}$")
@@ -638,15 +638,25 @@ class AlarmsConfig(_Model):
     """Alarm when more than this share of requests is rejected (three 5-minute periods)."""
 
 
-ProjectName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$")]
-StageName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{1,9}$")]
+ProjectName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$")]  # 3-20 characters
+StageName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{1,9}$")]  # 2-10: `<project>-<stage>` <= 31 characters
+# What the two name patterns allow, in words (the error message says this instead of the regex).
+NAME_RULES = {
+    ("project",): "3 to 20 characters: lowercase letters, digits and hyphens, starting with a letter, not ending with a hyphen",
+    ("stage",): "2 to 10 characters: lowercase letters and digits, starting with a letter",
+}
+FEATURE_GROUP_NAME_LIMIT = 64  # SageMaker's limit on `<project>-<stage>-<name>`
+# Tuning job names have at most 32 characters: `<project>-<stage>` plus "-", a hash of the execution
+# and the redrive and retry counts (prepare_run's derive_name). The stem must fit whole, or the
+# names no longer start with `<project>-<stage>-`, which the state machine's IAM policy requires.
+TUNING_STEM_LIMIT = 17
 
 
 class StageConfig(_Model):
     """Everything one stage (dev, prod, ...) needs to synthesize."""
 
     project: ProjectName
-    """Stem of stack names, key aliases, the budget name and the `ml-project` tag. Changing it replaces named resources."""
+    """3-20 characters. Stem of every physical name, export and alarm, the budget name and the `ml-project` tag: two projects deploy side by side in one account. Changing it replaces named resources."""
     stage: StageName
     """Stage name (must equal the file name): the `stage` tag, stack names, CLI selection `'<stage>/*'`."""
     environment: Environment = Field(default_factory=Environment)
@@ -711,6 +721,21 @@ class StageConfig(_Model):
         if self.stage == "prod" and self.deployment.initial_instance_count < 2:
             raise ValueError("deployment.initial_instance_count: stage 'prod' needs at least 2 instances (got "
                              f"{self.deployment.initial_instance_count})")
+        return self
+
+    @model_validator(mode="after")
+    def _names_fit(self) -> StageConfig:
+        """Names built from `<project>-<stage>` stay within the services' length limits."""
+        prefix = self.resource_prefix
+        for index, group in enumerate(self.data.feature_groups):
+            if len(name := f"{prefix}-{group.name}") > FEATURE_GROUP_NAME_LIMIT:
+                raise ValueError(f"data.feature_groups[{index}].name: the group {name!r} has {len(name)} characters; "
+                                 f"feature group names have at most {FEATURE_GROUP_NAME_LIMIT}: shorten the name, the "
+                                 "project or the stage")
+        if self.pipeline.tuning and len(prefix) > TUNING_STEM_LIMIT:
+            raise ValueError(f"pipeline.tuning: tuning job names start with '<project>-<stage>' and {prefix!r} has "
+                             f"{len(prefix)} characters; at most {TUNING_STEM_LIMIT} fit in SageMaker's 32: shorten "
+                             "project or stage, or remove pipeline.tuning")
         return self
 
     @model_validator(mode="after")
@@ -866,7 +891,7 @@ def _describe(error: dict[str, Any]) -> str:
         return f"{_field_path(loc)}: required but missing"
     message = error["msg"].removeprefix("Value error, ")
     if kind == "string_pattern_mismatch":
-        message = f"must match {error['ctx']['pattern']}"
+        message = f"must be {NAME_RULES[loc]}" if loc in NAME_RULES else f"must match {error['ctx']['pattern']}"
     if kind == "model_type":
         owner = _model_at(loc)
         message = f"must be a mapping with keys {', '.join(owner.model_fields)}" if owner else "must be a mapping"

@@ -116,7 +116,7 @@ def test_config_is_frozen() -> None:
         ),
         pytest.param(
             lambda d: d.update(project="My_Project"),
-            ["project: must match", "got 'My_Project'"],
+            ["project: must be 3 to 20 characters", "got 'My_Project'"],
             id="project-name-pattern",
         ),
         pytest.param(
@@ -531,3 +531,38 @@ def test_traffic_shifting_within_limits_loads(config_dir: Path, shifting: dict, 
     loaded = load_stage_config("dev", config_dir).deployment
     assert loaded.traffic_shifting.type == shifting["type"]
     assert 600 <= loaded.rollout_timeout_seconds <= 28800
+
+
+@pytest.mark.parametrize("project", ["ab", "a" * 21, "Team-A", "team_a", "team-", "1team"])
+def test_project_names_are_3_to_20_lowercase_characters(config_dir: Path, project: str) -> None:
+    _edit(config_dir, "dev", lambda data: data.update(project=project))
+    assert _error(config_dir).endswith(
+        "dev.yaml: invalid configuration: project: must be 3 to 20 characters: lowercase letters, digits and "
+        f"hyphens, starting with a letter, not ending with a hyphen (got {project!r})")
+
+
+@pytest.mark.parametrize("project", ["ml1", "team-a", "fraud-detection", "customer-churn-model"])
+def test_realistic_project_names_load(config_dir: Path, project: str) -> None:
+    _edit(config_dir, "dev", lambda data: (data.update(project=project), data["pipeline"].pop("tuning")))
+    assert load_stage_config("dev", config_dir).project == project
+
+
+def test_a_feature_group_name_must_fit_with_project_and_stage(config_dir: Path) -> None:
+    def edit(data: dict) -> None:
+        data.update(project="customer-churn-model")
+        data["pipeline"].pop("tuning")
+        data["data"]["feature_groups"][0]["name"] = "a" * 41  # allowed alone, 65 with the prefix
+    _edit(config_dir, "dev", edit)
+    assert _error(config_dir).endswith(
+        f"data.feature_groups[0].name: the group 'customer-churn-model-dev-{'a' * 41}' has 66 characters; feature group "
+        "names have at most 64: shorten the name, the project or the stage")
+
+
+def test_tuning_needs_a_prefix_that_fits_tuning_job_names(config_dir: Path) -> None:
+    _edit(config_dir, "dev", lambda data: data.update(project="fraud-detection"))  # fraud-detection-dev: 19
+    assert _error(config_dir).endswith(
+        "pipeline.tuning: tuning job names start with '<project>-<stage>' and 'fraud-detection-dev' has 19 characters; "
+        "at most 17 fit in SageMaker's 32: shorten project or stage, or remove pipeline.tuning")
+    _edit(config_dir, "dev", lambda data: data.update(project="fraud-detect"))  # 16
+    assert load_stage_config("dev", config_dir).pipeline.tuning is not None
+
