@@ -531,3 +531,64 @@ def test_traffic_shifting_within_limits_loads(config_dir: Path, shifting: dict, 
     loaded = load_stage_config("dev", config_dir).deployment
     assert loaded.traffic_shifting.type == shifting["type"]
     assert 600 <= loaded.rollout_timeout_seconds <= 28800
+
+
+def _as_regression(d: dict, *, keep_hyperparameters: bool = False) -> None:
+    """dev on the bundled diabetes data, with the objective, eval metric and tuning objective left out."""
+    d["pipeline"]["dataset"] = "diabetes"
+    if not keep_hyperparameters:
+        for name in ("objective", "eval_metric"):
+            d["pipeline"]["hyperparameters"].pop(name)
+    for name in ("objective_metric", "objective_type"):
+        d["pipeline"]["tuning"].pop(name)
+    d["pipeline"]["metric_thresholds"] = [{"metric": "rmse", "direction": "<=", "value": 60}]
+    d["data"]["quality_rules"] = [{"type": "row_count", "min": 100}]
+    d["data"]["feature_groups"] = []
+
+
+@pytest.mark.parametrize(("dataset", "objective", "eval_metric", "tuning"), [
+    ("breast_cancer", "binary:logistic", "auc", ("validation:auc", "Maximize")),
+    ("diabetes", "reg:squarederror", "rmse", ("validation:rmse", "Minimize")),
+])
+def test_objective_and_tuning_metric_follow_the_problem_type(config_dir: Path, dataset: str, objective: str,
+                                                             eval_metric: str, tuning: tuple[str, str]) -> None:
+    def edit(d: dict) -> None:
+        if dataset == "diabetes":
+            _as_regression(d)
+        else:
+            for name in ("objective", "eval_metric"):
+                d["pipeline"]["hyperparameters"].pop(name)
+            for name in ("objective_metric", "objective_type"):
+                d["pipeline"]["tuning"].pop(name)
+
+    _edit(config_dir, "dev", edit)
+    pipeline = load_stage_config("dev", config_dir).pipeline
+    assert pipeline.hyperparameters["objective"] == objective and pipeline.hyperparameters["eval_metric"] == eval_metric
+    assert (pipeline.tuning.objective_metric, pipeline.tuning.objective_type) == tuning
+
+
+def test_tuning_objective_follows_a_configured_eval_metric(config_dir: Path) -> None:
+    def edit(d: dict) -> None:
+        _as_regression(d)
+        d["pipeline"]["hyperparameters"]["eval_metric"] = "mae,rmse"
+
+    _edit(config_dir, "dev", edit)
+    tuning = load_stage_config("dev", config_dir).pipeline.tuning
+    assert (tuning.objective_metric, tuning.objective_type) == ("validation:mae", "Minimize")
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    pytest.param(lambda d: d["pipeline"]["hyperparameters"].update(objective="binary:logistic"),
+                 "pipeline.hyperparameters.objective: 'binary:logistic' does not fit a regression dataset", id="objective"),
+    pytest.param(lambda d: d["pipeline"]["hyperparameters"].update(eval_metric="auc"),
+                 "pipeline.hyperparameters.eval_metric: 'auc' is not a regression metric", id="eval-metric"),
+    pytest.param(lambda d: d["pipeline"]["tuning"].update(objective_metric="validation:auc"),
+                 "pipeline.tuning.objective_metric: 'validation:auc' is not reported by the training job", id="tuning-metric"),
+    pytest.param(lambda d: d["pipeline"]["tuning"].update(objective_type="Maximize"),
+                 "pipeline.tuning.objective_type: rmse is better when lower; allowed: Minimize", id="tuning-direction"),
+    pytest.param(lambda d: d["pipeline"]["metric_thresholds"].append({"metric": "f1", "direction": ">=", "value": 0.9}),
+                 "pipeline.metric_thresholds[1].metric: 'f1' is not a regression metric", id="gate-metric"),
+])
+def test_regression_settings_that_contradict_the_problem_type_are_refused(config_dir: Path, edit, expected: str) -> None:
+    _edit(config_dir, "dev", lambda d: (_as_regression(d), edit(d)))
+    assert expected in _error(config_dir)
