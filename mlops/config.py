@@ -139,6 +139,11 @@ METRICS = {
     "regression": ("mse", "rmse", "mae", "r2"),
 }
 _RATE_METRICS = set(METRICS["binary_classification"]) | {"r2"}
+# Metrics where lower is better; every other metric is better when higher.
+LOWER_IS_BETTER = frozenset({"false_positive_rate", "false_negative_rate", "mse", "rmse", "mae"})
+# Metrics without an upper bound (errors in the label's unit): the champion comparison allows a
+# relative margin (champion_margin_percent) for them, an absolute one (champion_margin) for the rest.
+UNBOUNDED_METRICS = frozenset({"mse", "rmse", "mae"})
 # problem type -> the XGBoost objective and eval_metric a config that leaves them out trains with
 PROBLEM_DEFAULTS = {"binary_classification": ("binary:logistic", "auc"), "regression": ("reg:squarederror", "rmse")}
 
@@ -159,6 +164,11 @@ class MetricThreshold(_Model):
             raise ValueError(f"threshold for {self.metric} out of range: must be between 0 and 1 (got {self.value})")
         if self.metric in ("mse", "rmse", "mae") and self.value < 0:
             raise ValueError(f"threshold for {self.metric} out of range: must be >= 0 (got {self.value})")
+        known = set().union(*METRICS.values())
+        fitting = "<=" if self.metric in LOWER_IS_BETTER else ">="
+        if self.metric in known and self.direction != fitting:
+            raise ValueError(f"direction: {self.metric} is better when {'lower' if fitting == '<=' else 'higher'}; "
+                             f"allowed: {fitting!r} (got {self.direction!r})")
         return self
 
 
@@ -255,10 +265,13 @@ class PipelineConfig(_Model):
     max_num_round: int = Field(default=10_000, ge=1, le=1_000_000)
     """The largest `num_round` the config or an execution input may ask for, so a typo cannot train for hours."""
     metric_thresholds: list[MetricThreshold] = Field(min_length=1)
-    """The metric gate: every threshold must hold on the test split, and within `champion_margin` of the serving champion."""
+    """The metric gate: every threshold must hold on the test split, and the challenger may be worse than the serving champion by at most `champion_margin` (rates, r2) or `champion_margin_percent` (errors)."""
     champion_margin: float = Field(default=0.01, ge=0, le=1)
-    """How much worse than the champion (the version serving in the run's deployment mode) a challenger may be on any
-    threshold metric."""
+    """How much worse than the champion (the version serving in the run's deployment mode) a challenger may be on a
+    bounded threshold metric (classification rates, r2), in the metric's own units: 0.01 lets f1 0.95 follow 0.96."""
+    champion_margin_percent: float = Field(default=5, ge=0, le=100)
+    """How much worse than the champion a challenger may be on an unbounded error metric (mse, rmse, mae), in percent
+    of the champion's value: 5 lets rmse 52.5 follow 50."""
     classification_threshold: float = Field(default=0.5, gt=0, lt=1)
     """Score cut-off for the label-based metrics."""
     execution_timeout_hours: int = Field(default=6, ge=1, le=72)

@@ -592,3 +592,23 @@ def test_tuning_objective_follows_a_configured_eval_metric(config_dir: Path) -> 
 def test_regression_settings_that_contradict_the_problem_type_are_refused(config_dir: Path, edit, expected: str) -> None:
     _edit(config_dir, "dev", lambda d: (_as_regression(d), edit(d)))
     assert expected in _error(config_dir)
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    pytest.param(lambda d: d["pipeline"]["metric_thresholds"].append({"metric": "rmse", "direction": ">=", "value": 50}),
+                 "pipeline.metric_thresholds[1]: direction: rmse is better when lower; allowed: '<=' (got '>=')",
+                 id="error-floor"),
+    pytest.param(lambda d: d["pipeline"]["metric_thresholds"].append({"metric": "r2", "direction": "<=", "value": 0.9}),
+                 "pipeline.metric_thresholds[1]: direction: r2 is better when higher; allowed: '>='", id="r2-ceiling"),
+    pytest.param(lambda d: d["pipeline"].update(champion_margin_percent=150),
+                 "pipeline.champion_margin_percent: out of range", id="margin-percent-range"),
+])
+def test_gate_thresholds_point_the_metrics_way(config_dir: Path, edit, expected: str) -> None:
+    _edit(config_dir, "dev", lambda d: (_as_regression(d), edit(d)))
+    assert expected in _error(config_dir)
+
+
+def test_classification_gate_refuses_an_upside_down_rate(config_dir: Path) -> None:
+    _edit(config_dir, "dev", lambda d: d["pipeline"]["metric_thresholds"].append(
+        {"metric": "false_positive_rate", "direction": ">=", "value": 0.1}))
+    assert "false_positive_rate is better when lower; allowed: '<='" in _error(config_dir)
