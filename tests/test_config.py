@@ -612,3 +612,13 @@ def test_classification_gate_refuses_an_upside_down_rate(config_dir: Path) -> No
     _edit(config_dir, "dev", lambda d: d["pipeline"]["metric_thresholds"].append(
         {"metric": "false_positive_rate", "direction": ">=", "value": 0.1}))
     assert "false_positive_rate is better when lower; allowed: '<='" in _error(config_dir)
+
+
+def test_examples_load_and_are_no_shipped_stage() -> None:
+    examples = CONFIG_DIR / "examples"
+    regression = load_stage_config("regression", examples)
+    assert regression.pipeline.problem_type == "regression"
+    assert regression.pipeline.hyperparameters["objective"] == "reg:squarederror"
+    assert {t.metric for t in regression.pipeline.metric_thresholds} == {"rmse", "r2"}
+    # `cdk synth -c stage=all` reads config/*.yaml only; the example's stage name is its own
+    assert "regression" not in {config.stage for config in load_stages("all")}
