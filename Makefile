@@ -28,8 +28,9 @@ node_modules/.installed: package.json package-lock.json
 
 bootstrap: $(VENV)/.installed node_modules/.installed ## create .venv and node_modules from the pins
 
-demo: bootstrap ## run the dev training pipeline end to end offline on the sample data (no AWS account)
-	$(PY) scripts/demo.py --stage $(STAGE)
+EXAMPLE ?=
+demo: bootstrap ## run the dev training pipeline end to end offline on the sample data (no AWS account); EXAMPLE=regression runs config/examples/regression.yaml
+	$(PY) scripts/demo.py $(if $(EXAMPLE),--example $(EXAMPLE),--stage $(STAGE))
 
 synth: bootstrap ## synthesize every stage into cdk.out and print stacks, resources and gate results
 	$(PY) -m mlops.config all  # a bad config stops here, leaving cdk.out untouched

@@ -139,6 +139,13 @@ METRICS = {
     "regression": ("mse", "rmse", "mae", "r2"),
 }
 _RATE_METRICS = set(METRICS["binary_classification"]) | {"r2"}
+# Metrics where lower is better; every other metric is better when higher.
+LOWER_IS_BETTER = frozenset({"false_positive_rate", "false_negative_rate", "mse", "rmse", "mae"})
+# Metrics without an upper bound (errors in the label's unit): the champion comparison allows a
+# relative margin (champion_margin_percent) for them, an absolute one (champion_margin) for the rest.
+UNBOUNDED_METRICS = frozenset({"mse", "rmse", "mae"})
+# problem type -> the XGBoost objective and eval_metric a config that leaves them out trains with
+PROBLEM_DEFAULTS = {"binary_classification": ("binary:logistic", "auc"), "regression": ("reg:squarederror", "rmse")}
 
 
 class MetricThreshold(_Model):
@@ -157,6 +164,11 @@ class MetricThreshold(_Model):
             raise ValueError(f"threshold for {self.metric} out of range: must be between 0 and 1 (got {self.value})")
         if self.metric in ("mse", "rmse", "mae") and self.value < 0:
             raise ValueError(f"threshold for {self.metric} out of range: must be >= 0 (got {self.value})")
+        known = set().union(*METRICS.values())
+        fitting = "<=" if self.metric in LOWER_IS_BETTER else ">="
+        if self.metric in known and self.direction != fitting:
+            raise ValueError(f"direction: {self.metric} is better when {'lower' if fitting == '<=' else 'higher'}; "
+                             f"allowed: {fitting!r} (got {self.direction!r})")
         return self
 
 
@@ -215,10 +227,10 @@ class TuningConfig(_Model):
 
     run_by_default: bool = False
     """Tune on every run; otherwise only when the execution input says `"tuning": true`."""
-    objective_metric: str = Field(default="validation:auc", pattern=r"^(train|validation):[a-z0-9_@.-]+$")
-    """A metric the algorithm emits, e.g. `validation:auc`."""
-    objective_type: Literal["Maximize", "Minimize"] = "Maximize"
-    """Whether the tuner maximizes or minimizes the objective."""
+    objective_metric: str | None = Field(default=None, pattern=r"^(train|validation):[a-z0-9_@.-]+$")
+    """A metric the algorithm emits, e.g. `validation:auc`; null: `validation:<the first eval_metric>` (`validation:auc` for classification, `validation:rmse` for regression unless `eval_metric` says otherwise)."""
+    objective_type: Literal["Maximize", "Minimize"] | None = None
+    """Whether the tuner maximizes or minimizes the objective; null: the objective metric's direction (`Maximize` for auc, `Minimize` for errors such as rmse)."""
     max_jobs: int = Field(default=6, ge=1, le=500)
     """Training jobs per tuning job."""
     max_parallel_jobs: int = Field(default=2, ge=1, le=100)
@@ -247,17 +259,19 @@ class PipelineConfig(_Model):
     xgboost_version: Literal["1.7-1"] = "1.7-1"
     """Built-in XGBoost image version (URIs from the SageMaker SDK's tables)."""
     hyperparameters: dict[str, str] = Field(
-        default_factory=lambda: {"objective": "binary:logistic", "eval_metric": "auc", "num_round": "100",
-                                 "max_depth": "4", "eta": "0.2", "subsample": "0.8"}
+        default_factory=lambda: {"num_round": "100", "max_depth": "4", "eta": "0.2", "subsample": "0.8"}
     )
-    """Default XGBoost hyperparameters (strings, as SageMaker expects); an execution input may override single ones. Names, types and ranges follow SageMaker's XGBoost hyperparameter table; `objective` and `eval_metric` must fit the dataset's problem type."""
+    """Default XGBoost hyperparameters (strings, as SageMaker expects); an execution input may override single ones. Names, types and ranges follow SageMaker's XGBoost hyperparameter table. `objective` and `eval_metric` must fit the dataset's problem type; left out, they follow from it (`binary:logistic` and `auc` for classification, `reg:squarederror` and `rmse` for regression)."""
     max_num_round: int = Field(default=10_000, ge=1, le=1_000_000)
     """The largest `num_round` the config or an execution input may ask for, so a typo cannot train for hours."""
     metric_thresholds: list[MetricThreshold] = Field(min_length=1)
-    """The metric gate: every threshold must hold on the test split, and within `champion_margin` of the serving champion."""
+    """The metric gate: every threshold must hold on the test split, and the challenger may be worse than the serving champion by at most `champion_margin` (rates, r2) or `champion_margin_percent` (errors)."""
     champion_margin: float = Field(default=0.01, ge=0, le=1)
-    """How much worse than the champion (the version serving in the run's deployment mode) a challenger may be on any
-    threshold metric."""
+    """How much worse than the champion (the version serving in the run's deployment mode) a challenger may be on a
+    bounded threshold metric (classification rates, r2), in the metric's own units: 0.01 lets f1 0.95 follow 0.96."""
+    champion_margin_percent: float = Field(default=5, ge=0, le=100)
+    """How much worse than the champion a challenger may be on an unbounded error metric (mse, rmse, mae), in percent
+    of the champion's value: 5 lets rmse 52.5 follow 50."""
     classification_threshold: float = Field(default=0.5, gt=0, lt=1)
     """Score cut-off for the label-based metrics."""
     execution_timeout_hours: int = Field(default=6, ge=1, le=72)
@@ -283,6 +297,34 @@ class PipelineConfig(_Model):
     def problem_type(self) -> str:
         return DATASETS[self.dataset]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_from_problem_type(cls, data: Any) -> Any:
+        """Fill what the config leaves out from the dataset's problem type: the XGBoost
+        ``objective`` and ``eval_metric``, then the tuning objective from the first eval metric.
+        Values the config sets stay as written (and are checked against the problem type)."""
+        if not isinstance(data, dict) or DATASETS.get(data.get("dataset", "breast_cancer")) not in PROBLEM_DEFAULTS:
+            return data  # a bad dataset or shape is reported by field validation
+        data = dict(data)
+        objective, eval_metric = PROBLEM_DEFAULTS[DATASETS[data.get("dataset", "breast_cancer")]]
+        hyperparameters = data.get("hyperparameters", cls.model_fields["hyperparameters"].default_factory())
+        if isinstance(hyperparameters, dict):
+            derived = {name: value for name, value in (("objective", objective), ("eval_metric", eval_metric))
+                       if name not in hyperparameters}
+            data["hyperparameters"] = hyperparameters = {**derived, **hyperparameters}
+        tuning = data.get("tuning")
+        if isinstance(tuning, dict) and isinstance(hyperparameters, dict):
+            tuning = dict(tuning)
+            if tuning.get("objective_metric") is None:
+                emitted = xgboost.eval_metrics({k: str(v) for k, v in hyperparameters.items()})
+                if emitted:
+                    tuning["objective_metric"] = f"validation:{emitted[0]}"
+            metric = str(tuning.get("objective_metric") or "").split(":", 1)[-1]
+            if tuning.get("objective_type") is None and metric:
+                tuning["objective_type"] = "Maximize" if metric in xgboost.MAXIMIZED_METRICS else "Minimize"
+            data["tuning"] = tuning
+        return data
+
     @field_validator("hyperparameters")
     @classmethod
     def _hyperparameters_are_xgboost(cls, values: dict[str, str]) -> dict[str, str]:
@@ -302,6 +344,8 @@ class PipelineConfig(_Model):
         if problems:
             raise ValueError("; ".join(f"pipeline.hyperparameters.{name}: {message}" for name, message in problems))
         if self.tuning:
+            if not self.tuning.objective_metric or not self.tuning.objective_type:
+                raise ValueError("pipeline.tuning.objective_metric: cannot be derived from the hyperparameters; set it")
             metric = self.tuning.objective_metric.split(":", 1)[1]
             emitted = xgboost.eval_metrics(dict(self.hyperparameters))
             if metric not in emitted:

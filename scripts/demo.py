@@ -7,6 +7,7 @@ breast-cancer sample, the real data phase (quality gate, ETL split on local Spar
 ingestion) and evaluation script. No AWS account, no network.
 
     python scripts/demo.py [--stage dev] [--input '{"hyperparameters": {"max_depth": 3}}']
+    python scripts/demo.py --example regression   # config/examples/regression.yaml (docs/examples.md)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+EXAMPLES_DIR = REPO / "config" / "examples"
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the handlers' JSON logs would drown the progress
@@ -73,8 +75,17 @@ def _progress(stage, execution: str, *, out=print):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stage", default="dev")
+    parser.add_argument("--example", default=None,
+                        help="run config/examples/<name>.yaml (its stage is its file name) instead of a config/ stage")
     parser.add_argument("--input", default="{}", help="execution input (JSON), as in the Step Functions console")
     args = parser.parse_args(argv)
+    config_dir = None
+    if args.example:
+        config_dir = EXAMPLES_DIR
+        examples = sorted(path.stem for path in EXAMPLES_DIR.glob("*.yaml"))
+        if args.example not in examples:
+            parser.error(f"unknown example {args.example!r}; allowed: {', '.join(examples)}")
+        args.stage = args.example
     logging.disable(logging.WARNING)  # libraries' notices (Spark, XGBoost) would drown the progress; failures are reported below
     warnings.simplefilter("ignore")
     started = time.monotonic()
@@ -83,8 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     from tools.offline.runner import OfflineStage
 
     with tempfile.TemporaryDirectory(prefix="demo-cdk.out-") as outdir:
-        print(f"Synthesizing stage {args.stage!r} (cdk-nag on) ...", flush=True)
-        synth(args.stage, Path(outdir))
+        shown = f"example {args.example!r} (config/examples/{args.example}.yaml)" if args.example else f"stage {args.stage!r}"
+        print(f"Synthesizing {shown} (cdk-nag on) ...", flush=True)
+        synth(args.stage, Path(outdir), config_dir=config_dir)
         print(f"  done in {time.monotonic() - started:.1f} s\n")
         with OfflineStage(Path(outdir), args.stage) as stage:
             if any(rule for rule in stage.approval_rules):
@@ -139,22 +151,24 @@ def _report(stage, result) -> None:
     if serving and run.get("deployment_mode") != "async":
         endpoint = boto3.client("sagemaker").describe_endpoint(EndpointName=serving)
         print(f"Endpoint: {serving} {endpoint['EndpointStatus']} on config {endpoint['EndpointConfigName']}")
-        _invoke(stage, serving, run["s3"]["test"])
+        _invoke(stage, serving, run["s3"]["test"], regression=run.get("problem_type") == "regression")
     for message in stage.messages():
         print(f"Notification: {message[:160]}")
 
 
-def _invoke(stage, endpoint: str, test_split: str) -> None:
-    """A client's first request: three rows of the test split, features only, as text/csv."""
+def _invoke(stage, endpoint: str, test_split: str, *, regression: bool = False) -> None:
+    """A client's first request: three rows of the test split, features only, as text/csv; one
+    number per row back (a score for classification, the prediction itself for regression)."""
     import boto3
 
     bucket, prefix = test_split.removeprefix("s3://").split("/", 1)
     s3 = boto3.client("s3")
     key = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"][0]["Key"]
     rows = [line.split(",") for line in s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines()[:3]]
-    scores = stage.invoke(endpoint, [[float(v) for v in row[1:]] for row in rows])
-    print(f"Invoked with 3 test rows (labels {', '.join(row[0] for row in rows)}): scores "
-          + ", ".join(f"{score:.3f}" for score in scores) + " (request and response captured for drift monitoring)")
+    answers = stage.invoke(endpoint, [[float(v) for v in row[1:]] for row in rows])
+    shown = ", ".join(f"{answer:.1f}" if regression else f"{answer:.3f}" for answer in answers)
+    print(f"Invoked with 3 test rows (labels {', '.join(row[0] for row in rows)}): "
+          f"{'predictions' if regression else 'scores'} {shown} (request and response captured for drift monitoring)")
 
 
 if __name__ == "__main__":

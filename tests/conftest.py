@@ -45,10 +45,14 @@ def pinned_config(prod: dict) -> dict:
 
 BATCH_INPUT_PREFIX = "batch/input/"
 
+# And the regression example (config/examples/regression.yaml, its own stage), so the gates cover
+# a regression stage and its scenario runs on the shared assembly.
+REGRESSION_EXAMPLE = "regression"
+
 
 @pytest.fixture(scope="session")
 def config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """config/ plus the model-monitor stage and the pinned stage."""
+    """config/ plus the model-monitor stage, the pinned stage and the regression example."""
     import shutil
 
     import yaml
@@ -60,6 +64,7 @@ def config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (directory / f"{MODEL_MONITOR_STAGE}.yaml").write_text(yaml.safe_dump(model_monitor_config(dev)))
     prod = yaml.safe_load((REPO_ROOT / "config" / "prod.yaml").read_text())
     (directory / f"{PINNED_STAGE}.yaml").write_text(yaml.safe_dump(pinned_config(prod)))
+    shutil.copy(REPO_ROOT / "config" / "examples" / f"{REGRESSION_EXAMPLE}.yaml", directory)
     return directory
 
 

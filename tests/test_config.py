@@ -566,3 +566,93 @@ def test_tuning_needs_a_prefix_that_fits_tuning_job_names(config_dir: Path) -> N
     _edit(config_dir, "dev", lambda data: data.update(project="fraud-detect"))  # 16
     assert load_stage_config("dev", config_dir).pipeline.tuning is not None
 
+
+def _as_regression(d: dict, *, keep_hyperparameters: bool = False) -> None:
+    """dev on the bundled diabetes data, with the objective, eval metric and tuning objective left out."""
+    d["pipeline"]["dataset"] = "diabetes"
+    if not keep_hyperparameters:
+        for name in ("objective", "eval_metric"):
+            d["pipeline"]["hyperparameters"].pop(name)
+    for name in ("objective_metric", "objective_type"):
+        d["pipeline"]["tuning"].pop(name)
+    d["pipeline"]["metric_thresholds"] = [{"metric": "rmse", "direction": "<=", "value": 60}]
+    d["data"]["quality_rules"] = [{"type": "row_count", "min": 100}]
+    d["data"]["feature_groups"] = []
+
+
+@pytest.mark.parametrize(("dataset", "objective", "eval_metric", "tuning"), [
+    ("breast_cancer", "binary:logistic", "auc", ("validation:auc", "Maximize")),
+    ("diabetes", "reg:squarederror", "rmse", ("validation:rmse", "Minimize")),
+])
+def test_objective_and_tuning_metric_follow_the_problem_type(config_dir: Path, dataset: str, objective: str,
+                                                             eval_metric: str, tuning: tuple[str, str]) -> None:
+    def edit(d: dict) -> None:
+        if dataset == "diabetes":
+            _as_regression(d)
+        else:
+            for name in ("objective", "eval_metric"):
+                d["pipeline"]["hyperparameters"].pop(name)
+            for name in ("objective_metric", "objective_type"):
+                d["pipeline"]["tuning"].pop(name)
+
+    _edit(config_dir, "dev", edit)
+    pipeline = load_stage_config("dev", config_dir).pipeline
+    assert pipeline.hyperparameters["objective"] == objective and pipeline.hyperparameters["eval_metric"] == eval_metric
+    assert (pipeline.tuning.objective_metric, pipeline.tuning.objective_type) == tuning
+
+
+def test_tuning_objective_follows_a_configured_eval_metric(config_dir: Path) -> None:
+    def edit(d: dict) -> None:
+        _as_regression(d)
+        d["pipeline"]["hyperparameters"]["eval_metric"] = "mae,rmse"
+
+    _edit(config_dir, "dev", edit)
+    tuning = load_stage_config("dev", config_dir).pipeline.tuning
+    assert (tuning.objective_metric, tuning.objective_type) == ("validation:mae", "Minimize")
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    pytest.param(lambda d: d["pipeline"]["hyperparameters"].update(objective="binary:logistic"),
+                 "pipeline.hyperparameters.objective: 'binary:logistic' does not fit a regression dataset", id="objective"),
+    pytest.param(lambda d: d["pipeline"]["hyperparameters"].update(eval_metric="auc"),
+                 "pipeline.hyperparameters.eval_metric: 'auc' is not a regression metric", id="eval-metric"),
+    pytest.param(lambda d: d["pipeline"]["tuning"].update(objective_metric="validation:auc"),
+                 "pipeline.tuning.objective_metric: 'validation:auc' is not reported by the training job", id="tuning-metric"),
+    pytest.param(lambda d: d["pipeline"]["tuning"].update(objective_type="Maximize"),
+                 "pipeline.tuning.objective_type: rmse is better when lower; allowed: Minimize", id="tuning-direction"),
+    pytest.param(lambda d: d["pipeline"]["metric_thresholds"].append({"metric": "f1", "direction": ">=", "value": 0.9}),
+                 "pipeline.metric_thresholds[1].metric: 'f1' is not a regression metric", id="gate-metric"),
+])
+def test_regression_settings_that_contradict_the_problem_type_are_refused(config_dir: Path, edit, expected: str) -> None:
+    _edit(config_dir, "dev", lambda d: (_as_regression(d), edit(d)))
+    assert expected in _error(config_dir)
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    pytest.param(lambda d: d["pipeline"]["metric_thresholds"].append({"metric": "rmse", "direction": ">=", "value": 50}),
+                 "pipeline.metric_thresholds[1]: direction: rmse is better when lower; allowed: '<=' (got '>=')",
+                 id="error-floor"),
+    pytest.param(lambda d: d["pipeline"]["metric_thresholds"].append({"metric": "r2", "direction": "<=", "value": 0.9}),
+                 "pipeline.metric_thresholds[1]: direction: r2 is better when higher; allowed: '>='", id="r2-ceiling"),
+    pytest.param(lambda d: d["pipeline"].update(champion_margin_percent=150),
+                 "pipeline.champion_margin_percent: out of range", id="margin-percent-range"),
+])
+def test_gate_thresholds_point_the_metrics_way(config_dir: Path, edit, expected: str) -> None:
+    _edit(config_dir, "dev", lambda d: (_as_regression(d), edit(d)))
+    assert expected in _error(config_dir)
+
+
+def test_classification_gate_refuses_an_upside_down_rate(config_dir: Path) -> None:
+    _edit(config_dir, "dev", lambda d: d["pipeline"]["metric_thresholds"].append(
+        {"metric": "false_positive_rate", "direction": ">=", "value": 0.1}))
+    assert "false_positive_rate is better when lower; allowed: '<='" in _error(config_dir)
+
+
+def test_examples_load_and_are_no_shipped_stage() -> None:
+    examples = CONFIG_DIR / "examples"
+    regression = load_stage_config("regression", examples)
+    assert regression.pipeline.problem_type == "regression"
+    assert regression.pipeline.hyperparameters["objective"] == "reg:squarederror"
+    assert {t.metric for t in regression.pipeline.metric_thresholds} == {"rmse", "r2"}
+    # `cdk synth -c stage=all` reads config/*.yaml only; the example's stage name is its own
+    assert "regression" not in {config.stage for config in load_stages("all")}

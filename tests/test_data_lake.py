@@ -124,6 +124,7 @@ def test_termination_protection_follows_stage(stacks) -> None:
         "prod/Data": True, "prod/Operations": True, "prod/Pipeline": True,
         "mm/Data": False, "mm/Operations": False, "mm/Pipeline": False,  # the tests' model-monitor variant of dev
         "pinned/Data": True, "pinned/Operations": True, "pinned/Pipeline": True,  # prod with a pinned environment
+        "regression/Data": False, "regression/Operations": False, "regression/Pipeline": False,  # the example
     }
 
 
@@ -136,6 +137,8 @@ def test_stack_names_derive_from_project_and_stage(stacks) -> None:
         "mm/Pipeline": "mlops-demo-mm-pipeline",
         "pinned/Data": "mlops-demo-pinned-data", "pinned/Operations": "mlops-demo-pinned-operations",
         "pinned/Pipeline": "mlops-demo-pinned-pipeline",
+        "regression/Data": "mlops-demo-regression-data", "regression/Operations": "mlops-demo-regression-operations",
+        "regression/Pipeline": "mlops-demo-regression-pipeline",
     }
 
 

@@ -1,6 +1,12 @@
 """Metric gate: does the candidate model meet the business thresholds, and is it no
 worse than the champion by more than the allowed margin?
 
+The margin follows the metric: bounded metrics (classification rates, r2) allow an absolute
+``champion_margin`` (0.01: f1 0.95 may follow 0.96); unbounded error metrics (mse, rmse, mae)
+allow ``champion_margin_percent`` of the champion's value (5: rmse 52.5 may follow 50), since an
+absolute margin means nothing for an error measured in the label's unit. "Worse" follows the
+metric's direction: lower for errors and false rates, higher for the rest.
+
 The champion is the version that serves what this run would replace: the newest version of
 the group whose ``serving`` property (set by the run that deployed it, once the deployment
 was confirmed) names the run's deployment mode. A version that was approved but never served
@@ -28,6 +34,10 @@ logger = Logger(service="metric-gate")
 
 SECTIONS = ("binary_classification_metrics", "multiclass_classification_metrics", "regression_metrics")
 SCAN_LIMIT = 100  # versions looked at, newest first, for the one serving
+# Bounded metrics take the absolute margin; any other metric (mse, rmse, mae, ...) the relative one.
+BOUNDED_METRICS = frozenset({"accuracy", "precision", "recall", "f1", "auc", "true_positive_rate", "true_negative_rate",
+                             "false_positive_rate", "false_negative_rate", "r2"})
+LOWER_IS_BETTER = frozenset({"false_positive_rate", "false_negative_rate", "mse", "rmse", "mae"})
 
 
 class Threshold(BaseModel):
@@ -42,6 +52,7 @@ class Event(BaseModel):
     evaluation_uri: str = Field(pattern=r"^s3://[^/]+/.+")
     thresholds: list[Threshold] = Field(min_length=1)
     champion_margin: float = Field(ge=0)
+    champion_margin_percent: float | None = Field(default=None, ge=0)  # None: an error metric may not be worse at all
     model_package_group: str
     deployment_mode: Literal["realtime", "serverless", "async", "batch"]
 
@@ -93,11 +104,31 @@ def champion_metrics(group: str, mode: str) -> tuple[str | None, dict[str, float
     return described["ModelPackageArn"], (read_metrics(statistics) if statistics else {})
 
 
+def higher_is_better(threshold: Threshold) -> bool:
+    """The metric's own direction where it is known, else the threshold's."""
+    if threshold.metric in LOWER_IS_BETTER:
+        return False
+    return threshold.metric in BOUNDED_METRICS or threshold.direction == ">="
+
+
+def champion_bound(metric: str, champion: float, higher: bool, margin: float,
+                   margin_percent: float | None) -> tuple[float, str]:
+    """The worst value a challenger may have next to ``champion``, and how the margin reads."""
+    if metric in BOUNDED_METRICS:
+        bound = champion - margin if higher else champion + margin
+        return bound, f"margin {margin:g}"
+    percent = margin_percent or 0.0
+    allowance = abs(champion) * percent / 100
+    bound = champion - allowance if higher else champion + allowance
+    return bound, f"margin {percent:g}%: {'>=' if higher else '<='} {bound:.4f}"
+
+
 def decide(
-    candidate: dict[str, float], thresholds: list[Threshold], champion: dict[str, float], margin: float
+    candidate: dict[str, float], thresholds: list[Threshold], champion: dict[str, float], margin: float,
+    margin_percent: float | None = None,
 ) -> dict[str, Any]:
-    """Pure decision: every threshold met, and no threshold metric worse than the champion's
-    by more than ``margin`` (absolute)."""
+    """Pure decision: every threshold met, and no threshold metric worse than the champion's by
+    more than ``margin`` (absolute, bounded metrics) or ``margin_percent`` (relative, errors)."""
     checks = []
     for threshold in thresholds:
         value = candidate.get(threshold.metric)
@@ -105,15 +136,15 @@ def decide(
             checks.append({"metric": threshold.metric, "passed": False,
                            "reason": f"{threshold.metric} missing from the evaluation (have: {', '.join(sorted(candidate))})"})
             continue
-        higher_is_better = threshold.direction == ">="
-        meets = value >= threshold.value if higher_is_better else value <= threshold.value
+        meets = value >= threshold.value if threshold.direction == ">=" else value <= threshold.value
         reason = f"{threshold.metric} {value:.4f} {threshold.direction} {threshold.value:g}: {'ok' if meets else 'FAILED'}"
         best = champion.get(threshold.metric)
         holds = True
         if best is not None:
-            bound = best - margin if higher_is_better else best + margin
-            holds = value >= bound if higher_is_better else value <= bound
-            reason += f"; champion {best:.4f} (margin {margin:g}): {'ok' if holds else 'WORSE'}"
+            higher = higher_is_better(threshold)
+            bound, shown = champion_bound(threshold.metric, best, higher, margin, margin_percent)
+            holds = value >= bound if higher else value <= bound
+            reason += f"; champion {best:.4f} ({shown}): {'ok' if holds else 'WORSE'}"
         checks.append({"metric": threshold.metric, "value": value, "passed": meets and holds, "reason": reason})
     passed = all(check["passed"] for check in checks)
     return {
@@ -131,7 +162,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         raise ValueError(f"malformed metric-gate event: {error}") from None
     candidate = read_metrics(parsed.evaluation_uri)
     champion_arn, champion = champion_metrics(parsed.model_package_group, parsed.deployment_mode)
-    decision = decide(candidate, parsed.thresholds, champion, parsed.champion_margin)
+    decision = decide(candidate, parsed.thresholds, champion, parsed.champion_margin,
+                      parsed.champion_margin_percent)
     decision.update(candidate=candidate, champion={"model_package_arn": champion_arn, "metrics": champion})
     logger.info(decision["summary"])
     return decision

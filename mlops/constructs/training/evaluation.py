@@ -14,7 +14,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from mlops.config import PipelineConfig
+from mlops.config import UNBOUNDED_METRICS, PipelineConfig
 from mlops.constructs.pipeline_function import PipelineFunction
 from mlops.constructs.resources import StageResources
 from mlops.constructs.sagemaker_jobs import processing_input
@@ -92,6 +92,9 @@ class Evaluation:
                 "evaluation_uri": sfn.JsonPath.string_at("$.evaluation.report"),
                 "thresholds": [threshold.model_dump() for threshold in pipeline.metric_thresholds],
                 "champion_margin": pipeline.champion_margin,
+                # only where a gate metric is an error: the binary stages' gate input stays as it was
+                **({"champion_margin_percent": pipeline.champion_margin_percent}
+                   if any(t.metric in UNBOUNDED_METRICS for t in pipeline.metric_thresholds) else {}),
                 "model_package_group": group,
                 "deployment_mode": sfn.JsonPath.string_at("$.run.deployment_mode"),
             }),
