@@ -137,8 +137,8 @@ def test_stack_names_derive_from_project_and_stage(stacks) -> None:
         "mm/Pipeline": "mlops-demo-mm-pipeline",
         "pinned/Data": "mlops-demo-pinned-data", "pinned/Operations": "mlops-demo-pinned-operations",
         "pinned/Pipeline": "mlops-demo-pinned-pipeline",
-        "regression/Data": "mlops-demo-regression-data", "regression/Operations": "mlops-demo-regression-operations",
-        "regression/Pipeline": "mlops-demo-regression-pipeline",
+        "regression/Data": "demo-regression-data", "regression/Operations": "demo-regression-operations",
+        "regression/Pipeline": "demo-regression-pipeline",
     }
 
 

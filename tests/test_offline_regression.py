@@ -15,8 +15,8 @@ from tests.conftest import REGRESSION_EXAMPLE
 from tests.test_offline_pipeline import HAPPY_PATH, _packages
 from tools.offline.runner import OfflineStage
 
-GROUP = "mlops-demo-regression-models"
-ENDPOINT = "mlops-demo-regression-endpoint"
+GROUP = "demo-regression-models"
+ENDPOINT = "demo-regression-endpoint"
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def test_regression_example_trains_gates_registers_and_serves(regression: Offlin
     assert output["run"]["problem_type"] == "regression"
     assert output["data"]["rules_checked"] == 8
     assert {name: len(records) for name, records in regression.feature_store.records.items()} == {
-        "mlops-demo-regression-patient-baseline": 442, "mlops-demo-regression-blood-serum": 442}
+        "demo-regression-patient-baseline": 442, "demo-regression-blood-serum": 442}
     # trained with the objective and eval metric the dataset implies (the example leaves them out)
     job = boto3.client("sagemaker").describe_training_job(TrainingJobName=output["training"]["job_name"])
     assert job["HyperParameters"]["objective"] == "reg:squarederror" and job["HyperParameters"]["eval_metric"] == "rmse"
