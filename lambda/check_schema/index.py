@@ -1,0 +1,199 @@
+"""Schema gate: do the raw CSV files have the declared columns, in order, with the declared types?
+
+Lists every object under ``s3://<bucket>/<prefix>`` (the DataBrew dataset's S3 input) and,
+for each CSV object, reads its header and a bounded sample of rows: one ranged GET of the
+first ``SAMPLE_BYTES`` (1 MiB), with the partial last line dropped when the object is longer.
+Rows beyond the sample are not read: a text value deeper in a large file passes here (the
+DataBrew rules and the ETL still see the whole file).
+
+Compared with the declared ``columns`` (names in order, label last):
+
+- missing columns, extra columns (with their 1-based position), columns in the wrong order;
+- mistyped columns: a declared-numeric column (every feature; the label, whose ``label_kind``
+  is ``integer`` for a class or ``number`` for regression) whose non-missing sampled values do
+  not parse as numbers (an integer label must hold whole numbers), named with an example value
+  and its row (the line number in the file, the header being line 1).
+
+``NaN``, ``nan``, ``null``, ``NULL``, ``None`` and empty cells are missing values, never
+mistyped: whether their share is acceptable is the data-quality rules' call. Every problem of
+every file goes into one ``SchemaMismatch`` (the error name the state machine catches); files
+whose headers differ are each named. No object under the prefix is an error too.
+Returns ``{"files": N, "rows_sampled": N, "columns": N}``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from functools import lru_cache
+from typing import Any, Literal
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+logger = Logger(service="check-schema")
+
+SAMPLE_BYTES = 1024 * 1024
+MISSING_TOKENS = frozenset({"", "NaN", "nan", "null", "NULL", "None"})
+MAX_EXAMPLES = 5  # sampled files with a problem named per header group before "and N more"
+
+
+class SchemaMismatch(Exception):
+    """The raw files do not match the declared schema; Step Functions sees the error name SchemaMismatch."""
+
+
+class NoRawData(Exception):
+    """Nothing under the raw prefix to check."""
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    prefix: str = Field(min_length=1, max_length=1024)
+    columns: list[str] = Field(min_length=2)
+    label_kind: Literal["integer", "number"]
+
+
+@lru_cache(maxsize=None)
+def _client(service: str):  # created on first use, never at import time
+    return boto3.client(service)
+
+
+def parse_event(event: Any) -> Event:
+    """The typed event, or ValueError naming each bad field."""
+    if not isinstance(event, dict):
+        raise ValueError(f"malformed check-schema event: expected a mapping with {', '.join(Event.model_fields)}; "
+                         f"got {type(event).__name__}")
+    try:
+        return Event.model_validate(event)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            field = ".".join(str(part) for part in item["loc"]) or "(event)"
+            message = "required but missing" if item["type"] == "missing" else item["msg"]
+            if item["type"] == "extra_forbidden":
+                message = f"unknown key; allowed: {', '.join(Event.model_fields)}"
+            problems.append(f"{field}: {message}")
+        raise ValueError(f"malformed check-schema event: {'; '.join(problems)}") from None
+
+
+def list_objects(bucket: str, prefix: str) -> list[str]:
+    """The keys under ``prefix`` (folder markers left out)."""
+    keys = []
+    for page in _client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys += [item["Key"] for item in page.get("Contents", []) if not item["Key"].endswith("/")]
+    if not keys:
+        raise NoRawData(f"no raw data under s3://{bucket}/{prefix}: upload the dataset's CSV files there")
+    return keys
+
+
+def read_sample(bucket: str, key: str) -> tuple[list[str], list[list[str]]]:
+    """The header and the sampled rows of one CSV object (the first ``SAMPLE_BYTES``, the
+    partial last line dropped when the object is longer)."""
+    response = _client("s3").get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{SAMPLE_BYTES - 1}")
+    body = response["Body"].read()
+    # "bytes 0-1048575/<size>"; absent when the whole object came back
+    size = str(response.get("ContentRange") or "").rpartition("/")[2]
+    if size.isdigit() and int(size) > len(body):
+        body = body[: body.rfind(b"\n") + 1]  # the last line is cut: drop it
+    text = body.decode("utf-8-sig", errors="replace")
+    rows = [row for row in csv.reader(io.StringIO(text)) if row]
+    if not rows:
+        return [], []
+    return [name.strip() for name in rows[0]], rows[1:]
+
+
+def _is_missing(value: str) -> bool:
+    return value.strip() in MISSING_TOKENS
+
+
+def _is_number(value: str, *, integer: bool) -> bool:
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return False
+    if not math.isfinite(number):
+        return False
+    return number.is_integer() if integer else True
+
+
+def header_problems(header: list[str], columns: list[str]) -> list[str]:
+    """Missing, extra and out-of-order columns of one header, compared with the declared ones."""
+    problems = []
+    missing = [column for column in columns if column not in header]
+    extra = [(position, name) for position, name in enumerate(header, start=1) if name not in columns]
+    duplicated = sorted({name for name in header if header.count(name) > 1})
+    if missing:
+        problems.append(f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+    if extra:
+        problems.append("extra column" + ("s " if len(extra) > 1 else " ")
+                        + ", ".join(f"{name or '(unnamed)'} (position {position})" for position, name in extra))
+    if duplicated:
+        problems.append(f"duplicated column{'s' if len(duplicated) > 1 else ''} {', '.join(duplicated)}")
+    shared = [name for name in header if name in columns and name not in duplicated]
+    expected = [name for name in columns if name in shared]
+    if shared != expected:
+        problems.append(f"columns in the wrong order: {', '.join(shared)} (declared: {', '.join(expected)})")
+    return problems
+
+
+def type_problems(header: list[str], rows: list[list[str]], columns: list[str], label_kind: str) -> list[str]:
+    """Declared-numeric columns whose sampled values are not numbers: the first example each."""
+    label = columns[-1]
+    problems = []
+    for column in columns:
+        if column not in header or header.count(column) > 1:
+            continue
+        index, integer = header.index(column), column == label and label_kind == "integer"
+        for line, row in enumerate(rows, start=2):
+            value = row[index] if index < len(row) else ""
+            if not _is_missing(value) and not _is_number(value, integer=integer):
+                kind = "an integer class label" if integer else ("a number (the label)" if column == label else "a number")
+                problems.append(f"column {column} should hold {kind}: {value.strip()!r} on line {line}")
+                break
+    return problems
+
+
+def check(bucket: str, prefix: str, columns: list[str], label_kind: str) -> dict[str, Any]:
+    """Check every object under the prefix; raise SchemaMismatch with every problem found."""
+    keys = list_objects(bucket, prefix)
+    findings: list[str] = []
+    headers: dict[tuple[str, ...], list[str]] = {}
+    rows_sampled = 0
+    for key in keys:
+        header, rows = read_sample(bucket, key)
+        rows_sampled += len(rows)
+        headers.setdefault(tuple(header), []).append(key)
+        where = f"s3://{bucket}/{key}"
+        if not header:
+            findings.append(f"{where}: empty file, no header")
+            continue
+        problems = header_problems(header, columns) + type_problems(header, rows, columns, label_kind)
+        findings += [f"{where}: {problem}" for problem in problems]
+    if len(headers) > 1:
+        groups = [f"{', '.join(keys_[:MAX_EXAMPLES])}{f' and {len(keys_) - MAX_EXAMPLES} more' if len(keys_) > MAX_EXAMPLES else ''}"
+                  f" ({len(header)} columns: {', '.join(header) or '(none)'})" for header, keys_ in headers.items()]
+        findings.insert(0, f"the files have {len(headers)} different headers: " + "; ".join(groups))
+    if findings:
+        raise SchemaMismatch(
+            f"the raw data under s3://{bucket}/{prefix} does not match the declared {len(columns)} columns "
+            f"({', '.join(columns)}; label {columns[-1]}, {label_kind}); {len(findings)} problem"
+            f"{'s' if len(findings) > 1 else ''}:" + "".join(f"\n- {finding}" for finding in findings)
+        )
+    return {"files": len(keys), "rows_sampled": rows_sampled, "columns": len(columns)}
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    parsed = parse_event(event)
+    try:
+        result = check(parsed.bucket, parsed.prefix, parsed.columns, parsed.label_kind)
+    except SchemaMismatch as mismatch:
+        logger.warning(str(mismatch))
+        raise
+    logger.info(f"Schema matches: {result['files']} file(s), {result['rows_sampled']} sampled rows, "
+                f"{result['columns']} columns under s3://{parsed.bucket}/{parsed.prefix}")
+    return result
