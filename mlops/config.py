@@ -145,6 +145,8 @@ LOWER_IS_BETTER = frozenset({"false_positive_rate", "false_negative_rate", "mse"
 # relative margin (champion_margin_percent) for them, an absolute one (champion_margin) for the rest.
 UNBOUNDED_METRICS = frozenset({"mse", "rmse", "mae"})
 # problem type -> the XGBoost objective and eval_metric a config that leaves them out trains with
+# What the label column holds, per problem type: the schema gate checks the raw data against it.
+LABEL_KINDS = {"binary_classification": "integer", "regression": "number"}
 PROBLEM_DEFAULTS = {"binary_classification": ("binary:logistic", "auc"), "regression": ("reg:squarederror", "rmse")}
 
 

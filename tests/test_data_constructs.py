@@ -8,6 +8,7 @@ import pytest
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk.assertions import Match, Template
 
+from mlops.config import dataset_columns
 from mlops.constructs.data_preparation import DataPreparation, data_prefixes
 from mlops.constructs.data_preparation.features import FeatureIngestion
 from mlops.constructs.data_preparation.split import GlueSplit
@@ -26,7 +27,8 @@ def test_validation_builds_the_ruleset_profile_job_and_optional_cleaning(with_re
     if not with_recipe:
         data = data.model_copy(update={"recipe": []})
     validation = DataValidation(stack, resources=resources, data=data, names=NAMES,
-                                raw_dataset_prefix="sample/breast_cancer/", clean_prefix="clean/breast_cancer/")
+                                raw_dataset_prefix="sample/breast_cancer/", clean_prefix="clean/breast_cancer/",
+                                columns=dataset_columns("breast_cancer"), label_kind="integer")
     chain: sfn.IChainable | None = None
     for state in validation.states(fail_state(stack)):
         chain = state if chain is None else chain.next(state)
@@ -41,6 +43,7 @@ def test_validation_builds_the_ruleset_profile_job_and_optional_cleaning(with_re
     template.resource_count_is("AWS::DataBrew::Recipe", 1 if with_recipe else 0)
     states = definition(template)["States"]
     assert ("Clean raw data" in states) is with_recipe
+    assert states["Check raw schema"]["Next"] == "Validate raw data"  # the first check of the raw data
     assert states["Check data quality"]["Parameters"]["Payload"]["prefix"] == "data-quality/"
     brew = statements(template, "DataBrewRole")
     assert ("s3:DeleteObject" in actions(brew)) is with_recipe  # the recipe job overwrites its output
@@ -90,14 +93,14 @@ def test_feature_ingestion_may_write_only_the_stages_feature_groups() -> None:
 def test_data_preparation_alone_chains_validation_split_catalog_and_features() -> None:
     stack, resources = bare_stage()
     config = dev_config()
-    data = DataPreparation(stack, "Data", resources=resources, data=config.data, dataset="breast_cancer", label="target",
-                           raw_prefix="sample/", database_name="demo_test", image_uri="image", instance_type="ml.m5.large",
+    data = DataPreparation(stack, "Data", resources=resources, data=config.data, dataset="breast_cancer",
+                           columns=dataset_columns("breast_cancer"), label_kind="integer", raw_prefix="sample/", database_name="demo_test", image_uri="image", instance_type="ml.m5.large",
                            timeout_hours=6)
     template = Template.from_stack(stack)
     definition_ = definition(template)
     assert definition_["StartAt"] == "Start data run"
     states = definition_["States"]
-    order = ["Start data run", "Check data run input", "Output locations", "Validate raw data", "Check data quality", "Clean raw data", "Split train, validation, test",
+    order = ["Start data run", "Check data run input", "Output locations", "Check raw schema", "Validate raw data", "Check data quality", "Clean raw data", "Split train, validation, test",
              "Refresh catalog"]
     assert [states[name]["Next"] for name in order[:-1]] == order[1:]
     assert states["Catalog refresh under way"]["Next"] == "Ingest features"
@@ -107,4 +110,12 @@ def test_data_preparation_alone_chains_validation_split_catalog_and_features() -
     assert states["Data run failed"] == {"Type": "Fail", "ErrorPath": "$.failure.error", "CausePath": "$.failure.summary"}
     template.has_resource_properties("AWS::StepFunctions::StateMachine", {"StateMachineName": f"{PREFIX}-data"})
     template.resource_count_is("AWS::Events::Rule", 0)  # dev: no refresh on new raw data
-    assert set(data.functions) == {"data_quality", "data_run_input"}
+    assert set(data.functions) == {"check_schema", "data_quality", "data_run_input"}
+    # the schema gate reads the DataBrew dataset's input with the declared columns, label last
+    check = states["Check raw schema"]
+    assert check["Parameters"]["Payload"]["prefix"] == "sample/breast_cancer/"
+    assert check["Parameters"]["Payload"]["columns"] == dataset_columns("breast_cancer")
+    assert check["Parameters"]["Payload"]["label_kind"] == "integer"
+    assert check["Catch"][0]["ErrorEquals"] == ["States.ALL"] and check["Catch"][0]["Next"] == "Describe data failure"
+    schema = statements(template, "CheckSchemaRole")
+    assert actions(schema) >= {"s3:GetObject", "s3:ListBucket"} and "s3:PutObject" not in actions(schema)

@@ -9,7 +9,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from mlops.config import StageConfig, dataset_columns
+from mlops.config import LABEL_KINDS, StageConfig, dataset_columns
 from mlops.constructs.data_preparation import DataPreparation
 from mlops.constructs.monitoring import Monitoring
 from mlops.constructs.monitoring.backend import SKLEARN_VERSION, monitoring_backend
@@ -45,7 +45,8 @@ class PipelineStack(cdk.Stack):
         pipeline, group = config.pipeline, data.model_registry.group_name
         self.data = DataPreparation(
             self, "Data", resources=resources, data=config.data, dataset=pipeline.dataset,
-            label=dataset_columns(pipeline.dataset)[-1], raw_prefix=SAMPLE_PREFIX, database_name=data.catalog.database_name,
+            columns=dataset_columns(pipeline.dataset), label_kind=LABEL_KINDS[pipeline.problem_type],
+            raw_prefix=SAMPLE_PREFIX, database_name=data.catalog.database_name,
             image_uri=images.uri("xgboost"), instance_type=pipeline.evaluation_instance_type,
             timeout_hours=pipeline.execution_timeout_hours)
         self.training = TrainingPipeline(

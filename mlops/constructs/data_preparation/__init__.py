@@ -34,22 +34,26 @@ def data_prefixes(dataset: str) -> dict[str, str]:
 
 class DataPreparation(Construct):
     """Provisions the stage's data phase and its Standard state machine ``state_machine``
-    (``<prefix>-data``): validate raw data against the DataBrew ruleset (profile job) → quality
+    (``<prefix>-data``): check the raw files' schema (Lambda: header and sampled values against
+    the declared columns, fails ``SchemaMismatch`` with every problem) → validate raw data against the DataBrew ruleset (profile job) → quality
     gate (Lambda reads the validation report, fails with the rules that failed) → clean with
     the published DataBrew recipe → Glue ETL split 80/10/10 → refresh the catalog (crawler) →
     ingest features (SageMaker Processing, batched PutRecord). The training state machine runs
     it as its first step; it also runs on its own (console, schedule, or new raw objects when
     ``data.refresh_on_new_raw_data``), writing to ``<dataset>/latest/``.
 
+    ``columns``: the declared columns, label last; ``label_kind``: ``integer`` (a class) or
+    ``number`` (regression), what the schema check expects of the label.
+
     Exposes ``state_machine``, ``functions``, ``names`` (physical names), ``crawlers``,
     ``feature_groups`` and ``ingestion_role``.
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, resources: StageResources, data: DataConfig, dataset: str,
-                 label: str, raw_prefix: str, database_name: str, image_uri: str, instance_type: str,
+                 columns: list[str], label_kind: str, raw_prefix: str, database_name: str, image_uri: str, instance_type: str,
                  timeout_hours: int) -> None:
         super().__init__(scope, construct_id)
-        prefix = resources.prefix
+        prefix, label = resources.prefix, columns[-1]
         self._resources, paths = resources, data_prefixes(dataset)
         raw_dataset_prefix = f"{raw_prefix}{dataset}/"
         self.names = {"security": f"{prefix}-glue", "etl": f"{prefix}-split", "dataset": f"{prefix}-raw",
@@ -59,8 +63,10 @@ class DataPreparation(Construct):
                           raw_prefix=raw_prefix, raw_dataset_prefix=raw_dataset_prefix, database_name=database_name)
         self.crawlers, self._split = split.crawlers, split
         validation = DataValidation(self, resources=resources, data=data, names=self.names,
-                                    raw_dataset_prefix=raw_dataset_prefix, clean_prefix=paths["clean"])
-        self.functions: dict[str, PipelineFunction] = {"data_quality": validation.function}
+                                    raw_dataset_prefix=raw_dataset_prefix, clean_prefix=paths["clean"],
+                                    columns=columns, label_kind=label_kind)
+        self.functions: dict[str, PipelineFunction] = {"check_schema": validation.schema_function,
+                                                       "data_quality": validation.function}
         features = FeatureIngestion(self, resources=resources, data=data, catalog_prefix=paths["catalog"],
                                     image_uri=image_uri, instance_type=instance_type)
         self.feature_groups, self.ingestion_role = features.groups, features.role
@@ -122,7 +128,8 @@ class DataPreparation(Construct):
             features.grant_state_machine(role)
         acknowledge(role, "AwsSolutions-IAM5", "Data state machine: X-Ray tracing of executions (xray:PutTraceSegments "
                     "and friends support no resource-level permissions).", applies_to="Resource::*")
-        for key, name in (("data_quality", "DataQuality"), ("data_run_input", "DataRunInput")):
+        for key, name in (("check_schema", "CheckSchema"), ("data_quality", "DataQuality"),
+                          ("data_run_input", "DataRunInput")):
             logical_id = stack.get_logical_id(self.functions[key].function.node.default_child)  # type: ignore[arg-type]
             acknowledge(role, "AwsSolutions-IAM5", f"Data state machine: CDK's LambdaInvoke grant covers the versions "
                         f"and aliases of the {name} function.", applies_to=f"Resource::<{logical_id}.Arn>:*")

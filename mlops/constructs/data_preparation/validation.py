@@ -1,6 +1,8 @@
 """Phase: validate and clean the raw data with AWS Glue DataBrew.
 
-A profile job checks the raw dataset against the ruleset rendered from
+The ``check_schema`` handler first compares the raw CSV files' headers and sampled values
+with the declared columns and fails the run with ``SchemaMismatch`` and every problem; then a
+profile job checks the raw dataset against the ruleset rendered from
 ``data.quality_rules`` and writes the validation report; the ``data_quality`` handler reads
 it and fails the run with ``DataQualityFailed`` and every failed rule; with ``data.recipe``,
 a recipe job runs the published cleaning recipe into the curated zone.
@@ -54,12 +56,15 @@ def log_access(role: iam.Role, log_group_prefix: str, who: str) -> None:
 class DataValidation:
     """Builds, into ``scope``: the DataBrew role, dataset ``<prefix>-raw``, ruleset
     ``<prefix>-quality``, profile job ``<prefix>-validate``, (with a recipe) recipe and job
-    ``<prefix>-clean``, and the ``data_quality`` function. ``states(chain, on_failure)``
-    appends "Validate raw data" → "Check data quality" (→ "Clean raw data")."""
+    ``<prefix>-clean``, and the ``check_schema`` and ``data_quality`` functions.
+    ``states(on_failure)`` gives "Check raw schema" → "Validate raw data" → "Check data
+    quality" (→ "Clean raw data"). ``columns``: the declared columns, label last;
+    ``label_kind``: ``integer`` (a class) or ``number`` (regression)."""
 
     def __init__(self, scope: Construct, *, resources: StageResources, data: DataConfig, names: dict[str, str],
-                 raw_dataset_prefix: str, clean_prefix: str) -> None:
+                 raw_dataset_prefix: str, clean_prefix: str, columns: list[str], label_kind: str) -> None:
         self._scope, self._resources, self._data, self._names = scope, resources, data, names
+        self._raw_dataset_prefix, self._columns, self._label_kind = raw_dataset_prefix, list(columns), label_kind
         self.role = iam.Role(scope, "DataBrewRole", assumed_by=iam.ServicePrincipal("databrew.amazonaws.com"),
                              description=f"{resources.prefix}: DataBrew profile and recipe jobs")
         acknowledge_inline_policy(self.role, "The DataBrew profile and recipe jobs' role")
@@ -75,6 +80,7 @@ class DataValidation:
         self._profile_job()
         self.recipe_job = self._recipe_job(clean_prefix) if data.recipe else None
         self.function = self._quality_function()
+        self.schema_function = self._schema_function()
 
     def _arn(self, resource: str, name: str) -> str:
         return self._resources.arn(self._scope, "databrew", resource, name)
@@ -174,9 +180,29 @@ class DataValidation:
                     "runtime the Powertools v3 layer it imports is published for.")
         return quality
 
+    def _schema_function(self) -> PipelineFunction:
+        schema = self._resources.function(self._scope, "CheckSchema", folder="check_schema",
+                                          description="schema gate (raw CSV headers and sampled values)")
+        self._resources.grant(schema.role, "raw", self._raw_dataset_prefix, "list the raw files and read their first MiB")
+        self._resources.data_key.grant(schema.role, "kms:Decrypt")
+        acknowledge(schema.function, "AwsSolutions-L1", "The check-schema handler is pinned to Python 3.13, the newest "
+                    "runtime the Powertools v3 layer it imports (with pydantic) is published for.")
+        return schema
+
     def states(self, on_failure: sfn.IChainable) -> list[sfn.TaskStateBase]:
-        """"Validate raw data" → "Check data quality" (→ "Clean raw data" with a recipe)."""
+        """"Check raw schema" → "Validate raw data" → "Check data quality" (→ "Clean raw data"
+        with a recipe)."""
         scope, names, timeout = self._scope, self._names, cdk.Duration.minutes(self._data.profile_timeout_minutes + 15)
+        schema = catch_all(tasks.LambdaInvoke(
+            scope, "Check raw schema", lambda_function=self.schema_function.function, task_timeout=API_TIMEOUT,
+            payload=sfn.TaskInput.from_object({
+                # the DataBrew dataset's S3 input: the files the profile, recipe and ETL jobs read
+                "bucket": self._resources.bucket("raw").bucket_name, "prefix": self._raw_dataset_prefix,
+                "columns": self._columns, "label_kind": self._label_kind}),
+            result_selector={"files.$": "$.Payload.files", "rows_sampled.$": "$.Payload.rows_sampled"},
+            result_path="$.schema",
+            comment="Fails with SchemaMismatch: missing, extra, out-of-order and mistyped columns of every raw file",
+        ), on_failure)
         validate = catch_all(retry_transient(tasks.GlueDataBrewStartJobRun(
             scope, "Validate raw data", name=names["profile_job"],
             integration_pattern=sfn.IntegrationPattern.RUN_JOB,
@@ -193,10 +219,10 @@ class DataValidation:
             result_path="$.quality", comment="Fails with DataQualityFailed and the list of failed rules",
         ), on_failure)
         if self.recipe_job is None:
-            return [validate, gate]
+            return [schema, validate, gate]
         clean = catch_all(retry_transient(tasks.GlueDataBrewStartJobRun(
             scope, "Clean raw data", name=names["recipe_job"], integration_pattern=sfn.IntegrationPattern.RUN_JOB,
             result_selector={"run_id.$": "$.RunId"}, result_path="$.cleaning", task_timeout=sfn.Timeout.duration(timeout),
             comment="DataBrew recipe job (published recipe): cleaned CSV to the curated zone",
         ), DATABREW_TRANSIENT), on_failure)
-        return [validate, gate, clean]
+        return [schema, validate, gate, clean]
