@@ -112,18 +112,19 @@ def test_data_state_machine_order_and_failure_handling(stacks, stage: str) -> No
     while name:
         order.append(name)
         name = states[name].get("Next")
-    assert order == ["Output locations", "Validate raw data", "Check data quality", "Clean raw data",
+    assert order == ["Output locations", "Check raw schema", "Validate raw data", "Check data quality", "Clean raw data",
                      "Split train, validation, test", "Refresh catalog", "Catalog refresh under way",
                      "Ingest features", "Data ready"]
     assert states["Validate raw data"]["Resource"].endswith(":states:::databrew:startJobRun.sync")
     assert states["Split train, validation, test"]["Resource"].endswith(":states:::glue:startJobRun.sync")
-    for task in ("Validate raw data", "Check data quality", "Clean raw data", "Refresh catalog", "Ingest features"):
+    for task in ("Check raw schema", "Validate raw data", "Check data quality", "Clean raw data", "Refresh catalog",
+                 "Ingest features"):
         assert "TimeoutSeconds" in states[task], task
     # CDK puts a Glue task's timeout on the job run itself: the run (and so the .sync wait) ends by then
     # the run keeps the job's own timeout; the state waits 15 minutes more for Glue to report it
     assert states["Split train, validation, test"]["TimeoutSeconds"] == (60 + 15) * 60
     assert "Timeout" not in states["Split train, validation, test"]["Parameters"]
-    for task in ("Validate raw data", "Check data quality", "Clean raw data", "Split train, validation, test",
+    for task in ("Check raw schema", "Validate raw data", "Check data quality", "Clean raw data", "Split train, validation, test",
                  "Refresh catalog", "Ingest features"):
         assert any("States.ALL" in c["ErrorEquals"] for c in states[task]["Catch"]), task
     # a crawl already running is fine: the new files are picked up

@@ -159,7 +159,7 @@ def test_least_privilege_details(stacks, stage: str) -> None:
 @pytest.mark.parametrize("stage", STAGES)
 def test_handlers(stacks, stage: str) -> None:
     functions = resources_of_type(_template(stacks, stage), "AWS::Lambda::Function")
-    assert len(functions) == (9 if stage == "dev" else 10)  # 8 (+ approval in prod) handlers + the AwsCustomResource provider
+    assert len(functions) == (10 if stage == "dev" else 11)  # 9 (+ approval in prod) handlers + the AwsCustomResource provider
     functions = {k: f for k, f in functions.items() if not k.startswith("AWS679f53fac002430cb0da5b7982bd2287")}
     for function in functions.values():
         properties = function["Properties"]
