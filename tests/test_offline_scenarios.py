@@ -592,3 +592,41 @@ def test_prod_canary_shifts_in_steps_and_an_alarm_during_the_canary_rolls_back(c
         assert described["FailureReason"] == (f"Rolled back: alarm {endpoint}-5xx went into ALARM during canary step 1 "
                                               "of 2 (1 of 2 instances, 50% of traffic, on the new fleet)")
         assert stage.iam_report()["missing"] == {}
+
+
+def test_schema_check_stops_the_run_before_anything_trains(cloud_assembly_dir: Path) -> None:
+    """An extra column, a missing column and text where a number belongs each fail the run at
+    "Check raw schema", before DataBrew or Spark start, naming the column."""
+    with OfflineStage(cloud_assembly_dir, "dev") as stage:
+        bucket, key, content = _raw_sample()
+        lines = content.decode().splitlines()
+        header = lines[0].split(",")
+        s3 = boto3.client("s3")
+
+        def rewrite(rows: list[list[str]]) -> None:
+            s3.put_object(Bucket=bucket, Key=key, Body="\n".join(",".join(row) for row in rows).encode() + b"\n")
+
+        table = [line.split(",") for line in lines]
+        texture = header.index("mean_texture")
+        cases = {
+            "extra column": ([row[:3] + (["patient_age"] if n == 0 else ["42"]) + row[3:] for n, row in enumerate(table)],
+                             "extra column patient_age (position 4)"),
+            "missing column": ([row[:texture] + row[texture + 1:] for row in table], "missing column mean_texture"),
+            "text in a numeric column": ([row if n != 5 else row[:texture] + ["high"] + row[texture + 1:]
+                                          for n, row in enumerate(table)],
+                                         "column mean_texture should hold a number: 'high' on line 6"),
+        }
+        for case, (rows, expected) in cases.items():
+            rewrite(rows)
+            run = stage.run({})
+            assert run.status == "FAILED" and run.error == "SchemaMismatch", (case, run.error, run.cause)
+            first, *problems = run.cause.splitlines()
+            assert first.startswith("SchemaMismatch in state 'Prepare data › Check raw schema': 1 schema problem in "
+                                    f"the raw data under s3://{bucket}/"), (case, first)
+            assert problems[0] == f"- s3://{bucket}/{key}: {expected}", (case, run.cause)
+            assert problems[1].startswith("declared columns, in order: mean_radius, mean_texture, "), case
+            assert "Train model" not in run.visited() and run.visited()[-1] == "Run failed", case
+        assert boto3.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
+        assert _packages("mlops-demo-dev-models") == []
+        assert sum("SchemaMismatch" in message for message in stage.messages()) >= 3
+        assert stage.iam_report()["missing"] == {}  # the handler's list and ranged GET are granted

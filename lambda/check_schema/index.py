@@ -38,7 +38,7 @@ logger = Logger(service="check-schema")
 
 SAMPLE_BYTES = 1024 * 1024
 MISSING_TOKENS = frozenset({"", "NaN", "nan", "null", "NULL", "None"})
-MAX_EXAMPLES = 5  # sampled files with a problem named per header group before "and N more"
+MAX_EXAMPLES = 5  # files named per distinct header before "and N more"
 
 
 class SchemaMismatch(Exception):
@@ -174,14 +174,18 @@ def check(bucket: str, prefix: str, columns: list[str], label_kind: str) -> dict
         problems = header_problems(header, columns) + type_problems(header, rows, columns, label_kind)
         findings += [f"{where}: {problem}" for problem in problems]
     if len(headers) > 1:
-        groups = [f"{', '.join(keys_[:MAX_EXAMPLES])}{f' and {len(keys_) - MAX_EXAMPLES} more' if len(keys_) > MAX_EXAMPLES else ''}"
-                  f" ({len(header)} columns: {', '.join(header) or '(none)'})" for header, keys_ in headers.items()]
+        groups = []
+        for header, named in headers.items():
+            more = f" and {len(named) - MAX_EXAMPLES} more" if len(named) > MAX_EXAMPLES else ""
+            groups.append(f"{', '.join(named[:MAX_EXAMPLES])}{more} ({len(header)} columns: {', '.join(header) or '(none)'})")
         findings.insert(0, f"the files have {len(headers)} different headers: " + "; ".join(groups))
     if findings:
+        label = "an integer class" if label_kind == "integer" else "a number"
         raise SchemaMismatch(
-            f"the raw data under s3://{bucket}/{prefix} does not match the declared {len(columns)} columns "
-            f"({', '.join(columns)}; label {columns[-1]}, {label_kind}); {len(findings)} problem"
-            f"{'s' if len(findings) > 1 else ''}:" + "".join(f"\n- {finding}" for finding in findings)
+            f"{len(findings)} schema problem{'s' if len(findings) > 1 else ''} in the raw data under s3://{bucket}/{prefix} "
+            f"(declared: {len(columns)} columns, label {columns[-1]} holding {label}):"
+            + "".join(f"\n- {finding}" for finding in findings)
+            + f"\ndeclared columns, in order: {', '.join(columns)}"
         )
     return {"files": len(keys), "rows_sampled": rows_sampled, "columns": len(columns)}
 
