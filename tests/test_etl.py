@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType
 
 from jobs.etl import etl
-from jobs.etl.etl import run, transform
+from jobs.etl.etl import prepare, read_csv, run, transform
 from tests.conftest import REPO_ROOT
 
 SAMPLE = REPO_ROOT / "data" / "sample" / "breast_cancer" / "breast_cancer.csv"
@@ -402,3 +402,23 @@ def test_a_failed_glue_run_reports_the_spark_exception(spark, tmp_path) -> None:
     assert str(java.value).startswith("An error occurred while calling")
     assert spark_failure(java.value) == "ClassNotFoundException: no.such.Reader"
     assert spark_failure(KeyError("label")) == "KeyError: 'label'"
+
+
+def test_missing_tokens_are_nulls_so_fills_and_dedupe_see_them(spark, tmp_path) -> None:
+    """``NaN``, ``nan``, ``null``, ``NULL``, ``None`` and empty cells are all missing values, as
+    the raw-schema check counts them: the column stays numeric, the fill sees every one, and
+    rows differing only in how a value is missing are duplicates."""
+    header = ["mean_radius", "site", "target"]
+    rows = [[f"{10 + n / 10}", "north" if n % 2 else "south", str(n % 2)] for n in range(40)]
+    tokens = ["NaN", "nan", "null", "NULL", "None", "", " NaN "]
+    rows += [[token, "east", "1"] for token in tokens]  # one row, seven spellings of its missing value
+    rows += [["12.5", token, "0"] for token in tokens[:3]]
+    _write_csv(tmp_path / "raw" / "part.csv", header, rows)
+    frame = read_csv(spark, str(tmp_path / "raw"))
+    assert dict(frame.dtypes) == {"mean_radius": "double", "site": "string", "target": "int"}
+    assert frame.where(F.col("mean_radius").isNull()).count() == len(tokens)
+    assert frame.where(F.isnan("mean_radius")).count() == 0
+    assert frame.where(F.col("site").isNull()).count() == 3
+    prepared = prepare(frame, label="target", rules={"missing": {"*": "median", "site": "mode"}})
+    assert prepared.distinct.count() == 40 + 1 + 1  # the token variants collapse into one row each
+    assert prepared.null_counts == {"mean_radius": 1, "site": 1}

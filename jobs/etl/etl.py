@@ -18,7 +18,10 @@ Self-contained (pyspark only; ``awsglue`` when Glue runs it). Contract:
                            Glue crawler makes one table partitioned by ``split``
                            Every run overwrites all four output prefixes.
 
-Exact duplicate rows and rows without a label are dropped, then rows with a null in a
+Cells holding ``NaN``, ``nan``, ``null``, ``NULL`` or ``None`` (surrounding blanks ignored) are
+missing values, like empty cells: the same tokens the raw-schema check (``check_schema``
+handler) counts as missing. They are nulled before the column types are inferred, so a
+numeric column with such cells stays numeric. Exact duplicate rows and rows without a label are dropped, then rows with a null in a
 column whose rule is ``drop``; the rest is split with exact counts (train round(0.8n),
 validation round(0.1n), test the rest). Rows are ordered by a seeded hash of their content,
 so the split does not depend on file order, row order or partitioning and is identical on
@@ -58,6 +61,7 @@ MISSING_STRATEGIES = ("drop", "mean", "median", "mode", "constant")
 PII_ACTIONS = ("drop", "mask")
 RULE_SECTIONS = ("missing", "pii")
 ROW_NUMBER = "__etl_row_number"  # internal; never written
+MISSING_TOKENS = ("NaN", "nan", "null", "NULL", "None")  # and empty cells, Spark's own null
 CATALOG_PARTITION = "split"  # the catalog copy's partition column
 
 
@@ -324,14 +328,7 @@ def run(spark: SparkSession, args: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"seed: expected an integer, got {args['seed']!r}") from None
     label = args["label"]
 
-    raw = (
-        spark.read.option("header", True)
-        .option("inferSchema", True)
-        .option("recursiveFileLookup", True)  # a prefix may hold sub-folders; no partition columns
-        .option("pathGlobFilter", "*.csv")
-        .csv(args["input"])
-        .cache()  # read once: the counts below and the split all start here
-    )
+    raw = read_csv(spark, args["input"]).cache()  # read once: the counts below and the split all start here
     prepared = None
     try:  # a session may serve several runs (the offline runner's does): never leave data cached
         prepared = prepare(raw, label=label, rules=rules, seed=seed, persist=True)
@@ -374,6 +371,23 @@ def run(spark: SparkSession, args: dict[str, Any]) -> dict[str, Any]:
     }
     LOGGER.info("etl summary %s", json.dumps(summary, default=str))
     return summary
+
+
+def read_csv(spark: SparkSession, path: str) -> DataFrame:
+    """The CSV files under ``path`` with ``MISSING_TOKENS`` as nulls and Spark's inferred types.
+
+    Spark's reader takes one null token (``nullValue``, empty by default) and reads ``NaN`` as a
+    double NaN, not a null: the cells are read as text, the tokens nulled, and the cleaned rows
+    parsed again with schema inference, so the types are those Spark infers without the tokens."""
+    text = (
+        spark.read.option("header", True)
+        .option("recursiveFileLookup", True)  # a prefix may hold sub-folders; no partition columns
+        .option("pathGlobFilter", "*.csv")
+        .csv(path)
+    )
+    cleaned = [F.when(F.trim(_col(c)).isin(*MISSING_TOKENS), F.lit(None)).otherwise(_col(c)) for c in text.columns]
+    lines = text.select(F.to_csv(F.struct(*cleaned))).rdd.map(lambda row: row[0])
+    return spark.read.option("inferSchema", True).csv(lines).toDF(*text.columns)
 
 
 def _write_csv(df: DataFrame, path: str, *, header: bool, partition_by: str | None = None) -> None:
