@@ -47,7 +47,9 @@ def _mismatch(**overrides) -> str:
 
 def test_matching_files_pass(s3, sample: pd.DataFrame) -> None:
     _put(s3, sample)
-    assert gate.handler(_event(), FakeLambdaContext()) == {"files": 1, "rows_sampled": 569, "columns": len(COLUMNS)}
+    s3.put_object(Bucket=BUCKET, Key=PREFIX + "README.txt", Body=b"not data\n")  # not read, as the ETL reads *.csv only
+    assert gate.handler(_event(), FakeLambdaContext()) == {"files": 1, "rows_sampled": 569, "columns": len(COLUMNS),
+                                                           "skipped": 1}
 
 
 def test_extra_numeric_column_in_the_middle(s3, sample: pd.DataFrame) -> None:
@@ -130,6 +132,15 @@ def test_only_the_first_mebibyte_is_sampled(s3, sample: pd.DataFrame, monkeypatc
 def test_empty_prefix(s3) -> None:
     with pytest.raises(gate.NoRawData, match=f"^no raw data under s3://{BUCKET}/{PREFIX}: upload"):
         gate.handler(_event(), FakeLambdaContext())
+    s3.put_object(Bucket=BUCKET, Key=PREFIX + "notes.txt", Body=b"a,b\n")
+    with pytest.raises(gate.NoRawData, match=f"^no CSV file \\(\\*.csv\\) under s3://{BUCKET}/{PREFIX}; 1 other object"):
+        gate.handler(_event(), FakeLambdaContext())
+
+
+def test_header_names_are_compared_as_written(s3, sample: pd.DataFrame) -> None:
+    _put(s3, sample.rename(columns={"mean_area": "mean_area "}))
+    message = _mismatch()
+    assert "missing column mean_area" in message and "extra column mean_area  (position 4)" in message
 
 
 @pytest.mark.parametrize("event, message", [

@@ -1,7 +1,8 @@
 """Schema gate: do the raw CSV files have the declared columns, in order, with the declared types?
 
 Lists every object under ``s3://<bucket>/<prefix>`` (the DataBrew dataset's S3 input) and,
-for each CSV object, reads its header and a bounded sample of rows: one ranged GET of the
+for each CSV object (``*.csv``, the files the ETL reads; other objects are counted as skipped,
+compressed CSV is not read), reads its header and a bounded sample of rows: one ranged GET of the
 first ``SAMPLE_BYTES`` (1 MiB), with the partial last line dropped when the object is longer.
 Rows beyond the sample are not read: a text value deeper in a large file passes here (the
 DataBrew rules and the ETL still see the whole file).
@@ -18,7 +19,7 @@ Compared with the declared ``columns`` (names in order, label last):
 mistyped: whether their share is acceptable is the data-quality rules' call. Every problem of
 every file goes into one ``SchemaMismatch`` (the error name the state machine catches); files
 whose headers differ are each named. No object under the prefix is an error too.
-Returns ``{"files": N, "rows_sampled": N, "columns": N}``.
+Returns ``{"files": N, "rows_sampled": N, "columns": N, "skipped": N}``.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def read_sample(bucket: str, key: str) -> tuple[list[str], list[list[str]]]:
     rows = [row for row in csv.reader(io.StringIO(text)) if row]
     if not rows:
         return [], []
-    return [name.strip() for name in rows[0]], rows[1:]
+    return rows[0], rows[1:]  # names as written: the ETL takes them literally too
 
 
 def _is_missing(value: str) -> bool:
@@ -159,7 +160,11 @@ def type_problems(header: list[str], rows: list[list[str]], columns: list[str], 
 
 def check(bucket: str, prefix: str, columns: list[str], label_kind: str) -> dict[str, Any]:
     """Check every object under the prefix; raise SchemaMismatch with every problem found."""
-    keys = list_objects(bucket, prefix)
+    listed = list_objects(bucket, prefix)
+    keys = [key for key in listed if key.lower().endswith(".csv")]
+    if not keys:
+        raise NoRawData(f"no CSV file (*.csv) under s3://{bucket}/{prefix}; {len(listed)} other object(s): "
+                        f"{', '.join(listed[:MAX_EXAMPLES])}")
     findings: list[str] = []
     headers: dict[tuple[str, ...], list[str]] = {}
     rows_sampled = 0
@@ -187,7 +192,7 @@ def check(bucket: str, prefix: str, columns: list[str], label_kind: str) -> dict
             + "".join(f"\n- {finding}" for finding in findings)
             + f"\ndeclared columns, in order: {', '.join(columns)}"
         )
-    return {"files": len(keys), "rows_sampled": rows_sampled, "columns": len(columns)}
+    return {"files": len(keys), "rows_sampled": rows_sampled, "columns": len(columns), "skipped": len(listed) - len(keys)}
 
 
 @logger.inject_lambda_context
