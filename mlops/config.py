@@ -9,6 +9,8 @@ written to ``cdk.out``.
 
 from __future__ import annotations
 
+import hashlib
+
 import re
 import types
 import typing
@@ -291,7 +293,7 @@ class PipelineConfig(_Model):
     powertools_layer_version: int = Field(default=27, ge=1)
     """Version of the AWS-managed Powertools for AWS Lambda (Python) v3 layer the handlers use; check it exists in your region."""
     tuning: TuningConfig | None = None
-    """Automatic model tuning; absent: no tuning branch. Needs `<project>-<stage>` of at most 17 characters (tuning job names have 32)."""
+    """Automatic model tuning; absent: no tuning branch. Tuning job names (32 characters) start with `<project>-<stage>` when it has at most 17 characters, else with its first 12 and a 4-character hash of it."""
 
     _evaluation_instance = field_validator("evaluation_instance_type")(TrainingConfig._sagemaker_instance.__func__)
 
@@ -692,10 +694,21 @@ NAME_RULES = {
     ("stage",): "2 to 10 characters: lowercase letters and digits, starting with a letter",
 }
 FEATURE_GROUP_NAME_LIMIT = 64  # SageMaker's limit on `<project>-<stage>-<name>`
-# Tuning job names have at most 32 characters: `<project>-<stage>` plus "-", a hash of the execution
-# and the redrive and retry counts (prepare_run's derive_name). The stem must fit whole, or the
-# names no longer start with `<project>-<stage>-`, which the state machine's IAM policy requires.
+# Tuning job names have at most 32 characters (CreateHyperParameterTuningJob): a stem, "-", a hash
+# of the execution and the redrive and retry counts (prepare_run's derive_name). A `<project>-<stage>`
+# that long fits whole; a longer one gives way to ``tuning_stem``.
 TUNING_STEM_LIMIT = 17
+
+
+def tuning_stem(prefix: str) -> str:
+    """The stem of a stage's tuning job names: ``<project>-<stage>`` when it fits in
+    ``TUNING_STEM_LIMIT`` characters, else its first 12 and a 4-character hash of the whole
+    (``fraud-detect-1a2b`` for ``fraud-detection-prod``): still this stage's own, so two stages
+    never share tuning (or tuning-launched training) job names, and the state machine's IAM
+    resources name exactly it."""
+    if len(prefix) <= TUNING_STEM_LIMIT:
+        return prefix
+    return f"{prefix[:12].rstrip('-')}-{hashlib.sha256(prefix.encode()).hexdigest()[:4]}"
 
 
 class StageConfig(_Model):
@@ -778,10 +791,6 @@ class StageConfig(_Model):
                 raise ValueError(f"data.feature_groups[{index}].name: the group {name!r} has {len(name)} characters; "
                                  f"feature group names have at most {FEATURE_GROUP_NAME_LIMIT}: shorten the name, the "
                                  "project or the stage")
-        if self.pipeline.tuning and len(prefix) > TUNING_STEM_LIMIT:
-            raise ValueError(f"pipeline.tuning: tuning job names start with '<project>-<stage>' and {prefix!r} has "
-                             f"{len(prefix)} characters; at most {TUNING_STEM_LIMIT} fit in SageMaker's 32: shorten "
-                             "project or stage, or remove pipeline.tuning")
         return self
 
     @model_validator(mode="after")

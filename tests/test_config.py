@@ -558,13 +558,18 @@ def test_a_feature_group_name_must_fit_with_project_and_stage(config_dir: Path) 
         "names have at most 64: shorten the name, the project or the stage")
 
 
-def test_tuning_needs_a_prefix_that_fits_tuning_job_names(config_dir: Path) -> None:
+def test_a_long_prefix_tunes_under_its_own_short_stem(config_dir: Path) -> None:
+    """Tuning job names have 32 characters: a `<project>-<stage>` of up to 17 is their stem as it
+    is; a longer one gives way to its first 12 characters and a hash of the whole, which is still
+    the stage's own (two long prefixes sharing their first 12 characters get different stems)."""
+    from mlops.config import tuning_stem
+
     _edit(config_dir, "dev", lambda data: data.update(project="fraud-detection"))  # fraud-detection-dev: 19
-    assert _error(config_dir).endswith(
-        "pipeline.tuning: tuning job names start with '<project>-<stage>' and 'fraud-detection-dev' has 19 characters; "
-        "at most 17 fit in SageMaker's 32: shorten project or stage, or remove pipeline.tuning")
-    _edit(config_dir, "dev", lambda data: data.update(project="fraud-detect"))  # 16
     assert load_stage_config("dev", config_dir).pipeline.tuning is not None
+    assert tuning_stem("mlops-demo-prod") == "mlops-demo-prod"
+    stems = {tuning_stem(prefix) for prefix in ("fraud-detection-dev", "fraud-detection-prod", "fraud-detection-xy")}
+    assert len(stems) == 3 and all(stem.startswith("fraud-detect-") and len(stem) == 17 for stem in stems)
+    assert tuning_stem("customer-churn-model-experiment").startswith("customer-chu-")
 
 
 def _as_regression(d: dict, *, keep_hyperparameters: bool = False) -> None:

@@ -165,6 +165,15 @@ def test_names_follow_sagemaker_rules() -> None:
     assert names["train"].startswith("mlops-demo-dev-train-6f1c2a6e")
 
 
+def test_a_stage_whose_prefix_is_too_long_tunes_under_its_tuning_stem() -> None:
+    """The state machine passes ``tuning_stem`` when ``<project>-<stage>`` does not fit in tuning
+    job names (32 characters); every other name keeps the full stem."""
+    stem = "analytics-platform-x-experiment"
+    names = _run(defaults={"stem": stem, "tuning_stem": "analytics-pl-1a2b"})["names"]
+    assert names["tune"].startswith("analytics-pl-1a2b-") and len(names["tune"]) + prepare.NAME_SUFFIX_RESERVE <= 32
+    assert names["train"].startswith(f"{stem}-train-")
+
+
 def test_names_are_stable_per_execution_and_differ_between_executions() -> None:
     assert _run()["names"] == _run()["names"]
     first, second = _run(name="nightly")["names"], _run(name="nightly-2")["names"]

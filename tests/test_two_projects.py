@@ -18,7 +18,7 @@ from tools.assembly import StackTemplate
 
 PROJECTS = ("team-a", "team-b")
 # A third stage with the longest project and stage names the config allows (31 characters of
-# `<project>-<stage>`), for the length limits; tuning is off (see TUNING_STEM_LIMIT in mlops.config).
+# `<project>-<stage>`), for the length limits; it tunes under its own short stem (mlops.config.tuning_stem).
 LONG_PROJECT, LONG_STAGE = "analytics-platform-x", "experiment"
 
 # Keys ending in "Name" that are not the name of something the stack creates: a metric, a
@@ -171,7 +171,7 @@ def _synth_two_projects(outdir: Path, config_root: Path) -> list:
     dev = yaml.safe_load((REPO_ROOT / "config" / "dev.yaml").read_text())
     variant = {**model_monitor_config(dev), "environment": dict(PINNED_ENVIRONMENT),
                "pipeline": {**dev["pipeline"], "manual_approval": True}}
-    long = {**variant, "pipeline": {key: value for key, value in variant["pipeline"].items() if key != "tuning"}}
+    long = variant
     configs = []
     for project, stage, raw in [*((project, "dev", variant) for project in PROJECTS), (LONG_PROJECT, LONG_STAGE, long)]:
         directory = config_root / project
@@ -306,8 +306,8 @@ def test_names_fit_the_services_limits_with_the_longest_project_and_stage(two_pr
 def test_the_run_names_prepare_run_derives_start_with_the_stem() -> None:
     """The stem reaches every job, model, endpoint-config and trial name of a run whole, so two
     projects' runs never share a name and the state machine's ``<prefix>-*`` IAM resources
-    match; tuning job names (32 characters) hold a stem up to the config's tuning limit."""
-    from mlops.config import TUNING_STEM_LIMIT
+    match; tuning job names (32 characters) start with the stage's tuning stem whole."""
+    from mlops.config import tuning_stem
     from tests.conftest import load_lambda
 
     prepare_run = load_lambda("prepare_run")
@@ -318,9 +318,26 @@ def test_the_run_names_prepare_run_derives_start_with_the_stem() -> None:
         for kind in ("train", "eval", "model", "config", "transform", "baseline", "run"):
             name = prepare_run.derive_name(kind, stem, execution)
             assert name.startswith(f"{stem}-") and len(name) + len("-999-99") <= 63, name
-    for stem in [*stems[:2], "x" * (TUNING_STEM_LIMIT - 4) + "-dev"]:
+    for stem in map(tuning_stem, stems):
         name = prepare_run.derive_name("hpo", stem, execution, limit=prepare_run.TUNING_NAME_LIMIT)
         assert name.startswith(f"{stem}-") and len(name) + len("-999-99") <= 32, name
+
+
+def test_a_long_prefix_tunes_under_its_stem_and_may_start_those_jobs(two_projects: dict[str, list[StackTemplate]]) -> None:
+    """The long-named stage tunes: prepare_run gets its tuning stem, and the training state
+    machine may create, describe and stop the tuning jobs and the training jobs they start under
+    that stem (the ``<prefix>-*`` resources would not match them); the short stages need neither."""
+    import json
+
+    from mlops.config import tuning_stem
+
+    for prefix, stacks in two_projects.items():
+        (pipeline,) = [stack for stack in stacks if stack.stack_name.endswith("-pipeline")]
+        text = json.dumps(pipeline.template)
+        stem = tuning_stem(prefix)
+        for resource in (f"hyper-parameter-tuning-job/{stem}-*", f"training-job/{stem}-*"):
+            assert resource in text, (prefix, resource)
+        assert ("tuning_stem" in text) == (stem != prefix), prefix  # passed to prepare_run only when it differs
 
 
 # -- canaries: the checks fail on a clash ---------------------------------------------------

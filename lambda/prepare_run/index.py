@@ -98,6 +98,7 @@ class RunDefaults(_Strict):
     """Synth-time defaults from the stage config, passed in the state's payload."""
 
     stem: str = Field(pattern=r"^[a-z0-9-]+$")
+    tuning_stem: str | None = Field(default=None, pattern=r"^[a-z0-9-]{1,17}$")  # when `stem` is too long for tuning names
     dataset: str
     problem_type: Literal["binary_classification", "regression"]
     label: str
@@ -217,7 +218,7 @@ def prepare_run(event: Event) -> dict[str, Any]:
         kind: derive_name(kind, defaults.stem, execution)
         for kind in ("data", "train", "eval", "model", "config", "transform", "baseline", "run")
     }
-    names["tune"] = derive_name("hpo", defaults.stem, execution, limit=TUNING_NAME_LIMIT)
+    names["tune"] = derive_name("hpo", defaults.tuning_stem or defaults.stem, execution, limit=TUNING_NAME_LIMIT)
     names["endpoint"] = f"{defaults.stem}-endpoint"  # stable: updates target the serving endpoint
     names["experiment"] = defaults.experiment
     curated = f"s3://{defaults.curated_bucket}/{defaults.dataset}/runs/{names['run']}"

@@ -15,7 +15,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from mlops.config import DeploymentConfig, PipelineConfig, TrainingConfig, dataset_columns
+from mlops.config import DeploymentConfig, PipelineConfig, TrainingConfig, dataset_columns, tuning_stem
 from mlops.constructs.monitoring.backend import MonitoringBackend
 from mlops.constructs.pipeline_function import PipelineFunction
 from mlops.constructs.resources import StageResources
@@ -42,6 +42,7 @@ class TrainingPipeline(Construct):
                  data_machine: sfn.IStateMachine, image_uri: str, raw_prefix: str, group: str) -> None:
         super().__init__(scope, construct_id)
         self._resources, self._backend = resources, backend
+        self._tuning_stem = tuning_stem(resources.prefix)
         self.endpoints = Endpoints.of(resources.prefix)
         self.endpoint_name = self.endpoints.realtime
         script = evaluation_script(self)
@@ -118,6 +119,7 @@ class TrainingPipeline(Construct):
                 "execution": {"id": sfn.JsonPath.execution_id, "name": sfn.JsonPath.execution_name},
                 "defaults": {
                     "stem": prefix,
+                    **({"tuning_stem": self._tuning_stem} if self._tuning_stem != prefix else {}),
                     "dataset": pipeline.dataset,
                     "problem_type": pipeline.problem_type,
                     "label": dataset_columns(pipeline.dataset)[-1],
@@ -191,7 +193,11 @@ class TrainingPipeline(Construct):
                          "sagemaker:CreateHyperParameterTuningJob", "sagemaker:DescribeHyperParameterTuningJob",
                          "sagemaker:StopHyperParameterTuningJob", "sagemaker:AddTags"],
                 resources=[arn("training-job", f"{prefix}-*"), arn("processing-job", f"{prefix}-*"),
-                           arn("transform-job", f"{prefix}-*"), arn("hyper-parameter-tuning-job", f"{prefix}-*")]),
+                           arn("transform-job", f"{prefix}-*"), arn("hyper-parameter-tuning-job", f"{prefix}-*"),
+                           # a prefix too long for tuning job names: their stem, and the training
+                           # jobs a tuning job starts, named after it
+                           *((arn("hyper-parameter-tuning-job", f"{self._tuning_stem}-*"),
+                              arn("training-job", f"{self._tuning_stem}-*")) if self._tuning_stem != prefix else ())]),
             iam.PolicyStatement(
                 sid="SageMakerTagsOnDeployedResources", actions=["sagemaker:AddTags"],
                 resources=[arn("model", f"{prefix}-model-*"), arn("endpoint-config", f"{prefix}-config-*"),
@@ -216,6 +222,11 @@ class TrainingPipeline(Construct):
             f"Resource::{sagemaker}:processing-job/{prefix}-*": "evaluation job names are derived per execution",
             f"Resource::{sagemaker}:transform-job/{prefix}-*": "batch transform job names are derived per execution",
             f"Resource::{sagemaker}:hyper-parameter-tuning-job/{prefix}-*": "tuning job names are derived per execution",
+            **({f"Resource::{sagemaker}:hyper-parameter-tuning-job/{self._tuning_stem}-*": (
+                    "tuning job names are derived per execution from the stage's tuning stem (its prefix is too long for "
+                    "their 32 characters)"),
+                f"Resource::{sagemaker}:training-job/{self._tuning_stem}-*": (
+                    "the training jobs a tuning job starts are named after it")} if self._tuning_stem != prefix else {}),
             f"Resource::{sagemaker}:model/{prefix}-model-*": "model names are derived per execution",
             f"Resource::{sagemaker}:endpoint-config/{prefix}-config-*": "endpoint config names are derived per execution (configs are immutable)",
             f"Resource::{sagemaker}:model-package/{group}/*": "versions of this stage's model package group are numbered by SageMaker",
