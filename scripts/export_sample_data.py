@@ -15,7 +15,7 @@ import re
 import sys
 from pathlib import Path
 
-from sklearn.datasets import load_breast_cancer, load_diabetes
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "data" / "sample"
 
@@ -23,6 +23,7 @@ DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "data" / "sample"
 DATASETS = {
     "breast_cancer": (lambda: load_breast_cancer(), "binary_classification", "1 = benign, 0 = malignant"),
     "diabetes": (lambda: load_diabetes(scaled=False), "regression", "disease progression one year after baseline"),
+    "wine": (lambda: load_wine(), "multiclass_classification", "cultivar 0, 1 or 2"),
 }
 
 

@@ -24,7 +24,7 @@ def test_export_reproduces_committed_files(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("dataset", "rows", "columns"),
-    [("breast_cancer", 569, 31), ("diabetes", 442, 11)],
+    [("breast_cancer", 569, 31), ("diabetes", 442, 11), ("wine", 178, 14)],
 )
 def test_shape_and_header(dataset: str, rows: int, columns: int) -> None:
     with (SAMPLE_DATA_DIR / dataset / f"{dataset}.csv").open() as handle:
@@ -39,4 +39,10 @@ def test_classification_labels_are_binary() -> None:
     with (SAMPLE_DATA_DIR / "breast_cancer" / "breast_cancer.csv").open() as handle:
         labels = Counter(row["target"] for row in csv.DictReader(handle))
     assert labels == {"1": 357, "0": 212}
-    assert set(DATASETS) == {"breast_cancer", "diabetes"}
+    assert set(DATASETS) == {"breast_cancer", "diabetes", "wine"}
+
+
+def test_multiclass_labels_are_three_cultivars() -> None:
+    with (SAMPLE_DATA_DIR / "wine" / "wine.csv").open() as handle:
+        labels = Counter(row["target"] for row in csv.DictReader(handle))
+    assert labels == {"0": 59, "1": 71, "2": 48}
