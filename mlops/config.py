@@ -9,6 +9,8 @@ written to ``cdk.out``.
 
 from __future__ import annotations
 
+import csv
+import functools
 import hashlib
 
 import re
@@ -134,29 +136,36 @@ class TrainingConfig(_Model):
 
 
 # dataset -> problem type (the bundled sample datasets; see data/sample/)
-DATASETS = {"breast_cancer": "binary_classification", "diabetes": "regression"}
+DATASETS = {"breast_cancer": "binary_classification", "wine": "multiclass_classification", "diabetes": "regression"}
+# The metrics the evaluation job reports per problem type (jobs/evaluation/evaluate.py), which gates may name.
 METRICS = {
     "binary_classification": ("accuracy", "precision", "recall", "f1", "auc", "true_positive_rate",
                               "true_negative_rate", "false_positive_rate", "false_negative_rate"),
+    "multiclass_classification": ("accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_precision",
+                                  "weighted_recall", "weighted_f1", "weighted_f0_5", "weighted_f2", "macro_auc",
+                                  "weighted_auc"),
     "regression": ("mse", "rmse", "mae", "r2"),
 }
-_RATE_METRICS = set(METRICS["binary_classification"]) | {"r2"}
+_RATE_METRICS = set(METRICS["binary_classification"]) | set(METRICS["multiclass_classification"]) | {"r2"}
 # Metrics where lower is better; every other metric is better when higher.
 LOWER_IS_BETTER = frozenset({"false_positive_rate", "false_negative_rate", "mse", "rmse", "mae"})
 # Metrics without an upper bound (errors in the label's unit): the champion comparison allows a
 # relative margin (champion_margin_percent) for them, an absolute one (champion_margin) for the rest.
 UNBOUNDED_METRICS = frozenset({"mse", "rmse", "mae"})
-# problem type -> the XGBoost objective and eval_metric a config that leaves them out trains with
 # What the label column holds, per problem type: the schema gate checks the raw data against it.
-LABEL_KINDS = {"binary_classification": "integer", "regression": "number"}
-PROBLEM_DEFAULTS = {"binary_classification": ("binary:logistic", "auc"), "regression": ("reg:squarederror", "rmse")}
+LABEL_KINDS = {"binary_classification": "integer", "multiclass_classification": "integer", "regression": "number"}
+# problem type -> the XGBoost objective and eval_metric a config that leaves them out trains with
+# (multiclass also gets num_class, the number of classes in the dataset)
+PROBLEM_DEFAULTS = {"binary_classification": ("binary:logistic", "auc"),
+                    "multiclass_classification": ("multi:softprob", "mlogloss"),
+                    "regression": ("reg:squarederror", "rmse")}
 
 
 class MetricThreshold(_Model):
     """A business success criterion, e.g. ``f1 >= 0.9`` or ``rmse <= 60``."""
 
     metric: str
-    """A metric of the dataset's problem type (classification: accuracy, precision, recall, f1, auc, true/false positive/negative rates; regression: mse, rmse, mae, r2)."""
+    """A metric of the dataset's problem type (binary classification: accuracy, precision, recall, f1, auc, true/false positive/negative rates; multiclass: accuracy, macro_/weighted_ precision, recall and f1, weighted_f0_5, weighted_f2, macro_auc, weighted_auc; regression: mse, rmse, mae, r2)."""
     direction: Literal[">=", "<="]
     """`>=` for metrics where higher is better, `<=` for errors."""
     value: float
@@ -258,14 +267,14 @@ class TuningConfig(_Model):
 class PipelineConfig(_Model):
     """The training-to-deployment state machine."""
 
-    dataset: Literal["breast_cancer", "diabetes"] = "breast_cancer"
-    """Bundled sample dataset the pipeline trains on (binary classification or regression); decides which metrics exist."""
+    dataset: Literal["breast_cancer", "wine", "diabetes"] = "breast_cancer"
+    """Bundled sample dataset the pipeline trains on: `breast_cancer` (binary classification), `wine` (multiclass, 3 classes) or `diabetes` (regression); decides which metrics exist."""
     xgboost_version: Literal["1.7-1"] = "1.7-1"
     """Built-in XGBoost image version (URIs from the SageMaker SDK's tables)."""
     hyperparameters: dict[str, str] = Field(
         default_factory=lambda: {"num_round": "100", "max_depth": "4", "eta": "0.2", "subsample": "0.8"}
     )
-    """Default XGBoost hyperparameters (strings, as SageMaker expects); an execution input may override single ones. Names, types and ranges follow SageMaker's XGBoost hyperparameter table. `objective` and `eval_metric` must fit the dataset's problem type; left out, they follow from it (`binary:logistic` and `auc` for classification, `reg:squarederror` and `rmse` for regression)."""
+    """Default XGBoost hyperparameters (strings, as SageMaker expects); an execution input may override single ones. Names, types and ranges follow SageMaker's XGBoost hyperparameter table. `objective` and `eval_metric` must fit the dataset's problem type; left out, they follow from it (`binary:logistic` and `auc` for binary classification, `multi:softprob` and `mlogloss` with `num_class` = the dataset's number of classes for multiclass, `reg:squarederror` and `rmse` for regression)."""
     max_num_round: int = Field(default=10_000, ge=1, le=1_000_000)
     """The largest `num_round` the config or an execution input may ask for, so a typo cannot train for hours."""
     metric_thresholds: list[MetricThreshold] = Field(min_length=1)
@@ -301,6 +310,11 @@ class PipelineConfig(_Model):
     def problem_type(self) -> str:
         return DATASETS[self.dataset]
 
+    @property
+    def classes(self) -> int | None:
+        """How many classes the label has (classification), ``None`` for regression."""
+        return None if self.problem_type == "regression" else len(dataset_classes(self.dataset))
+
     @model_validator(mode="before")
     @classmethod
     def _derive_from_problem_type(cls, data: Any) -> Any:
@@ -310,11 +324,14 @@ class PipelineConfig(_Model):
         if not isinstance(data, dict) or DATASETS.get(data.get("dataset", "breast_cancer")) not in PROBLEM_DEFAULTS:
             return data  # a bad dataset or shape is reported by field validation
         data = dict(data)
-        objective, eval_metric = PROBLEM_DEFAULTS[DATASETS[data.get("dataset", "breast_cancer")]]
+        dataset = data.get("dataset", "breast_cancer")
+        objective, eval_metric = PROBLEM_DEFAULTS[DATASETS[dataset]]
+        implied = [("objective", objective), ("eval_metric", eval_metric)]
+        if DATASETS[dataset] == "multiclass_classification":
+            implied.append(("num_class", str(len(dataset_classes(dataset)))))
         hyperparameters = data.get("hyperparameters", cls.model_fields["hyperparameters"].default_factory())
         if isinstance(hyperparameters, dict):
-            derived = {name: value for name, value in (("objective", objective), ("eval_metric", eval_metric))
-                       if name not in hyperparameters}
+            derived = {name: value for name, value in implied if name not in hyperparameters}
             data["hyperparameters"] = hyperparameters = {**derived, **hyperparameters}
         tuning = data.get("tuning")
         if isinstance(tuning, dict) and isinstance(hyperparameters, dict):
@@ -344,7 +361,8 @@ class PipelineConfig(_Model):
 
     @model_validator(mode="after")
     def _hyperparameters_fit_problem(self) -> PipelineConfig:
-        problems = xgboost.problems(dict(self.hyperparameters), self.problem_type, max_num_round=self.max_num_round)
+        problems = xgboost.problems(dict(self.hyperparameters), self.problem_type, max_num_round=self.max_num_round,
+                                    classes=self.classes)
         if problems:
             raise ValueError("; ".join(f"pipeline.hyperparameters.{name}: {message}" for name, message in problems))
         if self.tuning:
@@ -830,6 +848,11 @@ class StageConfig(_Model):
             raise ValueError(f"monitoring.model_monitor.max_runtime_minutes: an hourly model-quality schedule allows at "
                              f"most {HOURLY_MODEL_QUALITY_MAX_MINUTES} (got {mm.max_runtime_minutes}); lower it or choose "
                              "a longer schedule")
+        if (self.monitoring.backend == "model-monitor" and self.monitoring.ground_truth_prefix
+                and self.pipeline.problem_type == "multiclass_classification"):
+            raise ValueError("monitoring.ground_truth_prefix: Model Monitor's multiclass model-quality job reads one "
+                             "predicted-class column and the built-in XGBoost answers class probabilities; with "
+                             "backend model-monitor leave it out for multiclass, or use backend open-source")
         if label in self.data.etl.pii:
             raise ValueError(f"data.etl.pii.{label}: the label column cannot be dropped or masked")
         return self
@@ -843,6 +866,16 @@ class StageConfig(_Model):
     def resource_prefix(self) -> str:
         """``<project>-<stage>``: the stem of every physical name the app has to choose."""
         return f"{self.project}-{self.stage}"
+
+
+@functools.cache
+def dataset_classes(dataset: str) -> tuple[str, ...]:
+    """The bundled dataset's label values, sorted as numbers (class indices 0, 1, ... for a
+    classification dataset)."""
+    with (SAMPLE_DIR / dataset / f"{dataset}.csv").open(encoding="utf-8") as handle:
+        rows = csv.reader(handle)
+        next(rows)  # the header
+        return tuple(sorted({row[-1] for row in rows}, key=float))
 
 
 def dataset_columns(dataset: str) -> list[str]:

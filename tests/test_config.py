@@ -585,8 +585,16 @@ def _as_regression(d: dict, *, keep_hyperparameters: bool = False) -> None:
     d["data"]["feature_groups"] = []
 
 
+def _as_multiclass(d: dict) -> None:
+    """dev on the bundled wine data (3 classes), objective, eval metric and tuning objective left out."""
+    _as_regression(d)
+    d["pipeline"]["dataset"] = "wine"
+    d["pipeline"]["metric_thresholds"] = [{"metric": "macro_f1", "direction": ">=", "value": 0.8}]
+
+
 @pytest.mark.parametrize(("dataset", "objective", "eval_metric", "tuning"), [
     ("breast_cancer", "binary:logistic", "auc", ("validation:auc", "Maximize")),
+    ("wine", "multi:softprob", "mlogloss", ("validation:mlogloss", "Minimize")),
     ("diabetes", "reg:squarederror", "rmse", ("validation:rmse", "Minimize")),
 ])
 def test_objective_and_tuning_metric_follow_the_problem_type(config_dir: Path, dataset: str, objective: str,
@@ -594,6 +602,8 @@ def test_objective_and_tuning_metric_follow_the_problem_type(config_dir: Path, d
     def edit(d: dict) -> None:
         if dataset == "diabetes":
             _as_regression(d)
+        elif dataset == "wine":
+            _as_multiclass(d)
         else:
             for name in ("objective", "eval_metric"):
                 d["pipeline"]["hyperparameters"].pop(name)
@@ -604,6 +614,27 @@ def test_objective_and_tuning_metric_follow_the_problem_type(config_dir: Path, d
     pipeline = load_stage_config("dev", config_dir).pipeline
     assert pipeline.hyperparameters["objective"] == objective and pipeline.hyperparameters["eval_metric"] == eval_metric
     assert (pipeline.tuning.objective_metric, pipeline.tuning.objective_type) == tuning
+    # num_class only where the objective needs it: the number of classes in the dataset's label
+    assert pipeline.hyperparameters.get("num_class") == ("3" if dataset == "wine" else None)
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    pytest.param(lambda d: d["pipeline"]["hyperparameters"].update(objective="binary:logistic"),
+                 "pipeline.hyperparameters.objective: 'binary:logistic' does not fit a multiclass classification "
+                 "dataset; allowed: multi:softprob", id="objective"),
+    pytest.param(lambda d: d["pipeline"]["hyperparameters"].update(num_class="4"),
+                 "pipeline.hyperparameters.num_class: the dataset's label has 3 classes; allowed: 3 (got 4)",
+                 id="num-class"),
+    pytest.param(lambda d: d["pipeline"]["metric_thresholds"].append({"metric": "f1", "direction": ">=", "value": 0.9}),
+                 "pipeline.metric_thresholds[1].metric: 'f1' is not a multiclass_classification metric; allowed: "
+                 "accuracy, macro_precision", id="gate-metric"),
+    pytest.param(lambda d: d["monitoring"].update(backend="model-monitor", ground_truth_prefix="ground-truth/"),
+                 "monitoring.ground_truth_prefix: Model Monitor's multiclass model-quality job reads one "
+                 "predicted-class column", id="model-monitor-quality"),
+])
+def test_multiclass_settings_that_contradict_the_problem_type_are_refused(config_dir: Path, edit, expected: str) -> None:
+    _edit(config_dir, "dev", lambda d: (_as_multiclass(d), edit(d)))
+    assert expected in _error(config_dir)
 
 
 def test_tuning_objective_follows_a_configured_eval_metric(config_dir: Path) -> None:
@@ -659,5 +690,8 @@ def test_examples_load_and_are_no_shipped_stage() -> None:
     assert regression.pipeline.problem_type == "regression"
     assert regression.pipeline.hyperparameters["objective"] == "reg:squarederror"
     assert {t.metric for t in regression.pipeline.metric_thresholds} == {"rmse", "r2"}
-    # `cdk synth -c stage=all` reads config/*.yaml only; the example's stage name is its own
-    assert "regression" not in {config.stage for config in load_stages("all")}
+    multiclass = load_stage_config("multiclass", examples)
+    assert multiclass.pipeline.problem_type == "multiclass_classification" and multiclass.pipeline.classes == 3
+    assert multiclass.pipeline.hyperparameters["num_class"] == "3"
+    # `cdk synth -c stage=all` reads config/*.yaml only; each example's stage name is its own
+    assert {"regression", "multiclass"}.isdisjoint(config.stage for config in load_stages("all"))

@@ -149,6 +149,15 @@ def test_num_round_ceiling_comes_from_the_stage() -> None:
         _run({"hyperparameters": {"num_round": 500}}, defaults={"max_num_round": 499})
 
 
+def test_multiclass_num_class_must_match_the_dataset() -> None:
+    multiclass = {"problem_type": "multiclass_classification", "classes": 3,
+                  "hyperparameters": {"objective": "multi:softprob", "num_class": "3", "num_round": "10"}}
+    assert _run({"hyperparameters": {"max_depth": 3}}, defaults=multiclass)["hyperparameters"]["num_class"] == "3"
+    with pytest.raises(prepare.InvalidExecutionInput,
+                       match=r"input.hyperparameters.num_class: the dataset's label has 3 classes; allowed: 3 \(got 4\)"):
+        _run({"hyperparameters": {"num_class": 4}}, defaults=multiclass)
+
+
 def test_malformed_state_payload_is_a_bug_not_user_error() -> None:
     event = _event()
     event.pop("defaults")

@@ -36,7 +36,9 @@ SECTIONS = ("binary_classification_metrics", "multiclass_classification_metrics"
 SCAN_LIMIT = 100  # versions looked at, newest first, for the one serving
 # Bounded metrics take the absolute margin; any other metric (mse, rmse, mae, ...) the relative one.
 BOUNDED_METRICS = frozenset({"accuracy", "precision", "recall", "f1", "auc", "true_positive_rate", "true_negative_rate",
-                             "false_positive_rate", "false_negative_rate", "r2"})
+                             "false_positive_rate", "false_negative_rate", "r2",
+                             "macro_precision", "macro_recall", "macro_f1", "weighted_precision", "weighted_recall",
+                             "weighted_f1", "weighted_f0_5", "weighted_f2", "macro_auc", "weighted_auc"})
 LOWER_IS_BETTER = frozenset({"false_positive_rate", "false_negative_rate", "mse", "rmse", "mae"})
 
 

@@ -100,7 +100,8 @@ class RunDefaults(_Strict):
     stem: str = Field(pattern=r"^[a-z0-9-]+$")
     tuning_stem: str | None = Field(default=None, pattern=r"^[a-z0-9-]{1,17}$")  # when `stem` is too long for tuning names
     dataset: str
-    problem_type: Literal["binary_classification", "regression"]
+    problem_type: Literal["binary_classification", "multiclass_classification", "regression"]
+    classes: int | None = Field(default=None, ge=2)  # the label's number of classes (classification)
     label: str
     hyperparameters: dict[str, str]
     tuning: bool
@@ -189,7 +190,8 @@ def _hyperparameters(given: dict[str, Any], defaults: RunDefaults) -> dict[str, 
         problems = [f"input.hyperparameters.{name}: {message}" if name in checked
                     else f"input.hyperparameters: with the stage's {name}: {message}"
                     for name, message in xgboost.problems(merged, defaults.problem_type,
-                                                          max_num_round=defaults.max_num_round)]
+                                                          max_num_round=defaults.max_num_round,
+                                                          classes=defaults.classes)]
     if problems:
         raise InvalidExecutionInput("; ".join(problems))
     return merged

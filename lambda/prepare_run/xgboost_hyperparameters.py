@@ -193,9 +193,13 @@ def _parse(value: str | int | float, *, integer: bool) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def problems(hyperparameters: dict[str, str], problem_type: str, *, max_num_round: int | None = None) -> list[tuple[str, str]]:
+def problems(hyperparameters: dict[str, str], problem_type: str, *, max_num_round: int | None = None,
+             classes: int | None = None) -> list[tuple[str, str]]:
     """What contradicts ``problem_type`` or another hyperparameter in a complete, canonical set:
-    ``[(name, message)]``, empty when the set is consistent."""
+    ``[(name, message)]``, empty when the set is consistent. ``classes``: how many classes the
+    dataset's label has; a multiclass objective needs ``num_class`` equal to it ("num_class:
+    Number of classes. Required if objective is set to multi:softmax or multi:softprob",
+    https://docs.aws.amazon.com/sagemaker/latest/dg/xgboost_hyperparameters.html)."""
     found: list[tuple[str, str]] = []
     objective = hyperparameters.get("objective")
     if objective is not None and objective not in OBJECTIVES[problem_type]:
@@ -207,6 +211,13 @@ def problems(hyperparameters: dict[str, str], problem_type: str, *, max_num_roun
                                          f"allowed: {', '.join(EVAL_METRICS[problem_type])}"))
     if "num_class" in hyperparameters and problem_type != "multiclass_classification":
         found.append(("num_class", f"only for multiclass classification (this dataset is {problem_type.replace('_', ' ')})"))
+    if problem_type == "multiclass_classification" and classes is not None:
+        if "num_class" not in hyperparameters:
+            found.append(("num_class", f"required for {objective or 'a multiclass objective'}; allowed: {classes}, the "
+                                       "dataset's number of classes"))
+        elif int(hyperparameters["num_class"]) != classes:
+            found.append(("num_class", f"the dataset's label has {classes} classes; allowed: {classes} "
+                                       f"(got {hyperparameters['num_class']})"))
     if objective == "binary:logistic" and "base_score" in hyperparameters and not 0 < float(hyperparameters["base_score"]) < 1:
         found.append(("base_score", f"must lie in (0, 1) for binary:logistic (got {hyperparameters['base_score']})"))
     rounds = hyperparameters.get("num_round")

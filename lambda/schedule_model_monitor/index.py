@@ -50,6 +50,8 @@ S3_PREFIX = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/(.+/)?$"
 ENDPOINT_INPUT = "/opt/ml/processing/input/endpoint"
 OUTPUT = "/opt/ml/processing/output"
 COMPARISON = {">=": "LessThanThreshold", "<=": "GreaterThanThreshold"}  # the constraint is violated when...
+# Model quality for multiclass is not scheduled: the stage config refuses it (the built-in XGBoost
+# answers class probabilities, and the multiclass job reads one predicted-label column).
 PROBLEM_TYPES = {"binary_classification": "BinaryClassification", "regression": "Regression"}
 CONSTRAINT_SECTIONS = {"binary_classification": "binary_classification_constraints",
                        "regression": "regression_constraints"}
@@ -86,8 +88,8 @@ class Event(_Model):
     network_isolation: bool
     schedule_expression: str = Field(pattern=r"^cron\(.+\)$")
     drift_threshold: float = Field(gt=0, le=1)
-    problem_type: Literal["binary_classification", "regression"]
-    model_quality: ModelQuality | None = None
+    problem_type: Literal["binary_classification", "multiclass_classification", "regression"]
+    model_quality: ModelQuality | None = None  # binary classification or regression (the config refuses multiclass)
     tags: dict[str, str] = Field(default_factory=dict)  # the stage's cost-allocation tags, on everything created
 
 

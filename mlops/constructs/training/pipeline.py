@@ -122,6 +122,7 @@ class TrainingPipeline(Construct):
                     **({"tuning_stem": self._tuning_stem} if self._tuning_stem != prefix else {}),
                     "dataset": pipeline.dataset,
                     "problem_type": pipeline.problem_type,
+                    **({"classes": pipeline.classes} if pipeline.problem_type == "multiclass_classification" else {}),
                     "label": dataset_columns(pipeline.dataset)[-1],
                     "hyperparameters": dict(pipeline.hyperparameters),
                     "tuning": bool(pipeline.tuning and pipeline.tuning.run_by_default),
