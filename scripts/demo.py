@@ -151,14 +151,15 @@ def _report(stage, result) -> None:
     if serving and run.get("deployment_mode") != "async":
         endpoint = boto3.client("sagemaker").describe_endpoint(EndpointName=serving)
         print(f"Endpoint: {serving} {endpoint['EndpointStatus']} on config {endpoint['EndpointConfigName']}")
-        _invoke(stage, serving, run["s3"]["test"], regression=run.get("problem_type") == "regression")
+        _invoke(stage, serving, run["s3"]["test"], problem_type=run.get("problem_type", "binary_classification"))
     for message in stage.messages():
         print(f"Notification: {message[:160]}")
 
 
-def _invoke(stage, endpoint: str, test_split: str, *, regression: bool = False) -> None:
-    """A client's first request: three rows of the test split, features only, as text/csv; one
-    number per row back (a score for classification, the prediction itself for regression)."""
+def _invoke(stage, endpoint: str, test_split: str, *, problem_type: str) -> None:
+    """A client's first request: three rows of the test split, features only, as text/csv; per
+    row back a score (binary classification), the class probabilities (multiclass) or the
+    prediction itself (regression)."""
     import boto3
 
     bucket, prefix = test_split.removeprefix("s3://").split("/", 1)
@@ -166,9 +167,15 @@ def _invoke(stage, endpoint: str, test_split: str, *, regression: bool = False) 
     key = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"][0]["Key"]
     rows = [line.split(",") for line in s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines()[:3]]
     answers = stage.invoke(endpoint, [[float(v) for v in row[1:]] for row in rows])
-    shown = ", ".join(f"{answer:.1f}" if regression else f"{answer:.3f}" for answer in answers)
-    print(f"Invoked with 3 test rows (labels {', '.join(row[0] for row in rows)}): "
-          f"{'predictions' if regression else 'scores'} {shown} (request and response captured for drift monitoring)")
+    if problem_type == "multiclass_classification":
+        what = "classes " + ", ".join(
+            f"{max(range(len(p)), key=p.__getitem__)} (p={max(p):.3f})" for p in answers)
+    elif problem_type == "regression":
+        what = "predictions " + ", ".join(f"{answer:.1f}" for answer in answers)
+    else:
+        what = "scores " + ", ".join(f"{answer:.3f}" for answer in answers)
+    print(f"Invoked with 3 test rows (labels {', '.join(row[0] for row in rows)}): {what} "
+          "(request and response captured for drift monitoring)")
 
 
 if __name__ == "__main__":

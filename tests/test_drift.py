@@ -729,8 +729,12 @@ def test_multiclass_ground_truth_join(root: Path, output: str) -> None:
         predictions = probabilities
         lines = ["[" + ", ".join(f"{x:g}" for x in row) + "]" if i % 2 else ",".join(f"{x:g}" for x in row)
                  for i, row in enumerate(probabilities)]
-    ids = write_capture(root, current, rows_per_record=2,
-                        outputs=[f"{lines[2 * k]}\n{lines[2 * k + 1]}" for k in range(200)])
+    # two rows per request: one per line, or (the built-in XGBoost's real-time answer) both vectors
+    # on one line, "[0.1, 0.7, 0.2],[0.3, 0.3, 0.4]"
+    bracketed = ["[" + ", ".join(f"{x:g}" for x in row) + "]" for row in probabilities]
+    ids = write_capture(root, current, rows_per_record=2, outputs=[
+        f"{bracketed[2 * k]},{bracketed[2 * k + 1]}" if output == "probabilities" and k % 3 == 0
+        else f"{lines[2 * k]}\n{lines[2 * k + 1]}" for k in range(200)])
     (root / "ground_truth").mkdir()
     (root / "ground_truth" / "t.jsonl").write_text(
         "\n".join(truth_record(f"{labels[2 * k]}\n{labels[2 * k + 1]}", ids[k]) for k in range(200)) + "\n")

@@ -152,7 +152,8 @@ def test_monitoring_finds_drift_and_the_alarm_starts_one_retraining_run(cloud_as
         assert len(scores) == len(features) and all(0 <= score <= 1 for score in scores)
         (record,) = _captured(stage)
         assert record["captureData"]["endpointInput"]["data"].count("\n") == len(features) - 1
-        assert len(record["captureData"]["endpointOutput"]["data"].splitlines()) == len(features)
+        # the container's real-time answer: every row's score on one line, comma-separated
+        assert len(record["captureData"]["endpointOutput"]["data"].split(",")) == len(features)
         assert stage.hooks.denied == []
         clean = _monitor(stage, "clean-traffic")
         assert clean.status == "SUCCEEDED" and clean.visited()[-1] == "Monitoring done", (clean.error, clean.cause)
@@ -317,7 +318,8 @@ def test_async_mode_scales_to_zero_and_wakes_on_backlog(cloud_assembly_dir: Path
             ContentType="text/csv", InferenceId="request-1")
         bucket, key = answer["OutputLocation"].removeprefix("s3://").split("/", 1)
         assert key == "async-output/request-1.out"
-        scores = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines()
+        # the container's answer as it is: every row's score on one line, comma-separated
+        scores = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().split(",")
         assert len(scores) == len(rows) == 57
         (notice,) = stage.async_notifications()
         assert notice["invocationStatus"] == "Success" and notice["responseParameters"]["outputLocation"] == answer["OutputLocation"]

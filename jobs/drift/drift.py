@@ -134,6 +134,7 @@ import itertools
 import json
 import math
 import os
+import re
 import sys
 from array import array
 from dataclasses import dataclass, field, fields
@@ -978,13 +979,20 @@ def _values(text: str) -> list[float] | None:
 
 
 def _vectors(text: str) -> list[list[float]] | None:
-    """Multiclass predictions of a capture output: one line per row, each a class index or a
-    comma-separated vector of class scores (brackets allowed: ``[0.1, 0.7, 0.2]``)."""
+    """Multiclass predictions of a capture output: one class index or one vector of class scores
+    per row. The built-in XGBoost answers a real-time request with every row's vector on one line,
+    ``[0.1, 0.7, 0.2],[0.3, 0.3, 0.4]`` (``",".join(map(str, preds.tolist()))``, aws/sagemaker-
+    xgboost-container algorithm_mode/serve.py) and a batch transform with one per line; both are
+    read, as are unbracketed lines (``0.1,0.7,0.2``)."""
     try:
-        return [[float(part) for part in line.strip().strip("[]").split(",")]
-                for line in text.strip().split("\n")]
+        return [[float(part) for part in vector.split(",")]
+                for line in text.strip().split("\n")
+                for vector in (_BRACKETED.findall(line) if "[" in line else [line])]
     except ValueError:
         return None
+
+
+_BRACKETED = re.compile(r"\[([^\[\]]*)\]")
 
 
 def _json_blocks(path: str) -> Iterator[tuple[list[dict[str, Any]], Callable[[int], str]]]:

@@ -329,7 +329,10 @@ def run_transform(request: dict[str, Any], *, fault: str | None = None, **_: Any
             predictions = booster.predict(xgboost.DMatrix(features))
             lines = []
             for row, prediction in zip(rows, predictions):
-                joined = row + [f"{prediction:.6f}"] if processing.get("JoinSource") == "Input" else [f"{prediction:.6f}"]
+                # the container's batch answer: one prediction per line, a class-probability vector as
+                # its Python list text (algorithm_mode/serve.py: "\n".join(map(str, preds.tolist())))
+                answer = str(prediction.tolist()) if np.ndim(prediction) else f"{prediction:.6f}"
+                joined = row + [answer] if processing.get("JoinSource") == "Input" else [answer]
                 lines.append(",".join(_select(joined, processing.get("OutputFilter", "$"))))
             bucket, prefix = _split(output)
             key = f"{prefix.rstrip('/')}/{path.relative_to(scratch)}.out".lstrip("/")

@@ -624,13 +624,17 @@ class OfflineStage:
         return [json.loads(message) for message in _drain(self._async_inbox)]
 
     # ---------------------------------------------------------------- serving
-    def invoke(self, endpoint: str, rows: list[list[float]]) -> list[float]:
-        """A client's InvokeEndpoint: feature rows as text/csv, one score per row back."""
+    def invoke(self, endpoint: str, rows: list[list[float]]) -> list[Any]:
+        """A client's InvokeEndpoint: feature rows as text/csv; back, per row, a score (binary
+        classification), a value (regression) or a list of class probabilities (multiclass),
+        parsed from the container's answer (``0.1,0.9`` or ``[0.1, 0.7, 0.2],[...]``)."""
         body = "\n".join(",".join(f"{value:.6g}" for value in row) for row in rows)
         with adapter.principal("runner"):
             answer = boto3.client("sagemaker-runtime").invoke_endpoint(EndpointName=endpoint, ContentType="text/csv",
                                                                        Body=body.encode())["Body"].read().decode()
-        return [float(line) for line in answer.splitlines()]
+        if "[" in answer:
+            return [json.loads(vector) for vector in re.findall(r"\[[^\[\]]*\]", answer)]
+        return [float(value) for value in answer.replace("\n", ",").split(",") if value.strip()]
 
     # ---------------------------------------------------------------- IAM coverage
     def iam_report(self) -> dict[str, Any]:

@@ -247,12 +247,16 @@ def load_variants(config: dict[str, Any]) -> None:
 
 
 def predict(config_name: str, variant: str, body: str) -> str:
-    """What the built-in XGBoost container answers for a text/csv request: one score per line."""
+    """What the built-in XGBoost container answers a real-time text/csv request with: every row's
+    prediction on one line, ``",".join(map(str, preds.tolist()))`` — ``0.12,0.98`` for scores,
+    ``[0.1, 0.7, 0.2],[0.3, 0.3, 0.4]`` for multi:softprob's class probabilities
+    (aws/sagemaker-xgboost-container, src/sagemaker_xgboost_container/algorithm_mode/serve.py,
+    ``invocations``)."""
     import xgboost
 
     rows = [[float(value) for value in line.split(",")] for line in body.strip().splitlines() if line.strip()]
-    scores = MODELS[(config_name, variant)].booster.predict(xgboost.DMatrix(np.array(rows)))
-    return "\n".join(f"{score:.6f}" for score in scores)
+    predictions = MODELS[(config_name, variant)].booster.predict(xgboost.DMatrix(np.array(rows)))
+    return ",".join(map(str, predictions.tolist()))
 
 
 def _serving(endpoint_name: str) -> tuple[Any, dict[str, Any], dict[str, Any]]:
