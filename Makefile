@@ -29,7 +29,7 @@ node_modules/.installed: package.json package-lock.json
 bootstrap: $(VENV)/.installed node_modules/.installed ## create .venv and node_modules from the pins
 
 EXAMPLE ?=
-demo: bootstrap ## run the dev training pipeline end to end offline on the sample data (no AWS account); EXAMPLE=regression runs config/examples/regression.yaml
+demo: bootstrap ## run the dev training pipeline end to end offline on the sample data (no AWS account); EXAMPLE=<name> runs config/examples/<name>.yaml
 	$(PY) scripts/demo.py $(if $(EXAMPLE),--example $(EXAMPLE),--stage $(STAGE))
 
 synth: bootstrap ## synthesize every stage into cdk.out and print stacks, resources and gate results

@@ -45,14 +45,16 @@ def pinned_config(prod: dict) -> dict:
 
 BATCH_INPUT_PREFIX = "batch/input/"
 
-# And the regression example (config/examples/regression.yaml, its own stage), so the gates cover
-# a regression stage and its scenario runs on the shared assembly.
+# And the examples (config/examples/<stage>.yaml, each its own stage), so the gates cover a
+# regression and a multiclass stage and their scenarios run on the shared assembly.
 REGRESSION_EXAMPLE = "regression"
+MULTICLASS_EXAMPLE = "multiclass"
+EXAMPLES = (REGRESSION_EXAMPLE, MULTICLASS_EXAMPLE)
 
 
 @pytest.fixture(scope="session")
 def config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """config/ plus the model-monitor stage, the pinned stage and the regression example."""
+    """config/ plus the model-monitor stage, the pinned stage and the examples."""
     import shutil
 
     import yaml
@@ -64,7 +66,8 @@ def config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (directory / f"{MODEL_MONITOR_STAGE}.yaml").write_text(yaml.safe_dump(model_monitor_config(dev)))
     prod = yaml.safe_load((REPO_ROOT / "config" / "prod.yaml").read_text())
     (directory / f"{PINNED_STAGE}.yaml").write_text(yaml.safe_dump(pinned_config(prod)))
-    shutil.copy(REPO_ROOT / "config" / "examples" / f"{REGRESSION_EXAMPLE}.yaml", directory)
+    for example in EXAMPLES:
+        shutil.copy(REPO_ROOT / "config" / "examples" / f"{example}.yaml", directory)
     return directory
 
 

@@ -124,7 +124,8 @@ def test_termination_protection_follows_stage(stacks) -> None:
         "prod/Data": True, "prod/Operations": True, "prod/Pipeline": True,
         "mm/Data": False, "mm/Operations": False, "mm/Pipeline": False,  # the tests' model-monitor variant of dev
         "pinned/Data": True, "pinned/Operations": True, "pinned/Pipeline": True,  # prod with a pinned environment
-        "regression/Data": False, "regression/Operations": False, "regression/Pipeline": False,  # the example
+        "regression/Data": False, "regression/Operations": False, "regression/Pipeline": False,  # the examples
+        "multiclass/Data": False, "multiclass/Operations": False, "multiclass/Pipeline": False,
     }
 
 
@@ -139,6 +140,8 @@ def test_stack_names_derive_from_project_and_stage(stacks) -> None:
         "pinned/Pipeline": "mlops-demo-pinned-pipeline",
         "regression/Data": "demo-regression-data", "regression/Operations": "demo-regression-operations",
         "regression/Pipeline": "demo-regression-pipeline",
+        "multiclass/Data": "demo-multiclass-data", "multiclass/Operations": "demo-multiclass-operations",
+        "multiclass/Pipeline": "demo-multiclass-pipeline",
     }
 
 
