@@ -73,7 +73,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import gzip
 import importlib.metadata
 import importlib.util
 import io
