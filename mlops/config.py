@@ -27,6 +27,7 @@ from pydantic import (
     EmailStr,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -37,6 +38,7 @@ from mlops.hyperparameters import xgboost
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "sample"
+REPO_ROOT = Path(__file__).resolve().parent.parent  # script-mode source directories are relative to it
 ALL_STAGES = "all"
 
 # Tag rules from the AWS tagging docs: keys 1-128, values 0-256 characters of
@@ -188,8 +190,8 @@ class MetricThreshold(_Model):
 class ParameterRange(_Model):
     """One hyperparameter range searched by tuning."""
 
-    name: str = Field(pattern=r"^[a-z_]+$")
-    """A hyperparameter of the algorithm."""
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,255}$")
+    """A hyperparameter of the algorithm (of the built-in XGBoost, or one the training script declares in `pipeline.hyperparameters`)."""
     type: Literal["continuous", "integer", "categorical"]
     """How the tuner searches it."""
     min: float | None = None
@@ -209,10 +211,9 @@ class ParameterRange(_Model):
         elif self.min is None or self.max is None or self.min >= self.max or self.values is not None:
             article = "an" if self.type == "integer" else "a"
             raise ValueError(f"range {self.name!r}: {article} {self.type} range needs min < max (and no values)")
-        self._fits_the_algorithm()
         return self
 
-    def _fits_the_algorithm(self) -> None:
+    def fits_xgboost(self) -> None:
         """The range names one of the algorithm's hyperparameters, of a type the tuner can
         search it with, within its valid values (SageMaker's XGBoost hyperparameter table)."""
         spec = xgboost.SPECS.get(self.name)
@@ -240,7 +241,7 @@ class TuningConfig(_Model):
 
     run_by_default: bool = False
     """Tune on every run; otherwise only when the execution input says `"tuning": true`."""
-    objective_metric: str | None = Field(default=None, pattern=r"^(train|validation):[a-z0-9_@.-]+$")
+    objective_metric: str | None = Field(default=None, pattern=r"^(train|validation):[A-Za-z0-9_@.-]+$")
     """A metric the algorithm emits, e.g. `validation:auc`; null: `validation:<the first eval_metric>` (`validation:auc` for classification, `validation:rmse` for regression unless `eval_metric` says otherwise)."""
     objective_type: Literal["Maximize", "Minimize"] | None = None
     """Whether the tuner maximizes or minimizes the objective; null: the objective metric's direction (`Maximize` for auc, `Minimize` for errors such as rmse)."""
@@ -264,17 +265,107 @@ class TuningConfig(_Model):
         return self
 
 
+class MetricDefinition(_Model):
+    """A metric a training script reports: SageMaker reads it from the job's log with `regex`
+    (AlgorithmSpecification.MetricDefinitions), for tuning and for the job's final metrics."""
+
+    name: str = Field(pattern=r"^(train|validation):[A-Za-z0-9_@.-]{1,200}$")
+    """`<channel>:<metric>`, e.g. `validation:accuracy`."""
+    regex: str = Field(min_length=1, max_length=500)
+    """A regular expression with one capture group matching the value in a log line, e.g. `validation:accuracy=([0-9.eE+-]+)`."""
+
+    @field_validator("regex")
+    @classmethod
+    def _one_group(cls, value: str) -> str:
+        try:
+            groups = re.compile(value).groups
+        except re.error as error:
+            raise ValueError(f"not a regular expression ({error})") from None
+        if groups != 1:
+            raise ValueError(f"needs exactly one capture group around the value (got {groups})")
+        return value
+
+
+# The scikit-learn framework versions the SageMaker SDK lists for both training and inference
+# (sagemaker/core/image_uri_config/sklearn.json), images tagged <version>-cpu-py3.
+SKLEARN_FRAMEWORK_VERSIONS = ("1.2-1", "1.4-2-py312", "1.9-0")
+
+
+class ScriptConfig(_Model):
+    """Your own training code, run in AWS's scikit-learn framework container (script mode):
+    SageMaker downloads `source_dir`, runs `entry_point` with the hyperparameters as command-line
+    arguments and the channels in `SM_CHANNEL_TRAIN`/`SM_CHANNEL_VALIDATION`, and packs what it
+    writes to `SM_MODEL_DIR`; serving imports the same file for its `model_fn` (and optional
+    `input_fn`/`predict_fn`/`output_fn`). Guide: docs/bring-your-own-model.md."""
+
+    source_dir: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*$")
+    """The code directory, relative to the repository root (e.g. `models/wine_sklearn`); packaged as `sourcedir.tar.gz`."""
+    entry_point: str = Field(default="train.py", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.py$")
+    """The script in `source_dir` that trains (run as `python <entry_point>`) and defines the inference handlers."""
+    framework: Literal["sklearn"] = "sklearn"
+    """The framework container: AWS's scikit-learn image (numpy, pandas, scipy, scikit-learn, joblib)."""
+    framework_version: Literal[SKLEARN_FRAMEWORK_VERSIONS] = "1.9-0"  # type: ignore[valid-type]
+    """The container version (image tag `<version>-cpu-py3`, URIs from the SageMaker SDK's tables)."""
+    metric_definitions: list[MetricDefinition] = Field(default_factory=list, max_length=40)
+    """The metrics the script prints, for tuning objectives and the job's final metrics (SageMaker takes at most 40)."""
+
+    @model_validator(mode="after")
+    def _code_exists(self) -> ScriptConfig:
+        directory = REPO_ROOT / self.source_dir
+        if ".." in Path(self.source_dir).parts or not directory.is_dir():
+            raise ValueError(f"source_dir: {self.source_dir!r} is not a directory of the repository")
+        if not (directory / self.entry_point).is_file():
+            present = sorted(path.name for path in directory.glob("*.py"))
+            raise ValueError(f"entry_point: {self.entry_point!r} is not in {self.source_dir}; "
+                             f"allowed: {', '.join(present) or 'no .py file there'}")
+        names = [definition.name for definition in self.metric_definitions]
+        if len(set(names)) != len(names):
+            raise ValueError(f"metric_definitions: each name once (got {', '.join(names)})")
+        return self
+
+
+class ModelConfig(_Model):
+    """What trains and serves the model: the built-in XGBoost algorithm, or your own script."""
+
+    builtin: Literal["xgboost"] | None = None
+    """A SageMaker built-in algorithm: `xgboost`, also when neither is set (its image version: `pipeline.xgboost_version`)."""
+    script: ScriptConfig | None = None
+    """Your own training script in a framework container."""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ModelConfig:
+        if self.builtin and self.script:
+            raise ValueError("pipeline.model: set one of builtin or script, not both")
+        return self
+
+
+# A tuning objective's direction, read from a script metric's name when the config leaves it out.
+_MINIMIZED_WORDS = ("loss", "error", "rmse", "mse", "mae")
+_MAXIMIZED_WORDS = ("accuracy", "auc", "f1", "precision", "recall", "r2")
+
+
+def _direction(metric: str) -> str | None:
+    name = metric.split(":", 1)[-1].lower()
+    if any(word in name for word in _MINIMIZED_WORDS):
+        return "Minimize"
+    if any(word in name for word in _MAXIMIZED_WORDS):
+        return "Maximize"
+    return None
+
+
 class PipelineConfig(_Model):
     """The training-to-deployment state machine."""
 
     dataset: Literal["breast_cancer", "wine", "diabetes"] = "breast_cancer"
     """Bundled sample dataset the pipeline trains on: `breast_cancer` (binary classification), `wine` (multiclass, 3 classes) or `diabetes` (regression); decides which metrics exist."""
+    model: ModelConfig = Field(default_factory=lambda: ModelConfig(builtin="xgboost"))
+    """The algorithm: `{builtin: xgboost}` (the default) or `{script: {source_dir: ..., entry_point: ...}}` for your own training code."""
     xgboost_version: Literal["1.7-1"] = "1.7-1"
     """Built-in XGBoost image version (URIs from the SageMaker SDK's tables)."""
     hyperparameters: dict[str, str] = Field(
         default_factory=lambda: {"num_round": "100", "max_depth": "4", "eta": "0.2", "subsample": "0.8"}
     )
-    """Default XGBoost hyperparameters (strings, as SageMaker expects); an execution input may override single ones. Names, types and ranges follow SageMaker's XGBoost hyperparameter table. `objective` and `eval_metric` must fit the dataset's problem type; left out, they follow from it (`binary:logistic` and `auc` for binary classification, `multi:softprob` and `mlogloss` with `num_class` = the dataset's number of classes for multiclass, `reg:squarederror` and `rmse` for regression)."""
+    """Default XGBoost hyperparameters (strings, as SageMaker expects); an execution input may override single ones. Names, types and ranges follow SageMaker's XGBoost hyperparameter table. `objective` and `eval_metric` must fit the dataset's problem type; left out, they follow from it (`binary:logistic` and `auc` for binary classification, `multi:softprob` and `mlogloss` with `num_class` = the dataset's number of classes for multiclass, `reg:squarederror` and `rmse` for regression). With a `script` model: the script's own hyperparameters (any names it reads; passed as command-line options, `--name value`, `-n value` for a one-letter name), and an execution input may override only those."""
     max_num_round: int = Field(default=10_000, ge=1, le=1_000_000)
     """The largest `num_round` the config or an execution input may ask for, so a typo cannot train for hours."""
     metric_thresholds: list[MetricThreshold] = Field(min_length=1)
@@ -323,6 +414,8 @@ class PipelineConfig(_Model):
         Values the config sets stay as written (and are checked against the problem type)."""
         if not isinstance(data, dict) or DATASETS.get(data.get("dataset", "breast_cancer")) not in PROBLEM_DEFAULTS:
             return data  # a bad dataset or shape is reported by field validation
+        if isinstance(data.get("model"), dict) and data["model"].get("script") is not None:
+            return cls._derive_script_tuning(data)
         data = dict(data)
         dataset = data.get("dataset", "breast_cancer")
         objective, eval_metric = PROBLEM_DEFAULTS[DATASETS[dataset]]
@@ -346,9 +439,34 @@ class PipelineConfig(_Model):
             data["tuning"] = tuning
         return data
 
+    @staticmethod
+    def _derive_script_tuning(data: dict) -> dict:
+        """A script model's tuning objective, where the config leaves it out: the first
+        ``validation:`` metric definition, its direction read from its name."""
+        data, tuning = dict(data), data.get("tuning")
+        script = data["model"]["script"]
+        definitions = script.get("metric_definitions") or [] if isinstance(script, dict) else []
+        if isinstance(tuning, dict):
+            tuning = dict(tuning)
+            names = [d.get("name") for d in definitions if isinstance(d, dict)]
+            if tuning.get("objective_metric") is None:
+                tuning["objective_metric"] = next((n for n in names if str(n).startswith("validation:")), None)
+            if tuning.get("objective_type") is None and tuning.get("objective_metric"):
+                tuning["objective_type"] = _direction(str(tuning["objective_metric"]))
+            data["tuning"] = tuning
+        return data
+
+    @property
+    def script(self) -> ScriptConfig | None:
+        """The training script, when the model is one."""
+        return self.model.script
+
     @field_validator("hyperparameters")
     @classmethod
-    def _hyperparameters_are_xgboost(cls, values: dict[str, str]) -> dict[str, str]:
+    def _hyperparameters_are_xgboost(cls, values: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        model = info.data.get("model")
+        if model is None or model.script is not None:  # a script's own (checked below), or a model the config got wrong
+            return values
         problems, checked = [], {}
         for name, value in values.items():
             try:
@@ -360,7 +478,40 @@ class PipelineConfig(_Model):
         return checked
 
     @model_validator(mode="after")
-    def _hyperparameters_fit_problem(self) -> PipelineConfig:
+    def _hyperparameters_fit_the_algorithm(self) -> PipelineConfig:
+        if self.script:
+            return self._script_hyperparameters()
+        for index, parameter_range in enumerate(self.tuning.ranges if self.tuning else []):
+            try:
+                parameter_range.fits_xgboost()
+            except ValueError as error:
+                raise ValueError(f"pipeline.tuning.ranges[{index}]: {error}") from None
+        return self._xgboost_fits_problem()
+
+    def _script_hyperparameters(self) -> PipelineConfig:
+        """Names the script can read as command-line options; tuning on its declared names and
+        reported metrics."""
+        for name in self.hyperparameters:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,255}", name) or name.startswith("sagemaker_"):
+                raise ValueError(f"pipeline.hyperparameters.{name}: a script hyperparameter is a name of letters, digits, "
+                                 "_, . and - that starts with a letter or _ (sagemaker_* are the framework's own)")
+        if self.tuning:
+            declared = sorted(self.hyperparameters)
+            for index, parameter_range in enumerate(self.tuning.ranges):
+                if parameter_range.name not in self.hyperparameters:
+                    raise ValueError(f"pipeline.tuning.ranges[{index}]: range {parameter_range.name!r} is not a "
+                                     f"hyperparameter of the script; declared in pipeline.hyperparameters: "
+                                     f"{', '.join(declared) or 'none'}")
+            reported = [d.name for d in self.script.metric_definitions]
+            if self.tuning.objective_metric not in reported:
+                raise ValueError(f"pipeline.tuning.objective_metric: {self.tuning.objective_metric!r} is not one of the "
+                                 f"script's model.script.metric_definitions; allowed: {', '.join(reported) or 'none defined'}")
+            if not self.tuning.objective_type:
+                raise ValueError(f"pipeline.tuning.objective_type: cannot tell from {self.tuning.objective_metric!r} "
+                                 "whether higher is better; allowed: Maximize, Minimize")
+        return self
+
+    def _xgboost_fits_problem(self) -> PipelineConfig:
         problems = xgboost.problems(dict(self.hyperparameters), self.problem_type, max_num_round=self.max_num_round,
                                     classes=self.classes)
         if problems:

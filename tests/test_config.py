@@ -637,6 +637,49 @@ def test_multiclass_settings_that_contradict_the_problem_type_are_refused(config
     assert expected in _error(config_dir)
 
 
+def _as_script(d: dict) -> None:
+    """The multiclass example's model section on dev (wine, models/wine_sklearn/train.py)."""
+    _as_multiclass(d)
+    example = yaml.safe_load((CONFIG_DIR / "examples" / "multiclass.yaml").read_text())["pipeline"]
+    d["pipeline"].update(model=example["model"], hyperparameters=example["hyperparameters"], tuning=example["tuning"])
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    pytest.param(lambda d: d["pipeline"]["model"]["script"].update(entry_point="trian.py"),
+                 "pipeline.model.script: entry_point: 'trian.py' is not in models/wine_sklearn; allowed: train.py",
+                 id="entry-point"),
+    pytest.param(lambda d: d["pipeline"]["model"]["script"].update(source_dir="models/wine"),
+                 "pipeline.model.script: source_dir: 'models/wine' is not a directory of the repository", id="source-dir"),
+    pytest.param(lambda d: d["pipeline"]["model"]["script"].update(source_dir="models/../../etc"),
+                 "source_dir: 'models/../../etc' is not a directory of the repository", id="outside-the-repository"),
+    pytest.param(lambda d: d["pipeline"]["model"]["script"]["metric_definitions"].append(
+        {"name": "validation:f1", "regex": "f1=[0-9.]+"}),
+        "pipeline.model.script.metric_definitions[2].regex: needs exactly one capture group around the value (got 0)",
+        id="regex-without-group"),
+    pytest.param(lambda d: d["pipeline"]["model"].update(builtin="xgboost"),
+                 "pipeline.model: set one of builtin or script, not both", id="both"),
+    pytest.param(lambda d: d["pipeline"]["tuning"]["ranges"].append({"name": "max_depth", "type": "integer", "min": 1,
+                                                                     "max": 4}),
+                 "pipeline.tuning.ranges[1]: range 'max_depth' is not a hyperparameter of the script; declared in "
+                 "pipeline.hyperparameters: C, max_iter", id="undeclared-range"),
+    pytest.param(lambda d: d["pipeline"]["tuning"].update(objective_metric="validation:f1"),
+                 "pipeline.tuning.objective_metric: 'validation:f1' is not one of the script's "
+                 "model.script.metric_definitions; allowed: validation:mlogloss, validation:accuracy", id="objective"),
+    pytest.param(lambda d: d["pipeline"]["hyperparameters"].update(sagemaker_program="x.py"),
+                 "pipeline.hyperparameters.sagemaker_program: a script hyperparameter is a name", id="reserved-name"),
+])
+def test_script_model_mistakes_are_refused_naming_the_field(config_dir: Path, edit, expected: str) -> None:
+    _edit(config_dir, "dev", lambda d: (_as_script(d), edit(d)))
+    error = _error(config_dir)
+    assert expected in error and "XGBoost" not in error  # no noise about the hyperparameters of another algorithm
+
+
+def test_a_script_tuning_objective_takes_its_direction_from_its_name(config_dir: Path) -> None:
+    _edit(config_dir, "dev", lambda d: (_as_script(d), d["pipeline"]["tuning"].update(objective_metric="validation:accuracy")))
+    tuning = load_stage_config("dev", config_dir).pipeline.tuning
+    assert (tuning.objective_metric, tuning.objective_type) == ("validation:accuracy", "Maximize")
+
+
 def test_tuning_objective_follows_a_configured_eval_metric(config_dir: Path) -> None:
     def edit(d: dict) -> None:
         _as_regression(d)
@@ -692,6 +735,7 @@ def test_examples_load_and_are_no_shipped_stage() -> None:
     assert {t.metric for t in regression.pipeline.metric_thresholds} == {"rmse", "r2"}
     multiclass = load_stage_config("multiclass", examples)
     assert multiclass.pipeline.problem_type == "multiclass_classification" and multiclass.pipeline.classes == 3
-    assert multiclass.pipeline.hyperparameters["num_class"] == "3"
+    assert multiclass.pipeline.script.source_dir == "models/wine_sklearn"  # the team's own scikit-learn script
+    assert multiclass.pipeline.hyperparameters == {"C": "1.0", "max_iter": "1000"}  # nothing XGBoost added
     # `cdk synth -c stage=all` reads config/*.yaml only; each example's stage name is its own
     assert {"regression", "multiclass"}.isdisjoint(config.stage for config in load_stages("all"))

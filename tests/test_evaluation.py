@@ -118,31 +118,23 @@ def test_script_runs_as_its_own_process_as_sagemaker_starts_it(tmp_path) -> None
     """Offline runs call the script's ``main`` in-process; SageMaker runs ``python3 <script>``
     with the processing directories under /opt/ml/processing. This runs it that way, with only
     the file itself on the path (it must not import this repository)."""
-    import io
     import json
     import shutil
     import subprocess
     import sys
-    import tarfile
     from pathlib import Path
 
     import numpy as np
-    import xgboost
 
     rng = np.random.default_rng(0)
     features = rng.normal(size=(200, 3))
     labels = (features[:, 0] + 0.3 * rng.normal(size=200) > 0).astype(float)
-    booster = xgboost.train({"objective": "binary:logistic", "verbosity": 0},
-                            xgboost.DMatrix(features, label=labels), num_boost_round=5)
+    scores = 1 / (1 + np.exp(-3 * features[:, 0]))  # what the model answered in the batch transform
     root = tmp_path / "processing"
-    for name in ("code", "model", "test"):
+    for name in ("code", "predictions", "test"):
         (root / name).mkdir(parents=True)
-    raw = bytearray(booster.save_raw("ubj"))
-    with tarfile.open(root / "model" / "model.tar.gz", "w:gz") as archive:
-        info = tarfile.TarInfo("xgboost-model")
-        info.size = len(raw)
-        archive.addfile(info, io.BytesIO(bytes(raw)))
     np.savetxt(root / "test" / "part-0.csv", np.column_stack([labels, features]), delimiter=",")
+    (root / "predictions" / "part-0.csv.out").write_text("".join(f"{score:.6f}\n" for score in scores))
     script = root / "code" / "evaluate.py"
     shutil.copy(Path(__file__).resolve().parent.parent / "jobs" / "evaluation" / "evaluate.py", script)
 
@@ -272,9 +264,12 @@ def test_main_writes_the_multiclass_section(tmp_path, monkeypatch: pytest.Monkey
 
     (tmp_path / "test").mkdir()
     np.savetxt(tmp_path / "test" / "part-0.csv", np.column_stack([MULTI_LABELS, np.zeros((9, 2))]), delimiter=",")
-    monkeypatch.setattr(evaluate, "_predict", lambda model_dir, features: np.array(MULTI_SCORES))
+    (tmp_path / "predictions").mkdir()
+    # the transform's two forms: the built-in XGBoost's "[a, b, c]", scikit-learn's CSV "a,b,c"
+    (tmp_path / "predictions" / "part-0.csv.out").write_text("".join(
+        (str(row) if i % 2 else ",".join(map(str, row))) + "\n" for i, row in enumerate(MULTI_SCORES)))
     evaluate.main(["--problem-type", "multiclass_classification", "--test-dir", str(tmp_path / "test"),
-                   "--output-dir", str(tmp_path / "evaluation"), "--model-dir", str(tmp_path)])
+                   "--output-dir", str(tmp_path / "evaluation"), "--predictions-dir", str(tmp_path / "predictions")])
     report = json.loads((tmp_path / "evaluation" / "evaluation.json").read_text())
     assert report["multiclass_classification_metrics"]["accuracy"]["value"] == pytest.approx(6 / 9)
 
@@ -311,35 +306,48 @@ def test_regression_refuses_non_finite_values() -> None:
         regression_report([1.0, 2.0], [1.0, float("inf")])
 
 
-def _processing_root(tmp_path, test_rows: np.ndarray, features: int):  # noqa: ANN202
-    import io
-    import tarfile
-
-    import xgboost
-
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(100, features))
-    booster = xgboost.train({"objective": "binary:logistic", "verbosity": 0},
-                            xgboost.DMatrix(x, label=(x[:, 0] > 0).astype(float)), num_boost_round=3)
-    for name in ("model", "test"):
+def _processing_root(tmp_path, test_rows: np.ndarray, answers: str):  # noqa: ANN202
+    for name in ("predictions", "test"):
         (tmp_path / name).mkdir()
-    raw = bytes(booster.save_raw("ubj"))
-    with tarfile.open(tmp_path / "model" / "model.tar.gz", "w:gz") as archive:
-        info = tarfile.TarInfo("xgboost-model")
-        info.size = len(raw)
-        archive.addfile(info, io.BytesIO(raw))
     np.savetxt(tmp_path / "test" / "part.csv", test_rows, delimiter=",")
-    return ["--model-dir", str(tmp_path / "model"), "--test-dir", str(tmp_path / "test"),
+    (tmp_path / "predictions" / "part.csv.out").write_text(answers)
+    return ["--predictions-dir", str(tmp_path / "predictions"), "--test-dir", str(tmp_path / "test"),
             "--output-dir", str(tmp_path / "out")]
 
 
-@pytest.mark.parametrize(("columns", "message"), [(3, "trained on 4: a column is missing or extra"),
-                                                   (5, "trained on 4: a column is missing or extra")])
-def test_a_feature_count_other_than_the_models_is_refused(tmp_path, columns: int, message: str) -> None:
+@pytest.mark.parametrize(("answers", "problem_type", "message"), [
+    ("0.1\n0.2\n", "regression", "part.csv: 3 test rows but 2 predictions in part.csv.out"),
+    ("0.1\n0.2\n0.3\n0.4\n", "regression", "part.csv: 3 test rows but 4 predictions"),
+    ("0.1\n0.2\nnan-ish\n", "regression", "part.csv.out: a line is not a number or a list of numbers"),
+    ("0.1,0.9\n0.2\n0.3\n", "binary_classification", "predictions have [1, 2] values per row"),
+    ("0.1,0.8,0.1\n0.2,0.7,0.1\n0.3,0.3,0.4\n", "binary_classification", "expects one prediction per row (got 3)"),
+])
+def test_predictions_that_do_not_fit_the_test_split_are_refused(tmp_path, answers: str, problem_type: str,
+                                                                message: str) -> None:
     from jobs.evaluation import evaluate
 
-    rows = np.column_stack([np.ones(10), np.random.default_rng(1).normal(size=(10, columns))])
-    arguments = _processing_root(tmp_path, rows, features=4)
-    with pytest.raises(ValueError, match=message):
-        evaluate.main(["--problem-type", "regression", *arguments])
+    rows = np.column_stack([np.ones(3), np.random.default_rng(1).normal(size=(3, 4))])
+    arguments = _processing_root(tmp_path, rows, answers)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        evaluate.main(["--problem-type", problem_type, *arguments])
     assert not (tmp_path / "out" / "evaluation.json").exists()
+
+
+def test_a_test_file_without_predictions_is_refused(tmp_path) -> None:
+    from jobs.evaluation import evaluate
+
+    arguments = _processing_root(tmp_path, np.ones((3, 2)), "1\n1\n1\n")
+    (tmp_path / "predictions" / "part.csv.out").unlink()
+    with pytest.raises(FileNotFoundError, match="no predictions for part.csv"):
+        evaluate.main(["--problem-type", "regression", *arguments])
+
+
+def test_binary_probability_pairs_score_the_positive_class(tmp_path) -> None:
+    """scikit-learn's predict_proba answers two probabilities per row: the second is the positive class's."""
+    from jobs.evaluation import evaluate
+
+    labels = np.array([0, 1, 1, 0])
+    arguments = _processing_root(tmp_path, np.column_stack([labels, np.zeros((4, 2))]),
+                                 "0.9,0.1\n0.2,0.8\n0.4,0.6\n0.7,0.3\n")
+    report = evaluate.main(["--problem-type", "binary_classification", *arguments])
+    assert report["binary_classification_metrics"]["accuracy"]["value"] == 1.0

@@ -14,8 +14,8 @@ from tools.offline.runner import OfflineStage
 
 DEV_ENDPOINT = "mlops-demo-dev-endpoint"
 HAPPY_PATH = [
-    "Start run", "Prepare run", "Prepare data", "Tune hyperparameters?", "Train model", "Evaluate on test split",
-    "Check metric gate",
+    "Start run", "Prepare run", "Prepare data", "Tune hyperparameters?", "Train model", "Create candidate model",
+    "Predict test split", "Delete candidate model", "Evaluate on test split", "Check metric gate",
     "Metric gate passed?", "Register model version", "Create model", "Deployment mode?", "Create endpoint config",
     "Use real-time endpoint", "Check endpoint", "Deregister autoscaling first?",
     "Endpoint exists?", "Create endpoint", "Start waiting", "Wait for endpoint", "Describe endpoint",

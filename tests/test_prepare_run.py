@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 import boto3
 import pytest
@@ -158,6 +160,38 @@ def test_multiclass_num_class_must_match_the_dataset() -> None:
         _run({"hyperparameters": {"num_class": 4}}, defaults=multiclass)
 
 
+SCRIPT_DEFAULTS = {"algorithm": "script", "hyperparameters": {"C": "1.0", "max_iter": "1000"},
+                   "tuned_hyperparameters": ["C"],
+                   "framework_hyperparameters": {"sagemaker_program": '"train.py"',
+                                                 "sagemaker_submit_directory": '"s3://assets/code.tar.gz"'}}
+
+
+def test_a_script_model_takes_the_names_it_declares_and_keeps_the_framework_entries() -> None:
+    run = _run({"hyperparameters": {"C": 0.5, "max_iter": 200}}, defaults=SCRIPT_DEFAULTS)
+    assert run["hyperparameters"] == {"C": "0.5", "max_iter": "200", "sagemaker_program": '"train.py"',
+                                      "sagemaker_submit_directory": '"s3://assets/code.tar.gz"'}
+    # a tuning job keeps the framework's entries fixed and searches C
+    assert set(run["static_hyperparameters"]) == {"max_iter", "sagemaker_program", "sagemaker_submit_directory"}
+
+
+@pytest.mark.parametrize(("hyperparameters", "message"), [
+    ({"c": 0.5}, "input.hyperparameters.c: not a hyperparameter of the stage's training script; allowed: C, max_iter"),
+    ({"sagemaker_program": "other.py"}, "input.hyperparameters.sagemaker_program: not a hyperparameter"),
+    ({"C": [1, 2]}, "input.hyperparameters.C: must be a string or a number"),
+    ({"C": True}, "input.hyperparameters.C: must be a string or a number"),
+])
+def test_a_script_model_refuses_names_its_script_does_not_declare(hyperparameters: dict, message: str) -> None:
+    with pytest.raises(prepare.InvalidExecutionInput, match=re.escape(message)):
+        _run({"hyperparameters": hyperparameters}, defaults=SCRIPT_DEFAULTS)
+
+
+def test_the_run_names_its_candidate_model_and_prediction_job() -> None:
+    run = _run()
+    assert run["names"]["candidate"].startswith(f"{DEFAULTS['stem']}-model-candidate-")  # under the model-* grant
+    assert run["names"]["predict"].startswith(f"{DEFAULTS['stem']}-predict-")
+    assert run["s3"]["predictions"].endswith("/predictions/")
+
+
 def test_malformed_state_payload_is_a_bug_not_user_error() -> None:
     event = _event()
     event.pop("defaults")
@@ -221,4 +255,5 @@ def test_published_input_schema_is_current() -> None:
 
     published = json.loads((Path(__file__).resolve().parent.parent / "docs" / "execution-input.schema.json").read_text())
     assert published == prepare.input_schema()
-    assert "max_depth" in published["properties"]["hyperparameters"]["propertyNames"]["enum"]
+    # names depend on the stage's algorithm (XGBoost's table, or what a script declares): checked at run time
+    assert "script model" in published["properties"]["hyperparameters"]["description"]

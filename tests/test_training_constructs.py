@@ -8,6 +8,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk.assertions import Match, Template
 
 from mlops.constructs.monitoring.backend import ModelMonitorBackend, OpenSourceBackend
+from mlops.constructs.training.algorithm import Algorithm, algorithm
 from mlops.constructs.training.deployment import Deployment, check_endpoint_function
 from mlops.constructs.training.endpoint import Endpoints, autoscaling_caller_statements, rollback_alarms, scale_to_zero
 from mlops.constructs.training.evaluation import Evaluation, evaluation_script, metric_gate_function
@@ -19,17 +20,34 @@ from mlops.images import ImageMapping
 from tests.constructs_harness import PREFIX, actions, bare_stage, definition, dev_config, fail_state, machine, statements
 
 IMAGE = "123.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+XGBOOST = Algorithm(image_uri=IMAGE, repository="sagemaker-xgboost", description="Built-in XGBoost 1.7-1")
+SCRIPT = Algorithm(
+    image_uri="123.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3",
+    repository="sagemaker-scikit-learn", description="models/wine_sklearn/train.py on scikit-learn 1.9-0",
+    metric_definitions=[{"Name": "validation:accuracy", "Regex": "validation:accuracy=([0-9.]+)"}],
+    framework_hyperparameters={"sagemaker_program": '"train.py"'},
+    environment={"SAGEMAKER_PROGRAM": "train.py", "SAGEMAKER_SUBMIT_DIRECTORY": "s3://assets/code.tar.gz"})
 
 
-def _build(*, spot: bool, tuning: bool) -> dict:
+def _build(*, spot: bool, tuning: bool, algorithm: Algorithm = XGBOOST) -> dict:
     stack, resources = bare_stage()
     config = dev_config()
     training = config.training.model_copy(update={"use_spot_instances": spot})
     build = ModelBuild(stack, prefix=PREFIX, training=training, tuning=config.pipeline.tuning if tuning else None,
-                       image_uri=IMAGE, role_arn="arn:aws:iam::123456789012:role/sm", key_arn="arn:key",
+                       algorithm=algorithm, role_arn="arn:aws:iam::123456789012:role/sm", key_arn="arn:key",
                        tags=resources.tag_list, on_failure=fail_state(stack))
     machine(stack, build.start)
     return definition(Template.from_stack(stack))["States"]
+
+
+def test_a_script_model_trains_in_its_framework_image_with_its_metric_definitions() -> None:
+    states = _build(spot=False, tuning=True, algorithm=SCRIPT)
+    specification = states["Train model"]["Parameters"]["AlgorithmSpecification"]
+    assert specification == {"TrainingImage": SCRIPT.image_uri, "TrainingInputMode": "File",
+                             "MetricDefinitions": SCRIPT.metric_definitions}
+    # tuning jobs read the same metrics from the same image
+    assert states["Tune hyperparameters"]["Parameters"]["TrainingJobDefinition"]["AlgorithmSpecification"] == specification
+    assert "MetricDefinitions" not in _build(spot=False, tuning=False)["Train model"]["Parameters"]["AlgorithmSpecification"]
 
 
 def test_model_build_tags_its_jobs_with_the_stage_tags() -> None:
@@ -71,10 +89,23 @@ def test_evaluation_gates_on_thresholds_and_the_gate_reads_only_its_group() -> N
     gate = metric_gate_function(stack, resources=resources, group=f"{PREFIX}-models")
     script = evaluation_script(stack)
     evaluation = Evaluation(stack, resources=resources, pipeline=config.pipeline, script=script, image_uri=IMAGE,
-                            role_arn="arn:role", gate=gate, group=f"{PREFIX}-models", on_failure=fail_state(stack))
+                            algorithm=SCRIPT, role_arn="arn:role", gate=gate, group=f"{PREFIX}-models",
+                            on_failure=fail_state(stack))
     machine(stack, evaluation.passed(sfn.Succeed(stack, "Registered")))
     template = Template.from_stack(stack)
     states = definition(template)["States"]
+    # the model predicts the test split in the container that will serve it; evaluation scores predictions
+    candidate = states["Create candidate model"]["Parameters"]
+    assert candidate["PrimaryContainer"] == {"Image": SCRIPT.image_uri, "ModelDataUrl.$": "$.training.model_data",
+                                             "Environment": SCRIPT.environment}
+    assert states["Create candidate model"]["Next"] == "Predict test split"
+    transform = states["Predict test split"]["Parameters"]
+    assert transform["DataProcessing"] == {"InputFilter": "$[1:]", "JoinSource": "None", "OutputFilter": "$"}
+    assert transform["TransformInput"]["SplitType"] == "Line" and transform["TransformOutput"]["AssembleWith"] == "Line"
+    assert states["Predict test split"]["Next"] == "Delete candidate model"
+    assert states["Delete candidate model"]["Next"] == "Evaluate on test split"
+    inputs = {i["InputName"]: i["S3Input"] for i in states["Evaluate on test split"]["Parameters"]["ProcessingInputs"]}
+    assert set(inputs) == {"code", "predictions", "test"} and inputs["predictions"]["S3Uri.$"] == "$.predictions.output"
     assert states["Evaluate on test split"]["Next"] == "Check metric gate"
     assert states["Metric gate passed?"]["Default"] == "Notify gate failed"
     assert states["Metric gate failed"] == {"Type": "Fail", "Error": "MetricGateFailed", "CausePath": "$.gate.summary"}
@@ -92,7 +123,7 @@ def test_registration_waits_for_the_registry_only_with_manual_approval(manual: b
     pipeline = config.pipeline.model_copy(update={"manual_approval": manual})
     approval = approval_function(stack, resources=resources, group=f"{PREFIX}-models") if manual else None
     registration = Registration(stack, resources=resources, pipeline=pipeline, deployment=config.deployment,
-                                image_uri=IMAGE, group=f"{PREFIX}-models", approval=approval, on_failure=fail_state(stack))
+                                algorithm=XGBOOST, group=f"{PREFIX}-models", approval=approval, on_failure=fail_state(stack))
     machine(stack, registration.then(sfn.Succeed(stack, "Deploy")))
     if manual:
         registration.approval_rule(f"{PREFIX}-training")
@@ -114,6 +145,20 @@ def test_registration_waits_for_the_registry_only_with_manual_approval(manual: b
         template.has_resource_properties("AWS::SQS::Queue", {"KmsMasterKeyId": Match.any_value()})
 
 
+def test_a_script_model_version_carries_its_serving_environment() -> None:
+    """A version deployed from the registry serves with the script's handlers: the package's
+    container holds SAGEMAKER_PROGRAM and SAGEMAKER_SUBMIT_DIRECTORY (CreateModel from a package
+    copies its container)."""
+    stack, resources = bare_stage()
+    config = dev_config()
+    registration = Registration(stack, resources=resources, pipeline=config.pipeline, deployment=config.deployment,
+                                algorithm=SCRIPT, group=f"{PREFIX}-models", approval=None, on_failure=fail_state(stack))
+    machine(stack, registration.then(sfn.Succeed(stack, "Deploy")))
+    register = definition(Template.from_stack(stack))["States"]["Register model version"]["Parameters"]
+    assert register["InferenceSpecification"]["Containers"] == [
+        {"Image": SCRIPT.image_uri, "ModelDataUrl.$": "$.training.model_data", "Environment": SCRIPT.environment}]
+
+
 def _deployment(*, monitored: bool = False, deployment: dict | None = None) -> tuple[Template, dict]:
     stack, resources = bare_stage()
     config = dev_config()
@@ -121,7 +166,7 @@ def _deployment(*, monitored: bool = False, deployment: dict | None = None) -> t
         config = config.model_validate({**config.model_dump(), "deployment": {
             **config.deployment.model_dump(exclude={"traffic_shifting"}), **deployment}})
     endpoints = Endpoints.of(PREFIX)
-    role = execution_role(stack, resources=resources, dataset="breast_cancer", scripts=[])
+    role = execution_role(stack, resources=resources, dataset="breast_cancer", scripts=[], repositories=["sagemaker-xgboost"])
     alarms = rollback_alarms(stack, prefix=PREFIX, endpoint=endpoints.realtime)
     deployment = Deployment(stack, resources=resources, deployment=config.deployment, endpoints=endpoints, role=role,
                             async_topics={"success": resources.topic, "error": resources.topic}, rollback_alarms=alarms,
@@ -175,7 +220,8 @@ def test_endpoint_autoscaling_and_the_permissions_application_auto_scaling_check
 
 def test_execution_role_serves_as_sagemaker_acts_for_the_model() -> None:
     stack, resources = bare_stage()
-    role = execution_role(stack, resources=resources, dataset="breast_cancer", scripts=[evaluation_script(stack)])
+    role = execution_role(stack, resources=resources, dataset="breast_cancer", scripts=[evaluation_script(stack)],
+                          repositories=["sagemaker-xgboost"])
     grant_serving(role, resources=resources, async_topics=[resources.topic], batch_input_prefix=None)
     granted = statements(Template.from_stack(stack), "SageMakerRole")
     puts = [str(s["Resource"]) for s in granted if "s3:PutObject" in s["Action"]]
@@ -196,7 +242,8 @@ def test_training_pipeline_alone_chains_its_phases(backend_class) -> None:  # no
     backend.bind(images, resources)
     pipeline = TrainingPipeline(stack, "Training", resources=resources, backend=backend, pipeline=config.pipeline,
                                 training=config.training, deployment=config.deployment, data_machine=data_machine,
-                                image_uri=images.uri("xgboost"), raw_prefix="sample/", group=f"{PREFIX}-models")
+                                algorithm=algorithm(stack, config.pipeline, images),
+                                evaluation_image_uri=images.uri("xgboost"), raw_prefix="sample/", group=f"{PREFIX}-models")
     template = Template.from_stack(stack)
     template.has_resource_properties("AWS::StepFunctions::StateMachine", {"StateMachineName": f"{PREFIX}-training",
                                                                           "TracingConfiguration": {"Enabled": True}})

@@ -1,17 +1,25 @@
 #!/usr/bin/env python3
 """Evaluate a trained model on the held-out test split (SageMaker Processing job script).
 
-Self-contained: SageMaker uploads this one file and runs it in the XGBoost framework image,
-which ships xgboost, numpy, pandas and scikit-learn. The processing contract:
+The model is never loaded here: it predicted the test split itself, in a batch transform with
+the container that serves it, so every algorithm (built-in, script, container) is scored the
+same way. Self-contained: SageMaker uploads this one file and runs it in an image with numpy
+and scikit-learn (the XGBoost framework image). The processing contract:
 
-    /opt/ml/processing/model/model.tar.gz   the training job's artifact (holds `xgboost-model`)
-    /opt/ml/processing/test/*.csv           test split: label first, no header
-    /opt/ml/processing/evaluation/          evaluation.json is written here
+    /opt/ml/processing/test/<file>.csv              test split: label first, no header
+    /opt/ml/processing/predictions/<file>.csv.out   the transform's answers, one line per row, in
+                                                    order: a number (a score, a class index, a
+                                                    value), or a vector of class scores as
+                                                    `0.1,0.7,0.2` or `[0.1, 0.7, 0.2]`
+    /opt/ml/processing/evaluation/                  evaluation.json is written here
 
 ``evaluation.json`` follows SageMaker's model-quality metrics layout
 (``binary_classification_metrics`` / ``multiclass_classification_metrics`` / ``regression_metrics``,
 each metric a ``{"value", "standard_deviation"}`` pair), which the Model Registry's ``ModelMetrics``
 references and Studio renders. Standard deviations come from a seeded bootstrap.
+
+Binary classification: one score per row (the positive class's probability), or a vector of two
+class probabilities (scikit-learn's ``predict_proba``; the second is the positive class's).
 
 Multiclass classification: labels are class indices 0, 1, ..., K-1. A prediction is either a class
 index per row (XGBoost's ``multi:softmax``) or a vector of K per-class scores per row
@@ -31,8 +39,6 @@ import glob
 import json
 import math
 import os
-import tarfile
-import tempfile
 from typing import Any
 
 import numpy as np
@@ -296,50 +302,68 @@ def flat_metrics(report: dict[str, Any]) -> dict[str, float]:
 # ---------------------------------------------------------------------------
 
 
-def _load_test_split(test_dir: str) -> tuple[np.ndarray, np.ndarray]:
-    files = sorted(glob.glob(os.path.join(test_dir, "*.csv")))
+def _load_csv(path: str) -> np.ndarray:
+    try:
+        return np.loadtxt(path, delimiter=",", ndmin=2)
+    except ValueError as error:  # a header, a text cell, a ragged row
+        raise ValueError(f"{os.path.basename(path)}: {str(error).splitlines()[0]}") from None
+
+
+def _prediction_lines(path: str) -> list[list[float]]:
+    """One list of numbers per line of a transform output (``0.3``, ``0.1,0.9`` or ``[0.1, 0.9]``)."""
+    with open(path, encoding="utf-8") as handle:
+        lines = handle.read().rstrip("\n").split("\n")
+    try:
+        return [[float(part) for part in line.strip().strip("[]").split(",")] for line in lines]
+    except ValueError:
+        raise ValueError(f"{os.path.basename(path)}: a line is not a number or a list of numbers") from None
+
+
+def load_predictions(test_dir: str, predictions_dir: str) -> tuple[np.ndarray, list[list[float]]]:
+    """The labels of every test file and the predictions for its rows (``<file>.out``), in order."""
+    files = sorted(glob.glob(os.path.join(test_dir, "**", "*.csv"), recursive=True))
     if not files:
         raise FileNotFoundError(f"no .csv files in {test_dir}")
-    tables = []
+    labels, predictions = [], []
     for path in files:
-        try:
-            tables.append(np.loadtxt(path, delimiter=",", ndmin=2))
-        except ValueError as error:  # a header, a text cell, a ragged row
-            raise ValueError(f"{os.path.basename(path)}: {str(error).splitlines()[0]}") from None
-    table = np.vstack(tables)
-    return table[:, 0], table[:, 1:]
+        relative = os.path.relpath(path, test_dir)
+        answers = os.path.join(predictions_dir, f"{relative}.out")
+        if not os.path.exists(answers):
+            raise FileNotFoundError(f"no predictions for {relative}: {relative}.out is missing from the transform output")
+        table, lines = _load_csv(path), _prediction_lines(answers)
+        if len(lines) != len(table):
+            raise ValueError(f"{relative}: {len(table)} test rows but {len(lines)} predictions in {relative}.out")
+        labels.append(table[:, 0])
+        predictions.extend(lines)
+    return np.concatenate(labels), predictions
 
 
-def _predict(model_dir: str, features: np.ndarray) -> np.ndarray:
-    import xgboost  # in the XGBoost framework image; imported here so metric code needs no xgboost
-
-    with tempfile.TemporaryDirectory() as scratch:
-        with tarfile.open(os.path.join(model_dir, "model.tar.gz")) as archive:
-            # filter="data" refuses path traversal; older Pythons in job images lack the parameter
-            if hasattr(tarfile, "data_filter"):
-                archive.extractall(scratch, filter="data")
-            else:
-                archive.extractall(scratch)  # noqa: S202 - artifact written by our own training job
-        booster = xgboost.Booster()
-        booster.load_model(os.path.join(scratch, "xgboost-model"))
-    expected = booster.num_features()
-    if features.shape[1] != expected:
-        raise ValueError(f"the test split has {features.shape[1]} feature columns after the label, the model was "
-                         f"trained on {expected}: a column is missing or extra")
-    return booster.predict(xgboost.DMatrix(features))
+def _shaped(predictions: list[list[float]], problem_type: str) -> np.ndarray:
+    """Scores (binary), class indices or score vectors (multiclass), values (regression)."""
+    widths = {len(row) for row in predictions}
+    if len(widths) != 1:
+        raise ValueError(f"predictions have {sorted(widths)} values per row; one width for every row is expected")
+    table = np.asarray(predictions, dtype=float)
+    if problem_type == "multiclass_classification":
+        return table[:, 0] if table.shape[1] == 1 else table
+    if table.shape[1] == 1:
+        return table[:, 0]
+    if problem_type == "binary_classification" and table.shape[1] == 2:
+        return table[:, 1]  # the positive class's probability
+    raise ValueError(f"{problem_type.replace('_', ' ')} expects one prediction per row (got {table.shape[1]})")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problem-type", choices=PROBLEM_TYPES, required=True)
     parser.add_argument("--threshold", type=float, default=0.5, help="positive-class score cut-off")
-    parser.add_argument("--model-dir", default=f"{PROCESSING_ROOT}/model")
+    parser.add_argument("--predictions-dir", default=f"{PROCESSING_ROOT}/predictions")
     parser.add_argument("--test-dir", default=f"{PROCESSING_ROOT}/test")
     parser.add_argument("--output-dir", default=f"{PROCESSING_ROOT}/evaluation")
     args = parser.parse_args(argv)
 
-    labels, features = _load_test_split(args.test_dir)
-    predictions = _predict(args.model_dir, features)
+    labels, lines = load_predictions(args.test_dir, args.predictions_dir)
+    predictions = _shaped(lines, args.problem_type)
     if args.problem_type == "binary_classification":
         report = classification_report(labels, predictions, args.threshold)
     elif args.problem_type == "multiclass_classification":

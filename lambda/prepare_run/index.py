@@ -77,10 +77,10 @@ class RunInput(_Strict):
 
     hyperparameters: dict[str, Any] = Field(  # values checked against the table in prepare_run
         default_factory=dict,
-        description="Built-in XGBoost hyperparameters overriding the stage's pipeline.hyperparameters "
-                    "(types and ranges of the SageMaker XGBoost hyperparameter table; numbers or strings that read as them)",
-        json_schema_extra={"propertyNames": {"enum": sorted(XGBOOST_HYPERPARAMETERS)},
-                           "additionalProperties": {"type": ["string", "number"]}},
+        description="Hyperparameters overriding the stage's pipeline.hyperparameters: for the built-in XGBoost, "
+                    "names, types and ranges of the SageMaker XGBoost hyperparameter table (numbers or strings that "
+                    "read as them); for a script model, the names the stage declares",
+        json_schema_extra={"additionalProperties": {"type": ["string", "number"]}},
     )
     tuning: bool | None = Field(default=None, description="Run hyperparameter tuning (only where the stage configures it)")
     deployment_mode: Literal[DEPLOYMENT_MODES] | None = Field(  # type: ignore[valid-type]
@@ -104,6 +104,8 @@ class RunDefaults(_Strict):
     classes: int | None = Field(default=None, ge=2)  # the label's number of classes (classification)
     label: str
     hyperparameters: dict[str, str]
+    algorithm: Literal["xgboost", "script"] = "xgboost"
+    framework_hyperparameters: dict[str, str] = Field(default_factory=dict)  # a script's sagemaker_program & co.
     tuning: bool
     tuning_available: bool = False
     tuned_hyperparameters: list[str] = Field(default_factory=list)
@@ -176,9 +178,30 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(problems)
 
 
+def _script_hyperparameters(given: dict[str, Any], defaults: RunDefaults) -> dict[str, str]:
+    """A script model's: the input may override the names the stage declares (the script reads
+    them as command-line options; a name it does not know would fail the job), as strings;
+    then the framework's own (``sagemaker_program`` & co.), which the input cannot change."""
+    declared = sorted(set(defaults.hyperparameters) | set(defaults.tuned_hyperparameters))
+    problems, checked = [], {}
+    for name, value in given.items():
+        if name not in declared:
+            problems.append(f"input.hyperparameters.{name}: not a hyperparameter of the stage's training script; "
+                            f"allowed: {', '.join(declared)}")
+        elif isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            problems.append(f"input.hyperparameters.{name}: must be a string or a number (got {value!r})")
+        else:
+            checked[name] = value if isinstance(value, str) else format(value, "g") if isinstance(value, float) else str(value)
+    if problems:
+        raise InvalidExecutionInput("; ".join(problems))
+    return {**defaults.hyperparameters, **checked, **defaults.framework_hyperparameters}
+
+
 def _hyperparameters(given: dict[str, Any], defaults: RunDefaults) -> dict[str, str]:
     """The stage's hyperparameters with the input's on top, each checked against the XGBoost
     table (name, type, range) and the whole set against the dataset's problem type."""
+    if defaults.algorithm == "script":
+        return _script_hyperparameters(given, defaults)
     problems, checked = [], {}
     for name, value in given.items():
         try:
@@ -218,8 +241,9 @@ def prepare_run(event: Event) -> dict[str, Any]:
     run_id = hashlib.sha256(execution.id.encode()).hexdigest()[:HASH_LENGTH]
     names = {
         kind: derive_name(kind, defaults.stem, execution)
-        for kind in ("data", "train", "eval", "model", "config", "transform", "baseline", "run")
+        for kind in ("data", "train", "eval", "model", "config", "transform", "baseline", "run", "predict")
     }
+    names["candidate"] = derive_name("model-candidate", defaults.stem, execution)  # predicts the test split
     names["tune"] = derive_name("hpo", defaults.tuning_stem or defaults.stem, execution, limit=TUNING_NAME_LIMIT)
     names["endpoint"] = f"{defaults.stem}-endpoint"  # stable: updates target the serving endpoint
     names["experiment"] = defaults.experiment
@@ -246,6 +270,7 @@ def prepare_run(event: Event) -> dict[str, Any]:
             "test": f"{curated}/test/",
             "output": f"{artifacts}/model/",
             "checkpoints": f"{artifacts}/checkpoints/",
+            "predictions": f"{artifacts}/predictions/",  # the candidate model's answers for the test split
             "evaluation": f"{artifacts}/evaluation/",
             "transform_output": f"{artifacts}/transform/",
             "baseline": f"{artifacts}/baseline/",  # Model Monitor's suggested statistics and constraints

@@ -16,6 +16,7 @@ from mlops.constructs.monitoring.backend import SKLEARN_VERSION, monitoring_back
 from mlops.constructs.pipeline_function import powertools_layer
 from mlops.constructs.resources import ZONES, StageResources, log_retention
 from mlops.constructs.sample_data import SAMPLE_PREFIX
+from mlops.constructs.training.algorithm import algorithm
 from mlops.constructs.training.pipeline import TrainingPipeline
 from mlops.images import ImageMapping
 from mlops.nag import acknowledge
@@ -38,6 +39,8 @@ class PipelineStack(cdk.Stack):
         images = ImageMapping(self, "Images", images={
             "xgboost": ("xgboost", config.pipeline.xgboost_version),
             "sklearn": ("sklearn", SKLEARN_VERSION, "cpu", "py3"),
+            **({"script": ("sklearn", config.pipeline.script.framework_version, "cpu", "py3")}
+               if config.pipeline.script else {}),
             **backend.images(),
         })
         resources = self._resources(config, operations)
@@ -51,7 +54,8 @@ class PipelineStack(cdk.Stack):
             timeout_hours=pipeline.execution_timeout_hours)
         self.training = TrainingPipeline(
             self, "Training", resources=resources, backend=backend, pipeline=pipeline, training=config.training,
-            deployment=config.deployment, data_machine=self.data.state_machine, image_uri=images.uri("xgboost"),
+            deployment=config.deployment, data_machine=self.data.state_machine,
+            algorithm=algorithm(self, pipeline, images), evaluation_image_uri=images.uri("xgboost"),
             raw_prefix=SAMPLE_PREFIX, group=group)
         self.monitoring = Monitoring(
             self, "Monitoring", resources=resources, backend=backend, monitoring=config.monitoring,

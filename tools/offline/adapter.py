@@ -381,6 +381,11 @@ def _record_job_outcome(service: str, action: str, parameters: dict, response: d
             job.training_job_status, job.failure_reason = "Failed", failure
         if outcome.get("hyperparameters"):
             job.hyper_parameters = outcome["hyperparameters"]
+        # moto replaces the request's MetricDefinitions with a canned "test:dcg" and reports a canned
+        # "train:progress"; SageMaker keeps the request's and reports each metric's last value
+        job.algorithm_specification = dict(parameters["AlgorithmSpecification"])
+        job.final_metric_data_list = [{"MetricName": name, "Value": float(value), "Timestamp": job.training_end_time}
+                                      for name, value in outcome.get("metrics", {}).items()]
     elif action == "create_processing_job":
         job = backend.processing_jobs[parameters["ProcessingJobName"]]
         if failure:

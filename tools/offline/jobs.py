@@ -1,9 +1,26 @@
 """The real work behind SageMaker jobs in offline runs.
 
-* Training with the built-in XGBoost algorithm: the ``xgboost`` package trains on the same
-  channels (CSV, label first, no header, read from the emulated S3) with the request's
-  hyperparameters, and ``model.tar.gz`` (holding ``xgboost-model``) lands where SageMaker
-  would put it: ``<S3OutputPath>/<job name>/output/model.tar.gz``.
+* Training (``train``) takes one of two paths, as the request says:
+
+  - the built-in XGBoost algorithm (``train_xgboost``): the ``xgboost`` package trains on the
+    same channels (CSV, label first, no header, read from the emulated S3) with the request's
+    hyperparameters, and ``model.tar.gz`` (holding ``xgboost-model``) lands where SageMaker
+    would put it: ``<S3OutputPath>/<job name>/output/model.tar.gz``;
+  - script mode (``train_script``), when the hyperparameters hold the SageMaker Python SDK's
+    ``sagemaker_program``: the channels and the ``sagemaker_submit_directory`` tarball come
+    from the emulated S3, ``script_mode.run_training`` runs the user's script under the
+    training toolkit's contract, and the model directory is packed into ``model.tar.gz`` at
+    the same place (its files at the archive root, as SageMaker packs ``/opt/ml/model``).
+    Its metrics (SageMaker's FinalMetricDataList) are the last values the request's
+    MetricDefinitions find in the script's log.
+
+  Both return ``{"hyperparameters", "metrics"}`` or ``{"failure"}``. Tuning (``run_tuning``)
+  trains each of its jobs through the same dispatch.
+* Serving (``load_predictor``): a model is loaded once, as its container would load it, into
+  a ``Predictor`` that endpoints (``service_rules``) and batch transform (``run_transform``)
+  ask for predictions: the built-in XGBoost's booster, or a script model served by the
+  scikit-learn container's handlers (``script_mode.ScriptModel``) when its container
+  Environment holds ``SAGEMAKER_PROGRAM``.
 * Processing jobs run the container entry point (the repo's script, downloaded from the
   emulated S3 like SageMaker would) as a subprocess, with ``/opt/ml/processing/...``
   mapped to a temp dir; outputs are uploaded to their S3 destinations afterwards. The
@@ -21,6 +38,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import importlib.util
 import io
@@ -33,17 +51,25 @@ import tarfile
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Protocol
 from urllib.parse import urlparse
 
 import boto3
 import numpy as np
+from botocore.exceptions import ClientError
 
+from tools.offline import script_mode
 from tools.offline.iam import Call
 
 PROCESSING_ROOT = "/opt/ml/processing"
 # Hyperparameters of the built-in algorithm that are not xgboost.train parameters.
 _NOT_PARAMS = {"num_round", "early_stopping_rounds", "csv_weights"}
+# The SageMaker Python SDK's framework hyperparameters (JSON-encoded strings) and the container
+# environment of the model it creates: their presence is what makes a request script mode.
+SCRIPT_PROGRAM, SCRIPT_SUBMIT_DIRECTORY = "sagemaker_program", "sagemaker_submit_directory"
+SERVING_PROGRAM, SERVING_SUBMIT_DIRECTORY = "SAGEMAKER_PROGRAM", "SAGEMAKER_SUBMIT_DIRECTORY"
+MODEL_ROOT = "/opt/ml/model"  # where the serving container extracts model.tar.gz
+DEFAULT_MAX_RUNTIME_SECONDS = 86400  # StoppingCondition.MaxRuntimeInSeconds: SageMaker's default, one day
 
 
 def _split(uri: str) -> tuple[str, str]:
@@ -100,6 +126,20 @@ def _read_channel(uri: str) -> tuple[np.ndarray, np.ndarray]:
     return table[:, 0], table[:, 1:]
 
 
+def is_script_training(request: Mapping[str, Any]) -> bool:
+    """A CreateTrainingJob request from a framework estimator of the SageMaker Python SDK (script
+    mode): its hyperparameters name the entry point in ``sagemaker_program``."""
+    return SCRIPT_PROGRAM in (request.get("HyperParameters") or {})
+
+
+def train(request: dict[str, Any], *, fault: str | None = None, **_: Any) -> dict[str, Any]:
+    """CreateTrainingJob offline: script mode (``train_script``) when the request is a framework
+    estimator's, else the built-in XGBoost algorithm (``train_xgboost``). Returns the job's
+    outcome: ``{"hyperparameters", "metrics"}`` or ``{"failure"}``."""
+    runner = train_script if is_script_training(request) else train_xgboost
+    return runner(request, fault=fault)
+
+
 def train_xgboost(request: dict[str, Any], *, fault: str | None = None, **_: Any) -> dict[str, Any]:
     """Train like the built-in XGBoost algorithm does, from a CreateTrainingJob request."""
     import xgboost
@@ -125,42 +165,114 @@ def train_xgboost(request: dict[str, Any], *, fault: str | None = None, **_: Any
         with warnings.catch_warnings():  # xgboost notes it picks UBJSON for extension-less names
             warnings.simplefilter("ignore", UserWarning)
             booster.save_model(str(model_file))
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-            archive.add(model_file, arcname="xgboost-model")
-    bucket, prefix = _split(request["OutputDataConfig"]["S3OutputPath"])
-    key = f"{prefix.rstrip('/')}/{request['TrainingJobName']}/output/model.tar.gz".lstrip("/")
-    boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+        _put_job_output(request, "model.tar.gz", _tar_gz(Path(scratch)))
     # final values as the algorithm emits them: "validation:auc", "train:logloss", ...
     metrics = {f"{channel}:{name}": values[-1] for channel, found in history.items() for name, values in found.items()}
     return {"hyperparameters": hyperparameters, "metrics": metrics}
 
 
+def train_script(request: dict[str, Any], *, fault: str | None = None, **_: Any) -> dict[str, Any]:
+    """A script-mode training job, as a framework container (scikit-learn) runs one: SageMaker
+    downloads the channels to ``/opt/ml/input/data/<channel>`` (File mode), the container's
+    toolkit downloads and extracts ``sagemaker_submit_directory`` and runs ``sagemaker_program``
+    with the hyperparameters; SageMaker scans the log with the MetricDefinitions' regexes, stops
+    the job after MaxRuntimeInSeconds and uploads ``/opt/ml/model`` as ``model.tar.gz`` (and a
+    non-empty ``/opt/ml/output/data`` as ``output.tar.gz``) under ``<S3OutputPath>/<job>/output/``.
+    Offline the downloads are the job role's S3 calls and the script runs in a subprocess
+    (``script_mode.run_training``)."""
+    if fault == "fail":
+        return {"failure": "AlgorithmError: injected training failure (offline scenario)"}
+    hyperparameters = dict(request["HyperParameters"])
+    decoded = script_mode.decode_hyperparameters(hyperparameters)
+    submit = str(decoded.get(SCRIPT_SUBMIT_DIRECTORY, ""))
+    if not submit.startswith("s3://"):
+        return {"failure": f"ClientError: {SCRIPT_SUBMIT_DIRECTORY} must be the S3 URI of a sourcedir.tar.gz, "
+                           f"got {submit!r}"}
+    definitions = [{"Name": d["Name"], "Regex": d["Regex"]}
+                   for d in request["AlgorithmSpecification"].get("MetricDefinitions", [])]
+    timeout = float(request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", DEFAULT_MAX_RUNTIME_SECONDS))
+    with tempfile.TemporaryDirectory(prefix="training-") as scratch:
+        root = Path(scratch)
+        try:
+            channels = _download_channels(request.get("InputDataConfig", []), root / "data")
+            source = root / "sourcedir.tar.gz"
+            source.write_bytes(_read_object(submit, f"download the source code {submit}"))
+            outcome = script_mode.run_training(source, str(decoded[SCRIPT_PROGRAM]), hyperparameters, channels,
+                                               root / "model", root / "output-data", metric_definitions=definitions,
+                                               timeout_seconds=timeout, job_name=request["TrainingJobName"])
+        except LoadFailed as error:
+            return {"failure": f"ClientError: {error}"}
+        except (ValueError, TypeError) as error:  # what CreateTrainingJob itself would have refused
+            return {"failure": f"ValidationException: {error}"}
+        if outcome.failure_reason:
+            return {"failure": outcome.failure_reason}
+        _put_job_output(request, "model.tar.gz", _tar_gz(root / "model"))
+        if any((root / "output-data").iterdir()):
+            _put_job_output(request, "output.tar.gz", _tar_gz(root / "output-data"))
+    return {"hyperparameters": hyperparameters, "metrics": outcome.metrics}
+
+
+def _download_channels(channels: list[dict[str, Any]], root: Path) -> dict[str, Path]:
+    """File-mode input: each channel's S3 prefix (or manifest) downloaded to its own directory."""
+    local = {}
+    for channel in channels:
+        source = channel["DataSource"]["S3DataSource"]
+        target = local[channel["ChannelName"]] = root / channel["ChannelName"]
+        target.mkdir(parents=True)
+        download = download_manifest if source.get("S3DataType") == "ManifestFile" else download_prefix
+        download(source["S3Uri"], target)
+    return local
+
+
+def _tar_gz(directory: Path) -> bytes:
+    """A directory's files at the root of a gzipped tar, as SageMaker packs ``/opt/ml/model``."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for path in sorted(directory.rglob("*")):
+            archive.add(path, arcname=path.relative_to(directory).as_posix(), recursive=False)
+    return buffer.getvalue()
+
+
+def _put_job_output(request: Mapping[str, Any], name: str, body: bytes) -> None:
+    """Upload a training job's ``name`` to ``<S3OutputPath>/<job name>/output/<name>``."""
+    bucket, prefix = _split(request["OutputDataConfig"]["S3OutputPath"])
+    key = f"{prefix.rstrip('/')}/{request['TrainingJobName']}/output/{name}".lstrip("/")
+    boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+
+
+def _draw(ranges: Mapping[str, list[dict[str, Any]]], rng: np.random.Generator) -> dict[str, str]:
+    """One random draw from a tuning job's ParameterRanges, as hyperparameter strings."""
+    tuned = {}
+    for r in ranges.get("ContinuousParameterRanges", []):
+        low, high = float(r["MinValue"]), float(r["MaxValue"])
+        log = r.get("ScalingType") == "Logarithmic"
+        value = float(np.exp(rng.uniform(np.log(low), np.log(high)))) if log else float(rng.uniform(low, high))
+        tuned[r["Name"]] = f"{value:.6g}"
+    for r in ranges.get("IntegerParameterRanges", []):
+        tuned[r["Name"]] = str(int(rng.integers(int(r["MinValue"]), int(r["MaxValue"]) + 1)))
+    for r in ranges.get("CategoricalParameterRanges", []):
+        tuned[r["Name"]] = str(rng.choice(r["Values"]))
+    return tuned
+
+
 def run_tuning(request: dict[str, Any], *, fault: str | None = None, **_: Any) -> dict[str, Any]:
     """Automatic model tuning, offline: ``MaxNumberOfTrainingJobs`` seeded random draws from
-    the ranges (SageMaker's Bayesian search is not reproduced), each trained for real and
-    recorded as a training job; the best by the objective metric wins."""
+    the ranges (SageMaker's Bayesian search is not reproduced), each trained for real through
+    ``train`` (built-in XGBoost or script mode: the objective is then one of the
+    MetricDefinitions) and recorded as a training job. A job that fails, or emits no objective
+    metric, does not count (its ObjectiveStatus is Failed); the best of the others by the
+    objective wins, and the tuning job fails only when none succeeded."""
     from tools.offline import adapter
 
     if fault == "fail":
         return {"failure": "No training job succeeded (injected tuning failure)"}
     config, definition = request["HyperParameterTuningJobConfig"], request["TrainingJobDefinition"]
     objective = config["HyperParameterTuningJobObjective"]
-    ranges = config["ParameterRanges"]
     rng = np.random.default_rng(0)
     sagemaker = boto3.client("sagemaker")
-    results = []
+    results, failures = [], []
     for index in range(config["ResourceLimits"]["MaxNumberOfTrainingJobs"]):
-        tuned = {}
-        for r in ranges.get("ContinuousParameterRanges", []):
-            low, high = float(r["MinValue"]), float(r["MaxValue"])
-            log = r.get("ScalingType") == "Logarithmic"
-            value = float(np.exp(rng.uniform(np.log(low), np.log(high)))) if log else float(rng.uniform(low, high))
-            tuned[r["Name"]] = f"{value:.6g}"
-        for r in ranges.get("IntegerParameterRanges", []):
-            tuned[r["Name"]] = str(int(rng.integers(int(r["MinValue"]), int(r["MaxValue"]) + 1)))
-        for r in ranges.get("CategoricalParameterRanges", []):
-            tuned[r["Name"]] = str(rng.choice(r["Values"]))
+        tuned = _draw(config["ParameterRanges"], rng)
         name = f"{request['HyperParameterTuningJobName']}-{index + 1:03d}-{rng.integers(16**8):08x}"[-63:].lstrip("-")
         job = {key: value for key, value in definition.items() if key not in ("StaticHyperParameters",)}
         job.update(TrainingJobName=name, HyperParameters={**definition.get("StaticHyperParameters", {}), **tuned})
@@ -168,11 +280,16 @@ def run_tuning(request: dict[str, Any], *, fault: str | None = None, **_: Any) -
             job["Tags"] = request["Tags"]
         with adapter.principal("sagemaker-service"):  # the tuning service starts these, not our roles
             sagemaker.create_training_job(**job)
-        outcome = train_xgboost(job)
-        value = outcome["metrics"].get(objective["MetricName"])
-        if value is None:
-            return {"failure": f"objective metric {objective['MetricName']} not emitted (have: {sorted(outcome['metrics'])})"}
+        outcome = train(job)
+        adapter._record_job_outcome("sagemaker", "create_training_job", job, {}, outcome)  # noqa: SLF001
+        value = outcome.get("metrics", {}).get(objective["MetricName"])
+        if outcome.get("failure") or value is None:
+            failures.append(f"{name}: {outcome.get('failure') or _missing_objective(objective, outcome)}")
+            continue
         results.append((value, name, tuned))
+    if not results:
+        last = f" (last: {failures[-1]})" if failures else ""
+        return {"failure": f"No training job succeeded after {len(failures)} attempts{last}"}
     pick = max if objective["Type"] == "Maximize" else min
     value, name, tuned = pick(results, key=lambda result: result[0])
     return {"best": {
@@ -181,6 +298,10 @@ def run_tuning(request: dict[str, Any], *, fault: str | None = None, **_: Any) -
                                                         "Value": float(value)},
         "ObjectiveStatus": "Succeeded",
     }}
+
+
+def _missing_objective(objective: Mapping[str, str], outcome: Mapping[str, Any]) -> str:
+    return f"objective metric {objective['MetricName']} not emitted (have: {sorted(outcome.get('metrics', {}))})"
 
 
 MODEL_MONITOR_IMAGE = "sagemaker-model-monitor-analyzer"
@@ -277,23 +398,111 @@ def run_processing(request: dict[str, Any], *, fault: str | None = None, in_proc
 
 
 def _select(values: list[str], expression: str) -> list[str]:
-    """The JSONPath subset SageMaker batch transform filters use on CSV rows:
-    ``$``, ``$[a:b]`` and ``$[i,j,...]`` (negative indexes allowed)."""
+    """The JSONPath subset SageMaker batch transform filters use on CSV rows: ``$``, ``$[a:b]``,
+    ``$[i,j,...]`` and their mix, ``$[0,5:]`` (negative indexes allowed; the DataProcessing
+    API's OutputFilter examples: "$", "$[0,5:]")."""
     if expression in ("", "$"):
         return values
-    inner = expression.removeprefix("$[").removesuffix("]")
-    if ":" in inner:
-        start, _, stop = inner.partition(":")
-        return values[int(start) if start else None:int(stop) if stop else None]
-    return [values[int(index)] for index in inner.split(",")]
+    selected: list[str] = []
+    for part in expression.removeprefix("$[").removesuffix("]").split(","):
+        if ":" in part:
+            start, _, stop = part.partition(":")
+            selected.extend(values[int(start) if start else None:int(stop) if stop else None])
+        else:
+            selected.append(values[int(part)])
+    return selected
+
+
+class LoadFailed(Exception):
+    """What a job or a serving container needs and cannot get: ``could not <what>: <detail>``
+    (an S3 object its role may not read, a model the user's code cannot load)."""
+
+    def __init__(self, what: str, detail: str) -> None:
+        super().__init__(f"could not {what}: {detail}")
+        self.what, self.detail = what, detail
+
+
+def _read_object(uri: str, what: str) -> bytes:
+    """An S3 object, read as the current principal; LoadFailed(``what``) when S3 refuses."""
+    bucket, key = _split(uri)
+    try:
+        return boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        raise LoadFailed(what, error.response["Error"]["Message"]) from None
+
+
+class Predictor(Protocol):
+    """A model loaded once, as its serving container holds it (one per endpoint variant or
+    transform job), asked for predictions on text/csv rows."""
+
+    def answer(self, body: str) -> str:
+        """The InvokeEndpoint response body for a text/csv request of one or more rows."""
+
+    def records(self, body: str) -> list[list[str]]:
+        """Batch transform: the output record of each row of a text/csv mini-batch, as its CSV values."""
+
+
+class XGBoostPredictor:
+    """The built-in XGBoost container serving ``xgboost-model`` (aws/sagemaker-xgboost-container,
+    ``algorithm_mode/serve.py``)."""
+
+    def __init__(self, booster: Any) -> None:
+        self.booster = booster
+
+    def _predict(self, body: str) -> np.ndarray:
+        import xgboost
+
+        rows = [[float(value) for value in line.split(",")] for line in body.strip().splitlines() if line.strip()]
+        return self.booster.predict(xgboost.DMatrix(np.array(rows)))
+
+    def answer(self, body: str) -> str:
+        """Every row's prediction on one line, ``",".join(map(str, preds.tolist()))``: ``0.12,0.98``
+        for scores, ``[0.1, 0.7, 0.2],[0.3, 0.3, 0.4]`` for multi:softprob's class probabilities
+        (``invocations``)."""
+        return ",".join(map(str, self._predict(body).tolist()))
+
+    def records(self, body: str) -> list[list[str]]:
+        """In batch (``SAGEMAKER_BATCH``) one prediction per line, a class-probability vector as its
+        Python list text (``"\\n".join(map(str, preds.tolist()))``): one value per record."""
+        return [[str(prediction.tolist()) if np.ndim(prediction) else f"{prediction:.6f}"]
+                for prediction in self._predict(body)]
+
+
+class ScriptPredictor:
+    """A script-mode model served by the scikit-learn container's handlers (``ScriptModel``):
+    text/csv in, the answer as ``output_fn`` encodes it for ``Accept: text/csv`` (the default
+    handler: one line per row, a probability vector as comma-separated values)."""
+
+    def __init__(self, model: script_mode.ScriptModel, workspace: tempfile.TemporaryDirectory[str]) -> None:
+        self.model = model
+        self._workspace = workspace  # the extracted model.tar.gz, kept while the model serves
+
+    def answer(self, body: str) -> str:
+        response, _ = self.model.invoke(body.encode("utf-8"), script_mode.CSV, accept=script_mode.CSV)
+        return response.decode("utf-8")
+
+    def records(self, body: str) -> list[list[str]]:
+        return [row for row in csv.reader(io.StringIO(self.answer(body))) if row]
+
+
+def is_script_container(container: Mapping[str, Any]) -> bool:
+    """A model container the SDK's framework models create: its Environment names the entry point."""
+    return SERVING_PROGRAM in (container.get("Environment") or {})
+
+
+def load_predictor(container: Mapping[str, Any]) -> Predictor:
+    """Load a CreateModel container (``Image``, ``ModelDataUrl``, ``Environment``) as its serving
+    container does at start-up, reading S3 as the current principal. Raises LoadFailed."""
+    if is_script_container(container):
+        return _load_script_model(container["ModelDataUrl"], container["Environment"])
+    return XGBoostPredictor(_load_booster(container["ModelDataUrl"]))
 
 
 def _load_booster(model_data: str):  # noqa: ANN202
     import xgboost
 
     xgboost.set_config(verbosity=0)
-    bucket, key = _split(model_data)
-    archive = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    archive = _read_object(model_data, f"download the model artifact {model_data}")
     with tempfile.TemporaryDirectory() as scratch, tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(scratch, filter="data")
         booster = xgboost.Booster()
@@ -301,43 +510,91 @@ def _load_booster(model_data: str):  # noqa: ANN202
     return booster
 
 
-def run_transform(request: dict[str, Any], *, fault: str | None = None, **_: Any) -> dict[str, Any]:
-    """Batch transform with the model's artifact (found through its model package),
-    honouring the request's DataProcessing filters and join."""
-    import xgboost
+def _load_script_model(model_data: str, environment: Mapping[str, str]) -> ScriptPredictor:
+    """The scikit-learn container's start-up: ``model.tar.gz`` extracted to ``/opt/ml/model``, the
+    code from ``SAGEMAKER_SUBMIT_DIRECTORY`` (an S3 ``sourcedir.tar.gz``, or a directory inside
+    the model such as the SDK's repacked ``/opt/ml/model/code``, the default), ``model_fn`` called
+    once. A model the code cannot load fails the container's health check."""
+    workspace = tempfile.TemporaryDirectory(prefix="script-model-")
+    model_dir = Path(workspace.name) / "model"
+    model_dir.mkdir()
+    archive = _read_object(model_data, f"download the model artifact {model_data}")
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(model_dir, filter="data")
+    submit = environment.get(SERVING_SUBMIT_DIRECTORY) or f"{MODEL_ROOT}/code"
+    if submit.startswith("s3://"):
+        source = Path(workspace.name) / "sourcedir.tar.gz"
+        source.write_bytes(_read_object(submit, f"download the source code {submit}"))
+    elif Path(submit).is_relative_to(MODEL_ROOT):
+        source = model_dir / Path(submit).relative_to(MODEL_ROOT)
+    else:
+        raise LoadFailed(f"find the source code {submit}", f"{SERVING_SUBMIT_DIRECTORY} must be an S3 URI or "
+                                                           f"under {MODEL_ROOT}")
+    program = environment[SERVING_PROGRAM]
+    try:
+        model = script_mode.ScriptModel(model_dir, source, program)
+    except Exception as error:  # noqa: BLE001 - any error loading the user's code fails the container
+        raise LoadFailed(f"load the model with {program}", f"{type(error).__name__}: {error}") from None
+    return ScriptPredictor(model, workspace)
 
-    if fault == "fail":
-        return {"failure": "ClientError: injected transform failure (offline scenario)"}
+
+def _transform_container(model_name: str) -> dict[str, Any]:
+    """The transform job's model container, through its model package when it has one."""
     from tools.offline import adapter
 
     sagemaker = boto3.client("sagemaker")
     with adapter.principal("sagemaker-service"):  # SageMaker resolves the model itself, not the execution role
-        container = sagemaker.describe_model(ModelName=request["ModelName"])["PrimaryContainer"]
-        model_data = container.get("ModelDataUrl")
-        if not model_data:
+        container = sagemaker.describe_model(ModelName=model_name)["PrimaryContainer"]
+        if container.get("ModelPackageName"):
             package = sagemaker.describe_model_package(ModelPackageName=container["ModelPackageName"])
-            model_data = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
-    booster = _load_booster(model_data)
+            container = package["InferenceSpecification"]["Containers"][0]
+    return container
+
+
+def run_transform(request: dict[str, Any], *, fault: str | None = None, **_: Any) -> dict[str, Any]:
+    """Batch transform: the model loaded once as its container would (``load_predictor``), each
+    input file sent as one text/csv mini-batch of its lines (SplitType Line, BatchStrategy
+    MultiRecord; MaxPayloadInMB is not applied), the request's DataProcessing filters and join
+    applied per record, ``<file>.out`` assembled one record per line (AssembleWith Line).
+    A script model is asked with ``Accept: text/csv`` only."""
+    if fault == "fail":
+        return {"failure": "ClientError: injected transform failure (offline scenario)"}
+    container = _transform_container(request["ModelName"])
+    if is_script_container(container):
+        formats = (request["TransformInput"].get("ContentType"), request["TransformOutput"].get("Accept"))
+        if formats != (script_mode.CSV, script_mode.CSV):
+            return {"failure": f"ClientError: offline, a script model's batch transform takes ContentType and Accept "
+                               f"text/csv only (got {formats[0]!r}, {formats[1]!r})"}
+    try:
+        predictor = load_predictor(container)
+    except LoadFailed as error:
+        return {"failure": f"ClientError: {error}"}
     processing = request.get("DataProcessing", {})
-    source = request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
-    output = request["TransformOutput"]["S3OutputPath"]
+    bucket, prefix = _split(request["TransformOutput"]["S3OutputPath"])
     s3 = boto3.client("s3")
     with tempfile.TemporaryDirectory() as scratch:
-        for path in download_prefix(source, Path(scratch)):
-            rows = [line.split(",") for line in path.read_text().splitlines() if line.strip()]
-            features = np.array([[float(v) for v in _select(row, processing.get("InputFilter", "$"))] for row in rows])
-            predictions = booster.predict(xgboost.DMatrix(features))
-            lines = []
-            for row, prediction in zip(rows, predictions):
-                # the container's batch answer: one prediction per line, a class-probability vector as
-                # its Python list text (algorithm_mode/serve.py: "\n".join(map(str, preds.tolist())))
-                answer = str(prediction.tolist()) if np.ndim(prediction) else f"{prediction:.6f}"
-                joined = row + [answer] if processing.get("JoinSource") == "Input" else [answer]
-                lines.append(",".join(_select(joined, processing.get("OutputFilter", "$"))))
-            bucket, prefix = _split(output)
+        for path in download_prefix(request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"], Path(scratch)):
+            try:
+                lines = _transform_lines(predictor, path.read_text(), processing)
+            except (ValueError, script_mode.HandlerError) as error:
+                return {"failure": f"ClientError: {path.name}: {error}"}
             key = f"{prefix.rstrip('/')}/{path.relative_to(scratch)}.out".lstrip("/")
             s3.put_object(Bucket=bucket, Key=key, Body=("\n".join(lines) + "\n").encode())
     return {}
+
+
+def _transform_lines(predictor: Predictor, text: str, processing: Mapping[str, str]) -> list[str]:
+    """One input file's output lines: InputFilter picks what the model sees, JoinSource Input
+    appends each output record's values to its input record's, OutputFilter picks what is kept."""
+    rows = [line.split(",") for line in text.splitlines() if line.strip()]
+    body = "\n".join(",".join(_select(row, processing.get("InputFilter", "$"))) for row in rows)
+    records = predictor.records(body) if rows else []
+    if processing.get("JoinSource") == "Input":
+        if len(records) != len(rows):
+            raise ValueError(f"JoinSource Input needs one output record per input record: {len(rows)} in, "
+                             f"{len(records)} out")
+        records = [row + record for row, record in zip(rows, records)]
+    return [",".join(_select(record, processing.get("OutputFilter", "$"))) for record in records]
 
 
 def _load_script(path: Path):  # noqa: ANN202

@@ -75,14 +75,10 @@ class RunResult:
 
 def _evaluate(module: Any, arguments: list[str], local: Any) -> None:
     """The evaluation script's entry point with its processing directories mapped to the job's
-    scratch directory (xgboost's notes about the artifact's file name stay in the job, as its
-    log lines would)."""
-    import xgboost
-
-    directories = {"--model-dir": "model", "--test-dir": "test", "--output-dir": "evaluation"}
-    with xgboost.config_context(verbosity=0):
-        module.main(arguments + [part for option, name in directories.items()
-                                 for part in (option, local(f"/opt/ml/processing/{name}"))])
+    scratch directory."""
+    directories = {"--predictions-dir": "predictions", "--test-dir": "test", "--output-dir": "evaluation"}
+    module.main(arguments + [part for option, name in directories.items()
+                             for part in (option, local(f"/opt/ml/processing/{name}"))])
 
 
 @dataclass
@@ -188,7 +184,7 @@ class OfflineStage:
         self.stage = stage
         self.hooks = adapter.Hooks(faults={k: list(v) for k, v in (faults or {}).items()})
         self.feature_store = jobs.FeatureStore(self.hooks.calls)
-        self.hooks.jobs.update(createTrainingJob=jobs.train_xgboost, createProcessingJob=jobs.run_processing,
+        self.hooks.jobs.update(createTrainingJob=jobs.train, createProcessingJob=jobs.run_processing,
                                createTransformJob=jobs.run_transform,
                                createHyperParameterTuningJob=jobs.run_tuning)
         self.hooks.jobs.update({"glue:startJobRun": jobs.run_glue_job, "databrew:startJobRun": jobs.run_databrew_job})
@@ -298,8 +294,10 @@ class OfflineStage:
             sqs.create_queue(QueueName=logical_id)
         self._create_alarms()
         s3.create_bucket(Bucket=ASSETS_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-        for asset in self.cdk_out.glob("asset.*.py"):  # single-file assets: the job scripts
-            s3.put_object(Bucket=ASSETS_BUCKET, Key=asset.name.removeprefix("asset."), Body=asset.read_bytes())
+        for asset in self.cdk_out.glob("asset.*"):  # single-file assets: the job scripts, script-mode code
+            if asset.is_file():  # CDK keys a file asset <hash><last suffix>: asset.<hash>.tar.gz is <hash>.gz
+                key = asset.name.removeprefix("asset.").split(".")[0] + asset.suffix
+                s3.put_object(Bucket=ASSETS_BUCKET, Key=key, Body=asset.read_bytes())
         self.functions: dict[str, str] = {}
         for logical_id, function in self._resources("Pipeline", "AWS::Lambda::Function").items():
             properties = function["Properties"]
@@ -341,7 +339,7 @@ class OfflineStage:
                 lambda module, arguments, local: module.main(arguments + ["--input-dir", local("/opt/ml/processing/input")],
                                                              client=self._feature_store_for_job()))
         evaluation = self.definitions["training"]["States"].get("Evaluate on test split")
-        if evaluation:  # in-process saves a Python start-up with numpy, scikit-learn and xgboost per run
+        if evaluation:  # in-process saves a Python start-up with numpy and scikit-learn per run
             # (tests/test_evaluation.py starts the script as its own process, as SageMaker does)
             in_process[Path(evaluation["Parameters"]["AppSpecification"]["ContainerEntrypoint"][-1]).name] = _evaluate
         drift = self.definitions.get("monitoring", {}).get("States", {}).get("Check drift")
@@ -627,14 +625,12 @@ class OfflineStage:
     def invoke(self, endpoint: str, rows: list[list[float]]) -> list[Any]:
         """A client's InvokeEndpoint: feature rows as text/csv; back, per row, a score (binary
         classification), a value (regression) or a list of class probabilities (multiclass),
-        parsed from the container's answer (``0.1,0.9`` or ``[0.1, 0.7, 0.2],[...]``)."""
+        parsed from the container's answer (see ``parse_answer``)."""
         body = "\n".join(",".join(f"{value:.6g}" for value in row) for row in rows)
         with adapter.principal("runner"):
             answer = boto3.client("sagemaker-runtime").invoke_endpoint(EndpointName=endpoint, ContentType="text/csv",
                                                                        Body=body.encode())["Body"].read().decode()
-        if "[" in answer:
-            return [json.loads(vector) for vector in re.findall(r"\[[^\[\]]*\]", answer)]
-        return [float(value) for value in answer.replace("\n", ",").split(",") if value.strip()]
+        return parse_answer(answer, len(rows))
 
     # ---------------------------------------------------------------- IAM coverage
     def iam_report(self) -> dict[str, Any]:
@@ -658,6 +654,19 @@ class OfflineStage:
                   for role, patterns in allowed.items()}
         return {"called": {k: sorted(v) for k, v in called.items()}, "missing": {k: sorted(v) for k, v in missing.items()},
                 "unused": {k: v for k, v in unused.items() if v}}
+
+
+def parse_answer(answer: str, rows: int) -> list[Any]:
+    """A text/csv answer for ``rows`` rows, per row a number or a list of numbers: the built-in
+    XGBoost's real-time form (all rows on one line: ``0.1,0.9`` or ``[0.1, 0.7, 0.2],[...]``) or
+    one line per row (a framework container's CSV encoder: ``0.1,0.7,0.2``)."""
+    if "[" in answer:
+        return [json.loads(vector) for vector in re.findall(r"\[[^\[\]]*\]", answer)]
+    lines = [line for line in answer.strip().split("\n") if line.strip()]
+    if len(lines) == rows:
+        values = [[float(value) for value in line.split(",")] for line in lines]
+        return [row[0] if len(row) == 1 else row for row in values]
+    return [float(value) for value in answer.replace("\n", ",").split(",") if value.strip()]
 
 
 @contextlib.contextmanager

@@ -9,6 +9,11 @@ rule is taken out. ``RULES`` lists them (docs/offline-runs.md prints the same li
 
 The checks use the stage's own synthesized policies (``Hooks.policies``), resolved to the
 ARNs of the offline stand-ins, so a grant that is too narrow fails here as it would in AWS.
+
+Endpoints serve what their variants' models are: ``load_variants`` loads each model once
+(``jobs.load_predictor``: the built-in XGBoost's booster, or a script-mode model served by the
+scikit-learn container's handlers, whose code ``SAGEMAKER_SUBMIT_DIRECTORY`` the execution role
+downloads too), and ``invoke``/``invoke_async`` answer as that container would.
 """
 
 from __future__ import annotations
@@ -21,13 +26,14 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import boto3
-import numpy as np
 from botocore.exceptions import ClientError
 
 from tools.offline.iam import Call
+from tools.offline.script_mode import HandlerError
 
 if TYPE_CHECKING:
     from tools.offline.adapter import Hooks
+    from tools.offline.jobs import Predictor
 
 ACCOUNT, REGION = "123456789012", "eu-west-1"
 
@@ -198,7 +204,7 @@ def autoscaling_caller(principal: str, resource_id: str, *, alarms: bool, regist
 @dataclass
 class LoadedModel:
     role: str
-    booster: Any  # xgboost.Booster
+    predictor: Predictor  # the model as its serving container holds it
 
 
 MODELS: dict[tuple[str, str], LoadedModel] = {}  # (endpoint config, variant) -> the model as loaded
@@ -210,10 +216,22 @@ def _image_repository(image: str) -> str:
     return f"arn:aws:ecr:{region}:{account}:repository/{path.split(':')[0].split('@')[0]}"
 
 
+def _variant_container(backend: Any, model: Any) -> dict[str, Any]:
+    """The model's container (``Image``, ``ModelDataUrl``, ``Environment``), through its model
+    package's first inference container when it names one."""
+    container = model.primary_container or {}
+    if container.get("ModelPackageName"):
+        package = backend.describe_model_package(container["ModelPackageName"])
+        container = package.inference_specification["Containers"][0]
+    return container
+
+
 def load_variants(config: dict[str, Any]) -> None:
     """An endpoint (config) goes live: for each variant, SageMaker pulls the model's image and
-    downloads its artifact as the model's execution role. Raises ServiceRefused when that role
-    may not, as the endpoint then fails."""
+    downloads its artifact as the model's execution role; the container of a script-mode model
+    (``SAGEMAKER_PROGRAM`` in its Environment) also downloads its ``SAGEMAKER_SUBMIT_DIRECTORY``
+    with the role's credentials, then loads the model. Raises ServiceRefused when the role may
+    not, or the model cannot be loaded, as the endpoint then fails."""
     from moto.sagemaker.models import sagemaker_backends
 
     from tools.offline import adapter, jobs
@@ -224,12 +242,8 @@ def load_variants(config: dict[str, Any]) -> None:
         if key in MODELS:
             continue
         model = backend.describe_model(variant["ModelName"])
-        container = model.primary_container or {}
-        image, data = container.get("Image"), container.get("ModelDataUrl")
-        if container.get("ModelPackageName"):
-            package = backend.describe_model_package(container["ModelPackageName"])
-            packaged = package.inference_specification["Containers"][0]
-            image, data = packaged["Image"], packaged.get("ModelDataUrl")
+        container = _variant_container(backend, model)
+        image = container["Image"]
         role = _role_name(model.execution_role_arn)
         repository = _image_repository(image)
         refused = check(role, [("ecr:GetAuthorizationToken", None, {}), ("ecr:BatchGetImage", repository, {}),
@@ -239,24 +253,18 @@ def load_variants(config: dict[str, Any]) -> None:
                                                 f"{_describe(refused)}")
         try:
             with adapter.principal(role, enforce=True):
-                booster = jobs._load_booster(data)
-        except ClientError as error:
-            raise ServiceRefused("ClientError", f"could not download the model artifact {data} as {role}: "
-                                                f"{error.response['Error']['Message']}") from None
-        MODELS[key] = LoadedModel(role=role, booster=booster)
+                predictor = jobs.load_predictor(container)
+        except jobs.LoadFailed as error:
+            raise ServiceRefused("ClientError", f"could not {error.what} as {role}: {error.detail}") from None
+        MODELS[key] = LoadedModel(role=role, predictor=predictor)
 
 
 def predict(config_name: str, variant: str, body: str) -> str:
-    """What the built-in XGBoost container answers a real-time text/csv request with: every row's
-    prediction on one line, ``",".join(map(str, preds.tolist()))`` — ``0.12,0.98`` for scores,
-    ``[0.1, 0.7, 0.2],[0.3, 0.3, 0.4]`` for multi:softprob's class probabilities
-    (aws/sagemaker-xgboost-container, src/sagemaker_xgboost_container/algorithm_mode/serve.py,
-    ``invocations``)."""
-    import xgboost
-
-    rows = [[float(value) for value in line.split(",")] for line in body.strip().splitlines() if line.strip()]
-    predictions = MODELS[(config_name, variant)].booster.predict(xgboost.DMatrix(np.array(rows)))
-    return ",".join(map(str, predictions.tolist()))
+    """The serving container's answer to a real-time text/csv request (``jobs.Predictor.answer``):
+    the built-in XGBoost's every prediction on one line (``0.12,0.98``, or
+    ``[0.1, 0.7, 0.2],[0.3, 0.3, 0.4]`` for class probabilities), a script model's answer as its
+    ``output_fn`` encodes it (the default: one CSV line per row)."""
+    return MODELS[(config_name, variant)].predictor.answer(body)
 
 
 def _serving(endpoint_name: str) -> tuple[Any, dict[str, Any], dict[str, Any]]:
@@ -326,7 +334,7 @@ def invoke_async(endpoint_name: str, input_location: str, inference_id: str) -> 
             bucket, _, key = success.removeprefix("s3://").partition("/")
             s3.put_object(Bucket=bucket, Key=key, Body=answer.encode(), **extra)
             outcome, topic, message = "success", topics.get("SuccessTopic"), {"responseParameters": {"outputLocation": success}}
-        except (ClientError, ValueError) as error:
+        except (ClientError, ValueError, HandlerError) as error:  # the model's own errors fail the request too
             reason = error.response["Error"]["Message"] if isinstance(error, ClientError) else str(error)
             outcome, topic, message = "error", topics.get("ErrorTopic"), {"failureReason": reason}
             try:

@@ -77,10 +77,13 @@ class Deployment:
                  rollback_alarms: list[cloudwatch.Alarm], check: PipelineFunction,
                  after_realtime: Callable[[sfn.IChainable], sfn.IChainable] | None,
                  after_batch: Callable[[sfn.IChainable], sfn.IChainable] | None, group: str,
-                 on_failure: sfn.IChainable) -> None:
+                 on_failure: sfn.IChainable, vector_output_from: int | None = None) -> None:
         self._scope, self._resources, self._deployment, self._group = scope, resources, deployment, group
         self._endpoints, self._on_failure = endpoints, on_failure
         self._after_realtime, self._after_batch = after_realtime, after_batch
+        # a model answering several values per row (class probabilities): where they start in the
+        # joined test-split line (label, features, answer), so the output keeps label and all of them
+        self._vector_output_from = vector_output_from
         # The SDK integration (CDK's SageMakerCreateModel takes no list of tags and grants model/*)
         create_model = tasks.CallAwsService(
             scope, "Create model",
@@ -386,7 +389,7 @@ class Deployment:
     def _batch(self) -> sfn.IChainable:
         """Batch transform. By default over the run's test split: the label column is filtered
         out of the request and joined back to the prediction, so the output reads
-        ``label,prediction``. With ``deployment.batch_input_prefix``, over that prefix of the
+        ``label,prediction`` (``label,p0,p1,...`` for a model answering class probabilities). With ``deployment.batch_input_prefix``, over that prefix of the
         curated zone (feature-only CSV): each line's features joined with its prediction, which
         the monitoring workflow (open-source backend) then checks for drift."""
         deployment, key_arn = self._deployment, self._resources.data_key.key_arn
@@ -396,7 +399,8 @@ class Deployment:
             processing = {"JoinSource": "Input"}
         else:
             source = {"S3DataType": "S3Prefix", "S3Uri.$": "$.run.s3.test"}
-            processing = {"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": "$[0,-1]"}
+            answer = f"{self._vector_output_from}:" if self._vector_output_from else "-1"
+            processing = {"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": f"$[0,{answer}]"}
         parameters = {
             "TransformJobName.$": with_suffix("$.run.names.transform"),
             "ModelName.$": "$.run.names.model",

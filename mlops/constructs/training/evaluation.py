@@ -1,9 +1,14 @@
 """Phase: evaluate the model on the held-out test split, then gate it.
 
-"Evaluate on test split" runs ``jobs/evaluation/evaluate.py`` as a SageMaker Processing job
-(the full metric set of the problem type, scikit-learn); "Check metric gate" (the
-``metric_gate`` handler) compares the metrics with the business thresholds and the serving
-champion; a run that fails the gate notifies and ends ``MetricGateFailed``.
+The model predicts the test split itself, served by the same container and code that will
+serve it in production: "Create candidate model" (the training job's artifact in the
+algorithm's serving container) → "Predict test split" (a batch transform of the split, the
+label column filtered out) → "Delete candidate model". "Evaluate on test split" then runs
+``jobs/evaluation/evaluate.py`` as a SageMaker Processing job: it scores the predictions
+against the labels (the full metric set of the problem type, scikit-learn) and never loads a
+model, so any algorithm is evaluated the same way. "Check metric gate" (the ``metric_gate``
+handler) compares the metrics with the business thresholds and the serving champion; a run
+that fails the gate notifies and ends ``MetricGateFailed``.
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ from mlops.config import UNBOUNDED_METRICS, PipelineConfig
 from mlops.constructs.pipeline_function import PipelineFunction
 from mlops.constructs.resources import StageResources
 from mlops.constructs.sagemaker_jobs import processing_input
+from mlops.constructs.training.algorithm import Algorithm
 from mlops.constructs.training.model_build import experiment_config
 from mlops.constructs.training.notices import outcome_notice
 from mlops.constructs.training.registration import acknowledge_packages
-from mlops.constructs.workflow import API_TIMEOUT, JOBS_DIR, catch_all, sagemaker_job, with_suffix
+from mlops.constructs.workflow import API_TIMEOUT, JOBS_DIR, catch_all, retry_api, sagemaker_job, with_suffix
 from mlops.nag import acknowledge
 
 
@@ -52,10 +58,11 @@ class Evaluation:
     failed"). Exposes ``start``."""
 
     def __init__(self, scope: Construct, *, resources: StageResources, pipeline: PipelineConfig,
-                 script: s3_assets.Asset, image_uri: str, role_arn: str, gate: PipelineFunction, group: str,
-                 on_failure: sfn.IChainable) -> None:
+                 script: s3_assets.Asset, image_uri: str, algorithm: Algorithm, role_arn: str, gate: PipelineFunction,
+                 group: str, on_failure: sfn.IChainable) -> None:
         self._scope, self._resources = scope, resources
         key_arn = resources.data_key.key_arn
+        predict = self._predictions(pipeline, algorithm, role_arn, on_failure)
         evaluate = sagemaker_job(scope, "Evaluate on test split", "createProcessingJob", {
             "ProcessingJobName.$": with_suffix("$.run.names.eval"),
             "RoleArn": role_arn,
@@ -68,7 +75,7 @@ class Evaluation:
             },
             "ProcessingInputs": [
                 processing_input("code", script.s3_object_url, "/opt/ml/processing/code"),
-                processing_input("model", "$.training.model_data", "/opt/ml/processing/model"),
+                processing_input("predictions", "$.predictions.output", "/opt/ml/processing/predictions"),
                 processing_input("test", "$.run.s3.test", "/opt/ml/processing/test"),
             ],
             "ProcessingOutputConfig": {"KmsKeyId": key_arn, "Outputs": [{
@@ -103,8 +110,44 @@ class Evaluation:
             result_path="$.gate",
             comment="Business thresholds and champion/challenger",
         ), on_failure)
-        self.start = evaluate
-        self._last = evaluate.next(check)
+        self.start = predict
+        self._last = predict.next(evaluate).next(check)
+
+    def _predictions(self, pipeline: PipelineConfig, algorithm: Algorithm, role_arn: str,
+                     on_failure: sfn.IChainable) -> sfn.Chain:
+        """The candidate model predicts the test split: one output line per input row, in order
+        (``<file>.out`` per test file; SplitType Line, AssembleWith Line, the label column
+        filtered out with InputFilter ``$[1:]``: "Associate Prediction Results with Input
+        Records", SageMaker Developer Guide)."""
+        scope, resources = self._scope, self._resources
+        key_arn, model_arn = resources.data_key.key_arn, resources.arn(scope, "sagemaker", "model", f"{resources.prefix}-model-*")
+        create = catch_all(retry_api(tasks.CallAwsService(
+            scope, "Create candidate model", task_timeout=API_TIMEOUT, service="sagemaker", action="createModel",
+            parameters={"ModelName.$": "$.run.names.candidate", "PrimaryContainer": algorithm.container("$.training.model_data"),
+                        "ExecutionRoleArn": role_arn, "Tags": resources.tag_list},
+            iam_resources=[model_arn], iam_action="sagemaker:CreateModel", result_path=sfn.JsonPath.DISCARD,
+            comment="The training job's artifact in the container that will serve it")), on_failure)
+        predict = sagemaker_job(scope, "Predict test split", "createTransformJob", {
+            "TransformJobName.$": with_suffix("$.run.names.predict"),
+            "ModelName.$": "$.run.names.candidate",
+            "BatchStrategy": "MultiRecord",
+            "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri.$": "$.run.s3.test"}},
+                               "ContentType": "text/csv", "SplitType": "Line"},
+            "TransformOutput": {"S3OutputPath.$": "$.run.s3.predictions", "Accept": "text/csv", "AssembleWith": "Line",
+                                "KmsKeyId": key_arn},
+            "TransformResources": {"InstanceType": pipeline.evaluation_instance_type, "InstanceCount": 1,
+                                   "VolumeKmsKeyId": key_arn},
+            "DataProcessing": {"InputFilter": "$[1:]", "JoinSource": "None", "OutputFilter": "$"},
+            "ExperimentConfig": experiment_config("predict"),
+        }, result_selector={"job_name.$": "$.TransformJobName", "output.$": "$.TransformOutput.S3OutputPath"},
+            result_path="$.predictions", comment="Batch transform of the test split, label column filtered out",
+            on_failure=on_failure, tags=resources.tag_list)
+        delete = catch_all(retry_api(tasks.CallAwsService(
+            scope, "Delete candidate model", task_timeout=API_TIMEOUT, service="sagemaker", action="deleteModel",
+            parameters={"ModelName.$": "$.run.names.candidate"}, iam_resources=[model_arn],
+            iam_action="sagemaker:DeleteModel", result_path=sfn.JsonPath.DISCARD,
+            comment="Only the predictions are needed from here on")), on_failure)
+        return create.next(predict).next(delete)
 
     def passed(self, then: sfn.IChainable) -> sfn.Chain:
         """Continue with ``then`` when the gate passed; otherwise notify and fail."""

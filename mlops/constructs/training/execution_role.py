@@ -18,7 +18,7 @@ ASYNC_OUTPUT_PREFIX = "async-output/"  # artifacts bucket: where SageMaker write
 
 
 def execution_role(scope: Construct, *, resources: StageResources, dataset: str,
-                   scripts: list[s3_assets.Asset]) -> iam.Role:
+                   scripts: list[s3_assets.Asset], repositories: list[str]) -> iam.Role:
     """The jobs' side: read the run's splits and the job scripts, write models and
     evaluations, pull the algorithm image, write logs and metrics."""
     role = iam.Role(scope, "SageMakerRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
@@ -29,7 +29,8 @@ def execution_role(scope: Construct, *, resources: StageResources, dataset: str,
     resources.grant(role, "artifacts", "runs/", "write and read per-run models, checkpoints and evaluations", write=True)
     read_assets(role, scripts)
     resources.data_key.grant(role, "kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:CreateGrant")
-    allow_job_runtime(role, "sagemaker-xgboost", "SageMaker execution role (training, evaluation, hosting)")
+    for repository in repositories:  # the algorithm's image, and the XGBoost image the evaluation runs on
+        allow_job_runtime(role, repository, "SageMaker execution role (training, evaluation, hosting)")
     role.add_to_policy(iam.PolicyStatement(
         actions=["cloudwatch:PutMetricData"], resources=["*"],
         conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "aws/sagemaker/*"]}},

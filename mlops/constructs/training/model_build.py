@@ -12,6 +12,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from mlops.config import TrainingConfig, TuningConfig
+from mlops.constructs.training.algorithm import Algorithm
 from mlops.constructs.workflow import API_TIMEOUT, catch_all, retry_api, sagemaker_job, with_suffix
 
 
@@ -35,13 +36,16 @@ class ModelBuild:
     """
 
     def __init__(self, scope: Construct, *, prefix: str, training: TrainingConfig, tuning: TuningConfig | None,
-                 image_uri: str, role_arn: str, key_arn: str, tags: list[dict[str, str]], on_failure: sfn.IChainable) -> None:
+                 algorithm: Algorithm, role_arn: str, key_arn: str, tags: list[dict[str, str]],
+                 on_failure: sfn.IChainable) -> None:
         self._scope, self._prefix, self._on_failure, self._tags = scope, prefix, on_failure, tags
         max_runtime = training.max_runtime_minutes * 60
         self.parameters = {
             "TrainingJobName.$": with_suffix("$.run.names.train"),
             "RoleArn": role_arn,
-            "AlgorithmSpecification": {"TrainingImage": image_uri, "TrainingInputMode": "File"},
+            "AlgorithmSpecification": {"TrainingImage": algorithm.image_uri, "TrainingInputMode": "File",
+                                       **({"MetricDefinitions": algorithm.metric_definitions}
+                                          if algorithm.metric_definitions else {})},
             "HyperParameters.$": "$.run.hyperparameters",
             "InputDataConfig": [_channel(name) for name in ("train", "validation")],
             "OutputDataConfig": {"S3OutputPath.$": "$.run.s3.output", "KmsKeyId": key_arn},
@@ -61,7 +65,7 @@ class ModelBuild:
             "job_name.$": "$.TrainingJobName",
             "model_data.$": "$.ModelArtifacts.S3ModelArtifacts",
             "hyperparameters.$": "$.HyperParameters",
-        }, result_path="$.training", comment="Built-in XGBoost on the train/validation splits",
+        }, result_path="$.training", comment=f"{algorithm.description} on the train/validation splits",
             timeout_seconds=self.job_seconds, on_failure=on_failure, tags=tags)
         self.start: sfn.IChainable = train
         if tuning is not None:

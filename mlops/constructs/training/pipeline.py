@@ -19,6 +19,7 @@ from mlops.config import DeploymentConfig, PipelineConfig, TrainingConfig, datas
 from mlops.constructs.monitoring.backend import MonitoringBackend
 from mlops.constructs.pipeline_function import PipelineFunction
 from mlops.constructs.resources import StageResources
+from mlops.constructs.training.algorithm import XGBOOST_REPOSITORY, Algorithm
 from mlops.constructs.training.deployment import DEPLOYMENT_MODES, Deployment, check_endpoint_function
 from mlops.constructs.training.endpoint import Endpoints, autoscaling_caller_statements, rollback_alarms, tracking_alarm_findings
 from mlops.constructs.training.evaluation import Evaluation, evaluation_script, metric_gate_function
@@ -39,14 +40,17 @@ class TrainingPipeline(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, resources: StageResources, backend: MonitoringBackend,
                  pipeline: PipelineConfig, training: TrainingConfig, deployment: DeploymentConfig,
-                 data_machine: sfn.IStateMachine, image_uri: str, raw_prefix: str, group: str) -> None:
+                 data_machine: sfn.IStateMachine, algorithm: Algorithm, evaluation_image_uri: str, raw_prefix: str,
+                 group: str) -> None:
         super().__init__(scope, construct_id)
-        self._resources, self._backend = resources, backend
+        self._resources, self._backend, self._algorithm = resources, backend, algorithm
         self._tuning_stem = tuning_stem(resources.prefix)
         self.endpoints = Endpoints.of(resources.prefix)
         self.endpoint_name = self.endpoints.realtime
         script = evaluation_script(self)
-        self.sagemaker_role = execution_role(self, resources=resources, dataset=pipeline.dataset, scripts=[script])
+        self.sagemaker_role = execution_role(self, resources=resources, dataset=pipeline.dataset, scripts=[script],
+                                             repositories=sorted({XGBOOST_REPOSITORY, algorithm.repository}))
+        algorithm.grant_execution(self.sagemaker_role)
         self.async_topics = {
             outcome: sns.Topic(self, f"Async{outcome.capitalize()}Topic", master_key=resources.data_key, enforce_ssl=True,
                                display_name=f"{resources.prefix} async inference {outcome}")
@@ -59,19 +63,22 @@ class TrainingPipeline(Construct):
         grant_rollback_alarms(self.sagemaker_role, self.rollback_alarms)
 
         on_failure = training_failure(self, resources)
-        build = ModelBuild(self, prefix=resources.prefix, training=training, tuning=pipeline.tuning, image_uri=image_uri,
+        build = ModelBuild(self, prefix=resources.prefix, training=training, tuning=pipeline.tuning, algorithm=algorithm,
                            role_arn=self.sagemaker_role.role_arn, key_arn=resources.data_key.key_arn,
                            tags=resources.tag_list, on_failure=on_failure)
-        evaluation = Evaluation(self, resources=resources, pipeline=pipeline, script=script, image_uri=image_uri,
-                                role_arn=self.sagemaker_role.role_arn, gate=self.functions["metric_gate"], group=group,
-                                on_failure=on_failure)
-        registration = Registration(self, resources=resources, pipeline=pipeline, deployment=deployment, image_uri=image_uri,
-                                    group=group, approval=self.functions.get("approval"), on_failure=on_failure)
+        evaluation = Evaluation(self, resources=resources, pipeline=pipeline, script=script, image_uri=evaluation_image_uri,
+                                algorithm=algorithm, role_arn=self.sagemaker_role.role_arn,
+                                gate=self.functions["metric_gate"], group=group, on_failure=on_failure)
+        registration = Registration(self, resources=resources, pipeline=pipeline, deployment=deployment,
+                                    algorithm=algorithm, group=group, approval=self.functions.get("approval"),
+                                    on_failure=on_failure)
         deploy = Deployment(self, resources=resources, deployment=deployment, endpoints=self.endpoints,
                             role=self.sagemaker_role, async_topics=self.async_topics, rollback_alarms=self.rollback_alarms,
                             check=self.functions["check_endpoint"], on_failure=on_failure,
                             after_realtime=backend.after_realtime(self, self.endpoints.realtime, on_failure),
-                            after_batch=backend.after_batch(self, on_failure), group=group)
+                            after_batch=backend.after_batch(self, on_failure), group=group,
+                            vector_output_from=(len(dataset_columns(pipeline.dataset))
+                                                if pipeline.problem_type == "multiclass_classification" else None))
         definition = (self._prepare(pipeline, deployment, raw_prefix, data_machine, on_failure)
                       .next(build.start).next(evaluation.passed(registration.then(deploy.start))))
         hours = pipeline.execution_timeout_hours + (pipeline.approval_timeout_hours if pipeline.manual_approval else 0)
@@ -106,10 +113,36 @@ class TrainingPipeline(Construct):
                             "layer it imports is published for; moving on means moving the layer ARN too.")
         return functions
 
+    def _run_defaults(self, pipeline: PipelineConfig, deployment: DeploymentConfig, raw_prefix: str) -> dict:
+        """What ``prepare_run`` resolves every run's settings from: the stage's config at synth."""
+        resources, prefix = self._resources, self._resources.prefix
+        return {
+            "stem": prefix,
+            **({"tuning_stem": self._tuning_stem} if self._tuning_stem != prefix else {}),
+            "dataset": pipeline.dataset,
+            "problem_type": pipeline.problem_type,
+            **({"classes": pipeline.classes} if pipeline.problem_type == "multiclass_classification" else {}),
+            "label": dataset_columns(pipeline.dataset)[-1],
+            "hyperparameters": dict(pipeline.hyperparameters),
+            **({"algorithm": "script", "framework_hyperparameters": self._algorithm.framework_hyperparameters}
+               if self._algorithm.script else {}),
+            "tuning": bool(pipeline.tuning and pipeline.tuning.run_by_default),
+            "tuning_available": pipeline.tuning is not None,
+            "tuned_hyperparameters": [r.name for r in pipeline.tuning.ranges] if pipeline.tuning else [],
+            "deployment_mode": deployment.mode,
+            "deployment_modes": list(DEPLOYMENT_MODES),
+            "raw_bucket": resources.bucket("raw").bucket_name,
+            "raw_prefix": raw_prefix,
+            "curated_bucket": resources.bucket("curated").bucket_name,
+            "artifacts_bucket": resources.bucket("artifacts").bucket_name,
+            "experiment": f"{prefix}-experiments",
+            "max_num_round": pipeline.max_num_round,
+            "tags": dict(resources.tags),
+        }
+
     def _prepare(self, pipeline: PipelineConfig, deployment: DeploymentConfig, raw_prefix: str,
                  data_machine: sfn.IStateMachine, on_failure: sfn.IChainable) -> sfn.Chain:
         """"Prepare run" (the ``prepare_run`` handler) → "Prepare data" (the data state machine)."""
-        resources, prefix = self._resources, self._resources.prefix
         prepare_run = catch_all(tasks.LambdaInvoke(
             self, "Prepare run",
             task_timeout=API_TIMEOUT,
@@ -117,27 +150,7 @@ class TrainingPipeline(Construct):
             payload=sfn.TaskInput.from_object({
                 "input": sfn.JsonPath.string_at("$$.Execution.Input"),
                 "execution": {"id": sfn.JsonPath.execution_id, "name": sfn.JsonPath.execution_name},
-                "defaults": {
-                    "stem": prefix,
-                    **({"tuning_stem": self._tuning_stem} if self._tuning_stem != prefix else {}),
-                    "dataset": pipeline.dataset,
-                    "problem_type": pipeline.problem_type,
-                    **({"classes": pipeline.classes} if pipeline.problem_type == "multiclass_classification" else {}),
-                    "label": dataset_columns(pipeline.dataset)[-1],
-                    "hyperparameters": dict(pipeline.hyperparameters),
-                    "tuning": bool(pipeline.tuning and pipeline.tuning.run_by_default),
-                    "tuning_available": pipeline.tuning is not None,
-                    "tuned_hyperparameters": [r.name for r in pipeline.tuning.ranges] if pipeline.tuning else [],
-                    "deployment_mode": deployment.mode,
-                    "deployment_modes": list(DEPLOYMENT_MODES),
-                    "raw_bucket": resources.bucket("raw").bucket_name,
-                    "raw_prefix": raw_prefix,
-                    "curated_bucket": resources.bucket("curated").bucket_name,
-                    "artifacts_bucket": resources.bucket("artifacts").bucket_name,
-                    "experiment": f"{prefix}-experiments",
-                    "max_num_round": pipeline.max_num_round,
-                    "tags": dict(resources.tags),
-                },
+                "defaults": self._run_defaults(pipeline, deployment, raw_prefix),
             }),
             result_selector={"run.$": "$.Payload"},
             result_path="$",

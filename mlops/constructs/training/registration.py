@@ -20,6 +20,7 @@ from constructs import Construct
 from mlops.config import DeploymentConfig, PipelineConfig
 from mlops.constructs.pipeline_function import PipelineFunction
 from mlops.constructs.resources import StageResources
+from mlops.constructs.training.algorithm import Algorithm
 from mlops.constructs.training.notices import outcome_notice
 from mlops.constructs.workflow import API_TIMEOUT, catch_all, retry_api
 from mlops.nag import acknowledge
@@ -53,7 +54,7 @@ class Registration:
     policy and an encrypted, SSL-only dead-letter queue) that feeds the approval handler."""
 
     def __init__(self, scope: Construct, *, resources: StageResources, pipeline: PipelineConfig,
-                 deployment: DeploymentConfig, image_uri: str, group: str, approval: PipelineFunction | None,
+                 deployment: DeploymentConfig, algorithm: Algorithm, group: str, approval: PipelineFunction | None,
                  on_failure: sfn.IChainable) -> None:
         self._scope, self._resources, self._group = scope, resources, group
         self._approval, self._timeout_hours, self._on_failure = approval, pipeline.approval_timeout_hours, on_failure
@@ -72,7 +73,7 @@ class Registration:
                 "ClientToken.$": "$.run.names.model",
                 "ModelApprovalStatus": status,
                 "InferenceSpecification": {
-                    "Containers": [{"Image": image_uri, "ModelDataUrl.$": "$.training.model_data"}],
+                    "Containers": [algorithm.container("$.training.model_data")],
                     "SupportedContentTypes": ["text/csv"],
                     "SupportedResponseMIMETypes": ["text/csv"],
                     "SupportedRealtimeInferenceInstanceTypes": [deployment.instance_type],

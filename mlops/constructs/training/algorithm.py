@@ -1,0 +1,103 @@
+"""What trains and serves the model: the built-in XGBoost algorithm, or the team's own script in
+AWS's scikit-learn framework container (script mode).
+
+``algorithm()`` returns one ``Algorithm`` that every phase reads: the image training, tuning,
+the test-split predictions and the endpoints run; the metric definitions SageMaker reads from
+the training log; the hyperparameters the framework adds to the run's own; the serving
+container's environment; and what the execution role needs to read and pull. For a script,
+it also packages ``source_dir`` as ``sourcedir.tar.gz`` (an S3 asset, deterministic bytes).
+
+The script-mode contract is the SageMaker Python SDK's (``sagemaker.estimator.Framework``):
+``sagemaker_program`` and ``sagemaker_submit_directory`` hyperparameters, JSON-encoded, for
+training; ``SAGEMAKER_PROGRAM`` and ``SAGEMAKER_SUBMIT_DIRECTORY`` in the model's environment
+for serving ("Use Scikit-learn with the SageMaker Python SDK", "Deploy Endpoints from Model
+Data": https://sagemaker.readthedocs.io/en/stable/frameworks/sklearn/using_sklearn.html).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3_assets as s3_assets
+from constructs import Construct
+
+from mlops.config import REPO_ROOT, PipelineConfig
+from mlops.constructs.sagemaker_jobs import read_assets
+from mlops.images import ImageMapping
+from mlops.source_bundle import sourcedir_tarball
+
+XGBOOST_REPOSITORY = "sagemaker-xgboost"
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """One algorithm as the workflow's phases use it."""
+
+    image_uri: str
+    repository: str  # the image's ECR repository (pulled by the execution role)
+    description: str  # for state comments: what trains
+    metric_definitions: list[dict[str, str]] = field(default_factory=list)
+    framework_hyperparameters: dict[str, str] = field(default_factory=dict)  # added to every run's own
+    environment: dict[str, str] = field(default_factory=dict)  # the serving container's
+    source: s3_assets.Asset | None = None  # the script's sourcedir.tar.gz
+
+    @property
+    def script(self) -> bool:
+        return self.source is not None
+
+    def container(self, model_data_path: str) -> dict:
+        """A container definition (CreateModel's PrimaryContainer, a model package's container)
+        serving the model artifact at the state path ``model_data_path``."""
+        return {"Image": self.image_uri, "ModelDataUrl.$": model_data_path,
+                **({"Environment": dict(self.environment)} if self.environment else {})}
+
+    def grant_execution(self, role: iam.IRole) -> None:
+        """The execution role downloads the script's code in training jobs and in the serving
+        container (by key: no listing)."""
+        if self.source is not None:
+            read_assets(role, [self.source], listed=False)
+
+
+def algorithm(scope: Construct, pipeline: PipelineConfig, images: ImageMapping) -> Algorithm:
+    """The stage's algorithm; ``images`` holds ``xgboost`` and, for a script, ``script``."""
+    script = pipeline.script
+    if script is None:
+        return Algorithm(image_uri=images.uri("xgboost"), repository=XGBOOST_REPOSITORY,
+                         description=f"Built-in XGBoost {pipeline.xgboost_version}")
+    source = s3_assets.Asset(scope, "TrainingCode", path=str(_tarball(REPO_ROOT / script.source_dir)))
+    region = cdk.Stack.of(scope).region
+    return Algorithm(
+        image_uri=images.uri("script"),
+        repository=ImageMapping.repository("sklearn", script.framework_version),
+        description=f"{script.source_dir}/{script.entry_point} on scikit-learn {script.framework_version}",
+        metric_definitions=[{"Name": d.name, "Regex": d.regex} for d in script.metric_definitions],
+        framework_hyperparameters={
+            "sagemaker_program": json.dumps(script.entry_point),
+            "sagemaker_submit_directory": json.dumps(source.s3_object_url),
+            "sagemaker_container_log_level": "20",
+            "sagemaker_region": json.dumps(region),
+        },
+        environment={"SAGEMAKER_PROGRAM": script.entry_point, "SAGEMAKER_SUBMIT_DIRECTORY": source.s3_object_url,
+                     "SAGEMAKER_CONTAINER_LOG_LEVEL": "20", "SAGEMAKER_REGION": region},
+        source=source,
+    )
+
+
+def _tarball(directory: Path) -> Path:
+    """``sourcedir.tar.gz`` of ``directory`` in a file named by its content (the asset copies it
+    into the cloud assembly; the same code always gives the same asset hash)."""
+    data = sourcedir_tarball(directory)
+    path = Path(tempfile.gettempdir()) / "mlops-sourcedir" / f"{hashlib.sha256(data).hexdigest()}.tar.gz"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        partial.write_bytes(data)
+        partial.replace(path)  # atomic: parallel synths never read half a file
+    return path
