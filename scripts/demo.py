@@ -13,6 +13,7 @@ ingestion) and evaluation script. No AWS account, no network.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -29,11 +30,16 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the handlers' JSON logs would drown the progress
 
 
-def _progress(stage, execution: str, *, out=print):
+def _progress(stage, execution: str, *, out=None):
     """Print each state in the order it happens (tools/offline/progress.py); the data run's states
     indented under "Prepare data"; on a stage with manual approval, approve the run's new version
     when the run waits for it, as a reviewer would in the registry."""
     import boto3
+
+    if out is None:
+        # this stream, bound now: an in-process job on the emulator's thread swaps sys.stdout for
+        # its log while it runs, and lines printed meanwhile would end up in that log
+        out = functools.partial(print, file=sys.stdout, flush=True)
 
     from tools.offline.progress import View
 
