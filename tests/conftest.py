@@ -16,6 +16,14 @@ from tools.assembly import StackTemplate, synth  # noqa: E402
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that need no synthesized assembly first, then the ones that do (each group in its
+    own order). pytest-xdist's worksteal hands each worker a contiguous share of this list: one
+    worker starts on the assembly tests and synthesizes it, the other works through tests that
+    need none instead of waiting on the assembly's lock, and steals once its share is done."""
+    items.sort(key=lambda item: "cloud_assembly_dir" in getattr(item, "fixturenames", ()))
+
+
 # A third stage the tests synthesize next to dev and prod: dev with the ``model-monitor``
 # backend and ground truth, so every gate (cdk-nag, cfn-lint, ASL, API shapes, tags) covers it.
 MODEL_MONITOR_STAGE = "mm"
