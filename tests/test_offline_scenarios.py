@@ -15,7 +15,8 @@ from tools.offline.runner import OfflineStage, RunResult
 
 
 def test_training_failure_notifies_and_deploys_nothing(cloud_assembly_dir: Path, caplog) -> None:
-    with OfflineStage(cloud_assembly_dir, "dev", faults={"createTrainingJob": ["fail"]}) as stage:
+    faults = {"createTrainingJob": ["fail"], "createTransformJob": ["fail"]}  # the first run, then the second
+    with OfflineStage(cloud_assembly_dir, "dev", faults=faults) as stage:
         run = stage.run({})
         # the emulator's internals stay out of the output (moto logs each caught error with a dump)
         assert not [r for r in caplog.records if r.name.startswith("moto.") and r.levelno >= logging.ERROR]
@@ -30,6 +31,16 @@ def test_training_failure_notifies_and_deploys_nothing(cloud_assembly_dir: Path,
         summary, _, detail = notice.partition("\n\n")
         assert summary.endswith(run.cause)  # the same line, then the detail as JSON (not escaped strings)
         assert json.loads(detail)["cause"]["failure_reason"] == "AlgorithmError: injected training failure (offline scenario)"
+
+        # the model trains, but its test-split predictions fail: the candidate model is removed and
+        # the run reports the transform's error, not the clean-up's
+        run = stage.run({})
+        assert run.status == "FAILED" and run.cause.startswith("StepFailed in state 'Predict test split': "), run.cause
+        assert "injected transform failure" in run.cause
+        assert run.visited()[-5:] == ["Predict test split", "Delete candidate model after failure", "Describe failure",
+                                      "Notify failure", "Run failed"]
+        assert boto3.client("sagemaker").list_models()["Models"] == []
+        assert _packages("mlops-demo-dev-models") == [] and _endpoints() == []
         assert stage.iam_report()["missing"] == {}  # every call allowed by its caller's policy (history read included)
 
 

@@ -322,3 +322,16 @@ def test_a_role_that_may_not_read_the_submit_directory_cannot_load_the_model(
 def test_the_offline_stage_trains_through_the_dispatch(tmp_path: Path) -> None:
     (tmp_path / "manifest.json").write_text(json.dumps({"artifacts": {}}))
     assert runner.OfflineStage(tmp_path).hooks.jobs["createTrainingJob"] is jobs.train
+
+
+@pytest.mark.parametrize(("answer", "rows", "expected"), [
+    ("0.1,0.9,0.3", 3, [0.1, 0.9, 0.3]),                       # the built-in XGBoost, real time: one line
+    ("[0.1, 0.9],[0.8, 0.2]", 2, [[0.1, 0.9], [0.8, 0.2]]),    # its multi:softprob vectors
+    ("0.1,0.7,0.2\n0.6,0.3,0.1\n", 2, [[0.1, 0.7, 0.2], [0.6, 0.3, 0.1]]),  # a script's CSV: one line per row
+    ("0.1,0.7,0.2\n", 1, [[0.1, 0.7, 0.2]]),                   # one row of three probabilities, not three scores
+    ("51.5\n60.25\n", 2, [51.5, 60.25]),                       # one value per line
+])
+def test_a_client_reads_each_containers_answer_per_row(answer: str, rows: int, expected: list) -> None:
+    from tools.offline.runner import parse_answer
+
+    assert parse_answer(answer, rows) == expected

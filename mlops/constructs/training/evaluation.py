@@ -127,6 +127,11 @@ class Evaluation:
                         "ExecutionRoleArn": role_arn, "Tags": resources.tag_list},
             iam_resources=[model_arn], iam_action="sagemaker:CreateModel", result_path=sfn.JsonPath.DISCARD,
             comment="The training job's artifact in the container that will serve it")), on_failure)
+        # a failed transform still removes the candidate model, then fails the run with the
+        # transform's error ($.error kept: the clean-up's own error, if any, goes elsewhere)
+        cleanup = retry_api(self._delete_candidate("Delete candidate model after failure", model_arn,
+                                                   "The transform failed: remove the model, then report"))
+        cleanup.add_catch(on_failure, errors=["States.ALL"], result_path="$.cleanup_error")
         predict = sagemaker_job(scope, "Predict test split", "createTransformJob", {
             "TransformJobName.$": with_suffix("$.run.names.predict"),
             "ModelName.$": "$.run.names.candidate",
@@ -141,13 +146,16 @@ class Evaluation:
             "ExperimentConfig": experiment_config("predict"),
         }, result_selector={"job_name.$": "$.TransformJobName", "output.$": "$.TransformOutput.S3OutputPath"},
             result_path="$.predictions", comment="Batch transform of the test split, label column filtered out",
-            on_failure=on_failure, tags=resources.tag_list)
-        delete = catch_all(retry_api(tasks.CallAwsService(
-            scope, "Delete candidate model", task_timeout=API_TIMEOUT, service="sagemaker", action="deleteModel",
-            parameters={"ModelName.$": "$.run.names.candidate"}, iam_resources=[model_arn],
-            iam_action="sagemaker:DeleteModel", result_path=sfn.JsonPath.DISCARD,
-            comment="Only the predictions are needed from here on")), on_failure)
+            on_failure=cleanup.next(on_failure), tags=resources.tag_list)
+        delete = catch_all(retry_api(self._delete_candidate("Delete candidate model", model_arn,
+                                                            "Only the predictions are needed from here on")), on_failure)
         return create.next(predict).next(delete)
+
+    def _delete_candidate(self, name: str, model_arn: str, comment: str) -> tasks.CallAwsService:
+        return tasks.CallAwsService(
+            self._scope, name, task_timeout=API_TIMEOUT, service="sagemaker", action="deleteModel",
+            parameters={"ModelName.$": "$.run.names.candidate"}, iam_resources=[model_arn],
+            iam_action="sagemaker:DeleteModel", result_path=sfn.JsonPath.DISCARD, comment=comment)
 
     def passed(self, then: sfn.IChainable) -> sfn.Chain:
         """Continue with ``then`` when the gate passed; otherwise notify and fail."""
