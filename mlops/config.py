@@ -755,6 +755,8 @@ class DataConfig(_Model):
     """New objects under the raw prefix start a data run (EventBridge; the raw bucket's EventBridge delivery is switched on)."""
     profile_timeout_minutes: int = Field(default=60, ge=5, le=2880)
     """DataBrew profile and recipe job timeout."""
+    extra_columns: Literal["fail", "ignore"] = "fail"
+    """Raw files with columns the dataset does not declare: `fail` (the run stops with `SchemaMismatch` naming them) or `ignore` (the schema check names them and the ETL keeps the declared columns only, so nothing trains on them). Missing, duplicated, reordered or mistyped declared columns fail either way."""
 
     @model_validator(mode="after")
     def _unique_groups(self) -> DataConfig:

@@ -68,6 +68,26 @@ def test_extra_text_column_at_the_end_is_not_taken_for_the_label(s3, sample: pd.
     assert message.startswith("1 schema problem in the raw data under ")  # the label is still in place
 
 
+def test_ignored_extra_columns_pass_and_are_named(s3, sample: pd.DataFrame) -> None:
+    """data.extra_columns: ignore — undeclared columns anywhere are fine (the ETL drops them)."""
+    sample.insert(3, "patient_id", "p-001")
+    sample["notes"] = "benign"
+    _put(s3, sample)
+    result = gate.handler(_event(extra_columns="ignore"), FakeLambdaContext())
+    assert result["ignored"] == ["notes", "patient_id"] and result["columns"] == len(COLUMNS)
+
+
+def test_ignoring_extra_columns_still_fails_missing_reordered_and_mistyped_ones(s3, sample: pd.DataFrame) -> None:
+    sample["notes"] = "benign"
+    sample = sample.drop(columns=["mean_area"])
+    sample["mean_radius"] = sample["mean_radius"].astype(object)
+    sample.loc[7, "mean_radius"] = "large"
+    _put(s3, sample)
+    message = _mismatch(extra_columns="ignore")
+    assert "missing column mean_area" in message and "column mean_radius should hold a number: 'large' on line 9" in message
+    assert "notes" not in message.split("declared columns")[0]  # the ignored column is no problem
+
+
 def test_missing_and_renamed_columns(s3, sample: pd.DataFrame) -> None:
     _put(s3, sample.drop(columns=["mean_area"]).rename(columns={"mean_radius": "radius_mean"}))
     message = _mismatch()
@@ -144,7 +164,7 @@ def test_header_names_are_compared_as_written(s3, sample: pd.DataFrame) -> None:
 
 
 @pytest.mark.parametrize("event, message", [
-    ("not a mapping", "expected a mapping with bucket, prefix, columns, label_kind; got str"),
+    ("not a mapping", "expected a mapping with bucket, prefix, columns, label_kind, extra_columns; got str"),
     ({"bucket": BUCKET, "prefix": PREFIX, "columns": COLUMNS}, "label_kind: required but missing"),
     ({"bucket": BUCKET, "prefix": PREFIX, "columns": "target", "label_kind": "integer"}, "columns: Input should be a valid list"),
     ({"bucket": BUCKET, "prefix": PREFIX, "columns": COLUMNS, "label_kind": "text"}, "label_kind: Input should be 'integer' or 'number'"),

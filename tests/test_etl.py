@@ -274,6 +274,21 @@ def _only_file(directory: Path) -> Path:
     return files[0]
 
 
+def test_declared_columns_keep_only_those(spark, tmp_path) -> None:
+    """``--columns`` (data.extra_columns: ignore): undeclared input columns never reach the splits."""
+    raw = tmp_path / "raw"
+    header = ["a", "lot_id", "b", "target", "notes"]
+    _write_csv(raw / "part.csv", header, [[i, f"lot-{i}", i * 2, i % 2, "x"] for i in range(40)])
+    out = tmp_path / "curated"
+    args = {"input": str(raw), **{f"output_{name}": f"{out}/{name}/" for name in SPLITS},
+            "output_catalog": f"{out}/catalog/", "label": "target", "columns": "a,b,target"}
+    summary = run(spark, args)
+    assert summary["columns"] == ["target", "a", "b"]
+    assert all(len(line.split(",")) == 3 for name in SPLITS for line in _only_file(out / name).read_text().splitlines())
+    with pytest.raises(ValueError, match="columns: c not in the input"):
+        run(spark, {**args, "columns": "a,c,target"})
+
+
 def test_run_end_to_end(spark, dirty, tmp_path, caplog) -> None:
     header, rows = dirty
     raw = tmp_path / "raw"  # two CSV files, one in a sub-folder, and a file that is not CSV
@@ -335,6 +350,7 @@ def test_main_without_awsglue_parses_arguments_for_run(spark, monkeypatch) -> No
                 "label": LABEL,
                 "rules": "{}",
                 "seed": "0",
+                "columns": "",
             },
         )
     ]

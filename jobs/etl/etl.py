@@ -29,6 +29,9 @@ every rerun. Missing values are filled with statistics of the train split only (
 from validation/test). A ``*`` rule covers the columns without their own rule and that it
 fits (mean/median: numeric columns); the default is median for numeric columns, mode (most
 frequent, smallest on ties) otherwise; integer columns stay integers (fills are rounded).
+With ``--columns`` (comma-separated; the stage's ``data.extra_columns: ignore``) only those
+columns are kept, in that order, before anything else; any other column of the input is dropped.
+
 PII columns are dropped or replaced by the hex SHA-256 of their value (unsalted: it hides
 values, it does not stop dictionary look-ups). A masked column is a string, which built-in
 XGBoost cannot read: drop PII that is not needed for joins.
@@ -328,7 +331,14 @@ def run(spark: SparkSession, args: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"seed: expected an integer, got {args['seed']!r}") from None
     label = args["label"]
 
-    raw = read_csv(spark, args["input"]).cache()  # read once: the counts below and the split all start here
+    raw = read_csv(spark, args["input"])
+    if args.get("columns"):  # data.extra_columns: ignore — keep the declared columns, drop any other
+        declared = [name for name in str(args["columns"]).split(",") if name]
+        missing = [name for name in declared if name not in raw.columns]
+        if missing:
+            raise ValueError(f"columns: {', '.join(missing)} not in the input (it has {', '.join(raw.columns)})")
+        raw = raw.select(*(_col(name) for name in declared))
+    raw = raw.cache()  # read once: the counts below and the split all start here
     prepared = None
     try:  # a session may serve several runs (the offline runner's does): never leave data cached
         prepared = prepare(raw, label=label, rules=rules, seed=seed, persist=True)
@@ -401,7 +411,7 @@ def _write_csv(df: DataFrame, path: str, *, header: bool, partition_by: str | No
 
 
 ARGUMENTS = ("input", "output_train", "output_validation", "output_test", "output_catalog", "label")
-OPTIONAL_ARGUMENTS = {"rules": "{}", "seed": "0"}
+OPTIONAL_ARGUMENTS = {"rules": "{}", "seed": "0", "columns": ""}  # columns: the declared ones, where others are ignored
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

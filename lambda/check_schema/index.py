@@ -19,7 +19,10 @@ Compared with the declared ``columns`` (names in order, label last):
 mistyped: whether their share is acceptable is the data-quality rules' call. Every problem of
 every file goes into one ``SchemaMismatch`` (the error name the state machine catches); files
 whose headers differ are each named. No object under the prefix is an error too.
-Returns ``{"files": N, "rows_sampled": N, "columns": N, "skipped": N}``.
+With ``extra_columns: ignore`` (the stage's ``data.extra_columns``) undeclared columns are no
+problem wherever they sit; the declared ones must still all be there, in order, once each.
+Returns ``{"files": N, "rows_sampled": N, "columns": N, "skipped": N}`` (and ``ignored``, the
+undeclared column names, when they are ignored).
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class Event(BaseModel):
     prefix: str = Field(min_length=1, max_length=1024)
     columns: list[str] = Field(min_length=2)
     label_kind: Literal["integer", "number"]
+    extra_columns: Literal["fail", "ignore"] = "fail"
 
 
 @lru_cache(maxsize=None)
@@ -121,12 +125,14 @@ def _is_number(value: str, *, integer: bool) -> bool:
     return number.is_integer() if integer else True
 
 
-def header_problems(header: list[str], columns: list[str]) -> list[str]:
-    """Missing, extra and out-of-order columns of one header, compared with the declared ones."""
+def header_problems(header: list[str], columns: list[str], *, ignore_extra: bool = False) -> list[str]:
+    """Missing, extra and out-of-order columns of one header, compared with the declared ones
+    (``ignore_extra``: undeclared columns are no problem, wherever they are)."""
     problems = []
     missing = [column for column in columns if column not in header]
-    extra = [(position, name) for position, name in enumerate(header, start=1) if name not in columns]
-    duplicated = sorted({name for name in header if header.count(name) > 1})
+    extra = [] if ignore_extra else [(position, name) for position, name in enumerate(header, start=1)
+                                     if name not in columns]
+    duplicated = sorted({name for name in header if header.count(name) > 1 and (name in columns or not ignore_extra)})
     if missing:
         problems.append(f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
     if extra:
@@ -158,8 +164,10 @@ def type_problems(header: list[str], rows: list[list[str]], columns: list[str], 
     return problems
 
 
-def check(bucket: str, prefix: str, columns: list[str], label_kind: str) -> dict[str, Any]:
-    """Check every object under the prefix; raise SchemaMismatch with every problem found."""
+def check(bucket: str, prefix: str, columns: list[str], label_kind: str, extra_columns: str = "fail") -> dict[str, Any]:
+    """Check every object under the prefix; raise SchemaMismatch with every problem found.
+    ``extra_columns="ignore"``: undeclared columns are named in the result (``ignored``), not
+    reported (the ETL keeps the declared columns only)."""
     listed = list_objects(bucket, prefix)
     keys = [key for key in listed if key.lower().endswith(".csv")]
     if not keys:
@@ -176,7 +184,8 @@ def check(bucket: str, prefix: str, columns: list[str], label_kind: str) -> dict
         if not header:
             findings.append(f"{where}: empty file, no header")
             continue
-        problems = header_problems(header, columns) + type_problems(header, rows, columns, label_kind)
+        problems = (header_problems(header, columns, ignore_extra=extra_columns == "ignore")
+                    + type_problems(header, rows, columns, label_kind))
         findings += [f"{where}: {problem}" for problem in problems]
     if len(headers) > 1:
         groups = []
@@ -192,17 +201,20 @@ def check(bucket: str, prefix: str, columns: list[str], label_kind: str) -> dict
             + "".join(f"\n- {finding}" for finding in findings)
             + f"\ndeclared columns, in order: {', '.join(columns)}"
         )
-    return {"files": len(keys), "rows_sampled": rows_sampled, "columns": len(columns), "skipped": len(listed) - len(keys)}
+    ignored = sorted({name for header in headers for name in header if name not in columns})
+    return {"files": len(keys), "rows_sampled": rows_sampled, "columns": len(columns), "skipped": len(listed) - len(keys),
+            **({"ignored": ignored} if extra_columns == "ignore" else {})}
 
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = parse_event(event)
     try:
-        result = check(parsed.bucket, parsed.prefix, parsed.columns, parsed.label_kind)
+        result = check(parsed.bucket, parsed.prefix, parsed.columns, parsed.label_kind, parsed.extra_columns)
     except SchemaMismatch as mismatch:
         logger.warning(str(mismatch))
         raise
     logger.info(f"Schema matches: {result['files']} file(s), {result['rows_sampled']} sampled rows, "
-                f"{result['columns']} columns under s3://{parsed.bucket}/{parsed.prefix}")
+                f"{result['columns']} columns under s3://{parsed.bucket}/{parsed.prefix}"
+                + (f"; undeclared columns ignored: {', '.join(result['ignored'])}" if result.get("ignored") else ""))
     return result

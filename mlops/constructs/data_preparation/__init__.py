@@ -60,7 +60,8 @@ class DataPreparation(Construct):
                       "recipe": f"{prefix}-clean", "ruleset": f"{prefix}-quality", "profile_job": f"{prefix}-validate",
                       "recipe_job": f"{prefix}-clean", "raw_crawler": f"{prefix}-raw", "curated_crawler": f"{prefix}-curated"}
         split = GlueSplit(self, resources=resources, data=data, names=self.names, paths=paths, label=label,
-                          raw_prefix=raw_prefix, raw_dataset_prefix=raw_dataset_prefix, database_name=database_name)
+                          raw_prefix=raw_prefix, raw_dataset_prefix=raw_dataset_prefix, database_name=database_name,
+                          columns=columns if data.extra_columns == "ignore" else None)
         self.crawlers, self._split = split.crawlers, split
         validation = DataValidation(self, resources=resources, data=data, names=self.names,
                                     raw_dataset_prefix=raw_dataset_prefix, clean_prefix=paths["clean"],

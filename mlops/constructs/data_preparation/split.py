@@ -33,7 +33,10 @@ class GlueSplit:
     "Refresh catalog" → "Catalog refresh under way"."""
 
     def __init__(self, scope: Construct, *, resources: StageResources, data: DataConfig, names: dict[str, str],
-                 paths: dict[str, str], label: str, raw_prefix: str, raw_dataset_prefix: str, database_name: str) -> None:
+                 paths: dict[str, str], label: str, raw_prefix: str, raw_dataset_prefix: str, database_name: str,
+                 columns: list[str] | None = None) -> None:
+        """``columns``: where the raw files may hold undeclared columns (``data.extra_columns:
+        ignore``), the declared ones, which the ETL keeps."""
         self._scope, self._resources, self._data, self._names, self._paths = scope, resources, data, names, paths
         key_arn = resources.data_key.key_arn
         self.security = glue.CfnSecurityConfiguration(scope, "GlueSecurity", name=names["security"], encryption_configuration={
@@ -42,7 +45,7 @@ class GlueSplit:
             "jobBookmarksEncryption": {"jobBookmarksEncryptionMode": "CSE-KMS", "kmsKeyArn": key_arn},
         })
         self.crawlers = self._crawlers(raw_prefix, database_name)
-        self._etl_job(label, raw_dataset_prefix)
+        self._etl_job(label, raw_dataset_prefix, columns)
 
     def _crawlers(self, raw_prefix: str, database_name: str) -> dict[str, glue.CfnCrawler]:
         scope, resources, names, paths = self._scope, self._resources, self._names, self._paths
@@ -77,7 +80,7 @@ class GlueSplit:
             crawlers[key] = crawler
         return crawlers
 
-    def _etl_job(self, label: str, raw_dataset_prefix: str) -> None:
+    def _etl_job(self, label: str, raw_dataset_prefix: str, columns: list[str] | None) -> None:
         scope, resources, data, names, paths = self._scope, self._resources, self._data, self._names, self._paths
         script = s3_assets.Asset(scope, "EtlScript", path=str(JOBS_DIR / "etl" / "etl.py"))
         role = self._glue_role("EtlRole", "ETL job", None)
@@ -114,6 +117,7 @@ class GlueSplit:
                 # ignores it ("Enabling continuous logging for AWS Glue 4.0 and earlier jobs")
                 "--input": f"s3://{curated}/{source}" if source else f"s3://{raw}/{raw_dataset_prefix}",
                 "--label": label,
+                **({"--columns": ",".join(columns)} if columns else {}),
                 "--rules": json.dumps(data.etl.model_dump(include={"missing", "pii"})),
                 "--seed": str(data.etl.seed),
                 "--output_train": f"{latest}train/",

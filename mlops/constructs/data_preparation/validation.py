@@ -198,8 +198,10 @@ class DataValidation:
             payload=sfn.TaskInput.from_object({
                 # the DataBrew dataset's S3 input: the files the profile, recipe and ETL jobs read
                 "bucket": self._resources.bucket("raw").bucket_name, "prefix": self._raw_dataset_prefix,
-                "columns": self._columns, "label_kind": self._label_kind}),
-            result_selector={"files.$": "$.Payload.files", "rows_sampled.$": "$.Payload.rows_sampled"},
+                "columns": self._columns, "label_kind": self._label_kind,
+                **({"extra_columns": "ignore"} if self._data.extra_columns == "ignore" else {})}),
+            result_selector={"files.$": "$.Payload.files", "rows_sampled.$": "$.Payload.rows_sampled",
+                             **({"ignored.$": "$.Payload.ignored"} if self._data.extra_columns == "ignore" else {})},
             result_path="$.schema",
             comment="Fails with SchemaMismatch: missing, extra, out-of-order and mistyped columns of every raw file",
         ), on_failure)
