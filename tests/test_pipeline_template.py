@@ -58,7 +58,12 @@ def test_every_sagemaker_and_lambda_task_retries_times_out_and_reports_failure(s
         if name == "Describe failure":  # the failure ending's own first state: the raw error is notified
             assert catches == ["Failure not described"] and state["Next"] == "Notify failure"
             continue
-        assert catches and catches[-1] == "Describe failure" and state["Catch"][-1]["ErrorEquals"] == ["States.ALL"], name
+        assert catches and state["Catch"][-1]["ErrorEquals"] == ["States.ALL"], name
+        if catches[-1] != "Describe failure":  # a clean-up first: it must go on to the failure ending either way
+            cleanup = _definition(stacks, stage)["States"][catches[-1]]
+            assert (name, catches[-1]) == ("Predict test split", "Delete candidate model after failure")
+            assert cleanup["Next"] == "Describe failure" and cleanup["Catch"][-1]["Next"] == "Describe failure", name
+            assert cleanup["Catch"][-1]["ResultPath"] != "$.error", name  # the transform's error is what is reported
         if ":sagemaker:" in state["Resource"] or ":lambda:" in state["Resource"]:
             assert state.get("Retry"), name
         if state["Resource"].endswith(".sync"):
