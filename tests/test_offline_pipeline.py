@@ -187,7 +187,7 @@ def test_throttled_training_call_is_retried(dev: OfflineStage) -> None:
     assert 15 in dev.hooks.waits[waits_before:]  # the Retry interval the definition asks for
 
 
-def test_metric_gate_failure_registers_and_deploys_nothing(dev: OfflineStage) -> None:
+def test_metric_gate_failure_registers_and_deploys_nothing(dev: OfflineStage, first_run) -> None:
     versions = len(_packages("mlops-demo-dev-models"))
     serving = boto3.client("sagemaker").describe_endpoint(EndpointName=DEV_ENDPOINT)["EndpointConfigName"]
     run = dev.run({"hyperparameters": {"num_round": 1, "max_depth": 1, "eta": 0.001}})
@@ -199,9 +199,10 @@ def test_metric_gate_failure_registers_and_deploys_nothing(dev: OfflineStage) ->
     assert any("REJECTED BY METRIC GATE" in message for message in dev.messages())
 
 
-def test_every_call_is_allowed_by_the_callers_synthesized_policy(dev: OfflineStage) -> None:
+def test_every_call_is_allowed_by_the_callers_synthesized_policy(dev: OfflineStage, first_run) -> None:
     """IAM coverage over everything the dev scenarios above called: the executions' own
-    service calls, each handler's calls, and the jobs' S3 access."""
+    service calls, each handler's calls, and the jobs' S3 access. (``first_run``: pytest-xdist
+    may run this test on a worker where none of the others ran.)"""
     report = dev.iam_report()
     assert report["missing"] == {}, report["missing"]
     assert "sagemaker:CreateTrainingJob" in report["called"][dev.role_of["states:mlops-demo-dev-training"]]
