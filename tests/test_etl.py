@@ -12,7 +12,6 @@ import csv
 import hashlib
 import json
 import logging
-import os
 import random
 import re
 import statistics
@@ -63,32 +62,12 @@ EXPECTED_FILLED = {"mean_radius": 23, "mean_texture": 29, "worst_area": 2, "visi
 
 @pytest.fixture(scope="module")
 def spark():
-    """One local Spark for the module. A session another test module left running is reused
-    (and left running); one started here is stopped here."""
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        yield active
-        return
-    previous_ip = os.environ.get("SPARK_LOCAL_IP")
-    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"  # bind to loopback; no "resolves to a loopback address" warning
-    session = (
-        SparkSession.builder.master("local[1]")
-        .appName("test_etl")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", "1")
-        # A short-lived JVM on two cores: the C1 JIT alone and the serial GC start and warm
-        # up in about half the time of the defaults.
-        .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")  # WindowExec warns on every global window, by design here
-    yield session
-    session.stop()
-    if previous_ip is None:
-        os.environ.pop("SPARK_LOCAL_IP", None)
-    else:
-        os.environ["SPARK_LOCAL_IP"] = previous_ip
+    """The offline runner's local Spark session (one per process, never stopped): a worker that
+    also runs offline data phases starts one JVM, not two (tools/offline/jobs.py configures it:
+    local[1], one shuffle partition, C1 JIT and the serial GC for a short-lived JVM)."""
+    from tools.offline.jobs import _spark
+
+    return _spark()
 
 
 def _sha(value: str) -> str:
