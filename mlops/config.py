@@ -324,19 +324,68 @@ class ScriptConfig(_Model):
         return self
 
 
+# An image in a private ECR repository: account, region, repository, tag or digest.
+ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z]{2}(?:-gov)?-[a-z]+-\d)\.amazonaws\.com(?:\.cn)?/"
+                       r"([a-z0-9]+(?:[._/-][a-z0-9]+)*)(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$")
+
+
+class ContainerConfig(_Model):
+    """Your own training and serving image in ECR, following SageMaker's container contract:
+    run with `train`, it reads `/opt/ml/input/config/hyperparameters.json` and
+    `/opt/ml/input/data/<channel>/` and writes `/opt/ml/model/`; run with `serve`, it answers
+    `GET /ping` and `POST /invocations` on port 8080. The offline runner cannot run it (no Docker)
+    and says so when a run reaches "Train model"."""
+
+    image_uri: str
+    """`<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>` (or `@sha256:<digest>`), in the stage's region."""
+    metric_definitions: list[MetricDefinition] = Field(default_factory=list, max_length=40)
+    """The metrics the training log reports, for tuning objectives and the job's final metrics."""
+    environment: dict[str, str] = Field(default_factory=dict, max_length=100)
+    """Environment variables of the serving container."""
+
+    @field_validator("image_uri")
+    @classmethod
+    def _ecr_image(cls, value: str) -> str:
+        if not ECR_IMAGE.match(value):
+            raise ValueError("must be an ECR image, <account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag> "
+                             f"or @sha256:<digest> (got {value!r})")
+        return value
+
+    @property
+    def account(self) -> str:
+        return ECR_IMAGE.match(self.image_uri).group(1)
+
+    @property
+    def region(self) -> str:
+        return ECR_IMAGE.match(self.image_uri).group(2)
+
+    @property
+    def repository(self) -> str:
+        return ECR_IMAGE.match(self.image_uri).group(3)
+
+
 class ModelConfig(_Model):
-    """What trains and serves the model: the built-in XGBoost algorithm, or your own script."""
+    """What trains and serves the model: the built-in XGBoost algorithm, your own script, or
+    your own container image."""
 
     builtin: Literal["xgboost"] | None = None
-    """A SageMaker built-in algorithm: `xgboost`, also when neither is set (its image version: `pipeline.xgboost_version`)."""
+    """A SageMaker built-in algorithm: `xgboost`, also when none is set (its image version: `pipeline.xgboost_version`)."""
     script: ScriptConfig | None = None
     """Your own training script in a framework container."""
+    container: ContainerConfig | None = None
+    """Your own image (ECR) that trains and serves."""
 
     @model_validator(mode="after")
     def _one_kind(self) -> ModelConfig:
-        if self.builtin and self.script:
-            raise ValueError("pipeline.model: set one of builtin or script, not both")
+        chosen = [name for name in ("builtin", "script", "container") if getattr(self, name)]
+        if len(chosen) > 1:
+            raise ValueError(f"pipeline.model: set one of builtin, script or container, not {' and '.join(chosen)}")
         return self
+
+    @property
+    def own(self) -> ScriptConfig | ContainerConfig | None:
+        """The team's own code (a script or an image): its hyperparameters and metrics are its own."""
+        return self.script or self.container
 
 
 # A tuning objective's direction, read from a script metric's name when the config leaves it out.
@@ -414,7 +463,7 @@ class PipelineConfig(_Model):
         Values the config sets stay as written (and are checked against the problem type)."""
         if not isinstance(data, dict) or DATASETS.get(data.get("dataset", "breast_cancer")) not in PROBLEM_DEFAULTS:
             return data  # a bad dataset or shape is reported by field validation
-        if isinstance(data.get("model"), dict) and data["model"].get("script") is not None:
+        if isinstance(data.get("model"), dict) and (data["model"].get("script") or data["model"].get("container")):
             return cls._derive_script_tuning(data)
         data = dict(data)
         dataset = data.get("dataset", "breast_cancer")
@@ -441,10 +490,10 @@ class PipelineConfig(_Model):
 
     @staticmethod
     def _derive_script_tuning(data: dict) -> dict:
-        """A script model's tuning objective, where the config leaves it out: the first
+        """A script's or container's tuning objective, where the config leaves it out: the first
         ``validation:`` metric definition, its direction read from its name."""
         data, tuning = dict(data), data.get("tuning")
-        script = data["model"]["script"]
+        script = data["model"].get("script") or data["model"].get("container")
         definitions = script.get("metric_definitions") or [] if isinstance(script, dict) else []
         if isinstance(tuning, dict):
             tuning = dict(tuning)
@@ -465,7 +514,7 @@ class PipelineConfig(_Model):
     @classmethod
     def _hyperparameters_are_xgboost(cls, values: dict[str, str], info: ValidationInfo) -> dict[str, str]:
         model = info.data.get("model")
-        if model is None or model.script is not None:  # a script's own (checked below), or a model the config got wrong
+        if model is None or model.own is not None:  # the team's own code's (checked below), or a model the config got wrong
             return values
         problems, checked = [], {}
         for name, value in values.items():
@@ -479,7 +528,7 @@ class PipelineConfig(_Model):
 
     @model_validator(mode="after")
     def _hyperparameters_fit_the_algorithm(self) -> PipelineConfig:
-        if self.script:
+        if self.model.own:
             return self._script_hyperparameters()
         for index, parameter_range in enumerate(self.tuning.ranges if self.tuning else []):
             try:
@@ -489,23 +538,23 @@ class PipelineConfig(_Model):
         return self._xgboost_fits_problem()
 
     def _script_hyperparameters(self) -> PipelineConfig:
-        """Names the script can read as command-line options; tuning on its declared names and
-        reported metrics."""
+        """Names the script (or image) can read; tuning on its declared names and reported metrics."""
+        kind = "script" if self.script else "container"
         for name in self.hyperparameters:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,255}", name) or name.startswith("sagemaker_"):
-                raise ValueError(f"pipeline.hyperparameters.{name}: a script hyperparameter is a name of letters, digits, "
-                                 "_, . and - that starts with a letter or _ (sagemaker_* are the framework's own)")
+                raise ValueError(f"pipeline.hyperparameters.{name}: a {kind} hyperparameter is a name of letters, "
+                                 "digits, _, . and - that starts with a letter or _ (sagemaker_* are the framework's own)")
         if self.tuning:
             declared = sorted(self.hyperparameters)
             for index, parameter_range in enumerate(self.tuning.ranges):
                 if parameter_range.name not in self.hyperparameters:
                     raise ValueError(f"pipeline.tuning.ranges[{index}]: range {parameter_range.name!r} is not a "
-                                     f"hyperparameter of the script; declared in pipeline.hyperparameters: "
+                                     f"hyperparameter of the {kind}; declared in pipeline.hyperparameters: "
                                      f"{', '.join(declared) or 'none'}")
-            reported = [d.name for d in self.script.metric_definitions]
+            reported = [d.name for d in self.model.own.metric_definitions]
             if self.tuning.objective_metric not in reported:
                 raise ValueError(f"pipeline.tuning.objective_metric: {self.tuning.objective_metric!r} is not one of the "
-                                 f"script's model.script.metric_definitions; allowed: {', '.join(reported) or 'none defined'}")
+                                 f"{kind}'s model.{kind}.metric_definitions; allowed: {', '.join(reported) or 'none defined'}")
             if not self.tuning.objective_type:
                 raise ValueError(f"pipeline.tuning.objective_type: cannot tell from {self.tuning.objective_metric!r} "
                                  "whether higher is better; allowed: Maximize, Minimize")
@@ -1001,6 +1050,11 @@ class StageConfig(_Model):
             raise ValueError(f"monitoring.model_monitor.max_runtime_minutes: an hourly model-quality schedule allows at "
                              f"most {HOURLY_MODEL_QUALITY_MAX_MINUTES} (got {mm.max_runtime_minutes}); lower it or choose "
                              "a longer schedule")
+        container = self.pipeline.model.container
+        if container and self.environment.region and container.region != self.environment.region:
+            raise ValueError(f"pipeline.model.container.image_uri: the image is in {container.region} and the stage deploys "
+                             f"to {self.environment.region}; SageMaker pulls images from the stage's own region: push it "
+                             f"to ECR in {self.environment.region}")
         if (self.monitoring.backend == "model-monitor" and self.monitoring.ground_truth_prefix
                 and self.pipeline.problem_type == "multiclass_classification"):
             raise ValueError("monitoring.ground_truth_prefix: Model Monitor's multiclass model-quality job reads one "

@@ -657,7 +657,7 @@ def _as_script(d: dict) -> None:
         "pipeline.model.script.metric_definitions[2].regex: needs exactly one capture group around the value (got 0)",
         id="regex-without-group"),
     pytest.param(lambda d: d["pipeline"]["model"].update(builtin="xgboost"),
-                 "pipeline.model: set one of builtin or script, not both", id="both"),
+                 "pipeline.model: set one of builtin, script or container, not builtin and script", id="both"),
     pytest.param(lambda d: d["pipeline"]["tuning"]["ranges"].append({"name": "max_depth", "type": "integer", "min": 1,
                                                                      "max": 4}),
                  "pipeline.tuning.ranges[1]: range 'max_depth' is not a hyperparameter of the script; declared in "
@@ -672,6 +672,44 @@ def test_script_model_mistakes_are_refused_naming_the_field(config_dir: Path, ed
     _edit(config_dir, "dev", lambda d: (_as_script(d), edit(d)))
     error = _error(config_dir)
     assert expected in error and "XGBoost" not in error  # no noise about the hyperparameters of another algorithm
+
+
+IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/churn-model:2.1"
+
+
+def _as_container(d: dict) -> None:
+    """The multiclass example's hyperparameters and tuning, trained by the team's own image."""
+    _as_script(d)
+    d["pipeline"]["model"] = {"container": {"image_uri": IMAGE, "metric_definitions": [
+        {"name": "validation:accuracy", "regex": "validation:accuracy=([0-9.]+)"}], "environment": {"MODE": "fast"}}}
+
+
+def test_a_container_model_takes_its_own_hyperparameters_and_metrics(config_dir: Path) -> None:
+    _edit(config_dir, "dev", _as_container)
+    pipeline = load_stage_config("dev", config_dir).pipeline
+    container = pipeline.model.container
+    assert (container.account, container.region, container.repository) == ("123456789012", "eu-west-1", "churn-model")
+    assert pipeline.hyperparameters == {"C": "1.0", "max_iter": "1000"}  # nothing XGBoost added
+    assert (pipeline.tuning.objective_metric, pipeline.tuning.objective_type) == ("validation:accuracy", "Maximize")
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    pytest.param(lambda d: d["pipeline"]["model"]["container"].update(image_uri="churn-model:2.1"),
+                 "pipeline.model.container.image_uri: must be an ECR image", id="not-ecr"),
+    pytest.param(lambda d: d["pipeline"]["model"]["container"].update(image_uri=IMAGE.replace(":2.1", "")),
+                 "pipeline.model.container.image_uri: must be an ECR image", id="no-tag"),
+    pytest.param(lambda d: d.update(environment={"account": "123456789012", "region": "us-east-1"}),
+                 "pipeline.model.container.image_uri: the image is in eu-west-1 and the stage deploys to us-east-1",
+                 id="other-region"),
+    pytest.param(lambda d: d["pipeline"]["model"].update(builtin="xgboost"),
+                 "pipeline.model: set one of builtin, script or container, not builtin and container", id="two-kinds"),
+    pytest.param(lambda d: d["pipeline"]["tuning"].update(objective_metric="validation:mlogloss"),
+                 "pipeline.tuning.objective_metric: 'validation:mlogloss' is not one of the container's "
+                 "model.container.metric_definitions; allowed: validation:accuracy", id="objective"),
+])
+def test_container_model_mistakes_are_refused_naming_the_field(config_dir: Path, edit, expected: str) -> None:
+    _edit(config_dir, "dev", lambda d: (_as_container(d), edit(d)))
+    assert expected in _error(config_dir)
 
 
 def test_a_script_tuning_objective_takes_its_direction_from_its_name(config_dir: Path) -> None:

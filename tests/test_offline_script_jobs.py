@@ -335,3 +335,12 @@ def test_a_client_reads_each_containers_answer_per_row(answer: str, rows: int, e
     from tools.offline.runner import parse_answer
 
     assert parse_answer(answer, rows) == expected
+
+
+def test_the_teams_own_image_is_refused_offline_saying_why(hooks: adapter.Hooks) -> None:
+    """pipeline.model.container: the runner has no Docker; the training job fails naming the image
+    and what does run offline, rather than training something else in its place."""
+    image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/churn-model:2.1"
+    outcome = jobs.train(_training("own-image", {"epochs": "5"}, image=image))
+    assert outcome["failure"].startswith(f"ClientError: the offline runner cannot run the image {image}: ")
+    assert "built-in XGBoost and script-mode models only" in outcome["failure"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_stepfunctions as sfn
@@ -267,3 +269,27 @@ def test_update_carries_the_configured_traffic_shifting() -> None:
         "TerminationWaitInSeconds": 600, "MaximumExecutionTimeoutInSeconds": 3600}
     assert "linear traffic shifting" in update["Comment"]
     assert states["Keep waiting?"]["Choices"][0]["NumericLessThan"] == 60  # the run polls as long as SageMaker may take
+
+
+def test_the_teams_own_image_trains_and_serves_and_only_its_repository_is_pulled() -> None:
+    """pipeline.model.container: the image is the config's; the execution role may pull that one
+    repository of the team's account (no wildcard), nothing else is added."""
+    stack, resources = bare_stage()
+    config = dev_config()
+    image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/churn-model:2.1"
+    pipeline = config.pipeline.model_validate({
+        **config.pipeline.model_dump(exclude={"model", "hyperparameters", "tuning"}),
+        "model": {"container": {"image_uri": image, "environment": {"MODE": "fast"},
+                                "metric_definitions": [{"name": "validation:auc", "regex": "auc=([0-9.]+)"}]}},
+        "hyperparameters": {"epochs": "5"}})
+    images = ImageMapping(stack, "Images", images={"xgboost": ("xgboost", "1.7-1")})
+    own = algorithm(stack, pipeline, images)
+    assert (own.image_uri, own.environment, own.repository, own.own_code) == (image, {"MODE": "fast"}, None, True)
+    assert own.container("$.training.model_data") == {"Image": image, "ModelDataUrl.$": "$.training.model_data",
+                                                      "Environment": {"MODE": "fast"}}
+    role = execution_role(stack, resources=resources, dataset="breast_cancer", scripts=[], repositories=["sagemaker-xgboost"])
+    own.grant_execution(role)
+    pulls = [s for s in statements(Template.from_stack(stack), "SageMakerRole") if "ecr:BatchGetImage" in s["Action"]]
+    resources_pulled = [json.dumps(s["Resource"]) for s in pulls]
+    assert any(":ecr:eu-west-1:123456789012:repository/churn-model" in r for r in resources_pulled), resources_pulled
+    assert not any("churn-model" in r and "*" in r for r in resources_pulled)

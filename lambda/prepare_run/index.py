@@ -104,7 +104,7 @@ class RunDefaults(_Strict):
     classes: int | None = Field(default=None, ge=2)  # the label's number of classes (classification)
     label: str
     hyperparameters: dict[str, str]
-    algorithm: Literal["xgboost", "script"] = "xgboost"
+    algorithm: Literal["xgboost", "script", "container"] = "xgboost"
     framework_hyperparameters: dict[str, str] = Field(default_factory=dict)  # a script's sagemaker_program & co.
     tuning: bool
     tuning_available: bool = False
@@ -186,8 +186,8 @@ def _script_hyperparameters(given: dict[str, Any], defaults: RunDefaults) -> dic
     problems, checked = [], {}
     for name, value in given.items():
         if name not in declared:
-            problems.append(f"input.hyperparameters.{name}: not a hyperparameter of the stage's training script; "
-                            f"allowed: {', '.join(declared)}")
+            problems.append(f"input.hyperparameters.{name}: not a hyperparameter of the stage's training "
+                            f"{defaults.algorithm}; allowed: {', '.join(declared)}")
         elif isinstance(value, bool) or not isinstance(value, (str, int, float)):
             problems.append(f"input.hyperparameters.{name}: must be a string or a number (got {value!r})")
         else:
@@ -200,7 +200,7 @@ def _script_hyperparameters(given: dict[str, Any], defaults: RunDefaults) -> dic
 def _hyperparameters(given: dict[str, Any], defaults: RunDefaults) -> dict[str, str]:
     """The stage's hyperparameters with the input's on top, each checked against the XGBoost
     table (name, type, range) and the whole set against the dataset's problem type."""
-    if defaults.algorithm == "script":
+    if defaults.algorithm in ("script", "container"):
         return _script_hyperparameters(given, defaults)
     problems, checked = [], {}
     for name, value in given.items():

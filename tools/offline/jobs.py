@@ -136,8 +136,14 @@ def train(request: dict[str, Any], *, fault: str | None = None, **_: Any) -> dic
     """CreateTrainingJob offline: script mode (``train_script``) when the request is a framework
     estimator's, else the built-in XGBoost algorithm (``train_xgboost``). Returns the job's
     outcome: ``{"hyperparameters", "metrics"}`` or ``{"failure"}``."""
-    runner = train_script if is_script_training(request) else train_xgboost
-    return runner(request, fault=fault)
+    if is_script_training(request):
+        return train_script(request, fault=fault)
+    image = request["AlgorithmSpecification"]["TrainingImage"]
+    if "/sagemaker-xgboost:" not in image:  # the team's own image (pipeline.model.container)
+        return {"failure": f"ClientError: the offline runner cannot run the image {image}: offline runs train the "
+                           "built-in XGBoost and script-mode models only (an image needs Docker); run this stage's "
+                           "pipeline in AWS, or try the model offline as a script (pipeline.model.script)"}
+    return train_xgboost(request, fault=fault)
 
 
 def train_xgboost(request: dict[str, Any], *, fault: str | None = None, **_: Any) -> dict[str, Any]:

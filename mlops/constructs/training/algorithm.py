@@ -1,5 +1,5 @@
-"""What trains and serves the model: the built-in XGBoost algorithm, or the team's own script in
-AWS's scikit-learn framework container (script mode).
+"""What trains and serves the model: the built-in XGBoost algorithm, the team's own script in
+AWS's scikit-learn framework container (script mode), or the team's own image in ECR.
 
 ``algorithm()`` returns one ``Algorithm`` that every phase reads: the image training, tuning,
 the test-split predictions and the endpoints run; the metric definitions SageMaker reads from
@@ -41,16 +41,22 @@ class Algorithm:
     """One algorithm as the workflow's phases use it."""
 
     image_uri: str
-    repository: str  # the image's ECR repository (pulled by the execution role)
+    repository: str | None  # the image's repository in SageMaker's per-region accounts (None: the team's own)
     description: str  # for state comments: what trains
     metric_definitions: list[dict[str, str]] = field(default_factory=list)
     framework_hyperparameters: dict[str, str] = field(default_factory=dict)  # added to every run's own
     environment: dict[str, str] = field(default_factory=dict)  # the serving container's
     source: s3_assets.Asset | None = None  # the script's sourcedir.tar.gz
+    own_repository_arn: str | None = None  # the team's own image's ECR repository
 
     @property
     def script(self) -> bool:
         return self.source is not None
+
+    @property
+    def own_code(self) -> bool:
+        """The team's own script or image: hyperparameters are its own, not XGBoost's."""
+        return self.source is not None or self.own_repository_arn is not None
 
     def container(self, model_data_path: str) -> dict:
         """A container definition (CreateModel's PrimaryContainer, a model package's container)
@@ -63,11 +69,22 @@ class Algorithm:
         container (by key: no listing)."""
         if self.source is not None:
             read_assets(role, [self.source], listed=False)
+        if self.own_repository_arn is not None:  # one repository of the team's account: no wildcard
+            role.add_to_principal_policy(iam.PolicyStatement(
+                actions=["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                resources=[self.own_repository_arn]))
 
 
 def algorithm(scope: Construct, pipeline: PipelineConfig, images: ImageMapping) -> Algorithm:
     """The stage's algorithm; ``images`` holds ``xgboost`` and, for a script, ``script``."""
-    script = pipeline.script
+    script, container = pipeline.script, pipeline.model.container
+    if container is not None:
+        partition = cdk.Stack.of(scope).partition
+        return Algorithm(
+            image_uri=container.image_uri, repository=None, description=f"Image {container.image_uri}",
+            metric_definitions=[{"Name": d.name, "Regex": d.regex} for d in container.metric_definitions],
+            environment=dict(container.environment),
+            own_repository_arn=f"arn:{partition}:ecr:{container.region}:{container.account}:repository/{container.repository}")
     if script is None:
         return Algorithm(image_uri=images.uri("xgboost"), repository=XGBOOST_REPOSITORY,
                          description=f"Built-in XGBoost {pipeline.xgboost_version}")

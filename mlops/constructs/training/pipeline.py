@@ -49,7 +49,7 @@ class TrainingPipeline(Construct):
         self.endpoint_name = self.endpoints.realtime
         script = evaluation_script(self)
         self.sagemaker_role = execution_role(self, resources=resources, dataset=pipeline.dataset, scripts=[script],
-                                             repositories=sorted({XGBOOST_REPOSITORY, algorithm.repository}))
+                                             repositories=sorted({XGBOOST_REPOSITORY, algorithm.repository} - {None}))
         algorithm.grant_execution(self.sagemaker_role)
         self.async_topics = {
             outcome: sns.Topic(self, f"Async{outcome.capitalize()}Topic", master_key=resources.data_key, enforce_ssl=True,
@@ -125,7 +125,7 @@ class TrainingPipeline(Construct):
             "label": dataset_columns(pipeline.dataset)[-1],
             "hyperparameters": dict(pipeline.hyperparameters),
             **({"algorithm": "script", "framework_hyperparameters": self._algorithm.framework_hyperparameters}
-               if self._algorithm.script else {}),
+               if self._algorithm.script else {"algorithm": "container"} if self._algorithm.own_code else {}),
             "tuning": bool(pipeline.tuning and pipeline.tuning.run_by_default),
             "tuning_available": pipeline.tuning is not None,
             "tuned_hyperparameters": [r.name for r in pipeline.tuning.ranges] if pipeline.tuning else [],
