@@ -343,6 +343,14 @@ class ContainerConfig(_Model):
     environment: dict[str, str] = Field(default_factory=dict, max_length=100)
     """Environment variables of the serving container."""
 
+    @field_validator("metric_definitions")
+    @classmethod
+    def _unique_metrics(cls, value: list[MetricDefinition]) -> list[MetricDefinition]:
+        names = [definition.name for definition in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"each name once (got {', '.join(names)})")
+        return value
+
     @field_validator("image_uri")
     @classmethod
     def _ecr_image(cls, value: str) -> str:

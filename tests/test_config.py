@@ -703,6 +703,10 @@ def test_a_container_model_takes_its_own_hyperparameters_and_metrics(config_dir:
                  id="other-region"),
     pytest.param(lambda d: d["pipeline"]["model"].update(builtin="xgboost"),
                  "pipeline.model: set one of builtin, script or container, not builtin and container", id="two-kinds"),
+    pytest.param(lambda d: d["pipeline"]["model"]["container"]["metric_definitions"].append(
+        {"name": "validation:accuracy", "regex": "acc=([0-9.]+)"}),
+        "pipeline.model.container.metric_definitions: each name once (got validation:accuracy, validation:accuracy)",
+        id="duplicate-metric"),
     pytest.param(lambda d: d["pipeline"]["tuning"].update(objective_metric="validation:mlogloss"),
                  "pipeline.tuning.objective_metric: 'validation:mlogloss' is not one of the container's "
                  "model.container.metric_definitions; allowed: validation:accuracy", id="objective"),
