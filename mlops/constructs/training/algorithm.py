@@ -65,8 +65,9 @@ class Algorithm:
                 **({"Environment": dict(self.environment)} if self.environment else {})}
 
     def grant_execution(self, role: iam.IRole) -> None:
-        """The execution role downloads the script's code in training jobs and in the serving
-        container (by key: no listing)."""
+        """The execution role downloads a script's code in training jobs and in the serving
+        container (by key: no listing), and pulls the team's own image from its one repository
+        (the XGBoost and scikit-learn images: ``allow_job_runtime``)."""
         if self.source is not None:
             read_assets(role, [self.source], listed=False)
         if self.own_repository_arn is not None:  # one repository of the team's account: no wildcard
