@@ -142,6 +142,9 @@ def _report(stage, result) -> None:
         records = sum(len(group) for group in stage.feature_store.records.values())
         print(f"\nData phase: {output['data']['rules_checked']} data-quality rules passed; "
               f"{records} records ingested into {len(stage.feature_store.records)} feature group(s)")
+    training = output.get("training")
+    if training:
+        print(f"Model: {_what_trained(training['job_name'])}, trained by {training['job_name']}")
     gate = output.get("gate")
     if gate:
         print("\nEvaluation on the held-out test split:")
@@ -160,6 +163,16 @@ def _report(stage, result) -> None:
         _invoke(stage, serving, run["s3"]["test"], problem_type=run.get("problem_type", "binary_classification"))
     for message in stage.messages():
         print(f"Notification: {message[:160]}")
+
+
+def _what_trained(job_name: str) -> str:
+    """The training job's image, and its script where it ran one (script mode)."""
+    import boto3
+
+    job = boto3.client("sagemaker").describe_training_job(TrainingJobName=job_name)
+    image = job["AlgorithmSpecification"]["TrainingImage"].rsplit("/", 1)[-1]
+    program = job.get("HyperParameters", {}).get("sagemaker_program")
+    return f"your script {json.loads(program)} on {image}" if program else f"built-in algorithm {image}"
 
 
 def _invoke(stage, endpoint: str, test_split: str, *, problem_type: str) -> None:
