@@ -10,8 +10,8 @@ written to ``cdk.out``.
 from __future__ import annotations
 
 import csv
-import functools
 import hashlib
+import math
 
 import re
 import types
@@ -137,8 +137,9 @@ class TrainingConfig(_Model):
         return value
 
 
-# dataset -> problem type (the bundled sample datasets; see data/sample/)
-DATASETS = {"breast_cancer": "binary_classification", "wine": "multiclass_classification", "diabetes": "regression"}
+# The bundled sample datasets (data/sample/<name>/<name>.csv: numeric features, label `target` last)
+# and their problem types; `pipeline.dataset: <name>` stands for the whole definition.
+BUNDLED_DATASETS = {"breast_cancer": "binary", "wine": "multiclass", "diabetes": "regression"}
 # The metrics the evaluation job reports per problem type (jobs/evaluation/evaluate.py), which gates may name.
 METRICS = {
     "binary_classification": ("accuracy", "precision", "recall", "f1", "auc", "true_positive_rate",
@@ -396,6 +397,182 @@ class ModelConfig(_Model):
         return self.script or self.container
 
 
+# The config's problem types and the names the pipeline uses for them (metrics, evaluation, gate).
+PROBLEM_TYPES = {"binary": "binary_classification", "multiclass": "multiclass_classification", "regression": "regression"}
+# Column types a feature may have; text and timestamp columns are kept for joins or dropped, never trained on.
+FEATURE_TYPES = ("numeric", "categorical")
+# A CSV header name the ETL, the catalog and Feature Store all accept.
+COLUMN_NAME = r"^[A-Za-z0-9]([-_]*[A-Za-z0-9]){0,63}$"
+
+
+class ColumnConfig(_Model):
+    """One column of the raw CSV files, in the files' order."""
+
+    name: str = Field(pattern=COLUMN_NAME)
+    """The header name: letters and digits, single `-` or `_` between them, at most 64 characters."""
+    type: Literal["numeric", "categorical", "text", "timestamp"] = "numeric"
+    """What the column holds: `numeric` (numbers), `categorical` (a value from a small set, text or integer codes), `text` (free text or an identifier), `timestamp` (ISO 8601 date or date-time). The schema check refuses a non-number in a numeric column and a non-ISO-8601 value in a timestamp column."""
+    role: Literal["feature", "id", "ignore", "drop", "mask"] = "feature"
+    """`feature`: the model trains on it (numeric or categorical); `id`: kept in the curated catalog for joins, not trained on; `ignore`: dropped by the ETL; `drop`: PII, dropped by the ETL; `mask`: PII, replaced by its SHA-256 in the catalog and not trained on."""
+
+    @model_validator(mode="after")
+    def _feature_type(self) -> ColumnConfig:
+        if self.role == "feature" and self.type not in FEATURE_TYPES:
+            raise ValueError(f"column {self.name!r}: a {self.type} column cannot be a feature; allowed roles: id, "
+                             "ignore, drop, mask (or declare it numeric or categorical)")
+        return self
+
+
+class DatasetConfig(_Model):
+    """The dataset the stage trains on: where its raw CSV files land, their columns, the label
+    and the problem type. A bundled sample's name (`breast_cancer`, `wine`, `diabetes`) stands for
+    its whole definition. Guide: docs/bring-your-own-model.md."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([-_]?[a-z0-9]){0,39}$")
+    """Names the dataset's prefixes in the curated zone (`<name>/runs/`) and its lineage: lower-case letters, digits, single `-` or `_`."""
+    raw_prefix: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9!_.*'()-]+(/[a-zA-Z0-9!_.*'()-]+)*/$")
+    """Where the raw CSV files land in the raw zone (every `*.csv` under it, header first); null: `<name>/`."""
+    sample: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*$")
+    """A CSV file or a directory of CSV files in the repository, checked against `columns` at synth and copied to `raw_prefix` on deploy when `data_lake.deploy_sample_data`; null: you upload the raw files yourself."""
+    label: str = Field(pattern=COLUMN_NAME)
+    """The column the model predicts, at any position; the training data has it first."""
+    problem_type: Literal["binary", "multiclass", "regression"]
+    """`binary` or `multiclass` classification, or `regression`; decides the objective, the metrics and the gate."""
+    classes: list[str] | None = Field(default=None, max_length=1000)
+    """Classification: the label's values, in class-index order (the model predicts 0 for the first); null: read from `sample`, sorted (as numbers when they all are). Binary: exactly 2, the positive class second."""
+    columns: list[ColumnConfig] = Field(min_length=2, max_length=1000)
+    """Every column of the raw files, in their order, with its type and role."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DatasetConfig:
+        names = [column.name for column in self.columns]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"columns: {', '.join(twice)} declared twice")
+        if self.label not in names:
+            raise ValueError(f"label: {self.label!r} is not a declared column; allowed: {', '.join(names)}")
+        label = self.column(self.label)
+        if label.role != "feature":
+            raise ValueError(f"columns: the label {self.label!r} must keep role feature (got {label.role})")
+        wanted = ("numeric",) if self.problem_type == "regression" else FEATURE_TYPES
+        if label.type not in wanted:
+            raise ValueError(f"columns: the label {self.label!r} of a {self.problem_type} dataset is "
+                             f"{' or '.join(wanted)} (got {label.type})")
+        if not self.features:
+            raise ValueError("columns: no feature besides the label; give at least one column role feature")
+        if self.sample is not None:
+            path = REPO_ROOT / self.sample
+            if ".." in Path(self.sample).parts or not path.exists():
+                raise ValueError(f"sample: {self.sample!r} is not a file or directory of the repository")
+        if self.problem_type == "regression":
+            if self.classes is not None:
+                raise ValueError("classes: a regression label has no classes; remove it")
+            return self
+        classes = self.classes if self.classes is not None else self._sample_classes()
+        if classes is None:
+            raise ValueError(f"classes: a {self.problem_type} dataset without a sample must list its classes")
+        if len(set(classes)) != len(classes) or any(not value.strip() for value in classes):
+            raise ValueError(f"classes: each class once, none empty (got {', '.join(classes)})")
+        if self.problem_type == "binary" and len(classes) != 2:
+            raise ValueError(f"classes: a binary label has exactly 2 classes (got {len(classes)}: {', '.join(classes)})")
+        if self.problem_type == "multiclass" and len(classes) < 3:
+            raise ValueError(f"classes: a multiclass label has at least 3 classes (got {len(classes)}); "
+                             "with 2 use problem_type binary")
+        object.__setattr__(self, "classes", list(classes))
+        return self
+
+    def column(self, name: str) -> ColumnConfig:
+        return next(column for column in self.columns if column.name == name)
+
+    @property
+    def column_names(self) -> list[str]:
+        """Every declared column, in the raw files' order."""
+        return [column.name for column in self.columns]
+
+    @property
+    def features(self) -> list[str]:
+        """What the model reads, in order: the training data's columns after the label."""
+        return [c.name for c in self.columns if c.role == "feature" and c.name != self.label]
+
+    @property
+    def categorical_features(self) -> list[str]:
+        return [c.name for c in self.columns if c.role == "feature" and c.type == "categorical" and c.name != self.label]
+
+    @property
+    def pii(self) -> dict[str, str]:
+        """PII columns and what the ETL does with them (`drop` or `mask`)."""
+        return {c.name: c.role for c in self.columns if c.role in ("drop", "mask")}
+
+    @property
+    def kept(self) -> list[str]:
+        """The columns the ETL keeps (ignored ones go before anything else)."""
+        return [c.name for c in self.columns if c.role != "ignore"]
+
+    @property
+    def catalogued(self) -> list[str]:
+        """The columns of the curated catalog copy: every kept column but dropped PII."""
+        return [c.name for c in self.columns if c.role not in ("ignore", "drop")]
+
+    @property
+    def raw_location(self) -> str:
+        """The raw zone prefix the data phase reads."""
+        return self.raw_prefix or f"{self.name}/"
+
+    @property
+    def pipeline_problem_type(self) -> str:
+        return PROBLEM_TYPES[self.problem_type]
+
+    def sample_files(self) -> list[Path]:
+        """The sample's CSV files (none without a sample)."""
+        if self.sample is None:
+            return []
+        path = REPO_ROOT / self.sample
+        return [path] if path.is_file() else sorted(path.rglob("*.csv"))
+
+    def _sample_classes(self) -> list[str] | None:
+        files = self.sample_files()
+        if not files:
+            return None
+        values: set[str] = set()
+        for path in files:
+            with path.open(encoding="utf-8-sig", newline="") as handle:
+                rows = csv.reader(handle)
+                header = next(rows, [])
+                if self.label not in header:
+                    raise ValueError(f"sample: {path.relative_to(REPO_ROOT)} has no column {self.label!r} (the label); "
+                                     f"its header: {', '.join(header)}")
+                index = header.index(self.label)
+                values |= {row[index].strip() for row in rows if len(row) > index} - MISSING_TOKENS
+        try:
+            return sorted(values, key=float)
+        except ValueError:
+            return sorted(values)
+
+
+def dataset_columns(dataset: str) -> list[str]:
+    """A bundled dataset's columns, label last (the header of ``data/sample/<dataset>/``)."""
+    with (SAMPLE_DIR / dataset / f"{dataset}.csv").open(encoding="utf-8") as handle:
+        return handle.readline().strip().split(",")
+
+
+def bundled_dataset(name: str) -> dict[str, Any]:
+    """The definition a bundled sample's name stands for: every column numeric and a feature
+    but the label ``target`` (last), raw files under ``sample/<name>/``."""
+    columns = dataset_columns(name)
+    return {"name": name, "raw_prefix": f"sample/{name}/", "sample": f"data/sample/{name}", "label": columns[-1],
+            "problem_type": BUNDLED_DATASETS[name], "columns": [{"name": column} for column in columns]}
+
+
+def _bundled(value: Any) -> Any:
+    """``pipeline.dataset: <name>``: a bundled sample's definition; a mapping is a dataset section."""
+    if isinstance(value, str):
+        if value not in BUNDLED_DATASETS:
+            raise ValueError(f"{value!r} is not a bundled sample; allowed: {', '.join(BUNDLED_DATASETS)}, or a dataset "
+                             "section (name, label, problem_type, columns)")
+        return bundled_dataset(value)
+    return value
+
+
 # A tuning objective's direction, read from a script metric's name when the config leaves it out.
 _MINIMIZED_WORDS = ("loss", "error", "rmse", "mse", "mae")
 _MAXIMIZED_WORDS = ("accuracy", "auc", "f1", "precision", "recall", "r2")
@@ -413,8 +590,10 @@ def _direction(metric: str) -> str | None:
 class PipelineConfig(_Model):
     """The training-to-deployment state machine."""
 
-    dataset: Literal["breast_cancer", "wine", "diabetes"] = "breast_cancer"
-    """Bundled sample dataset the pipeline trains on: `breast_cancer` (binary classification), `wine` (multiclass, 3 classes) or `diabetes` (regression); decides which metrics exist."""
+    dataset: Annotated[DatasetConfig, BeforeValidator(
+        _bundled, json_schema_input_type=Union[Literal[tuple(BUNDLED_DATASETS)], DatasetConfig])] = Field(  # type: ignore[misc]
+        default_factory=lambda: DatasetConfig.model_validate(bundled_dataset("breast_cancer")))
+    """The dataset: a section (`name`, `label`, `problem_type`, `columns`, ...) or the name of a bundled sample: `breast_cancer` (binary classification), `wine` (multiclass, 3 classes) or `diabetes` (regression). Its problem type decides the objective and which metrics exist. Default: `breast_cancer`."""
     model: ModelConfig = Field(default_factory=lambda: ModelConfig(builtin="xgboost"))
     """The algorithm: `{builtin: xgboost}` (the default) or `{script: {source_dir: ..., entry_point: ...}}` for your own training code."""
     xgboost_version: Literal["1.7-1"] = "1.7-1"
@@ -456,12 +635,13 @@ class PipelineConfig(_Model):
 
     @property
     def problem_type(self) -> str:
-        return DATASETS[self.dataset]
+        """``binary_classification``, ``multiclass_classification`` or ``regression``."""
+        return self.dataset.pipeline_problem_type
 
     @property
     def classes(self) -> int | None:
         """How many classes the label has (classification), ``None`` for regression."""
-        return None if self.problem_type == "regression" else len(dataset_classes(self.dataset))
+        return None if self.dataset.classes is None else len(self.dataset.classes)
 
     @model_validator(mode="before")
     @classmethod
@@ -469,16 +649,19 @@ class PipelineConfig(_Model):
         """Fill what the config leaves out from the dataset's problem type: the XGBoost
         ``objective`` and ``eval_metric``, then the tuning objective from the first eval metric.
         Values the config sets stay as written (and are checked against the problem type)."""
-        if not isinstance(data, dict) or DATASETS.get(data.get("dataset", "breast_cancer")) not in PROBLEM_DEFAULTS:
+        if not isinstance(data, dict):
+            return data
+        try:
+            dataset = DatasetConfig.model_validate(_bundled(data.get("dataset", "breast_cancer")))
+        except (ValueError, TypeError):
             return data  # a bad dataset or shape is reported by field validation
         if isinstance(data.get("model"), dict) and (data["model"].get("script") or data["model"].get("container")):
             return cls._derive_script_tuning(data)
         data = dict(data)
-        dataset = data.get("dataset", "breast_cancer")
-        objective, eval_metric = PROBLEM_DEFAULTS[DATASETS[dataset]]
+        objective, eval_metric = PROBLEM_DEFAULTS[dataset.pipeline_problem_type]
         implied = [("objective", objective), ("eval_metric", eval_metric)]
-        if DATASETS[dataset] == "multiclass_classification":
-            implied.append(("num_class", str(len(dataset_classes(dataset)))))
+        if dataset.problem_type == "multiclass":
+            implied.append(("num_class", str(len(dataset.classes or ()))))
         hyperparameters = data.get("hyperparameters", cls.model_fields["hyperparameters"].default_factory())
         if isinstance(hyperparameters, dict):
             derived = {name: value for name, value in implied if name not in hyperparameters}
@@ -586,6 +769,16 @@ class PipelineConfig(_Model):
             if self.tuning.objective_type != direction:
                 raise ValueError(f"pipeline.tuning.objective_type: {metric} is better when "
                                  f"{'higher' if direction == 'Maximize' else 'lower'}; allowed: {direction}")
+        return self
+
+    @model_validator(mode="after")
+    def _builtin_reads_numbers(self) -> PipelineConfig:
+        categorical = self.dataset.categorical_features
+        if self.model.own is None and categorical:
+            raise ValueError(f"pipeline.dataset.columns: built-in XGBoost reads numbers only and {', '.join(categorical)} "
+                             f"{'is' if len(categorical) == 1 else 'are'} categorical; train a script model that encodes "
+                             "it (scikit-learn's OneHotEncoder in a Pipeline serves raw rows), or declare integer codes "
+                             "numeric")
         return self
 
     @model_validator(mode="after")
@@ -745,8 +938,14 @@ class EtlConfig(_Model):
     # "*" is the default for every other column (median for numbers, mode for text)
     missing: dict[str, MissingRule] = Field(default_factory=dict)
     """Missing-value rule per column: `drop` (rows with a missing value), `mean`, `median`, `mode` or `{constant: <value>}`; `*` applies to every other column (default: median for numbers, mode for text). Fill values come from the train split only."""
-    pii: dict[str, Literal["drop", "mask"]] = Field(default_factory=dict)  # column -> dropped or sha256-masked
-    """PII columns: dropped, or replaced by their SHA-256 (`mask`); never the label."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pii_is_a_role(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "pii" in data:
+            raise ValueError("data.etl.pii: PII is a column role: set role drop or mask on the column in "
+                             "pipeline.dataset.columns")
+        return data
 
 
 class FeatureDefinition(_Model):
@@ -1025,30 +1224,33 @@ class StageConfig(_Model):
     def _data_columns_exist(self) -> StageConfig:
         """Every column the data phase names must be in the dataset: a typo would otherwise
         surface hours later as a failed DataBrew or Glue job."""
-        columns = dataset_columns(self.pipeline.dataset)
-        label = columns[-1]
+        dataset = self.pipeline.dataset
+        columns, label = dataset.column_names, dataset.label
         named: list[tuple[str, str]] = []
         for index, rule in enumerate(self.data.quality_rules):
             named += [(f"data.quality_rules[{index}]", column) for column in _columns_of(rule)]
         for index, step in enumerate(self.data.recipe):
             named += [(f"data.recipe[{index}]", column) for column in _columns_of(step)]
         named += [(f"data.etl.missing.{column}", column) for column in self.data.etl.missing if column != "*"]
-        named += [(f"data.etl.pii.{column}", column) for column in self.data.etl.pii]
-        for index, group in enumerate(self.data.feature_groups):
-            named += [(f"data.feature_groups[{index}].features", feature.name) for feature in group.features]
         for where, column in named:
             if column not in columns:
-                raise ValueError(f"{where}: column {column!r} is not in dataset {self.pipeline.dataset!r}; "
+                raise ValueError(f"{where}: column {column!r} is not in dataset {dataset.name!r}; "
                                  f"allowed: {', '.join(columns)}")
+        for index, group in enumerate(self.data.feature_groups):  # filled from the curated catalog copy
+            for feature in group.features:
+                if feature.name not in dataset.catalogued:
+                    raise ValueError(f"data.feature_groups[{index}].features: column {feature.name!r} is not in dataset "
+                                     f"{dataset.name!r} as curated (without its ignored and dropped columns); "
+                                     f"allowed: {', '.join(dataset.catalogued)}")
         allowed = METRICS[self.pipeline.problem_type]
         for index, threshold in enumerate(self.monitoring.quality_thresholds):
             if threshold.metric not in allowed:
                 raise ValueError(f"monitoring.quality_thresholds[{index}].metric: {threshold.metric!r} is not a "
                                  f"{self.pipeline.problem_type} metric; allowed: {', '.join(allowed)}")
         for column in self.monitoring.categorical_columns:
-            if column not in columns[:-1]:
+            if column not in dataset.features:
                 raise ValueError(f"monitoring.categorical_columns: {column!r} is not a feature of dataset "
-                                 f"{self.pipeline.dataset!r}; allowed: {', '.join(columns[:-1])}")
+                                 f"{dataset.name!r}; allowed: {', '.join(dataset.features)}")
         if self.monitoring.quality_thresholds and not self.monitoring.ground_truth_prefix:
             raise ValueError("monitoring.quality_thresholds: model-quality alarms need ground truth; set "
                              "monitoring.ground_truth_prefix")
@@ -1068,8 +1270,18 @@ class StageConfig(_Model):
             raise ValueError("monitoring.ground_truth_prefix: Model Monitor's multiclass model-quality job reads one "
                              "predicted-class column and the built-in XGBoost answers class probabilities; with "
                              "backend model-monitor leave it out for multiclass, or use backend open-source")
-        if label in self.data.etl.pii:
-            raise ValueError(f"data.etl.pii.{label}: the label column cannot be dropped or masked")
+        return self
+
+    @model_validator(mode="after")
+    def _sample_fits(self) -> StageConfig:
+        """The dataset's local sample, where there is one, has the declared columns and types:
+        the check the data phase runs on the raw zone, run at synth on the file in the repo."""
+        dataset = self.pipeline.dataset
+        for path in dataset.sample_files():
+            problems = sample_problems(dataset, path, ignore_extra=self.data.extra_columns == "ignore")
+            if problems:
+                raise ValueError(f"pipeline.dataset.sample: {path.relative_to(REPO_ROOT)} does not fit the declared "
+                                 f"columns: {'; '.join(problems)}")
         return self
 
     @property
@@ -1083,20 +1295,45 @@ class StageConfig(_Model):
         return f"{self.project}-{self.stage}"
 
 
-@functools.cache
-def dataset_classes(dataset: str) -> tuple[str, ...]:
-    """The bundled dataset's label values, sorted as numbers (class indices 0, 1, ... for a
-    classification dataset)."""
-    with (SAMPLE_DIR / dataset / f"{dataset}.csv").open(encoding="utf-8") as handle:
+MISSING_TOKENS = frozenset({"", "NaN", "nan", "null", "NULL", "None"})  # the schema check's and the ETL's
+
+
+def sample_problems(dataset: DatasetConfig, path: Path, *, ignore_extra: bool) -> list[str]:
+    """What in a local CSV file does not fit the declared columns: the header (names and
+    order), numbers in numeric columns and the label's classes (first offending row each)."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
         rows = csv.reader(handle)
-        next(rows)  # the header
-        return tuple(sorted({row[-1] for row in rows}, key=float))
+        header = next(rows, [])
+        declared = dataset.column_names
+        missing = [name for name in declared if name not in header]
+        extra = [name for name in header if name not in declared]
+        if missing or (extra and not ignore_extra):
+            return ([f"missing column(s) {', '.join(missing)}"] if missing else []) + (
+                [f"undeclared column(s) {', '.join(extra)} (data.extra_columns: ignore allows them)"]
+                if extra and not ignore_extra else [])
+        if [name for name in header if name in declared] != declared:
+            return [f"columns in another order than declared: {', '.join(n for n in header if n in declared)}"]
+        numeric = {name for name in declared if dataset.column(name).type == "numeric"}
+        classes = set(dataset.classes or ())
+        problems: dict[str, str] = {}
+        for line, row in enumerate(rows, start=2):
+            for name, value in zip(header, row):
+                value = value.strip()
+                if name in problems or value in MISSING_TOKENS:
+                    continue
+                if name == dataset.label and classes and value not in classes:
+                    problems[name] = f"label {name} holds {value!r} on line {line}, not one of the classes " + ", ".join(
+                        dataset.classes or ())
+                elif name in numeric and not _is_number(value):
+                    problems[name] = f"numeric column {name} holds {value!r} on line {line}"
+    return list(problems.values())
 
 
-def dataset_columns(dataset: str) -> list[str]:
-    """The bundled dataset's columns, label last (the header of ``data/sample/<dataset>/``)."""
-    with (SAMPLE_DIR / dataset / f"{dataset}.csv").open(encoding="utf-8") as handle:
-        return handle.readline().strip().split(",")
+def _is_number(value: str) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except ValueError:
+        return False
 
 
 def _columns_of(item: BaseModel) -> list[str]:

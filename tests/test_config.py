@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops.config import CONFIG_DIR, ConfigError, StageConfig, load_stage_config, load_stages
+from mlops.config import (
+    CONFIG_DIR,
+    ConfigError,
+    StageConfig,
+    bundled_dataset,
+    dataset_columns,
+    load_stage_config,
+    load_stages,
+)
 
 
 @pytest.fixture
@@ -205,9 +213,9 @@ def test_config_is_frozen() -> None:
             id="recipe-unknown-action",
         ),
         pytest.param(
-            lambda d: d["data"]["etl"].update(pii={"target": "drop"}),
-            ["data.etl.pii.target: the label column cannot be dropped or masked"],
-            id="etl-pii-on-label",
+            lambda d: d["data"]["etl"].update(pii={"mean_radius": "drop"}),
+            ["data.etl.pii: PII is a column role: set role drop or mask on the column in pipeline.dataset.columns"],
+            id="etl-pii-moved-to-roles",
         ),
         pytest.param(
             lambda d: d["data"]["etl"].update(missing={"mean_radius": "avg"}),
@@ -781,3 +789,103 @@ def test_examples_load_and_are_no_shipped_stage() -> None:
     assert multiclass.pipeline.hyperparameters == {"C": "1.0", "max_iter": "1000"}  # nothing XGBoost added
     # `cdk synth -c stage=all` reads config/*.yaml only; each example's stage name is its own
     assert {"regression", "multiclass"}.isdisjoint(config.stage for config in load_stages("all"))
+
+
+def _wine_section(d: dict, **changes) -> None:
+    """The multiclass script dev with the wine dataset written out as a section (what `wine` stands for)."""
+    _as_script(d)
+    section = bundled_dataset("wine")
+    section.update(changes)
+    d["pipeline"]["dataset"] = section
+
+
+def test_a_bundled_name_stands_for_its_whole_dataset_section(config_dir: Path) -> None:
+    _edit(config_dir, "dev", _as_script)
+    shorthand = load_stage_config("dev", config_dir).pipeline.dataset
+    _edit(config_dir, "dev", lambda d: d["pipeline"].update(dataset=bundled_dataset("wine")))
+    section = load_stage_config("dev", config_dir).pipeline.dataset
+    assert shorthand == section
+    assert section.raw_location == "sample/wine/" and section.label == "target" and section.classes == ["0", "1", "2"]
+    assert section.features == dataset_columns("wine")[:-1]
+
+
+def test_column_roles_decide_what_trains_what_is_curated_and_what_is_pii(config_dir: Path) -> None:
+    def edit(d: dict) -> None:
+        _wine_section(d, raw_prefix="landing/wine/")
+        columns = d["pipeline"]["dataset"]["columns"]
+        columns[0].update(role="id")                          # alcohol
+        columns[1].update(type="categorical")                 # malic_acid, encoded by the script
+        columns[2].update(role="ignore")                      # ash
+        columns[3].update(role="drop")                        # alcalinity_of_ash
+        columns[4].update(role="mask")                        # magnesium
+        d["data"]["quality_rules"] = [{"type": "row_count", "min": 100}]
+        d["data"]["feature_groups"] = []
+
+    _edit(config_dir, "dev", edit)
+    dataset = load_stage_config("dev", config_dir).pipeline.dataset
+    assert dataset.features[:2] == ["malic_acid", "total_phenols"] and "alcohol" not in dataset.features
+    assert dataset.categorical_features == ["malic_acid"]
+    assert dataset.pii == {"alcalinity_of_ash": "drop", "magnesium": "mask"}
+    assert "ash" not in dataset.kept and {"alcohol", "magnesium"} <= set(dataset.catalogued)
+    assert "alcalinity_of_ash" not in dataset.catalogued and dataset.raw_location == "landing/wine/"
+
+
+def _column(index: int, **changes):
+    return lambda d: d["pipeline"]["dataset"]["columns"][index].update(changes)
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    pytest.param(lambda d: d["pipeline"].update(dataset="iris"),
+                 "pipeline.dataset: 'iris' is not a bundled sample; allowed: breast_cancer, wine, diabetes, or a "
+                 "dataset section", id="unknown-bundled-name"),
+    pytest.param(lambda d: d["pipeline"]["dataset"].update(label="cultivar"),
+                 "pipeline.dataset: label: 'cultivar' is not a declared column; allowed: alcohol,", id="label-undeclared"),
+    pytest.param(_column(-1, role="mask"), "columns: the label 'target' must keep role feature (got mask)",
+                 id="label-masked"),
+    pytest.param(_column(0, type="text"), "column 'alcohol': a text column cannot be a feature; allowed roles: id, "
+                 "ignore, drop, mask", id="text-feature"),
+    pytest.param(_column(1, name="alcohol"), "columns: alcohol declared twice", id="duplicate-column"),
+    pytest.param(lambda d: d["pipeline"]["dataset"].update(classes=["0", "1"]),
+                 "classes: a multiclass label has at least 3 classes (got 2)", id="two-classes-multiclass"),
+    pytest.param(lambda d: d["pipeline"]["dataset"].update(classes=["0", "1", "3"]),
+                 "pipeline.dataset.sample: data/sample/wine/wine.csv does not fit the declared columns: label target "
+                 "holds '2' on line", id="sample-label-outside-the-classes"),
+    pytest.param(lambda d: d["pipeline"]["dataset"]["columns"].reverse(),
+                 "pipeline.dataset.sample: data/sample/wine/wine.csv does not fit the declared columns: columns in "
+                 "another order than declared", id="sample-column-order"),
+    pytest.param(lambda d: d["pipeline"]["dataset"]["columns"].append({"name": "vintage", "type": "timestamp",
+                                                                       "role": "id"}),
+                 "does not fit the declared columns: missing column(s) vintage", id="sample-missing-column"),
+    pytest.param(lambda d: d["pipeline"]["dataset"].update(sample="data/../../outside"),
+                 "sample: 'data/../../outside' is not a file or directory of the repository", id="sample-outside-the-repository"),
+    pytest.param(lambda d: d["pipeline"]["dataset"].update(problem_type="regression"),
+                 "classes: a regression label has no classes", id="regression-with-classes"),
+])
+def test_dataset_section_mistakes_are_refused_naming_the_field(config_dir: Path, edit, expected: str) -> None:
+    def edits(d: dict) -> None:
+        _wine_section(d, classes=["0", "1", "2"])
+        edit(d)
+
+    _edit(config_dir, "dev", edits)
+    assert expected in _error(config_dir)
+
+
+def test_built_in_xgboost_refuses_a_categorical_feature(config_dir: Path) -> None:
+    def edit(d: dict) -> None:
+        _as_multiclass(d)
+        d["pipeline"]["dataset"] = bundled_dataset("wine")
+        d["pipeline"]["dataset"]["columns"][1].update(type="categorical")
+
+    _edit(config_dir, "dev", edit)
+    assert ("pipeline.dataset.columns: built-in XGBoost reads numbers only and malic_acid is categorical; train a "
+            "script model that encodes it") in _error(config_dir)
+
+
+def test_feature_groups_read_the_curated_columns_only(config_dir: Path) -> None:
+    def edit(d: dict) -> None:
+        d["pipeline"]["dataset"] = bundled_dataset("breast_cancer")
+        d["pipeline"]["dataset"]["columns"][0].update(role="drop")  # mean_radius, in the tumour-shape group
+
+    _edit(config_dir, "dev", edit)
+    assert ("data.feature_groups[0].features: column 'mean_radius' is not in dataset 'breast_cancer' as curated"
+            in _error(config_dir))

@@ -28,7 +28,7 @@ def test_validation_builds_the_ruleset_profile_job_and_optional_cleaning(with_re
         data = data.model_copy(update={"recipe": []})
     validation = DataValidation(stack, resources=resources, data=data, names=NAMES,
                                 raw_dataset_prefix="sample/breast_cancer/", clean_prefix="clean/breast_cancer/",
-                                columns=dataset_columns("breast_cancer"), label_kind="integer")
+                                dataset=dev_config().pipeline.dataset)
     chain: sfn.IChainable | None = None
     for state in validation.states(fail_state(stack)):
         chain = state if chain is None else chain.next(state)
@@ -53,8 +53,7 @@ def test_split_runs_the_etl_script_on_glue_5_under_the_security_configuration() 
     stack, resources = bare_stage()
     data = dev_config().data
     split = GlueSplit(stack, resources=resources, data=data, names=NAMES, paths=data_prefixes("breast_cancer"),
-                      label="target", raw_prefix="sample/", raw_dataset_prefix="sample/breast_cancer/",
-                      database_name="demo_test")
+                      dataset=dev_config().pipeline.dataset, database_name="demo_test")
     first, crawled = split.states(fail_state(stack))
     crawled.next(sfn.Succeed(stack, "Done"))
     machine(stack, first)
@@ -93,9 +92,8 @@ def test_feature_ingestion_may_write_only_the_stages_feature_groups() -> None:
 def test_data_preparation_alone_chains_validation_split_catalog_and_features() -> None:
     stack, resources = bare_stage()
     config = dev_config()
-    data = DataPreparation(stack, "Data", resources=resources, data=config.data, dataset="breast_cancer",
-                           columns=dataset_columns("breast_cancer"), label_kind="integer", raw_prefix="sample/", database_name="demo_test", image_uri="image", instance_type="ml.m5.large",
-                           timeout_hours=6)
+    data = DataPreparation(stack, "Data", resources=resources, data=config.data, dataset=config.pipeline.dataset,
+                           database_name="demo_test", image_uri="image", instance_type="ml.m5.large", timeout_hours=6)
     template = Template.from_stack(stack)
     definition_ = definition(template)
     assert definition_["StartAt"] == "Start data run"
@@ -111,11 +109,13 @@ def test_data_preparation_alone_chains_validation_split_catalog_and_features() -
     template.has_resource_properties("AWS::StepFunctions::StateMachine", {"StateMachineName": f"{PREFIX}-data"})
     template.resource_count_is("AWS::Events::Rule", 0)  # dev: no refresh on new raw data
     assert set(data.functions) == {"check_schema", "data_quality", "data_run_input"}
-    # the schema gate reads the DataBrew dataset's input with the declared columns, label last
+    # the schema gate reads the DataBrew dataset's input with the declared columns and types
     check = states["Check raw schema"]
     assert check["Parameters"]["Payload"]["prefix"] == "sample/breast_cancer/"
-    assert check["Parameters"]["Payload"]["columns"] == dataset_columns("breast_cancer")
-    assert check["Parameters"]["Payload"]["label_kind"] == "integer"
+    assert check["Parameters"]["Payload"]["columns"] == [{"name": name, "type": "numeric"}
+                                                         for name in dataset_columns("breast_cancer")]
+    assert check["Parameters"]["Payload"]["label"] == "target"
+    assert check["Parameters"]["Payload"]["classes"] == ["0", "1"]
     assert check["Catch"][0]["ErrorEquals"] == ["States.ALL"] and check["Catch"][0]["Next"] == "Describe data failure"
     schema = statements(template, "CheckSchemaRole")
     assert actions(schema) >= {"s3:GetObject", "s3:ListBucket"} and "s3:PutObject" not in actions(schema)

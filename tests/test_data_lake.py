@@ -150,7 +150,9 @@ def test_sample_data_lands_in_raw_zone_and_is_never_deleted(stacks, stage: str) 
     (deployment,) = resources_of_type(_data(stacks, stage), "Custom::CDKBucketDeployment").values()
     props = deployment["Properties"]
     assert props["DestinationBucketName"] == {"Ref": ZONE_BUCKETS["Raw"]}
-    assert props["DestinationBucketKeyPrefix"] == "sample/"
+    # the stage's dataset only, under its raw prefix (what the data phase reads)
+    dataset = {"regression": "diabetes", "multiclass": "wine"}.get(stage, "breast_cancer")
+    assert props["DestinationBucketKeyPrefix"] == f"sample/{dataset}/"
     assert props["Prune"] is False and props["RetainOnDelete"] is True
 
 

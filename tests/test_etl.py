@@ -330,6 +330,7 @@ def test_main_without_awsglue_parses_arguments_for_run(spark, monkeypatch) -> No
                 "rules": "{}",
                 "seed": "0",
                 "columns": "",
+                "schema": "",
             },
         )
     ]
@@ -374,12 +375,15 @@ def test_main_on_glue_resolves_only_the_arguments_given(spark, monkeypatch) -> N
     argv += [arg for name in SPLITS for arg in (f"--output_{name}", f"s3://c/{name}/")]
 
     assert etl.main(argv) == {"ok": True}
-    assert "rules" not in asked[-1] and "seed" not in asked[-1] and "JOB_NAME" in asked[-1]
+    assert not {"rules", "seed", "schema"} & set(asked[-1]) and "JOB_NAME" in asked[-1]
     assert (calls[-1]["rules"], calls[-1]["seed"]) == ("{}", "0")
     assert (jobs[-1].name, jobs[-1].committed) == ("demo-split", True)
 
     etl.main([*argv, "--rules", json.dumps(RULES), "--seed", "3"])
-    assert (json.loads(calls[-1]["rules"]), calls[-1]["seed"]) == (RULES, "3")
+    assert (json.loads(calls[-1]["rules"]), calls[-1]["seed"], calls[-1]["schema"]) == (RULES, "3", "")
+    schema = {"features": ["mean_radius"], "classes": ["0", "1"]}
+    etl.main([*argv, "--schema", json.dumps(schema)])
+    assert "schema" in asked[-1] and json.loads(calls[-1]["schema"]) == schema
 
 
 def test_a_failed_glue_run_reports_the_spark_exception(spark, tmp_path) -> None:
@@ -417,3 +421,149 @@ def test_missing_tokens_are_nulls_so_fills_and_dedupe_see_them(spark, tmp_path) 
     prepared = prepare(frame, label="target", rules={"missing": {"*": "median", "site": "mode"}})
     assert prepared.distinct.count() == 40 + 1 + 1  # the token variants collapse into one row each
     assert prepared.null_counts == {"mean_radius": 1, "site": 1}
+
+
+# --schema: a small table with the label in the middle, an id and a masked PII column that
+# the model must not see, and fills (weight: median, site: mode) that must be the same with
+# and without the schema.
+SCHEMA_HEADER = ["id", "size", "answer", "site", "weight", "email"]
+SCHEMA_RULES = {"pii": {"email": "mask"}}
+SCHEMA = {"features": ["weight", "size", "site"], "classes": ["no", "yes"]}
+
+
+def _run_args(source: Path, out: Path, label: str, **extra) -> dict:
+    return {"input": str(source), **{f"output_{name}": f"{out}/{name}/" for name in SPLITS},
+            "output_catalog": f"{out}/catalog/", "label": label, **extra}
+
+
+def _outputs(out: Path) -> dict[str, dict[str, list[str]]]:
+    """Per split: the training file's lines and the catalog partition's lines (header first)."""
+    return {
+        name: {"train": _only_file(out / name).read_text().splitlines(),
+               "catalog": _only_file(out / "catalog" / f"split={name}").read_text().splitlines()}
+        for name in SPLITS
+    }
+
+
+@pytest.fixture(scope="module")
+def schema_runs(spark, tmp_path_factory) -> dict[str, tuple[dict, dict]]:
+    """The small table run without and with --schema: {"plain"|"schema": (summary, outputs)}."""
+    root = tmp_path_factory.mktemp("schema")
+    rows = [
+        [i, round(1 + (i * 37 % 50) / 10, 1), "yes" if i * 7 % 5 < 2 else "no",
+         None if i % 9 == 4 else ("north", "south", "east")[i % 3],
+         None if i % 8 == 3 else i * 13 % 17, f"user{i}@example.com"]
+        for i in range(60)
+    ]
+    source = _write_csv(root / "raw" / "part.csv", SCHEMA_HEADER, rows).parent
+    runs = {}
+    for name, extra in (("plain", {}), ("schema", {"schema": json.dumps(SCHEMA)})):
+        args = _run_args(source, root / name, "answer", rules=json.dumps(SCHEMA_RULES), **extra)
+        runs[name] = (run(spark, args), _outputs(root / name))
+    return runs
+
+
+def test_schema_splits_hold_the_label_then_the_features_in_order(schema_runs) -> None:
+    summary, outputs = schema_runs["schema"]
+    catalog_columns = ["answer", "id", "size", "site", "weight", "email"]  # label first, then input order
+    assert summary["columns"] == ["answer", "weight", "size", "site"]
+    assert (summary["features"], summary["classes"]) == (SCHEMA["features"], SCHEMA["classes"])
+    assert "features" not in schema_runs["plain"][0] and "classes" not in schema_runs["plain"][0]
+    for name in SPLITS:
+        training, catalog = outputs[name]["train"], outputs[name]["catalog"]
+        assert catalog[0] == ",".join(catalog_columns)
+        assert all(len(line.split(",")) == 4 for line in training)  # no id, no email, no header
+        # the training rows are the catalog's rows, projected onto the label and the features
+        projected = [",".join(cells[catalog_columns.index(c)] for c in summary["columns"])
+                     for cells in (line.split(",") for line in catalog[1:])]
+        assert sorted(projected) == sorted(training) and len(training) == summary["rows"][name]
+
+
+def test_schema_keeps_every_row_in_its_split(schema_runs) -> None:
+    """Cleaning and the split ignore --schema: the same ids, fills and labels in each split."""
+    plain, with_schema = schema_runs["plain"][1], schema_runs["schema"][1]
+    assert schema_runs["plain"][0]["rows"] == schema_runs["schema"][0]["rows"]
+    for name in SPLITS:
+        plain_rows = {cells[1]: cells for cells in (line.split(",") for line in plain[name]["train"])}  # by id
+        catalog_rows = {cells[1]: cells for cells in (line.split(",") for line in with_schema[name]["catalog"][1:])}
+        assert set(catalog_rows) == set(plain_rows)
+        for row_id, cells in plain_rows.items():
+            assert catalog_rows[row_id] == [str(SCHEMA["classes"].index(cells[0])), *cells[1:]]
+
+
+def test_string_classes_become_their_index_in_splits_and_catalog(schema_runs) -> None:
+    outputs = schema_runs["schema"][1]
+    labels = {line.split(",")[0] for name in SPLITS
+              for line in (*outputs[name]["train"], *outputs[name]["catalog"][1:])}
+    assert labels == {"0", "1"}
+
+
+def test_numeric_classes_change_no_byte_of_an_all_feature_dataset(spark, tmp_path) -> None:
+    header = SAMPLE.read_text().splitlines()[0].split(",")
+    schema = {"features": [name for name in header if name != LABEL], "classes": ["0", "1"]}
+    plain = run(spark, _run_args(SAMPLE.parent, tmp_path / "plain", LABEL))
+    mapped = run(spark, _run_args(SAMPLE.parent, tmp_path / "schema", LABEL, schema=json.dumps(schema)))
+    assert mapped["columns"] == plain["columns"] and mapped["rows"] == plain["rows"]
+    assert (mapped["features"], mapped["classes"]) == (schema["features"], ["0", "1"])
+    assert _outputs(tmp_path / "schema") == _outputs(tmp_path / "plain")
+
+
+def test_numeric_label_matches_classes_by_number(spark) -> None:
+    """A double label 1.0 is class "1"; a string label is matched by its trimmed text."""
+    frame = spark.createDataFrame(
+        [(float(i % 3), f" {('low', 'mid', 'high')[i % 3]} ", float(i)) for i in range(30)],
+        "score double, grade string, x double",
+    )
+    by_number = transform(frame, label="score", rules={}, schema={"features": ["x"], "classes": ["2", "0", 1]})
+    by_text = transform(frame, label="grade", rules={}, schema={"features": ["x"], "classes": ["high", "low", "mid"]})
+    rows = {row["x"]: row["score"] for part in by_number.values() for row in part.collect()}
+    assert rows == {float(i): (1, 2, 0)[i % 3] for i in range(30)}
+    rows = {row["x"]: row["grade"] for part in by_text.values() for row in part.collect()}
+    assert rows == {float(i): (1, 2, 0)[i % 3] for i in range(30)}
+
+
+def test_a_label_outside_the_classes_fails_before_writing(spark, tmp_path) -> None:
+    labels = ["yes", "no"] * 10 + ["maybe", "unsure", "maybe"]
+    source = _write_csv(tmp_path / "raw" / "part.csv", ["x", "answer"], [[i, v] for i, v in enumerate(labels)]).parent
+    args = _run_args(source, tmp_path / "out", "answer", schema={"features": ["x"], "classes": ["no", "yes"]})
+    with pytest.raises(ValueError) as error:
+        run(spark, args)
+    assert str(error.value) == "label: value 'maybe' (3 rows) is not one of the classes no, yes"
+    assert not (tmp_path / "out").exists()
+
+
+def test_schema_is_checked_before_the_input_is_read(spark, tmp_path) -> None:
+    args = _run_args(tmp_path / "nowhere", tmp_path / "out", LABEL, schema='{"features": ')
+    with pytest.raises(ValueError, match=re.escape("schema: not valid JSON (")):
+        run(spark, args)
+
+
+@pytest.mark.parametrize(
+    ("schema", "message"),
+    [
+        ({"features": []}, "schema.features: expected a non-empty list of column names"),
+        ({"classes": ["0", "1"]}, "schema.features: expected a non-empty list of column names"),
+        ({"features": "mean_radius"}, "schema.features: expected a non-empty list of column names"),
+        ({"features": ["x"]}, "schema.features: column 'x' not in the data (columns: mean_radius, "),
+        ({"features": ["mean_radius", "target"]}, "schema.features: 'target' is the label"),
+        ({"features": ["phone"]}, "schema.features: 'phone' is a dropped PII column (rules.pii)"),
+        ({"features": ["mean_radius", "site", "mean_radius"]}, "schema.features: 'mean_radius' listed twice"),
+        ({"features": ["site"], "classes": ["1"]}, "schema.classes: expected a list of at least 2 distinct values"),
+        ({"features": ["site"], "classes": ["a", " a"]}, "schema.classes: expected a list of at least 2 distinct"),
+        ({"features": ["site"], "classes": "0,1"}, "schema.classes: expected a list of at least 2 distinct values"),
+        # target is an integer column: "1" and "1.0" are the same class
+        ({"features": ["site"], "classes": ["1", "1.0"]}, "schema.classes: expected a list of at least 2 distinct"),
+        ({"features": ["site"], "label": "target"}, "schema: unknown key 'label'; allowed: features, classes"),
+        ('{"features": ["site"]', "schema: not valid JSON ("),
+        ('["site"]', "schema: expected an object with features and classes, got list"),
+    ],
+)
+def test_bad_schema_raises_naming_the_field(spark, dirty_df, schema, message) -> None:
+    context = spark.sparkContext
+    context.setJobGroup("schema-check", "no Spark job before the schema is valid")
+    try:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            transform(dirty_df, label=LABEL, rules=RULES, schema=schema)
+        assert context.statusTracker().getJobIdsForGroup("schema-check") == []
+    finally:
+        context.setLocalProperty("spark.jobGroup.id", None)

@@ -8,7 +8,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk.assertions import Match, Template
 
-from mlops.config import MonitoringConfig
+from mlops.config import DatasetConfig, MonitoringConfig, bundled_dataset
 from mlops.constructs.monitoring import Monitoring
 from mlops.constructs.monitoring.alarms import AlarmBook
 from mlops.constructs.monitoring.backend import ModelMonitorBackend, OpenSourceBackend, monitoring_backend
@@ -119,7 +119,7 @@ def test_regression_quality_alarms_watch_the_drift_jobs_regression_metrics() -> 
 
     stack, resources = bare_stage()
     config = dev_config()
-    pipeline = config.pipeline.model_copy(update={"dataset": "diabetes"})
+    pipeline = config.pipeline.model_copy(update={"dataset": DatasetConfig.model_validate(bundled_dataset("diabetes"))})
     monitoring = config.monitoring.model_copy(update={
         "ground_truth_prefix": "monitoring/ground-truth/",
         "quality_thresholds": [MetricThreshold(metric="rmse", direction="<=", value=55),

@@ -68,17 +68,19 @@ def test_data_quality_gate_stops_the_run_before_training(cloud_assembly_dir: Pat
     with OfflineStage(cloud_assembly_dir, "dev") as stage:
         bucket, key, content = _raw_sample()
         lines = content.decode().splitlines()
-        bad = [line.rsplit(",", 1)[0] + ",2" for line in lines[1:4]] + [line.rsplit(",", 1)[0] + "," for line in lines[4:6]]
+        # well-typed rows the schema check lets through: a mean radius out of range, missing labels
+        bad = ["500" + line[line.index(","):] for line in lines[1:4]] + [line.rsplit(",", 1)[0] + "," for line in lines[4:6]]
         boto3.client("s3").put_object(Bucket=bucket, Key=key, Body="\n".join(lines + bad).encode() + b"\n")
         run = stage.run({})
         assert run.status == "FAILED" and run.error == "DataQualityFailed", (run.error, run.cause)
-        assert "label-complete" in run.cause and "target-allowed-values" in run.cause  # the rules that failed, named
+        assert "label-complete" in run.cause and "mean_radius-in-range" in run.cause  # the rules that failed, named
         assert "Train model" not in run.visited() and run.visited()[-1] == "Run failed"
         # the first line says what and where; then each failed rule on its own line
         first, *rules = run.cause.splitlines()
-        assert first.startswith("DataQualityFailed in state 'Prepare data › Check data quality': 2 of 7 data-quality "
+        assert first.startswith("DataQualityFailed in state 'Prepare data › Check data quality': 3 of 7 data-quality "
                                 "rules failed on dataset mlops-demo-dev-raw (report: s3://")
-        assert [rule.split(" ", 2)[1] for rule in rules] == ["label-complete", "target-allowed-values"]
+        assert [rule.split(" ", 2)[1] for rule in rules] == ["label-complete", "target-allowed-values",
+                                                                  "mean_radius-in-range"]
         sagemaker = boto3.client("sagemaker")
         assert sagemaker.list_training_jobs()["TrainingJobSummaries"] == [] and _packages("mlops-demo-dev-models") == []
         assert any("DataQualityFailed" in message for message in stage.messages())
@@ -608,8 +610,9 @@ def test_prod_canary_shifts_in_steps_and_an_alarm_during_the_canary_rolls_back(c
 
 
 def test_schema_check_stops_the_run_before_anything_trains(cloud_assembly_dir: Path) -> None:
-    """An extra column, a missing column and text where a number belongs each fail the run at
-    "Check raw schema", before DataBrew or Spark start, naming the column."""
+    """An extra column, a missing column, text where a number belongs and a label outside the
+    dataset's classes each fail the run at "Check raw schema", before DataBrew or Spark start,
+    naming the column."""
     with OfflineStage(cloud_assembly_dir, "dev") as stage:
         bucket, key, content = _raw_sample()
         lines = content.decode().splitlines()
@@ -628,6 +631,8 @@ def test_schema_check_stops_the_run_before_anything_trains(cloud_assembly_dir: P
             "text in a numeric column": ([row if n != 5 else row[:texture] + ["high"] + row[texture + 1:]
                                           for n, row in enumerate(table)],
                                          "column mean_texture should hold a number: 'high' on line 6"),
+            "a label outside the classes": ([row if n != 7 else row[:-1] + ["2"] for n, row in enumerate(table)],
+                                            "column target should hold one of the classes 0, 1 (the label): '2' on line 8"),
         }
         for case, (rows, expected) in cases.items():
             rewrite(rows)
@@ -641,5 +646,5 @@ def test_schema_check_stops_the_run_before_anything_trains(cloud_assembly_dir: P
             assert "Train model" not in run.visited() and run.visited()[-1] == "Run failed", case
         assert boto3.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
         assert _packages("mlops-demo-dev-models") == []
-        assert sum("SchemaMismatch" in message for message in stage.messages()) >= 3
+        assert sum("SchemaMismatch" in message for message in stage.messages()) >= 4
         assert stage.iam_report()["missing"] == {}  # the handler's list and ranged GET are granted

@@ -27,7 +27,7 @@ DEFAULTS = {
     "deployment_mode": "realtime",
     "deployment_modes": ["realtime", "serverless", "async", "batch"],
     "raw_bucket": "raw-bucket",
-    "raw_prefix": "sample/",
+    "raw_prefix": "sample/breast_cancer/",
     "curated_bucket": "curated-bucket",
     "artifacts_bucket": "artifacts-bucket",
     "experiment": "mlops-demo-dev-experiments",

@@ -1,4 +1,4 @@
-"""The bundled sample data is exactly what the export script produces from scikit-learn."""
+"""The bundled scikit-learn samples are exactly what the export script produces from scikit-learn."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from mlops.constructs.sample_data import SAMPLE_DATA_DIR
+from mlops.config import SAMPLE_DIR as SAMPLE_DATA_DIR
 from scripts.export_sample_data import DATASETS, export
 
 
 def test_export_reproduces_committed_files(tmp_path: Path) -> None:
     written = export(tmp_path)
     assert {path.relative_to(tmp_path) for path in written} == {
-        path.relative_to(SAMPLE_DATA_DIR) for path in SAMPLE_DATA_DIR.rglob("*.csv")
+        path.relative_to(SAMPLE_DATA_DIR) for name in DATASETS for path in (SAMPLE_DATA_DIR / name).rglob("*.csv")
     }
     for path in written:
         committed = SAMPLE_DATA_DIR / path.relative_to(tmp_path)

@@ -245,7 +245,7 @@ def test_training_pipeline_alone_chains_its_phases(backend_class) -> None:  # no
     pipeline = TrainingPipeline(stack, "Training", resources=resources, backend=backend, pipeline=config.pipeline,
                                 training=config.training, deployment=config.deployment, data_machine=data_machine,
                                 algorithm=algorithm(stack, config.pipeline, images),
-                                evaluation_image_uri=images.uri("xgboost"), raw_prefix="sample/", group=f"{PREFIX}-models")
+                                evaluation_image_uri=images.uri("xgboost"), group=f"{PREFIX}-models")
     template = Template.from_stack(stack)
     template.has_resource_properties("AWS::StepFunctions::StateMachine", {"StateMachineName": f"{PREFIX}-training",
                                                                           "TracingConfiguration": {"Enabled": True}})

@@ -151,7 +151,9 @@ def _rows(node: dict[str, Any], defs: dict[str, Any], path: str) -> list[tuple[s
                 rows.append((f"`{key}[]` {tag}", "", "", intro))
                 rows += [row for row in _rows(kind_model, defs, f"{key}[].") if not row[0].endswith((".type`", ".action`"))]
         elif model is not None:
-            kind = "list" if is_list else ("mapping or null" if "anyOf" in resolved else "mapping")
+            others = [_type(part, defs) for part in resolved.get("anyOf", []) if _model(part, defs) is None]
+            kind = "list" if is_list else " or ".join([*(o for o in others if o != "null"), "mapping",
+                                                        *(["null"] if "null" in others else [])])
             rows.append((shown, kind, _default(field, name in required), " ".join(description.split())))
             rows += _rows(model, defs, f"{key}[]." if is_list else f"{key}.")
         else:

@@ -12,10 +12,15 @@ Self-contained (pyspark only; ``awsglue`` when Glue runs it). Contract:
                                                         | {"constant": <value>}},
                             "pii": {"<column>": "drop" | "mask"}}
     --seed                 integer (default 0)
+    --schema               JSON (optional; default empty: absent):
+                           {"features": ["<column>", ...],    the columns the model trains on
+                            "classes": ["<value>", ...] | null}
     --output_train, --output_validation, --output_test
-                           one CSV per split: label first, no header, what built-in XGBoost reads
+                           one CSV per split: label first, no header, what built-in XGBoost reads;
+                           with --schema the label and then exactly ``features``, in that order
     --output_catalog       <output_catalog>/split=<name>/: the same rows with a header, so one
-                           Glue crawler makes one table partitioned by ``split``
+                           Glue crawler makes one table partitioned by ``split``; always the label
+                           first, then every kept column in input order (with --schema too)
                            Every run overwrites all four output prefixes.
 
 Cells holding ``NaN``, ``nan``, ``null``, ``NULL`` or ``None`` (surrounding blanks ignored) are
@@ -34,7 +39,22 @@ columns are kept, in that order, before anything else; any other column of the i
 
 PII columns are dropped or replaced by the hex SHA-256 of their value (unsalted: it hides
 values, it does not stop dictionary look-ups). A masked column is a string, which built-in
-XGBoost cannot read: drop PII that is not needed for joins.
+XGBoost cannot read: drop PII that is not needed for joins, or leave it out of ``features``.
+
+``--schema`` (a dict when ``run`` is called directly) picks the training matrix: ``features``
+(non-empty, distinct, columns of the data, neither the label nor a dropped PII column) are
+the columns after the label in the three training splits; any other column (an id, masked
+PII) stays in the catalog copy only. Feature columns pass through as they are after the
+missing-value fills: a text column stays text (no encoding here). With ``classes`` (at least
+2 distinct values) the label becomes the index of its value in that list (0..k-1), in the
+splits and in the catalog copy alike; without them the label is written unchanged. A label
+matches a class numerically when the label column is numeric and every class is a number
+(``1.0`` matches ``"1"``), else by its string form with surrounding blanks ignored. A label
+value matching no class fails the job before anything is written, naming the smallest such
+value and how many kept rows (after dedupe and drops) hold one. Errors in ``--schema`` name
+the field (``schema.features: ...``) and are raised before any Spark job runs. Cleaning and
+splitting never look at ``--schema``: the same input gives the same rows in each split, in
+the same order, with or without it.
 
 Locally (no awsglue: argparse and a local SparkSession instead of GlueContext):
 
@@ -48,6 +68,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from dataclasses import dataclass
 from functools import reduce
@@ -63,6 +84,7 @@ SPLITS = (("train", 0.8), ("validation", 0.1), ("test", 0.1))
 MISSING_STRATEGIES = ("drop", "mean", "median", "mode", "constant")
 PII_ACTIONS = ("drop", "mask")
 RULE_SECTIONS = ("missing", "pii")
+SCHEMA_KEYS = ("features", "classes")
 ROW_NUMBER = "__etl_row_number"  # internal; never written
 MISSING_TOKENS = ("NaN", "nan", "null", "NULL", "None")  # and empty cells, Spark's own null
 CATALOG_PARTITION = "split"  # the catalog copy's partition column
@@ -85,11 +107,21 @@ class Plan:
 
 
 @dataclass(frozen=True)
+class Schema:
+    """A parsed ``--schema``: the training columns and the label's classes (None: unchanged)."""
+
+    features: tuple[str, ...]
+    classes: tuple[Any, ...] | None = None
+
+
+@dataclass(frozen=True)
 class Prepared:
     """``transform``'s splits plus what ``run`` reports; the DataFrames are lazy."""
 
-    splits: dict[str, DataFrame]
+    splits: dict[str, DataFrame]  # the training matrices: the label, then the features
+    catalog: dict[str, DataFrame]  # the same rows with every kept column (the catalog copy)
     plan: Plan
+    schema: Schema | None
     distinct: DataFrame  # the input without duplicate rows
     numbered: DataFrame  # the rows kept, numbered in split order (persisted when asked)
     rows: dict[str, int]  # per split, exact by construction
@@ -97,23 +129,38 @@ class Prepared:
     fill_values: dict[str, Any]  # column -> value, computed on the train split
 
 
-def transform(df: DataFrame, *, label: str, rules: dict[str, Any], seed: int = 0) -> dict[str, DataFrame]:
+def transform(
+    df: DataFrame, *, label: str, rules: dict[str, Any], seed: int = 0, schema: Schema | dict | str | None = None
+) -> dict[str, DataFrame]:
     """Pure transform: clean ``df`` and split it into {"train", "validation", "test"}.
 
-    Raises ValueError naming the offending field (``rules.missing.<column>``, ...) for bad
-    rules before any Spark job runs. The label becomes the first column.
+    Raises ValueError naming the offending field (``rules.missing.<column>``,
+    ``schema.features``, ...) for bad rules or schema before any Spark job runs. The label
+    becomes the first column; with ``schema`` only its features follow.
     """
-    return prepare(df, label=label, rules=rules, seed=seed).splits
+    return prepare(df, label=label, rules=rules, seed=seed, schema=schema).splits
 
 
 def prepare(
-    df: DataFrame, *, label: str, rules: dict[str, Any], seed: int = 0, persist: bool = False
+    df: DataFrame,
+    *,
+    label: str,
+    rules: dict[str, Any],
+    seed: int = 0,
+    persist: bool = False,
+    schema: Schema | dict | str | None = None,
 ) -> Prepared:
-    """``transform`` with the counts ``run`` reports; ``persist`` caches the numbered rows,
-    which every split, statistic and write reads (the caller unpersists)."""
+    """``transform`` with the catalog copy and the counts ``run`` reports; ``persist`` caches
+    the numbered rows, which every split, statistic and write reads (the caller unpersists)."""
     plan = validate_rules(rules, df.schema, label)
+    spec = parse_schema(schema)
+    if spec is not None:
+        validate_schema(spec, df.schema, label, plan)
     columns = df.columns
     types = {field.name: field.dataType for field in df.schema.fields}
+    # The label's class index (None: unchanged); applied on output only, never to the rows
+    # that are deduped, hashed and split.
+    index = _label_index(_col(label), types[label], spec.classes) if spec and spec.classes else None
 
     distinct = df.dropDuplicates()
     kept = distinct.where(_col(label).isNotNull())
@@ -122,11 +169,20 @@ def prepare(
             kept = kept.where(_col(column).isNotNull())
 
     to_fill = [column for column, fill in plan.missing.items() if fill.strategy != "drop"]
+    checks = []
+    if index is not None:  # labels outside the classes, counted in the same Spark job
+        unmatched = index.isNull()
+        checks = [F.count_if(unmatched), F.min(F.when(unmatched, _col(label)))]
     counts = kept.agg(
-        F.count(F.lit(1)), *(F.count_if(_col(column).isNull()) for column in to_fill)
+        F.count(F.lit(1)), *(F.count_if(_col(column).isNull()) for column in to_fill), *checks
     ).first()
     n = counts[0]
-    null_counts = {column: count for column, count in zip(to_fill, counts[1:]) if count}
+    null_counts = {column: count for column, count in zip(to_fill, counts[1 : 1 + len(to_fill)]) if count}
+    if checks and counts[-2]:
+        raise ValueError(
+            f"label: value {counts[-1]!r} ({counts[-2]} rows) is not one of the classes "
+            f"{', '.join(_class_text(value) for value in spec.classes)}"
+        )
 
     # Order by a seeded hash of the whole row, then by every column: rows are distinct, so
     # the order is total and depends on content only, never on input order or partitioning.
@@ -154,8 +210,8 @@ def prepare(
     output = [label, *(column for column in columns if column != label and plan.pii.get(column) != "drop")]
 
     def finish(part: DataFrame) -> DataFrame:
-        selected = []
-        for column in output:
+        selected = [(index if index is not None else _col(label)).alias(label)]
+        for column in output[1:]:
             expression = _col(column)
             if column in fill_values:
                 expression = F.coalesce(expression, F.lit(fill_values[column]).cast(types[column]))
@@ -164,9 +220,13 @@ def prepare(
             selected.append(expression.alias(column))
         return part.select(*selected)
 
+    catalog = {name: finish(part) for name, part in parts.items()}
+    training = [label, *spec.features] if spec else output
     return Prepared(
-        splits={name: finish(part) for name, part in parts.items()},
+        splits={name: part.select(*(_col(column) for column in training)) for name, part in catalog.items()},
+        catalog=catalog,
         plan=plan,
+        schema=spec,
         distinct=distinct,
         numbered=numbered,
         rows={name: end - start for name, (start, end) in bounds.items()},
@@ -239,6 +299,90 @@ def validate_rules(rules: Any, schema: StructType, label: str) -> Plan:
             continue
         plan[column] = fill
     return Plan(missing=plan, pii=dict(pii))
+
+
+def parse_schema(value: Schema | dict | str | None) -> Schema | None:
+    """``--schema`` as given (JSON text, a dict, or empty/None for absent), checked for shape
+    only: the columns are checked against the data by ``validate_schema``."""
+    if isinstance(value, Schema) or value is None:
+        return value
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"schema: not valid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"schema: expected an object with {' and '.join(SCHEMA_KEYS)}, got {type(value).__name__}")
+    for key in value:
+        if key not in SCHEMA_KEYS:
+            raise ValueError(f"schema: unknown key {key!r}; allowed: {', '.join(SCHEMA_KEYS)}")
+    features = value.get("features")
+    if not (isinstance(features, list) and features and all(isinstance(f, str) and f for f in features)):
+        raise ValueError("schema.features: expected a non-empty list of column names")
+    seen = set()
+    for feature in features:
+        if feature in seen:
+            raise ValueError(f"schema.features: {feature!r} listed twice")
+        seen.add(feature)
+    classes = value.get("classes")
+    if classes is not None:
+        valid = (
+            isinstance(classes, list)
+            and len(classes) >= 2
+            and all(isinstance(c, (str, int, float)) and not isinstance(c, bool) for c in classes)
+            and len({_class_text(c) for c in classes}) == len(classes)
+        )
+        if not valid:
+            raise ValueError("schema.classes: expected a list of at least 2 distinct values")
+        classes = tuple(classes)
+    return Schema(features=tuple(features), classes=classes)
+
+
+def validate_schema(schema: Schema, data: StructType, label: str, plan: Plan) -> None:
+    """Check ``schema.features`` against the data's columns, the label and the PII rules."""
+    columns = [field.name for field in data.fields]
+    for feature in schema.features:
+        if feature not in columns:
+            raise ValueError(f"schema.features: column {feature!r} not in the data (columns: {', '.join(columns)})")
+        if feature == label:
+            raise ValueError(f"schema.features: {feature!r} is the label")
+        if plan.pii.get(feature) == "drop":
+            raise ValueError(f"schema.features: {feature!r} is a dropped PII column (rules.pii)")
+
+
+def _class_text(value: Any) -> str:
+    """A class's string form, compared with the label's trimmed string form (Spark's trim: spaces)."""
+    return value.strip(" ") if isinstance(value, str) else str(value)
+
+
+def _class_number(value: Any) -> int | float | None:
+    """A class as a number (an int when whole), None when it is not one."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(number):
+        return None
+    return int(number) if number.is_integer() else number
+
+
+def _label_index(label: Column, data_type: DataType, classes: tuple[Any, ...]) -> Column:
+    """The label's index in ``classes`` (null when it matches none): numeric comparison for a
+    numeric label column when every class is a number, else the trimmed string forms."""
+    numbers = [_class_number(value) for value in classes]
+    if _numeric(data_type) and all(number is not None for number in numbers):
+        if len(set(numbers)) != len(numbers):  # "1" and "1.0" are one class here
+            raise ValueError("schema.classes: expected a list of at least 2 distinct values")
+        conditions = [label == F.lit(number) for number in numbers]
+    else:
+        text = F.trim(label.cast("string"))
+        conditions = [text == F.lit(_class_text(value)) for value in classes]
+    expression = F.when(conditions[0], F.lit(0))
+    for position, condition in enumerate(conditions[1:], start=1):
+        expression = expression.when(condition, F.lit(position))
+    return expression
 
 
 def _parse_fill(field: str, rule: Any) -> Fill:
@@ -330,6 +474,7 @@ def run(spark: SparkSession, args: dict[str, Any]) -> dict[str, Any]:
     except ValueError:
         raise ValueError(f"seed: expected an integer, got {args['seed']!r}") from None
     label = args["label"]
+    schema = parse_schema(args.get("schema"))  # its shape is checked before anything is read
 
     raw = read_csv(spark, args["input"])
     if args.get("columns"):  # data.extra_columns: ignore — keep the declared columns, drop any other
@@ -341,7 +486,7 @@ def run(spark: SparkSession, args: dict[str, Any]) -> dict[str, Any]:
     raw = raw.cache()  # read once: the counts below and the split all start here
     prepared = None
     try:  # a session may serve several runs (the offline runner's does): never leave data cached
-        prepared = prepare(raw, label=label, rules=rules, seed=seed, persist=True)
+        prepared = prepare(raw, label=label, rules=rules, seed=seed, persist=True, schema=schema)
         input_rows = raw.count()
         distinct_rows, unlabelled_rows = (
             prepared.distinct.agg(F.count(F.lit(1)), F.count_if(_col(label).isNull())).first()
@@ -351,7 +496,7 @@ def run(spark: SparkSession, args: dict[str, Any]) -> dict[str, Any]:
             # header, no empty _SUCCESS marker.
             _write_csv(part.coalesce(1), args[f"output_{name}"], header=False)
         # One write for the catalog copy, so its three partitions are replaced together.
-        tagged = (part.withColumn(CATALOG_PARTITION, F.lit(name)) for name, part in prepared.splits.items())
+        tagged = (part.withColumn(CATALOG_PARTITION, F.lit(name)) for name, part in prepared.catalog.items())
         catalog = reduce(DataFrame.unionByName, tagged)
         _write_csv(catalog, args["output_catalog"], header=True, partition_by=CATALOG_PARTITION)
     finally:
@@ -379,6 +524,9 @@ def run(spark: SparkSession, args: dict[str, Any]) -> dict[str, Any]:
         "columns": prepared.splits["train"].columns,
         "seed": seed,
     }
+    if schema is not None:
+        summary["features"] = list(schema.features)
+        summary["classes"] = None if schema.classes is None else list(schema.classes)
     LOGGER.info("etl summary %s", json.dumps(summary, default=str))
     return summary
 
@@ -411,7 +559,8 @@ def _write_csv(df: DataFrame, path: str, *, header: bool, partition_by: str | No
 
 
 ARGUMENTS = ("input", "output_train", "output_validation", "output_test", "output_catalog", "label")
-OPTIONAL_ARGUMENTS = {"rules": "{}", "seed": "0", "columns": ""}  # columns: the declared ones, where others are ignored
+# columns: the declared ones, where others are ignored; schema: the features and classes ("" = absent)
+OPTIONAL_ARGUMENTS = {"rules": "{}", "seed": "0", "columns": "", "schema": ""}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

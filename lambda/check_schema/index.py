@@ -7,13 +7,17 @@ first ``SAMPLE_BYTES`` (1 MiB), with the partial last line dropped when the obje
 Rows beyond the sample are not read: a text value deeper in a large file passes here (the
 DataBrew rules and the ETL still see the whole file).
 
-Compared with the declared ``columns`` (names in order, label last):
+Compared with the declared ``columns`` (``{name, type}`` each, in the raw files' order; the
+``label`` is one of them, at any position):
 
 - missing columns, extra columns (with their 1-based position), columns in the wrong order;
-- mistyped columns: a declared-numeric column (every feature; the label, whose ``label_kind``
-  is ``integer`` for a class or ``number`` for regression) whose non-missing sampled values do
-  not parse as numbers (an integer label must hold whole numbers), named with an example value
-  and its row (the line number in the file, the header being line 1).
+- mistyped columns, checked on the non-missing sampled values: ``numeric`` ones must parse as
+  finite numbers, ``timestamp`` ones as ISO 8601 dates or date-times (``2024-05-01``,
+  ``2024-05-01T10:00:00Z``, ``2024-05-01 10:00:00+02:00``), ``categorical`` and ``text`` ones take
+  any value. The label is checked by its own rule instead of its type: with ``classes``
+  (classification) each value must be one of them, as written or numerically equal (``1.0`` is
+  class ``1``); without (regression) each value must be a number. The first offending value of a
+  column is named with its row (the line number in the file, the header being line 1).
 
 ``NaN``, ``nan``, ``null``, ``NULL``, ``None`` and empty cells are missing values, never
 mistyped: whether their share is acceptable is the data-quality rules' call. Every problem of
@@ -30,13 +34,14 @@ from __future__ import annotations
 import csv
 import io
 import math
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, Literal
 
 import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 logger = Logger(service="check-schema")
 
@@ -53,13 +58,37 @@ class NoRawData(Exception):
     """Nothing under the raw prefix to check."""
 
 
+class Column(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1)  # as written in the raw header
+    type: Literal["numeric", "categorical", "text", "timestamp"]
+
+
 class Event(BaseModel):
     model_config = ConfigDict(extra="forbid")
     bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
     prefix: str = Field(min_length=1, max_length=1024)
-    columns: list[str] = Field(min_length=2)
-    label_kind: Literal["integer", "number"]
+    columns: list[Column] = Field(min_length=2)  # the raw files' declared column order
+    label: str = Field(min_length=1)  # one of the columns, at any position
+    classes: list[str] | None = None  # classification: the label's values; None: regression (a number)
     extra_columns: Literal["fail", "ignore"] = "fail"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Event":
+        problems = []
+        names = [column.name for column in self.columns]
+        twice = [name for position, name in enumerate(names) if name in names[:position]]
+        problems += [f"columns: {name!r} is declared twice" for name in dict.fromkeys(twice)]
+        if self.label not in names:
+            problems.append(f"label: {self.label!r} is not a declared column; allowed: {', '.join(names)}")
+        if self.classes is not None:
+            if any(not value.strip() for value in self.classes):
+                problems.append("classes: empty class value")
+            elif len({value.strip() for value in self.classes}) < 2:
+                problems.append(f"classes: at least 2 distinct values needed; got {', '.join(self.classes) or '(none)'}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 @lru_cache(maxsize=None)
@@ -77,10 +106,15 @@ def parse_event(event: Any) -> Event:
     except ValidationError as error:
         problems = []
         for item in error.errors():
-            field = ".".join(str(part) for part in item["loc"]) or "(event)"
+            loc = item["loc"]
+            if not loc and item["type"] == "value_error":  # the model validator's, fields named in the text
+                problems.append(str(item["ctx"]["error"]))
+                continue
+            field = ".".join(str(part) for part in loc) or "(event)"
             message = "required but missing" if item["type"] == "missing" else item["msg"]
             if item["type"] == "extra_forbidden":
-                message = f"unknown key; allowed: {', '.join(Event.model_fields)}"
+                model = Column if len(loc) == 3 and loc[0] == "columns" else Event
+                message = f"unknown key; allowed: {', '.join(model.model_fields)}"
             problems.append(f"{field}: {message}")
         raise ValueError(f"malformed check-schema event: {'; '.join(problems)}") from None
 
@@ -115,14 +149,38 @@ def _is_missing(value: str) -> bool:
     return value.strip() in MISSING_TOKENS
 
 
-def _is_number(value: str, *, integer: bool) -> bool:
+def _number(value: str) -> float | None:
+    """The value as a finite number, or None."""
     try:
         number = float(value.strip())
     except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _is_number(value: str) -> bool:
+    return _number(value) is not None
+
+
+def _is_timestamp(value: str) -> bool:
+    try:
+        datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
         return False
-    if not math.isfinite(number):
-        return False
-    return number.is_integer() if integer else True
+    return True
+
+
+def _is_class(value: str, classes: list[str]) -> bool:
+    """One of the classes as written, or numerically equal to one (``1.0`` is class ``1``)."""
+    value = value.strip()
+    if value in {name.strip() for name in classes}:
+        return True
+    number = _number(value)
+    return number is not None and any(_number(name) == number for name in classes)
+
+
+def label_holding(classes: list[str] | None) -> str:
+    return f"one of the classes {', '.join(dict.fromkeys(classes))}" if classes else "a number"
 
 
 def header_problems(header: list[str], columns: list[str], *, ignore_extra: bool = False) -> list[str]:
@@ -147,27 +205,38 @@ def header_problems(header: list[str], columns: list[str], *, ignore_extra: bool
     return problems
 
 
-def type_problems(header: list[str], rows: list[list[str]], columns: list[str], label_kind: str) -> list[str]:
-    """Declared-numeric columns whose sampled values are not numbers: the first example each."""
-    label = columns[-1]
+def type_problems(header: list[str], rows: list[list[str]], columns: list[Column], label: str,
+                  classes: list[str] | None = None) -> list[str]:
+    """Declared columns whose sampled values do not fit their type (the label: its classes, or a
+    number without them): the first example each."""
     problems = []
     for column in columns:
-        if column not in header or header.count(column) > 1:
+        if column.name not in header or header.count(column.name) > 1:
             continue
-        index, integer = header.index(column), column == label and label_kind == "integer"
+        if column.name == label:  # the label rule replaces its declared type
+            kind = f"{label_holding(classes)} (the label)"
+            fits = (lambda value: _is_class(value, classes)) if classes else _is_number
+        elif column.type == "numeric":
+            kind, fits = "a number", _is_number
+        elif column.type == "timestamp":
+            kind, fits = "an ISO 8601 timestamp", _is_timestamp
+        else:  # categorical, text: any value
+            continue
+        index = header.index(column.name)
         for line, row in enumerate(rows, start=2):
             value = row[index] if index < len(row) else ""
-            if not _is_missing(value) and not _is_number(value, integer=integer):
-                kind = "an integer class label" if integer else ("a number (the label)" if column == label else "a number")
-                problems.append(f"column {column} should hold {kind}: {value.strip()!r} on line {line}")
+            if not _is_missing(value) and not fits(value):
+                problems.append(f"column {column.name} should hold {kind}: {value.strip()!r} on line {line}")
                 break
     return problems
 
 
-def check(bucket: str, prefix: str, columns: list[str], label_kind: str, extra_columns: str = "fail") -> dict[str, Any]:
+def check(bucket: str, prefix: str, columns: list[Column], label: str, classes: list[str] | None = None,
+          extra_columns: str = "fail") -> dict[str, Any]:
     """Check every object under the prefix; raise SchemaMismatch with every problem found.
     ``extra_columns="ignore"``: undeclared columns are named in the result (``ignored``), not
     reported (the ETL keeps the declared columns only)."""
+    names = [column.name for column in columns]
     listed = list_objects(bucket, prefix)
     keys = [key for key in listed if key.lower().endswith(".csv")]
     if not keys:
@@ -184,8 +253,8 @@ def check(bucket: str, prefix: str, columns: list[str], label_kind: str, extra_c
         if not header:
             findings.append(f"{where}: empty file, no header")
             continue
-        problems = (header_problems(header, columns, ignore_extra=extra_columns == "ignore")
-                    + type_problems(header, rows, columns, label_kind))
+        problems = (header_problems(header, names, ignore_extra=extra_columns == "ignore")
+                    + type_problems(header, rows, columns, label, classes))
         findings += [f"{where}: {problem}" for problem in problems]
     if len(headers) > 1:
         groups = []
@@ -194,15 +263,14 @@ def check(bucket: str, prefix: str, columns: list[str], label_kind: str, extra_c
             groups.append(f"{', '.join(named[:MAX_EXAMPLES])}{more} ({len(header)} columns: {', '.join(header) or '(none)'})")
         findings.insert(0, f"the files have {len(headers)} different headers: " + "; ".join(groups))
     if findings:
-        label = "an integer class" if label_kind == "integer" else "a number"
         raise SchemaMismatch(
             f"{len(findings)} schema problem{'s' if len(findings) > 1 else ''} in the raw data under s3://{bucket}/{prefix} "
-            f"(declared: {len(columns)} columns, label {columns[-1]} holding {label}):"
+            f"(declared: {len(names)} columns, label {label} holding {label_holding(classes)}):"
             + "".join(f"\n- {finding}" for finding in findings)
-            + f"\ndeclared columns, in order: {', '.join(columns)}"
+            + f"\ndeclared columns, in order: {', '.join(names)}"
         )
-    ignored = sorted({name for header in headers for name in header if name not in columns})
-    return {"files": len(keys), "rows_sampled": rows_sampled, "columns": len(columns), "skipped": len(listed) - len(keys),
+    ignored = sorted({name for header in headers for name in header if name not in names})
+    return {"files": len(keys), "rows_sampled": rows_sampled, "columns": len(names), "skipped": len(listed) - len(keys),
             **({"ignored": ignored} if extra_columns == "ignore" else {})}
 
 
@@ -210,7 +278,7 @@ def check(bucket: str, prefix: str, columns: list[str], label_kind: str, extra_c
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = parse_event(event)
     try:
-        result = check(parsed.bucket, parsed.prefix, parsed.columns, parsed.label_kind, parsed.extra_columns)
+        result = check(parsed.bucket, parsed.prefix, parsed.columns, parsed.label, parsed.classes, parsed.extra_columns)
     except SchemaMismatch as mismatch:
         logger.warning(str(mismatch))
         raise

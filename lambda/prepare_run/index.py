@@ -263,7 +263,7 @@ def prepare_run(event: Event) -> dict[str, Any]:
         "trigger": run_input.trigger.model_dump(),
         "names": names,
         "s3": {
-            "raw": f"s3://{defaults.raw_bucket}/{defaults.raw_prefix}{defaults.dataset}/",
+            "raw": f"s3://{defaults.raw_bucket}/{defaults.raw_prefix}",
             "data": f"{curated}/",  # the data state machine writes train/ validation/ test/ here
             "train": f"{curated}/train/",
             "validation": f"{curated}/validation/",

@@ -1,4 +1,4 @@
-"""Bundled sample datasets copied into the raw zone so a first pipeline run works."""
+"""The dataset's sample in the repository, copied into the raw zone so a first pipeline run works."""
 
 from __future__ import annotations
 
@@ -14,12 +14,9 @@ from constructs import Construct
 
 from mlops.nag import acknowledge, acknowledge_packs
 
-SAMPLE_DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "sample"
-SAMPLE_PREFIX = "sample/"
-
-
 class SampleData(Construct):
-    """Copies ``data/sample/<dataset>/<dataset>.csv`` to ``s3://<raw>/sample/<dataset>/``.
+    """Copies ``sample`` (a CSV file, or a directory of them: the dataset's ``sample``, e.g.
+    ``data/sample/breast_cancer``) to ``s3://<raw>/<prefix>`` (the dataset's raw prefix).
 
     Never deletes anything: existing objects under the prefix are kept (``prune=False``)
     and the objects stay when the stack is deleted (``retain_on_delete``).
@@ -31,6 +28,8 @@ class SampleData(Construct):
         construct_id: str,
         *,
         raw_bucket: s3.IBucket,
+        sample: Path,
+        prefix: str,
         log_key: kms.IKey,
         log_retention: logs.RetentionDays,
         retain: bool,
@@ -46,15 +45,16 @@ class SampleData(Construct):
         self.deployment = s3deploy.BucketDeployment(
             self,
             "Deploy",
-            sources=[s3deploy.Source.asset(str(SAMPLE_DATA_DIR))],
+            sources=[s3deploy.Source.asset(str(sample)) if sample.is_dir()
+                     else s3deploy.Source.data(sample.name, sample.read_text(encoding="utf-8"))],
             destination_bucket=raw_bucket,
-            destination_key_prefix=SAMPLE_PREFIX,
+            destination_key_prefix=prefix,
             prune=False,
             retain_on_delete=True,
             memory_limit=256,
             log_group=log_group,
         )
-        self.prefix = SAMPLE_PREFIX
+        self.prefix = prefix
         self._acknowledge_cdk_handler(raw_bucket)
 
     def _acknowledge_cdk_handler(self, raw_bucket: s3.IBucket) -> None:
@@ -63,7 +63,7 @@ class SampleData(Construct):
         that handler, one granular id at a time."""
         role = self.deployment.handler_role
         handler = role.node.scope  # the singleton function that owns the role
-        why = "CDK's BucketDeployment handler copies the bundled sample CSVs once per deploy"
+        why = "CDK's BucketDeployment handler copies the dataset's sample CSVs once per deploy"
         acknowledge(
             role,
             "AwsSolutions-IAM4",
@@ -82,7 +82,7 @@ class SampleData(Construct):
             "Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*": (
                 "read its own source asset; CDK names the asset object by content hash at deploy time"
             ),
-            f"Resource::<{raw_arn}.Arn>/*": "write objects under the sample/ prefix of the raw bucket",
+            f"Resource::<{raw_arn}.Arn>/*": f"write objects under the {self.prefix} prefix of the raw bucket",
         }
         for finding, reason in wildcard_reasons.items():
             acknowledge(role, "AwsSolutions-IAM5", f"{why}; the wildcard lets it {reason}.", applies_to=finding)

@@ -6,7 +6,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from mlops.config import StageConfig
+from mlops.config import REPO_ROOT, StageConfig
 from mlops.constructs.catalog import Catalog
 from mlops.constructs.data_lake import DataLake
 from mlops.constructs.feature_store import FeatureStore
@@ -49,11 +49,14 @@ class DataStack(cdk.Stack):
             self, "ModelRegistry", resource_prefix=config.resource_prefix, retain=retain
         )
         self.sample_data: SampleData | None = None
-        if config.data_lake.deploy_sample_data:
+        dataset = config.pipeline.dataset
+        if config.data_lake.deploy_sample_data and dataset.sample:
             self.sample_data = SampleData(
                 self,
                 "SampleData",
                 raw_bucket=self.data_lake.raw_bucket,
+                sample=REPO_ROOT / dataset.sample,
+                prefix=dataset.raw_location,
                 log_key=self.data_lake.key,
                 log_retention=logs.RetentionDays.ONE_YEAR if retain else logs.RetentionDays.ONE_MONTH,
                 retain=retain,

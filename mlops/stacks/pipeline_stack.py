@@ -9,13 +9,12 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from mlops.config import LABEL_KINDS, StageConfig, dataset_columns
+from mlops.config import StageConfig
 from mlops.constructs.data_preparation import DataPreparation
 from mlops.constructs.monitoring import Monitoring
 from mlops.constructs.monitoring.backend import SKLEARN_VERSION, monitoring_backend
 from mlops.constructs.pipeline_function import powertools_layer
 from mlops.constructs.resources import ZONES, StageResources, log_retention
-from mlops.constructs.sample_data import SAMPLE_PREFIX
 from mlops.constructs.training.algorithm import algorithm
 from mlops.constructs.training.pipeline import TrainingPipeline
 from mlops.images import ImageMapping
@@ -48,15 +47,13 @@ class PipelineStack(cdk.Stack):
         pipeline, group = config.pipeline, data.model_registry.group_name
         self.data = DataPreparation(
             self, "Data", resources=resources, data=config.data, dataset=pipeline.dataset,
-            columns=dataset_columns(pipeline.dataset), label_kind=LABEL_KINDS[pipeline.problem_type],
-            raw_prefix=SAMPLE_PREFIX, database_name=data.catalog.database_name,
+            database_name=data.catalog.database_name,
             image_uri=images.uri("xgboost"), instance_type=pipeline.evaluation_instance_type,
             timeout_hours=pipeline.execution_timeout_hours)
         self.training = TrainingPipeline(
             self, "Training", resources=resources, backend=backend, pipeline=pipeline, training=config.training,
             deployment=config.deployment, data_machine=self.data.state_machine,
-            algorithm=algorithm(self, pipeline, images), evaluation_image_uri=images.uri("xgboost"),
-            raw_prefix=SAMPLE_PREFIX, group=group)
+            algorithm=algorithm(self, pipeline, images), evaluation_image_uri=images.uri("xgboost"), group=group)
         self.monitoring = Monitoring(
             self, "Monitoring", resources=resources, backend=backend, monitoring=config.monitoring,
             retraining_config=config.retraining, alarms=config.alarms, group=group,

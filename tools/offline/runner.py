@@ -38,7 +38,6 @@ ASSETS_BUCKET = f"cdk-hnb659fds-assets-{ACCOUNT}-{REGION}"
 PSEUDO = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": PARTITION,
           "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": None}
 REPO = Path(__file__).resolve().parent.parent.parent
-SAMPLE_DIR = REPO / "data" / "sample"
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 
 _CALLER = threading.local()
@@ -260,13 +259,16 @@ class OfflineStage:
                 "OnlineStoreConfig", "OfflineStoreConfig", "RoleArn", "Description") if key in properties})
         for resource in self._resources("Data", "AWS::SageMaker::ModelPackageGroup").values():
             sagemaker.create_model_package_group(ModelPackageGroupName=resource["Properties"]["ModelPackageGroupName"])
-        # What the SampleData BucketDeployment copies: data/sample/ under the raw zone's prefix.
+        # What the SampleData BucketDeployment copies: its source assets' files (staged by the synth
+        # as cdk.out/asset.<hash>/, deployed as <hash>.zip) under the destination prefix.
         for deployment in self._resources("Data", "Custom::CDKBucketDeployment").values():
             properties = deployment["Properties"]
             bucket = self._resolver.resolve(properties["DestinationBucketName"], data.stack_name)
             prefix = properties.get("DestinationBucketKeyPrefix", "")
-            for path in sorted(SAMPLE_DIR.rglob("*.csv")):
-                s3.put_object(Bucket=bucket, Key=f"{prefix}{path.relative_to(SAMPLE_DIR)}", Body=path.read_bytes())
+            for key in properties["SourceObjectKeys"]:
+                source = self.cdk_out / f"asset.{key.removesuffix('.zip')}"
+                for path in sorted(p for p in source.rglob("*") if p.is_file()):
+                    s3.put_object(Bucket=bucket, Key=f"{prefix}{path.relative_to(source)}", Body=path.read_bytes())
 
     def _create_operations_stack(self) -> None:
         operations = self._stack("Operations")

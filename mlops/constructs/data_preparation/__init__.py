@@ -10,7 +10,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from mlops.config import DataConfig
+from mlops.config import DataConfig, DatasetConfig
 from mlops.constructs.data_preparation.features import FeatureIngestion
 from mlops.constructs.data_preparation.split import GlueSplit
 from mlops.constructs.data_preparation.validation import QUALITY_PREFIX, DataValidation
@@ -42,30 +42,28 @@ class DataPreparation(Construct):
     it as its first step; it also runs on its own (console, schedule, or new raw objects when
     ``data.refresh_on_new_raw_data``), writing to ``<dataset>/latest/``.
 
-    ``columns``: the declared columns, label last; ``label_kind``: ``integer`` (a class) or
-    ``number`` (regression), what the schema check expects of the label.
+    ``dataset``: the declared raw columns (types and roles), the label and its classes, where
+    the raw files land.
 
     Exposes ``state_machine``, ``functions``, ``names`` (physical names), ``crawlers``,
     ``feature_groups`` and ``ingestion_role``.
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, resources: StageResources, data: DataConfig, dataset: str,
-                 columns: list[str], label_kind: str, raw_prefix: str, database_name: str, image_uri: str, instance_type: str,
+    def __init__(self, scope: Construct, construct_id: str, *, resources: StageResources, data: DataConfig,
+                 dataset: DatasetConfig, database_name: str, image_uri: str, instance_type: str,
                  timeout_hours: int) -> None:
         super().__init__(scope, construct_id)
-        prefix, label = resources.prefix, columns[-1]
-        self._resources, paths = resources, data_prefixes(dataset)
-        raw_dataset_prefix = f"{raw_prefix}{dataset}/"
+        prefix, raw_dataset_prefix = resources.prefix, dataset.raw_location
+        self._resources, paths = resources, data_prefixes(dataset.name)
         self.names = {"security": f"{prefix}-glue", "etl": f"{prefix}-split", "dataset": f"{prefix}-raw",
                       "recipe": f"{prefix}-clean", "ruleset": f"{prefix}-quality", "profile_job": f"{prefix}-validate",
                       "recipe_job": f"{prefix}-clean", "raw_crawler": f"{prefix}-raw", "curated_crawler": f"{prefix}-curated"}
-        split = GlueSplit(self, resources=resources, data=data, names=self.names, paths=paths, label=label,
-                          raw_prefix=raw_prefix, raw_dataset_prefix=raw_dataset_prefix, database_name=database_name,
-                          columns=columns if data.extra_columns == "ignore" else None)
+        split = GlueSplit(self, resources=resources, data=data, names=self.names, paths=paths, dataset=dataset,
+                          database_name=database_name)
         self.crawlers, self._split = split.crawlers, split
         validation = DataValidation(self, resources=resources, data=data, names=self.names,
                                     raw_dataset_prefix=raw_dataset_prefix, clean_prefix=paths["clean"],
-                                    columns=columns, label_kind=label_kind)
+                                    dataset=dataset)
         self.functions: dict[str, PipelineFunction] = {"check_schema": validation.schema_function,
                                                        "data_quality": validation.function}
         features = FeatureIngestion(self, resources=resources, data=data, catalog_prefix=paths["catalog"],

@@ -19,7 +19,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from mlops.config import DataConfig
+from mlops.config import DataConfig, DatasetConfig
 from mlops.constructs.data_preparation.validation import log_access
 from mlops.constructs.resources import StageResources
 from mlops.constructs.sagemaker_jobs import read_assets
@@ -33,10 +33,7 @@ class GlueSplit:
     "Refresh catalog" → "Catalog refresh under way"."""
 
     def __init__(self, scope: Construct, *, resources: StageResources, data: DataConfig, names: dict[str, str],
-                 paths: dict[str, str], label: str, raw_prefix: str, raw_dataset_prefix: str, database_name: str,
-                 columns: list[str] | None = None) -> None:
-        """``columns``: where the raw files may hold undeclared columns (``data.extra_columns:
-        ignore``), the declared ones, which the ETL keeps."""
+                 paths: dict[str, str], dataset: DatasetConfig, database_name: str) -> None:
         self._scope, self._resources, self._data, self._names, self._paths = scope, resources, data, names, paths
         key_arn = resources.data_key.key_arn
         self.security = glue.CfnSecurityConfiguration(scope, "GlueSecurity", name=names["security"], encryption_configuration={
@@ -44,8 +41,8 @@ class GlueSplit:
             "cloudWatchEncryption": {"cloudWatchEncryptionMode": "SSE-KMS", "kmsKeyArn": key_arn},
             "jobBookmarksEncryption": {"jobBookmarksEncryptionMode": "CSE-KMS", "kmsKeyArn": key_arn},
         })
-        self.crawlers = self._crawlers(raw_prefix, database_name)
-        self._etl_job(label, raw_dataset_prefix, columns)
+        self.crawlers = self._crawlers(dataset.raw_location, database_name)
+        self._etl_job(dataset)
 
     def _crawlers(self, raw_prefix: str, database_name: str) -> dict[str, glue.CfnCrawler]:
         scope, resources, names, paths = self._scope, self._resources, self._names, self._paths
@@ -80,7 +77,7 @@ class GlueSplit:
             crawlers[key] = crawler
         return crawlers
 
-    def _etl_job(self, label: str, raw_dataset_prefix: str, columns: list[str] | None) -> None:
+    def _etl_job(self, dataset: DatasetConfig) -> None:
         scope, resources, data, names, paths = self._scope, self._resources, self._data, self._names, self._paths
         script = s3_assets.Asset(scope, "EtlScript", path=str(JOBS_DIR / "etl" / "etl.py"))
         role = self._glue_role("EtlRole", "ETL job", None)
@@ -89,7 +86,7 @@ class GlueSplit:
         if source:
             resources.grant(role, "curated", source, "read the cleaned files of the recipe job")
         else:
-            resources.grant(role, "raw", raw_dataset_prefix, "read the raw files")
+            resources.grant(role, "raw", dataset.raw_location, "read the raw files")
         for key, why in (("catalog", "write the header-bearing split copy"), ("latest", "write a data-only run's splits"),
                          ("runs", "write each training run's splits")):
             resources.grant(role, "curated", paths[key], why, write=True, delete=True)
@@ -115,10 +112,14 @@ class GlueSplit:
                 "--enable-observability-metrics": "true",
                 # no --enable-continuous-cloudwatch-log: Glue 5.0 logs every job in real time and
                 # ignores it ("Enabling continuous logging for AWS Glue 4.0 and earlier jobs")
-                "--input": f"s3://{curated}/{source}" if source else f"s3://{raw}/{raw_dataset_prefix}",
-                "--label": label,
-                **({"--columns": ",".join(columns)} if columns else {}),
-                "--rules": json.dumps(data.etl.model_dump(include={"missing", "pii"})),
+                "--input": f"s3://{curated}/{source}" if source else f"s3://{raw}/{dataset.raw_location}",
+                "--label": dataset.label,
+                # undeclared and ignored columns go before anything else
+                **({"--columns": ",".join(dataset.kept)}
+                   if data.extra_columns == "ignore" or dataset.kept != dataset.column_names else {}),
+                "--rules": json.dumps({**data.etl.model_dump(include={"missing"}), "pii": dataset.pii}),
+                # what trains, in order, and the label's classes (their indices are what the model predicts)
+                "--schema": json.dumps({"features": dataset.features, "classes": dataset.classes}),
                 "--seed": str(data.etl.seed),
                 "--output_train": f"{latest}train/",
                 "--output_validation": f"{latest}validation/",

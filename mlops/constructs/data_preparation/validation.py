@@ -21,7 +21,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from mlops.config import DataConfig
+from mlops.config import DataConfig, DatasetConfig
 from mlops.constructs.pipeline_function import PipelineFunction
 from mlops.constructs.resources import StageResources
 from mlops.constructs.workflow import API_TIMEOUT, DATABREW_TRANSIENT, catch_all, retry_transient
@@ -58,13 +58,13 @@ class DataValidation:
     ``<prefix>-quality``, profile job ``<prefix>-validate``, (with a recipe) recipe and job
     ``<prefix>-clean``, and the ``check_schema`` and ``data_quality`` functions.
     ``states(on_failure)`` gives "Check raw schema" → "Validate raw data" → "Check data
-    quality" (→ "Clean raw data"). ``columns``: the declared columns, label last;
-    ``label_kind``: ``integer`` (a class) or ``number`` (regression)."""
+    quality" (→ "Clean raw data"). ``dataset``: the declared columns and types the schema
+    check compares every raw file with, the label and its classes."""
 
     def __init__(self, scope: Construct, *, resources: StageResources, data: DataConfig, names: dict[str, str],
-                 raw_dataset_prefix: str, clean_prefix: str, columns: list[str], label_kind: str) -> None:
+                 raw_dataset_prefix: str, clean_prefix: str, dataset: DatasetConfig) -> None:
         self._scope, self._resources, self._data, self._names = scope, resources, data, names
-        self._raw_dataset_prefix, self._columns, self._label_kind = raw_dataset_prefix, list(columns), label_kind
+        self._raw_dataset_prefix, self._dataset_config = raw_dataset_prefix, dataset
         self.role = iam.Role(scope, "DataBrewRole", assumed_by=iam.ServicePrincipal("databrew.amazonaws.com"),
                              description=f"{resources.prefix}: DataBrew profile and recipe jobs")
         acknowledge_inline_policy(self.role, "The DataBrew profile and recipe jobs' role")
@@ -198,7 +198,9 @@ class DataValidation:
             payload=sfn.TaskInput.from_object({
                 # the DataBrew dataset's S3 input: the files the profile, recipe and ETL jobs read
                 "bucket": self._resources.bucket("raw").bucket_name, "prefix": self._raw_dataset_prefix,
-                "columns": self._columns, "label_kind": self._label_kind,
+                "columns": [{"name": c.name, "type": c.type} for c in self._dataset_config.columns],
+                "label": self._dataset_config.label,
+                **({"classes": self._dataset_config.classes} if self._dataset_config.classes else {}),
                 **({"extra_columns": "ignore"} if self._data.extra_columns == "ignore" else {})}),
             result_selector={"files.$": "$.Payload.files", "rows_sampled.$": "$.Payload.rows_sampled",
                              **({"ignored.$": "$.Payload.ignored"} if self._data.extra_columns == "ignore" else {})},

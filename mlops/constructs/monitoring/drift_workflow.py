@@ -16,7 +16,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from mlops.config import MonitoringConfig, PipelineConfig, dataset_columns
+from mlops.config import MonitoringConfig, PipelineConfig
 from mlops.constructs.pipeline_function import PipelineFunction
 from mlops.constructs.resources import CAPTURE_PREFIX, StageResources
 from mlops.constructs.sagemaker_jobs import allow_job_runtime, processing_input, read_assets
@@ -82,7 +82,7 @@ class DriftWorkflow:
         role = iam.Role(self._scope, "DriftJobRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
                         description=f"{resources.prefix}: drift and model-quality monitoring job")
         acknowledge_inline_policy(role, "The drift and model-quality job's role")
-        resources.grant(role, "curated", f"{self._pipeline.dataset}/runs/", "read the serving model's training split")
+        resources.grant(role, "curated", f"{self._pipeline.dataset.name}/runs/", "read the serving model's training split")
         resources.grant(role, "monitoring", CAPTURE_PREFIX, "read captured inference data")
         resources.grant(role, "monitoring", MONITORING_PREFIX, "read manifests and ground truth, write reports", write=True)
         resources.grant(role, "artifacts", BATCH_OUTPUTS, "read batch transform outputs (a batch run's drift check)")
@@ -118,12 +118,11 @@ class DriftWorkflow:
     def _check(self, failed: sfn.IChainable) -> sfn.CustomState:
         monitoring, pipeline, resources = self._monitoring, self._pipeline, self._resources
         scripts, bucket = self._scripts, resources.bucket("monitoring").bucket_name
-        columns = dataset_columns(pipeline.dataset)
         arguments = ["--baseline-dir", "/opt/ml/processing/baseline", "--capture-dir", "/opt/ml/processing/capture",
                      "--input-format", "auto",  # captured traffic, or a batch run's transform output
                      "--output-dir", "/opt/ml/processing/output",
                      "--evaluation-script", f"/opt/ml/processing/evaluation/{scripts['evaluation'].s3_object_key}",
-                     "--features", ",".join(columns[:-1]), "--problem-type", pipeline.problem_type,
+                     "--features", ",".join(pipeline.dataset.features), "--problem-type", pipeline.problem_type,
                      "--threshold", str(pipeline.classification_threshold),
                      "--numeric-threshold", str(monitoring.numeric_drift_threshold),
                      "--categorical-threshold", str(monitoring.categorical_drift_threshold),

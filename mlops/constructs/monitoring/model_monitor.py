@@ -18,7 +18,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from mlops.config import MODEL_MONITOR_SCHEDULES, MonitoringConfig, PipelineConfig, dataset_columns
+from mlops.config import MODEL_MONITOR_SCHEDULES, DatasetConfig, MonitoringConfig, PipelineConfig
 from mlops.constructs.monitoring.alarms import AlarmBook
 from mlops.constructs.resources import CAPTURE_PREFIX, StageResources
 from mlops.constructs.sagemaker_jobs import allow_job_runtime, processing_input
@@ -48,7 +48,7 @@ class ModelMonitorSetup(Construct):
         self.role = iam.Role(self, "JobRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
                              description=f"{prefix}: Model Monitor baselining and monitoring jobs")
         acknowledge_inline_policy(self.role, "The Model Monitor baselining and monitoring jobs' role")
-        resources.grant(self.role, "curated", f"{pipeline.dataset}/runs/", "read the run's training split")
+        resources.grant(self.role, "curated", f"{pipeline.dataset.name}/runs/", "read the run's training split")
         resources.grant(self.role, "artifacts", "runs/", "write the run's baseline and read it back when monitoring", write=True)
         resources.grant(self.role, "monitoring", CAPTURE_PREFIX, "read the endpoint's captured data")
         resources.grant(self.role, "monitoring", OUTPUT_PREFIX, "write each monitoring execution's reports", write=True)
@@ -149,7 +149,7 @@ class ModelMonitorSetup(Construct):
         })
 
 
-def model_monitor_alarms(scope: Construct, book: AlarmBook, *, monitoring: MonitoringConfig, dataset: str,
+def model_monitor_alarms(scope: Construct, book: AlarmBook, *, monitoring: MonitoringConfig, dataset: DatasetConfig,
                          endpoint_name: str) -> cloudwatch.IAlarm:
     """Alarms on what Model Monitor emits: failed executions of either schedule, and
     ``feature_baseline_drift_<column>`` per feature (columns ``_c1``… in dataset order: the
@@ -169,7 +169,7 @@ def model_monitor_alarms(scope: Construct, book: AlarmBook, *, monitoring: Monit
     book.add("monitoring-failed", "Model Monitor: a monitoring execution failed", cloudwatch.Metric(
         namespace="AWS/Events", metric_name="MatchedEvents", dimensions_map={"RuleName": failures.rule_name},
         statistic="Sum", period=cdk.Duration.minutes(5)), threshold=1)
-    features = dataset_columns(dataset)[:-1]
+    features = dataset.features
     groups = [_drift_group(scope, book, features, start, endpoint_name, schedules["data-quality"], mm.drift_threshold)
               for start in range(0, len(features), 10)]
     drift = cloudwatch.CompositeAlarm(

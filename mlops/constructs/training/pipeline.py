@@ -15,7 +15,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from mlops.config import DeploymentConfig, PipelineConfig, TrainingConfig, dataset_columns, tuning_stem
+from mlops.config import DeploymentConfig, PipelineConfig, TrainingConfig, tuning_stem
 from mlops.constructs.monitoring.backend import MonitoringBackend
 from mlops.constructs.pipeline_function import PipelineFunction
 from mlops.constructs.resources import StageResources
@@ -40,7 +40,7 @@ class TrainingPipeline(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, resources: StageResources, backend: MonitoringBackend,
                  pipeline: PipelineConfig, training: TrainingConfig, deployment: DeploymentConfig,
-                 data_machine: sfn.IStateMachine, algorithm: Algorithm, evaluation_image_uri: str, raw_prefix: str,
+                 data_machine: sfn.IStateMachine, algorithm: Algorithm, evaluation_image_uri: str,
                  group: str) -> None:
         super().__init__(scope, construct_id)
         self._resources, self._backend, self._algorithm = resources, backend, algorithm
@@ -48,7 +48,7 @@ class TrainingPipeline(Construct):
         self.endpoints = Endpoints.of(resources.prefix)
         self.endpoint_name = self.endpoints.realtime
         script = evaluation_script(self)
-        self.sagemaker_role = execution_role(self, resources=resources, dataset=pipeline.dataset, scripts=[script],
+        self.sagemaker_role = execution_role(self, resources=resources, dataset=pipeline.dataset.name, scripts=[script],
                                              repositories=sorted({XGBOOST_REPOSITORY, algorithm.repository} - {None}))
         algorithm.grant_execution(self.sagemaker_role)
         self.async_topics = {
@@ -77,9 +77,9 @@ class TrainingPipeline(Construct):
                             check=self.functions["check_endpoint"], on_failure=on_failure,
                             after_realtime=backend.after_realtime(self, self.endpoints.realtime, on_failure),
                             after_batch=backend.after_batch(self, on_failure), group=group,
-                            vector_output_from=(len(dataset_columns(pipeline.dataset))
+                            vector_output_from=(1 + len(pipeline.dataset.features)
                                                 if pipeline.problem_type == "multiclass_classification" else None))
-        definition = (self._prepare(pipeline, deployment, raw_prefix, data_machine, on_failure)
+        definition = (self._prepare(pipeline, deployment, data_machine, on_failure)
                       .next(build.start).next(evaluation.passed(registration.then(deploy.start))))
         hours = pipeline.execution_timeout_hours + (pipeline.approval_timeout_hours if pipeline.manual_approval else 0)
         self.state_machine = standard_state_machine(
@@ -113,16 +113,16 @@ class TrainingPipeline(Construct):
                             "layer it imports is published for; moving on means moving the layer ARN too.")
         return functions
 
-    def _run_defaults(self, pipeline: PipelineConfig, deployment: DeploymentConfig, raw_prefix: str) -> dict:
+    def _run_defaults(self, pipeline: PipelineConfig, deployment: DeploymentConfig) -> dict:
         """What ``prepare_run`` resolves every run's settings from: the stage's config at synth."""
         resources, prefix = self._resources, self._resources.prefix
         return {
             "stem": prefix,
             **({"tuning_stem": self._tuning_stem} if self._tuning_stem != prefix else {}),
-            "dataset": pipeline.dataset,
+            "dataset": pipeline.dataset.name,
             "problem_type": pipeline.problem_type,
             **({"classes": pipeline.classes} if pipeline.problem_type == "multiclass_classification" else {}),
-            "label": dataset_columns(pipeline.dataset)[-1],
+            "label": pipeline.dataset.label,
             "hyperparameters": dict(pipeline.hyperparameters),
             **({"algorithm": "script", "framework_hyperparameters": self._algorithm.framework_hyperparameters}
                if self._algorithm.script else {"algorithm": "container"} if self._algorithm.own_code else {}),
@@ -132,7 +132,7 @@ class TrainingPipeline(Construct):
             "deployment_mode": deployment.mode,
             "deployment_modes": list(DEPLOYMENT_MODES),
             "raw_bucket": resources.bucket("raw").bucket_name,
-            "raw_prefix": raw_prefix,
+            "raw_prefix": pipeline.dataset.raw_location,
             "curated_bucket": resources.bucket("curated").bucket_name,
             "artifacts_bucket": resources.bucket("artifacts").bucket_name,
             "experiment": f"{prefix}-experiments",
@@ -140,7 +140,7 @@ class TrainingPipeline(Construct):
             "tags": dict(resources.tags),
         }
 
-    def _prepare(self, pipeline: PipelineConfig, deployment: DeploymentConfig, raw_prefix: str,
+    def _prepare(self, pipeline: PipelineConfig, deployment: DeploymentConfig,
                  data_machine: sfn.IStateMachine, on_failure: sfn.IChainable) -> sfn.Chain:
         """"Prepare run" (the ``prepare_run`` handler) → "Prepare data" (the data state machine)."""
         prepare_run = catch_all(tasks.LambdaInvoke(
@@ -150,7 +150,7 @@ class TrainingPipeline(Construct):
             payload=sfn.TaskInput.from_object({
                 "input": sfn.JsonPath.string_at("$$.Execution.Input"),
                 "execution": {"id": sfn.JsonPath.execution_id, "name": sfn.JsonPath.execution_name},
-                "defaults": self._run_defaults(pipeline, deployment, raw_prefix),
+                "defaults": self._run_defaults(pipeline, deployment),
             }),
             result_selector={"run.$": "$.Payload"},
             result_path="$",

@@ -82,7 +82,7 @@ class Registration:
                 "ModelMetrics": {"ModelQuality": {"Statistics": {
                     "ContentType": "application/json", "S3Uri.$": "$.evaluation.report"}}},
                 "MetadataProperties": metadata,
-                "CustomerMetadataProperties": _lineage(pipeline.dataset),
+                "CustomerMetadataProperties": _lineage(pipeline.dataset.name),
                 "Tags": resources.tag_list,
             },
             iam_resources=[resources.arn(scope, "sagemaker", "model-package-group", group),
