@@ -76,8 +76,9 @@ docs: schema ## regenerate the generated docs: configuration reference, config a
 graph: synth ## render each stage's state machines to docs/<stage>-{data,training}.png (needs Debian's graphviz)
 	$(PY) -m tools.graph cdk.out docs
 
-sample-data: bootstrap ## re-export the bundled sample CSVs (deterministic)
+sample-data: bootstrap ## re-export the bundled sample CSVs and regenerate the churn table (deterministic)
 	$(PY) scripts/export_sample_data.py
+	$(PY) scripts/make_churn_data.py
 
 lock: ## re-resolve requirements*.txt without the old lock and rewrite constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)

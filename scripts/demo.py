@@ -13,7 +13,9 @@ ingestion) and evaluation script. No AWS account, no network.
 from __future__ import annotations
 
 import argparse
+import csv
 import functools
+import io
 import json
 import logging
 import os
@@ -184,8 +186,9 @@ def _invoke(stage, endpoint: str, test_split: str, *, problem_type: str) -> None
     bucket, prefix = test_split.removeprefix("s3://").split("/", 1)
     s3 = boto3.client("s3")
     key = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"][0]["Key"]
-    rows = [line.split(",") for line in s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines()[:3]]
-    answers = stage.invoke(endpoint, [[float(v) for v in row[1:]] for row in rows])
+    text = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    rows = list(csv.reader(io.StringIO(text)))[:3]  # as the client has them: numbers, and text categories
+    answers = stage.invoke(endpoint, [row[1:] for row in rows])
     if problem_type == "multiclass_classification":
         what = "classes " + ", ".join(
             f"{max(range(len(p)), key=p.__getitem__)} (p={max(p):.3f})" for p in answers)

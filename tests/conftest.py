@@ -54,10 +54,12 @@ def pinned_config(prod: dict) -> dict:
 BATCH_INPUT_PREFIX = "batch/input/"
 
 # And the examples (config/examples/<stage>.yaml, each its own stage), so the gates cover a
-# regression and a multiclass stage and their scenarios run on the shared assembly.
+# regression stage, a multiclass stage and a declared dataset with categorical and PII columns,
+# and their scenarios run on the shared assembly.
 REGRESSION_EXAMPLE = "regression"
 MULTICLASS_EXAMPLE = "multiclass"
-EXAMPLES = (REGRESSION_EXAMPLE, MULTICLASS_EXAMPLE)
+CHURN_EXAMPLE = "churn"
+EXAMPLES = (REGRESSION_EXAMPLE, MULTICLASS_EXAMPLE, CHURN_EXAMPLE)
 
 
 @pytest.fixture(scope="session")

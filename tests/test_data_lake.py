@@ -126,6 +126,7 @@ def test_termination_protection_follows_stage(stacks) -> None:
         "pinned/Data": True, "pinned/Operations": True, "pinned/Pipeline": True,  # prod with a pinned environment
         "regression/Data": False, "regression/Operations": False, "regression/Pipeline": False,  # the examples
         "multiclass/Data": False, "multiclass/Operations": False, "multiclass/Pipeline": False,
+        "churn/Data": False, "churn/Operations": False, "churn/Pipeline": False,
     }
 
 
@@ -142,6 +143,7 @@ def test_stack_names_derive_from_project_and_stage(stacks) -> None:
         "regression/Pipeline": "demo-regression-pipeline",
         "multiclass/Data": "demo-multiclass-data", "multiclass/Operations": "demo-multiclass-operations",
         "multiclass/Pipeline": "demo-multiclass-pipeline",
+        "churn/Data": "demo-churn-data", "churn/Operations": "demo-churn-operations", "churn/Pipeline": "demo-churn-pipeline",
     }
 
 
@@ -151,8 +153,8 @@ def test_sample_data_lands_in_raw_zone_and_is_never_deleted(stacks, stage: str) 
     props = deployment["Properties"]
     assert props["DestinationBucketName"] == {"Ref": ZONE_BUCKETS["Raw"]}
     # the stage's dataset only, under its raw prefix (what the data phase reads)
-    dataset = {"regression": "diabetes", "multiclass": "wine"}.get(stage, "breast_cancer")
-    assert props["DestinationBucketKeyPrefix"] == f"sample/{dataset}/"
+    prefix = {"regression": "sample/diabetes/", "multiclass": "sample/wine/", "churn": "landing/churn/"}
+    assert props["DestinationBucketKeyPrefix"] == prefix.get(stage, "sample/breast_cancer/")
     assert props["Prune"] is False and props["RetainOnDelete"] is True
 
 

@@ -351,3 +351,14 @@ def test_binary_probability_pairs_score_the_positive_class(tmp_path) -> None:
                                  "0.9,0.1\n0.2,0.8\n0.4,0.6\n0.7,0.3\n")
     report = evaluate.main(["--problem-type", "binary_classification", *arguments])
     assert report["binary_classification_metrics"]["accuracy"]["value"] == 1.0
+
+
+def test_text_features_after_the_label_are_never_read(tmp_path) -> None:
+    """A script model's test split keeps its categories as text (quoted where they hold a comma):
+    the evaluation reads the label column only."""
+    from jobs.evaluation import evaluate
+
+    arguments = _processing_root(tmp_path, np.ones((1, 1)), "0.2\n0.9\n0.8\n")
+    (tmp_path / "test" / "part.csv").write_text('0,basic,"north, coast",12\n1,premium,south,3\n1,basic,east,1\n')
+    report = evaluate.main(["--problem-type", "binary_classification", *arguments])
+    assert report["binary_classification_metrics"]["accuracy"]["value"] == 1.0

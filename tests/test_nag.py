@@ -20,7 +20,8 @@ from tools.assembly import acknowledgements, validation_violations
 
 def test_no_unacknowledged_findings(cloud_assembly_dir: Path, stacks) -> None:
     # The session fixture's synth would already have raised; the report confirms it.
-    assert {stack.split("/")[0] for stack in stacks} == {"dev", "prod", "mm", "pinned", "regression", "multiclass"}
+    assert {stack.split("/")[0] for stack in stacks} == {"dev", "prod", "mm", "pinned", "regression", "multiclass",
+                                                               "churn"}
     assert validation_violations(cloud_assembly_dir) == []
 
 

@@ -11,8 +11,9 @@ import pytest
 from syrupy.extensions.json import JSONSnapshotExtension
 
 # mm: the tests' model-monitor variant of dev; pinned: prod with a pinned account and region;
-# multiclass, regression: the examples config/examples/<stage>.yaml
-STACK_KEYS = ["dev/Data", "dev/Operations", "dev/Pipeline", "mm/Data", "mm/Operations", "mm/Pipeline",
+# churn, multiclass, regression: the examples config/examples/<stage>.yaml
+STACK_KEYS = ["churn/Data", "churn/Operations", "churn/Pipeline",
+              "dev/Data", "dev/Operations", "dev/Pipeline", "mm/Data", "mm/Operations", "mm/Pipeline",
               "multiclass/Data", "multiclass/Operations", "multiclass/Pipeline",
               "pinned/Data", "pinned/Operations", "pinned/Pipeline", "prod/Data", "prod/Operations", "prod/Pipeline",
               "regression/Data", "regression/Operations", "regression/Pipeline"]

@@ -302,10 +302,12 @@ def flat_metrics(report: dict[str, Any]) -> dict[str, float]:
 # ---------------------------------------------------------------------------
 
 
-def _load_csv(path: str) -> np.ndarray:
+def _load_labels(path: str) -> np.ndarray:
+    """The first column of a test file: the label (the features after it may be text, e.g. the
+    categories a script model encodes itself, and are never read here)."""
     try:
-        return np.loadtxt(path, delimiter=",", ndmin=2)
-    except ValueError as error:  # a header, a text cell, a ragged row
+        return np.loadtxt(path, delimiter=",", ndmin=1, usecols=0, quotechar='"')
+    except ValueError as error:  # a header, a text label, a ragged row
         raise ValueError(f"{os.path.basename(path)}: {str(error).splitlines()[0]}") from None
 
 
@@ -330,10 +332,10 @@ def load_predictions(test_dir: str, predictions_dir: str) -> tuple[np.ndarray, l
         answers = os.path.join(predictions_dir, f"{relative}.out")
         if not os.path.exists(answers):
             raise FileNotFoundError(f"no predictions for {relative}: {relative}.out is missing from the transform output")
-        table, lines = _load_csv(path), _prediction_lines(answers)
+        table, lines = _load_labels(path), _prediction_lines(answers)
         if len(lines) != len(table):
             raise ValueError(f"{relative}: {len(table)} test rows but {len(lines)} predictions in {relative}.out")
-        labels.append(table[:, 0])
+        labels.append(table)
         predictions.extend(lines)
     return np.concatenate(labels), predictions
 

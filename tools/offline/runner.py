@@ -11,8 +11,10 @@ Never shipped to Lambda: this is test and demo tooling.
 from __future__ import annotations
 
 import contextlib
+import csv
 import fnmatch
 import functools
+import io
 import json
 import logging
 import re
@@ -624,11 +626,15 @@ class OfflineStage:
         return [json.loads(message) for message in _drain(self._async_inbox)]
 
     # ---------------------------------------------------------------- serving
-    def invoke(self, endpoint: str, rows: list[list[float]]) -> list[Any]:
-        """A client's InvokeEndpoint: feature rows as text/csv; back, per row, a score (binary
+    def invoke(self, endpoint: str, rows: list[list[float | str]]) -> list[Any]:
+        """A client's InvokeEndpoint: feature rows as text/csv (numbers, or text such as the
+        categories a script model encodes itself); back, per row, a score (binary
         classification), a value (regression) or a list of class probabilities (multiclass),
         parsed from the container's answer (see ``parse_answer``)."""
-        body = "\n".join(",".join(f"{value:.6g}" for value in row) for row in rows)
+        lines = io.StringIO()
+        csv.writer(lines, lineterminator="\n").writerows(
+            [value if isinstance(value, str) else f"{value:.6g}" for value in row] for row in rows)
+        body = lines.getvalue().rstrip("\n")
         with adapter.principal("runner"):
             answer = boto3.client("sagemaker-runtime").invoke_endpoint(EndpointName=endpoint, ContentType="text/csv",
                                                                        Body=body.encode())["Body"].read().decode()
