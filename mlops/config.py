@@ -701,6 +701,12 @@ class PipelineConfig(_Model):
         """The training script, when the model is one."""
         return self.model.script
 
+    @property
+    def encodes(self) -> bool:
+        """A built-in algorithm (numbers only) on categorical features: the run one-hot encodes
+        them, fitted on the train split, and serves the encoder in front of the model."""
+        return self.model.own is None and bool(self.dataset.categorical_features)
+
     @field_validator("hyperparameters")
     @classmethod
     def _hyperparameters_are_xgboost(cls, values: dict[str, str], info: ValidationInfo) -> dict[str, str]:
@@ -769,16 +775,6 @@ class PipelineConfig(_Model):
             if self.tuning.objective_type != direction:
                 raise ValueError(f"pipeline.tuning.objective_type: {metric} is better when "
                                  f"{'higher' if direction == 'Maximize' else 'lower'}; allowed: {direction}")
-        return self
-
-    @model_validator(mode="after")
-    def _builtin_reads_numbers(self) -> PipelineConfig:
-        categorical = self.dataset.categorical_features
-        if self.model.own is None and categorical:
-            raise ValueError(f"pipeline.dataset.columns: built-in XGBoost reads numbers only and {', '.join(categorical)} "
-                             f"{'is' if len(categorical) == 1 else 'are'} categorical; train a script model that encodes "
-                             "it (scikit-learn's OneHotEncoder in a Pipeline serves raw rows), or declare integer codes "
-                             "numeric")
         return self
 
     @model_validator(mode="after")

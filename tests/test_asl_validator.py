@@ -29,8 +29,8 @@ def test_every_definition_is_valid_asl(stacks, tmp_path: Path) -> None:
             path = tmp_path / f"{key.replace('/', '-')}-{logical_id}.json"
             path.write_text(json.dumps(definition))
             paths.append(path)
-    # data, training (+ monitoring on the open-source backend) of dev, prod, mm, pinned and the two examples
-    assert len(paths) == 17
+    # data, training (+ monitoring on the open-source backend) of dev, prod, mm, pinned and the three examples
+    assert len(paths) == 20
     result = subprocess.run([str(VALIDATOR), *(part for path in paths for part in ("--json-path", str(path)))],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, f"{result.stdout}{result.stderr}"

@@ -870,15 +870,18 @@ def test_dataset_section_mistakes_are_refused_naming_the_field(config_dir: Path,
     assert expected in _error(config_dir)
 
 
-def test_built_in_xgboost_refuses_a_categorical_feature(config_dir: Path) -> None:
+def test_a_built_in_algorithm_encodes_categorical_features_a_script_encodes_its_own(config_dir: Path) -> None:
     def edit(d: dict) -> None:
         _as_multiclass(d)
         d["pipeline"]["dataset"] = bundled_dataset("wine")
         d["pipeline"]["dataset"]["columns"][1].update(type="categorical")
 
     _edit(config_dir, "dev", edit)
-    assert ("pipeline.dataset.columns: built-in XGBoost reads numbers only and malic_acid is categorical; train a "
-            "script model that encodes it") in _error(config_dir)
+    assert load_stage_config("dev", config_dir).pipeline.encodes  # built-in XGBoost reads numbers only
+    _edit(config_dir, "dev", lambda d: d["pipeline"].update(
+        {key: value for key, value in yaml.safe_load((CONFIG_DIR / "examples" / "multiclass.yaml").read_text())[
+            "pipeline"].items() if key in ("model", "hyperparameters", "tuning")}))
+    assert not load_stage_config("dev", config_dir).pipeline.encodes  # the script gets the categories as text
 
 
 def test_feature_groups_read_the_curated_columns_only(config_dir: Path) -> None:

@@ -1,12 +1,15 @@
 """The churn example (config/examples/churn.yaml) end to end offline: a dataset declared column by
 column (an id, a date, two PII columns, categorical and numeric features, a text label in the
-middle), the team's own scikit-learn script that one-hot encodes the categories
-(models/churn_sklearn/train.py), and an endpoint that takes a raw row, categories as text."""
+middle), the built-in XGBoost trained on a one-hot encoding fitted on the train split
+(jobs/encode/encode.py), and an inference pipeline (that encoder, then XGBoost) behind an
+endpoint that takes a raw row, categories as text."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
+import tarfile
 from pathlib import Path
 
 import boto3
@@ -39,7 +42,8 @@ def _rows(location: str) -> list[list[str]]:
 def test_churn_example_trains_on_the_declared_features_and_serves_raw_rows(churn: OfflineStage) -> None:
     run = churn.run({})
     assert run.status == "SUCCEEDED", (run.error, run.cause)
-    assert run.visited() == HAPPY_PATH
+    # the happy path, with the encoding between the data and the model
+    assert run.visited() == [*HAPPY_PATH[:3], "Encode categorical features", *HAPPY_PATH[3:]]
     output = run.output
     # the training matrix: the label's class index ("no" 0, "yes" 1), then the six features, text
     # categories as they are; no id, no date, no PII
@@ -57,9 +61,31 @@ def test_churn_example_trains_on_the_declared_features_and_serves_raw_rows(churn
     # the feature group is keyed by the customer id
     records = churn.feature_store.records["demo-churn-customer-profile"]
     assert len(records) == 1000 and all(customer.startswith("C") for customer in records)
+    # XGBoost trained on the encoded splits: numbers only, the three categories one-hot
+    sagemaker, s3 = boto3.client("sagemaker"), boto3.client("s3")
+    job = sagemaker.describe_training_job(TrainingJobName=output["training"]["job_name"])
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in job["InputDataConfig"]}
+    assert channels == {"train": output["run"]["s3"]["encoded_train"],
+                        "validation": output["run"]["s3"]["encoded_validation"]}
+    encoded = _rows(channels["train"])
+    assert all(float(value) == float(value) for row in encoded for value in row)  # every cell a number
+    bucket, key = output["run"]["s3"]["encoder_model"].removeprefix("s3://").split("/", 1)
+    with tarfile.open(fileobj=io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read())) as archive:
+        encoding = json.load(archive.extractfile("encoding.json"))
+    # plan (3), region (4) and contract (2) one-hot, the 3 numbers as they are: 12 columns, the label first
+    assert encoding["encoded_features"] == 12 and all(len(row) == 13 for row in encoded)
+    assert {position: len(values) for position, values in encoding["categorical"].items()} == {"0": 3, "1": 4, "5": 2}
     metrics = output["gate"]["candidate"]
-    assert metrics["auc"] >= 0.8 and metrics["recall"] >= 0.6
-    assert len(_packages(GROUP)) == 1
+    assert metrics["auc"] >= 0.8 and metrics["recall"] >= 0.55
+    # the model version serves raw rows: the fitted encoder in AWS's scikit-learn image, then XGBoost
+    (package,) = _packages(GROUP)
+    containers = sagemaker.describe_model_package(ModelPackageName=package["ModelPackageArn"])[
+        "InferenceSpecification"]["Containers"]
+    assert [c["Image"].rsplit("/", 1)[1] for c in containers] == ["sagemaker-scikit-learn:1.9-0-cpu-py3",
+                                                                   "sagemaker-xgboost:1.7-1"]
+    assert containers[0]["ModelDataUrl"] == output["run"]["s3"]["encoder_model"]
+    assert containers[0]["Environment"]["SAGEMAKER_PROGRAM"] == "encode.py"
+    assert containers[0]["Environment"]["SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"] == "text/csv"
     # a client sends raw rows: the categories as text, in the dataset's feature order
     answers = churn.invoke(ENDPOINT, [["premium", "north", 12, 80.5, 3, "monthly"], ["basic", "south", 60, 20.0, 0,
                                                                                        "annual"]])

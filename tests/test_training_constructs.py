@@ -37,7 +37,7 @@ def _build(*, spot: bool, tuning: bool, algorithm: Algorithm = XGBOOST) -> dict:
     training = config.training.model_copy(update={"use_spot_instances": spot})
     build = ModelBuild(stack, prefix=PREFIX, training=training, tuning=config.pipeline.tuning if tuning else None,
                        algorithm=algorithm, role_arn="arn:aws:iam::123456789012:role/sm", key_arn="arn:key",
-                       tags=resources.tag_list, on_failure=fail_state(stack))
+                       tags=resources.tag_list, on_failure=fail_state(stack), instance_type="ml.m5.large")
     machine(stack, build.start)
     return definition(Template.from_stack(stack))["States"]
 
@@ -293,3 +293,44 @@ def test_the_teams_own_image_trains_and_serves_and_only_its_repository_is_pulled
     resources_pulled = [json.dumps(s["Resource"]) for s in pulls]
     assert any(":ecr:eu-west-1:123456789012:repository/churn-model" in r for r in resources_pulled), resources_pulled
     assert not any("churn-model" in r and "*" in r for r in resources_pulled)
+
+
+def test_a_built_in_algorithm_on_categorical_features_encodes_them_and_serves_the_encoder_first() -> None:
+    """The churn example's dataset with the built-in XGBoost: "Encode categorical features" runs
+    before training (fit on the train split, the positions of plan, region and contract among the
+    features), training reads the encoded splits, and the model is a two-container inference
+    pipeline: the encoder in the scikit-learn image, answering text/csv, then XGBoost."""
+    from mlops.config import CONFIG_DIR, load_stage_config
+
+    stack, resources = bare_stage()
+    pipeline = load_stage_config("churn", CONFIG_DIR / "examples").pipeline
+    images = ImageMapping(stack, "Images", images={"xgboost": ("xgboost", "1.7-1"),
+                                                   "encoder": ("sklearn", "1.9-0", "cpu", "py3")})
+    built_in = algorithm(stack, pipeline, images)
+    assert built_in.encoder is not None and built_in.encoder.categorical == (0, 1, 5)
+    assert built_in.repositories == {"sagemaker-xgboost", "sagemaker-scikit-learn"}
+    encoder, model = built_in.containers("$.training.model_data")
+    assert encoder["ModelDataUrl.$"] == "$.run.s3.encoder_model" and model["ModelDataUrl.$"] == "$.training.model_data"
+    assert {key: encoder["Environment"][key] for key in ("SAGEMAKER_PROGRAM", "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT")} == {
+        "SAGEMAKER_PROGRAM": "encode.py", "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv"}
+    config = dev_config()
+    build = ModelBuild(stack, prefix=PREFIX, training=config.training, tuning=pipeline.tuning, algorithm=built_in,
+                       role_arn="arn:aws:iam::123456789012:role/sm", key_arn="arn:key", tags=resources.tag_list,
+                       on_failure=fail_state(stack), instance_type="ml.m5.large")
+    machine(stack, build.start)
+    role = execution_role(stack, resources=resources, dataset="churn", scripts=[], repositories=sorted(built_in.repositories))
+    built_in.grant_execution(role)
+    template = Template.from_stack(stack)
+    states = definition(template)["States"]
+    encode = states["Encode categorical features"]
+    assert encode["Next"] == "Tune hyperparameters?"
+    assert encode["Parameters"]["AppSpecification"]["ContainerArguments"][4:6] == ["--categorical", "0,1,5"]
+    assert {o["OutputName"]: o["S3Output"]["S3Uri.$"] for o in encode["Parameters"]["ProcessingOutputConfig"]["Outputs"]} == {
+        "train": "$.run.s3.encoded_train", "validation": "$.run.s3.encoded_validation", "model": "$.run.s3.encoder"}
+    for state in (states["Train model"]["Parameters"], states["Tune hyperparameters"]["Parameters"]["TrainingJobDefinition"]):
+        assert [c["DataSource"]["S3DataSource"]["S3Uri.$"] for c in state["InputDataConfig"]] == [
+            "$.run.s3.encoded_train", "$.run.s3.encoded_validation"]
+    # the execution role reads the job's code (a processing input) and the serving code
+    reads = [s for s in statements(template, "SageMakerRole") if s["Action"] == "s3:GetObject"]
+    keys = json.dumps(reads)
+    assert built_in.encoder.script.s3_object_key in keys and built_in.encoder.source.s3_object_key in keys

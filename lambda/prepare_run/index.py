@@ -241,7 +241,7 @@ def prepare_run(event: Event) -> dict[str, Any]:
     run_id = hashlib.sha256(execution.id.encode()).hexdigest()[:HASH_LENGTH]
     names = {
         kind: derive_name(kind, defaults.stem, execution)
-        for kind in ("data", "train", "eval", "model", "config", "transform", "baseline", "run", "predict")
+        for kind in ("data", "train", "eval", "model", "config", "transform", "baseline", "run", "predict", "encode")
     }
     names["candidate"] = derive_name("model-candidate", defaults.stem, execution)  # predicts the test split
     names["tune"] = derive_name("hpo", defaults.tuning_stem or defaults.stem, execution, limit=TUNING_NAME_LIMIT)
@@ -268,6 +268,11 @@ def prepare_run(event: Event) -> dict[str, Any]:
             "train": f"{curated}/train/",
             "validation": f"{curated}/validation/",
             "test": f"{curated}/test/",
+            # a built-in algorithm on categorical features: the splits it trains on, the fitted encoder
+            "encoded_train": f"{artifacts}/encoded/train/",
+            "encoded_validation": f"{artifacts}/encoded/validation/",
+            "encoder": f"{artifacts}/encoder/",
+            "encoder_model": f"{artifacts}/encoder/model.tar.gz",
             "output": f"{artifacts}/model/",
             "checkpoints": f"{artifacts}/checkpoints/",
             "predictions": f"{artifacts}/predictions/",  # the candidate model's answers for the test split

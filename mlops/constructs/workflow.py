@@ -67,6 +67,11 @@ def retry_api(state: sfn.TaskStateBase) -> sfn.TaskStateBase:
     return state
 
 
+def experiment_config(kind: str) -> dict[str, str]:
+    """The run's SageMaker Experiments trial, one trial component per job kind."""
+    return {"ExperimentName.$": "$.run.names.experiment", "TrialName.$": "$.run.names.run", "TrialComponentDisplayName": kind}
+
+
 def sagemaker_job(scope: Construct, name: str, action: str, parameters: dict, *, result_selector: dict, result_path: str,
                   comment: str, on_failure: sfn.IChainable, tags: list[dict[str, str]],
                   timeout_seconds: int = 3600) -> sfn.CustomState:

@@ -16,6 +16,7 @@ from mlops.constructs.monitoring.backend import SKLEARN_VERSION, monitoring_back
 from mlops.constructs.pipeline_function import powertools_layer
 from mlops.constructs.resources import ZONES, StageResources, log_retention
 from mlops.constructs.training.algorithm import algorithm
+from mlops.constructs.training.encoding import ENCODER_FRAMEWORK_VERSION
 from mlops.constructs.training.pipeline import TrainingPipeline
 from mlops.images import ImageMapping
 from mlops.nag import acknowledge
@@ -40,6 +41,7 @@ class PipelineStack(cdk.Stack):
             "sklearn": ("sklearn", SKLEARN_VERSION, "cpu", "py3"),
             **({"script": ("sklearn", config.pipeline.script.framework_version, "cpu", "py3")}
                if config.pipeline.script else {}),
+            **({"encoder": ("sklearn", ENCODER_FRAMEWORK_VERSION, "cpu", "py3")} if config.pipeline.encodes else {}),
             **backend.images(),
         })
         resources = self._resources(config, operations)

@@ -491,6 +491,45 @@ class ScriptPredictor:
         return [row for row in csv.reader(io.StringIO(self.answer(body))) if row]
 
 
+class PipelinePredictor:
+    """An inference pipeline's serial containers (CreateModel ``Containers``, Serial mode: "Create
+    a multi-container endpoint", SageMaker Developer Guide): each container's text/csv response
+    is the next one's request; the last one answers."""
+
+    def __init__(self, predictors: list[Predictor]) -> None:
+        self.predictors = predictors
+
+    def _forward(self, body: str) -> str:
+        for predictor in self.predictors[:-1]:
+            body = predictor.answer(body)
+        return body
+
+    def answer(self, body: str) -> str:
+        return self.predictors[-1].answer(self._forward(body))
+
+    def records(self, body: str) -> list[list[str]]:
+        return self.predictors[-1].records(self._forward(body))
+
+
+def model_containers(model: Mapping[str, Any], describe_package: Callable[[str], Mapping[str, Any]]) -> list[dict]:
+    """A model's serving containers, in order: its ``Containers`` (an inference pipeline) or its
+    ``PrimaryContainer``; a container naming a model package stands for all of the package's."""
+    containers = model.get("Containers") or [model.get("PrimaryContainer") or {}]
+    resolved = []
+    for container in containers:
+        if container.get("ModelPackageName"):
+            resolved += describe_package(container["ModelPackageName"])["InferenceSpecification"]["Containers"]
+        else:
+            resolved.append(container)
+    return resolved
+
+
+def load_model(containers: list[Mapping[str, Any]]) -> Predictor:
+    """A model's containers loaded as SageMaker starts them (``load_predictor`` each)."""
+    predictors = [load_predictor(container) for container in containers]
+    return predictors[0] if len(predictors) == 1 else PipelinePredictor(predictors)
+
+
 def is_script_container(container: Mapping[str, Any]) -> bool:
     """A model container the SDK's framework models create: its Environment names the entry point."""
     return SERVING_PROGRAM in (container.get("Environment") or {})
@@ -544,17 +583,14 @@ def _load_script_model(model_data: str, environment: Mapping[str, str]) -> Scrip
     return ScriptPredictor(model, workspace)
 
 
-def _transform_container(model_name: str) -> dict[str, Any]:
-    """The transform job's model container, through its model package when it has one."""
+def _transform_containers(model_name: str) -> list[dict[str, Any]]:
+    """The transform job's model containers, through its model package when it has one."""
     from tools.offline import adapter
 
     sagemaker = boto3.client("sagemaker")
     with adapter.principal("sagemaker-service"):  # SageMaker resolves the model itself, not the execution role
-        container = sagemaker.describe_model(ModelName=model_name)["PrimaryContainer"]
-        if container.get("ModelPackageName"):
-            package = sagemaker.describe_model_package(ModelPackageName=container["ModelPackageName"])
-            container = package["InferenceSpecification"]["Containers"][0]
-    return container
+        return model_containers(sagemaker.describe_model(ModelName=model_name),
+                                lambda name: sagemaker.describe_model_package(ModelPackageName=name))
 
 
 def run_transform(request: dict[str, Any], *, fault: str | None = None, **_: Any) -> dict[str, Any]:
@@ -565,14 +601,14 @@ def run_transform(request: dict[str, Any], *, fault: str | None = None, **_: Any
     A script model is asked with ``Accept: text/csv`` only."""
     if fault == "fail":
         return {"failure": "ClientError: injected transform failure (offline scenario)"}
-    container = _transform_container(request["ModelName"])
-    if is_script_container(container):
+    containers = _transform_containers(request["ModelName"])
+    if any(is_script_container(container) for container in containers):
         formats = (request["TransformInput"].get("ContentType"), request["TransformOutput"].get("Accept"))
         if formats != (script_mode.CSV, script_mode.CSV):
             return {"failure": f"ClientError: offline, a script model's batch transform takes ContentType and Accept "
                                f"text/csv only (got {formats[0]!r}, {formats[1]!r})"}
     try:
-        predictor = load_predictor(container)
+        predictor = load_model(containers)
     except LoadFailed as error:
         return {"failure": f"ClientError: {error}"}
     processing = request.get("DataProcessing", {})

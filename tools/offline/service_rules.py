@@ -216,19 +216,20 @@ def _image_repository(image: str) -> str:
     return f"arn:aws:ecr:{region}:{account}:repository/{path.split(':')[0].split('@')[0]}"
 
 
-def _variant_container(backend: Any, model: Any) -> dict[str, Any]:
-    """The model's container (``Image``, ``ModelDataUrl``, ``Environment``), through its model
-    package's first inference container when it names one."""
-    container = model.primary_container or {}
-    if container.get("ModelPackageName"):
-        package = backend.describe_model_package(container["ModelPackageName"])
-        container = package.inference_specification["Containers"][0]
-    return container
+def _variant_containers(backend: Any, model: Any) -> list[dict[str, Any]]:
+    """The model's containers (``Image``, ``ModelDataUrl``, ``Environment``), in serving order,
+    through its model package's inference containers when it names one."""
+    from tools.offline import jobs
+
+    return jobs.model_containers(
+        {"Containers": model.containers, "PrimaryContainer": model.primary_container},
+        lambda name: {"InferenceSpecification": backend.describe_model_package(name).inference_specification})
 
 
 def load_variants(config: dict[str, Any]) -> None:
-    """An endpoint (config) goes live: for each variant, SageMaker pulls the model's image and
-    downloads its artifact as the model's execution role; the container of a script-mode model
+    """An endpoint (config) goes live: for each variant, SageMaker pulls the model's images and
+    downloads its artifacts as the model's execution role (every container of an inference
+    pipeline, served in order); the container of a script-mode model
     (``SAGEMAKER_PROGRAM`` in its Environment) also downloads its ``SAGEMAKER_SUBMIT_DIRECTORY``
     with the role's credentials, then loads the model. Raises ServiceRefused when the role may
     not, or the model cannot be loaded, as the endpoint then fails."""
@@ -242,18 +243,18 @@ def load_variants(config: dict[str, Any]) -> None:
         if key in MODELS:
             continue
         model = backend.describe_model(variant["ModelName"])
-        container = _variant_container(backend, model)
-        image = container["Image"]
+        containers = _variant_containers(backend, model)
         role = _role_name(model.execution_role_arn)
-        repository = _image_repository(image)
-        refused = check(role, [("ecr:GetAuthorizationToken", None, {}), ("ecr:BatchGetImage", repository, {}),
-                               ("ecr:GetDownloadUrlForLayer", repository, {})])
-        if refused:
-            raise ServiceRefused("ClientError", f"could not pull {image} as {role}: not authorized to perform "
-                                                f"{_describe(refused)}")
+        for image in [container["Image"] for container in containers]:  # every container's image is pulled
+            repository = _image_repository(image)
+            refused = check(role, [("ecr:GetAuthorizationToken", None, {}), ("ecr:BatchGetImage", repository, {}),
+                                   ("ecr:GetDownloadUrlForLayer", repository, {})])
+            if refused:
+                raise ServiceRefused("ClientError", f"could not pull {image} as {role}: not authorized to perform "
+                                                    f"{_describe(refused)}")
         try:
             with adapter.principal(role, enforce=True):
-                predictor = jobs.load_predictor(container)
+                predictor = jobs.load_model(containers)
         except jobs.LoadFailed as error:
             raise ServiceRefused("ClientError", f"could not {error.what} as {role}: {error.detail}") from None
         MODELS[key] = LoadedModel(role=role, predictor=predictor)

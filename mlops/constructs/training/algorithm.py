@@ -5,7 +5,9 @@ AWS's scikit-learn framework container (script mode), or the team's own image in
 the test-split predictions and the endpoints run; the metric definitions SageMaker reads from
 the training log; the hyperparameters the framework adds to the run's own; the serving
 container's environment; and what the execution role needs to read and pull. For a script,
-it also packages ``source_dir`` as ``sourcedir.tar.gz`` (an S3 asset, deterministic bytes).
+it also packages ``source_dir`` as ``sourcedir.tar.gz`` (an S3 asset, deterministic bytes). A
+built-in algorithm on a dataset with categorical features gets an ``Encoder``
+(``encoding.py``): its models are then inference pipelines, the fitted encoder first.
 
 The script-mode contract is the SageMaker Python SDK's (``sagemaker.estimator.Framework``):
 ``sagemaker_program`` and ``sagemaker_submit_directory`` hyperparameters, JSON-encoded, for
@@ -30,6 +32,8 @@ from constructs import Construct
 
 from mlops.config import REPO_ROOT, PipelineConfig
 from mlops.constructs.sagemaker_jobs import read_assets
+from mlops.constructs.training.encoding import ENCODER_FRAMEWORK_VERSION, Encoder, encoder
+from mlops.constructs.workflow import JOBS_DIR
 from mlops.images import ImageMapping
 from mlops.source_bundle import sourcedir_tarball
 
@@ -48,6 +52,7 @@ class Algorithm:
     environment: dict[str, str] = field(default_factory=dict)  # the serving container's
     source: s3_assets.Asset | None = None  # the script's sourcedir.tar.gz
     own_repository_arn: str | None = None  # the team's own image's ECR repository
+    encoder: Encoder | None = None  # a built-in algorithm's categorical encoding, served first
 
     @property
     def script(self) -> bool:
@@ -64,12 +69,25 @@ class Algorithm:
         return {"Image": self.image_uri, "ModelDataUrl.$": model_data_path,
                 **({"Environment": dict(self.environment)} if self.environment else {})}
 
+    def containers(self, model_data_path: str) -> list[dict]:
+        """The model's serving containers, in order: the encoder's where there is one, then
+        the algorithm's (``container``)."""
+        return [*([self.encoder.container()] if self.encoder else []), self.container(model_data_path)]
+
+    @property
+    def repositories(self) -> set[str]:
+        """The images of SageMaker's per-region accounts the jobs and the serving containers pull."""
+        return {name for name in (self.repository, self.encoder and self.encoder.repository) if name}
+
     def grant_execution(self, role: iam.IRole) -> None:
         """The execution role downloads a script's code in training jobs and in the serving
         container (by key: no listing), and pulls the team's own image from its one repository
         (the XGBoost and scikit-learn images: ``allow_job_runtime``)."""
         if self.source is not None:
             read_assets(role, [self.source], listed=False)
+        if self.encoder is not None:  # the encoding job's code (a processing input), the encoder's (by key)
+            read_assets(role, [self.encoder.script])
+            read_assets(role, [self.encoder.source], listed=False)
         if self.own_repository_arn is not None:  # one repository of the team's account: no wildcard
             role.add_to_principal_policy(iam.PolicyStatement(
                 actions=["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
@@ -77,7 +95,8 @@ class Algorithm:
 
 
 def algorithm(scope: Construct, pipeline: PipelineConfig, images: ImageMapping) -> Algorithm:
-    """The stage's algorithm; ``images`` holds ``xgboost`` and, for a script, ``script``."""
+    """The stage's algorithm; ``images`` holds ``xgboost``, for a script ``script`` and, for a
+    built-in algorithm on categorical features, ``encoder``."""
     script, container = pipeline.script, pipeline.model.container
     if container is not None:
         partition = cdk.Stack.of(scope).partition
@@ -87,8 +106,14 @@ def algorithm(scope: Construct, pipeline: PipelineConfig, images: ImageMapping) 
             environment=dict(container.environment),
             own_repository_arn=f"arn:{partition}:ecr:{container.region}:{container.account}:repository/{container.repository}")
     if script is None:
+        dataset, encoding = pipeline.dataset, None
+        if dataset.categorical_features:
+            encoding = encoder(scope, image_uri=images.uri("encoder"), categorical=[
+                dataset.features.index(name) for name in dataset.categorical_features],
+                repository=ImageMapping.repository("sklearn", ENCODER_FRAMEWORK_VERSION),
+                sourcedir=s3_assets.Asset(scope, "EncoderCode", path=str(_tarball(JOBS_DIR / "encode"))))
         return Algorithm(image_uri=images.uri("xgboost"), repository=XGBOOST_REPOSITORY,
-                         description=f"Built-in XGBoost {pipeline.xgboost_version}")
+                         description=f"Built-in XGBoost {pipeline.xgboost_version}", encoder=encoding)
     source = s3_assets.Asset(scope, "TrainingCode", path=str(_tarball(REPO_ROOT / script.source_dir)))
     region = cdk.Stack.of(scope).region
     return Algorithm(

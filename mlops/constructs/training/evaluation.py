@@ -24,10 +24,17 @@ from mlops.constructs.pipeline_function import PipelineFunction
 from mlops.constructs.resources import StageResources
 from mlops.constructs.sagemaker_jobs import processing_input
 from mlops.constructs.training.algorithm import Algorithm
-from mlops.constructs.training.model_build import experiment_config
 from mlops.constructs.training.notices import outcome_notice
 from mlops.constructs.training.registration import acknowledge_packages
-from mlops.constructs.workflow import API_TIMEOUT, JOBS_DIR, catch_all, retry_api, sagemaker_job, with_suffix
+from mlops.constructs.workflow import (
+    API_TIMEOUT,
+    JOBS_DIR,
+    catch_all,
+    experiment_config,
+    retry_api,
+    sagemaker_job,
+    with_suffix,
+)
 from mlops.nag import acknowledge
 
 
@@ -50,6 +57,12 @@ def metric_gate_function(scope: Construct, *, resources: StageResources, group: 
                 "permissions; the gate lists the versions of its own group to find the one serving (the champion).",
                 applies_to="Resource::*")
     return gate
+
+
+def _containers(algorithm: Algorithm) -> dict:
+    """CreateModel's container, or its serial containers for an inference pipeline."""
+    containers = algorithm.containers("$.training.model_data")
+    return {"PrimaryContainer": containers[0]} if len(containers) == 1 else {"Containers": containers}
 
 
 class Evaluation:
@@ -123,7 +136,7 @@ class Evaluation:
         key_arn, model_arn = resources.data_key.key_arn, resources.arn(scope, "sagemaker", "model", f"{resources.prefix}-model-*")
         create = catch_all(retry_api(tasks.CallAwsService(
             scope, "Create candidate model", task_timeout=API_TIMEOUT, service="sagemaker", action="createModel",
-            parameters={"ModelName.$": "$.run.names.candidate", "PrimaryContainer": algorithm.container("$.training.model_data"),
+            parameters={"ModelName.$": "$.run.names.candidate", **_containers(algorithm),
                         "ExecutionRoleArn": role_arn, "Tags": resources.tag_list},
             iam_resources=[model_arn], iam_action="sagemaker:CreateModel", result_path=sfn.JsonPath.DISCARD,
             comment="The training job's artifact in the container that will serve it")), on_failure)

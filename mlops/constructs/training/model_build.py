@@ -13,31 +13,29 @@ from constructs import Construct
 
 from mlops.config import TrainingConfig, TuningConfig
 from mlops.constructs.training.algorithm import Algorithm
-from mlops.constructs.workflow import API_TIMEOUT, catch_all, retry_api, sagemaker_job, with_suffix
+from mlops.constructs.workflow import API_TIMEOUT, catch_all, experiment_config, retry_api, sagemaker_job, with_suffix
 
 
-def experiment_config(kind: str) -> dict[str, str]:
-    """The run's SageMaker Experiments trial, one trial component per job kind."""
-    return {"ExperimentName.$": "$.run.names.experiment", "TrialName.$": "$.run.names.run", "TrialComponentDisplayName": kind}
-
-
-def _channel(name: str) -> dict:
+def _channel(name: str, *, encoded: bool) -> dict:
+    """The split ``name``, or its encoded copy (``encoding.py``) where the algorithm trains on one."""
     return {"ChannelName": name, "ContentType": "text/csv", "DataSource": {"S3DataSource": {
-        "S3DataType": "S3Prefix", "S3Uri.$": f"$.run.s3.{name}", "S3DataDistributionType": "FullyReplicated"}}}
+        "S3DataType": "S3Prefix", "S3Uri.$": f"$.run.s3.{'encoded_' if encoded else ''}{name}",
+        "S3DataDistributionType": "FullyReplicated"}}}
 
 
 class ModelBuild:
     """Builds, into ``scope``, "Train model" (CreateTrainingJob ``.sync``: the algorithm image,
     the run's hyperparameters, the train/validation channels, KMS, spot with checkpoints where
     configured, the run's Experiments trial) and, with ``tuning``, "Tune hyperparameters?" →
-    "Tune hyperparameters" → "Describe best training job".
+    "Tune hyperparameters" → "Describe best training job"; an algorithm with an encoder first
+    runs "Encode categorical features" (on ``instance_type``) and trains on the encoded splits.
 
     Exposes ``start`` (the phase's first state) and ``parameters`` (the training request).
     """
 
     def __init__(self, scope: Construct, *, prefix: str, training: TrainingConfig, tuning: TuningConfig | None,
                  algorithm: Algorithm, role_arn: str, key_arn: str, tags: list[dict[str, str]],
-                 on_failure: sfn.IChainable) -> None:
+                 on_failure: sfn.IChainable, instance_type: str) -> None:
         self._scope, self._prefix, self._on_failure, self._tags = scope, prefix, on_failure, tags
         max_runtime = training.max_runtime_minutes * 60
         self.parameters = {
@@ -47,7 +45,7 @@ class ModelBuild:
                                        **({"MetricDefinitions": algorithm.metric_definitions}
                                           if algorithm.metric_definitions else {})},
             "HyperParameters.$": "$.run.hyperparameters",
-            "InputDataConfig": [_channel(name) for name in ("train", "validation")],
+            "InputDataConfig": [_channel(name, encoded=algorithm.encoder is not None) for name in ("train", "validation")],
             "OutputDataConfig": {"S3OutputPath.$": "$.run.s3.output", "KmsKeyId": key_arn},
             "ResourceConfig": {
                 "InstanceCount": training.instance_count, "InstanceType": training.instance_type,
@@ -73,6 +71,9 @@ class ModelBuild:
                           .when(sfn.Condition.boolean_equals("$.run.tuning", True), self._tuning(tuning))
                           .otherwise(train)
                           .afterwards())
+        if algorithm.encoder is not None:  # the encoded splits first
+            self.start = algorithm.encoder.state(scope, role_arn=role_arn, key_arn=key_arn, instance_type=instance_type,
+                                                 tags=tags, on_failure=on_failure).next(self.start)
 
     def _tuning(self, tuning: TuningConfig) -> sfn.IChainable:
         """Automatic model tuning; the best training job then stands where "Train model"'s

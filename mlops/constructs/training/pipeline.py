@@ -49,7 +49,7 @@ class TrainingPipeline(Construct):
         self.endpoint_name = self.endpoints.realtime
         script = evaluation_script(self)
         self.sagemaker_role = execution_role(self, resources=resources, dataset=pipeline.dataset.name, scripts=[script],
-                                             repositories=sorted({XGBOOST_REPOSITORY, algorithm.repository} - {None}))
+                                             repositories=sorted({XGBOOST_REPOSITORY} | algorithm.repositories))
         algorithm.grant_execution(self.sagemaker_role)
         self.async_topics = {
             outcome: sns.Topic(self, f"Async{outcome.capitalize()}Topic", master_key=resources.data_key, enforce_ssl=True,
@@ -65,7 +65,8 @@ class TrainingPipeline(Construct):
         on_failure = training_failure(self, resources)
         build = ModelBuild(self, prefix=resources.prefix, training=training, tuning=pipeline.tuning, algorithm=algorithm,
                            role_arn=self.sagemaker_role.role_arn, key_arn=resources.data_key.key_arn,
-                           tags=resources.tag_list, on_failure=on_failure)
+                           tags=resources.tag_list, on_failure=on_failure,
+                           instance_type=pipeline.evaluation_instance_type)
         evaluation = Evaluation(self, resources=resources, pipeline=pipeline, script=script, image_uri=evaluation_image_uri,
                                 algorithm=algorithm, role_arn=self.sagemaker_role.role_arn,
                                 gate=self.functions["metric_gate"], group=group, on_failure=on_failure)

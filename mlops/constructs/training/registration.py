@@ -73,7 +73,7 @@ class Registration:
                 "ClientToken.$": "$.run.names.model",
                 "ModelApprovalStatus": status,
                 "InferenceSpecification": {
-                    "Containers": [algorithm.container("$.training.model_data")],
+                    "Containers": algorithm.containers("$.training.model_data"),
                     "SupportedContentTypes": ["text/csv"],
                     "SupportedResponseMIMETypes": ["text/csv"],
                     "SupportedRealtimeInferenceInstanceTypes": [deployment.instance_type],
