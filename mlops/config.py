@@ -33,7 +33,7 @@ from pydantic import (
 )
 
 from mlops import rollout, schedules
-from mlops.data_rules import QualityRules, RecipeSteps
+from mlops.data_rules import QualityRules, RecipeSteps, as_text
 from mlops.hyperparameters import xgboost
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
@@ -438,7 +438,7 @@ class DatasetConfig(_Model):
     """The column the model predicts, at any position; the training data has it first."""
     problem_type: Literal["binary", "multiclass", "regression"]
     """`binary` or `multiclass` classification, or `regression`; decides the objective, the metrics and the gate."""
-    classes: list[str] | None = Field(default=None, max_length=1000)
+    classes: list[Annotated[str, BeforeValidator(as_text)]] | None = Field(default=None, max_length=1000)
     """Classification: the label's values, in class-index order (the model predicts 0 for the first); null: read from `sample`, sorted (as numbers when they all are). Binary: exactly 2, the positive class second."""
     columns: list[ColumnConfig] = Field(min_length=2, max_length=1000)
     """Every column of the raw files, in their order, with its type and role."""

@@ -72,10 +72,13 @@ Percent = Annotated[float, Field(ge=0, le=100)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
-def _as_text(value: Any) -> Any:
-    """YAML reads ``[0, 1]`` as integers; allowed values are compared as text."""
+def as_text(value: Any) -> Any:
+    """YAML reads ``[0, 1]`` as integers; values compared with the data are text. YAML 1.1 also
+    reads unquoted ``yes``, ``no``, ``on``, ``off``, ``true`` and ``false`` as booleans, which is
+    rarely meant: refused, saying to quote them."""
     if isinstance(value, bool):
-        return value  # left for the str validator to reject: true/false is rarely meant
+        raise ValueError(f"YAML read an unquoted yes/no/on/off/true/false as the boolean {str(value).lower()}; "
+                         'quote the value as it is written in the data, e.g. "no"')
     if isinstance(value, (int, float)):
         return _number(value)
     return value
@@ -191,7 +194,7 @@ class AllowedValuesRule(_Model):
     """Rule name (unique in the ruleset; default derived from the rule)."""
     column: ColumnName
     """The dataset column checked."""
-    values: list[Annotated[str, BeforeValidator(_as_text), Field(min_length=1)]] = Field(min_length=1)
+    values: list[Annotated[str, BeforeValidator(as_text), Field(min_length=1)]] = Field(min_length=1)
     """The allowed values, compared as text."""
     min_percent: Percent = 100
     """Least share of values that are allowed, in percent (missing values count as not allowed)."""

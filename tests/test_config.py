@@ -892,3 +892,21 @@ def test_feature_groups_read_the_curated_columns_only(config_dir: Path) -> None:
     _edit(config_dir, "dev", edit)
     assert ("data.feature_groups[0].features: column 'mean_radius' is not in dataset 'breast_cancer' as curated"
             in _error(config_dir))
+
+
+@pytest.mark.parametrize("edit", [
+    pytest.param(lambda d: d["pipeline"].update(dataset={**bundled_dataset("breast_cancer"), "classes": [False, True]}),
+                 id="dataset-classes"),
+    pytest.param(lambda d: d["data"]["quality_rules"].append({"type": "allowed_values", "column": "target",
+                                                              "values": [False, True]}), id="allowed-values"),
+])
+def test_unquoted_yes_and_no_are_refused_with_a_hint_to_quote_them(config_dir: Path, edit) -> None:
+    """YAML 1.1 reads `classes: [no, yes]` as two booleans; the values are compared with the data as text."""
+    _edit(config_dir, "dev", edit)
+    assert ("YAML read an unquoted yes/no/on/off/true/false as the boolean false; quote the value as it is written "
+            'in the data, e.g. "no"') in _error(config_dir)
+
+
+def test_numeric_classes_may_be_written_as_numbers(config_dir: Path) -> None:
+    _edit(config_dir, "dev", lambda d: d["pipeline"].update(dataset={**bundled_dataset("breast_cancer"), "classes": [0, 1]}))
+    assert load_stage_config("dev", config_dir).pipeline.dataset.classes == ["0", "1"]
