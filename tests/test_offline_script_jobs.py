@@ -344,3 +344,23 @@ def test_the_teams_own_image_is_refused_offline_saying_why(hooks: adapter.Hooks)
     outcome = jobs.train(_training("own-image", {"epochs": "5"}, image=image))
     assert outcome["failure"].startswith(f"ClientError: the offline runner cannot run the image {image}: ")
     assert "built-in XGBoost and script-mode models only" in outcome["failure"]
+
+
+class _Echo:
+    """A model whose answer for each record is the record's first value and how many values it got."""
+
+    def records(self, body: str) -> list[list[str]]:
+        import csv
+
+        return [[row[0], str(len(row))] for row in csv.reader(io.StringIO(body))]
+
+
+def test_a_transform_reads_and_writes_quoted_csv_values_as_one_value_each() -> None:
+    """A text category may hold a comma (quoted in the CSV): the filters and the join count it as
+    one value, and it stays quoted in the output."""
+    lines = jobs._transform_lines(_Echo(), '1,"north, coast",12\n0,south,3\n',
+                                  {"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": "$"})
+    assert lines == ['1,"north, coast",12,"north, coast",2', "0,south,3,south,2"]
+    # two serial containers: the first one's text/csv answer is the second one's request
+    pipeline = jobs.PipelinePredictor([type("Upper", (), {"answer": lambda self, body: body.upper()})(), _Echo()])
+    assert pipeline.records("a,b\nc,d") == [["A", "2"], ["C", "2"]]

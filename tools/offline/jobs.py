@@ -628,15 +628,22 @@ def run_transform(request: dict[str, Any], *, fault: str | None = None, **_: Any
 def _transform_lines(predictor: Predictor, text: str, processing: Mapping[str, str]) -> list[str]:
     """One input file's output lines: InputFilter picks what the model sees, JoinSource Input
     appends each output record's values to its input record's, OutputFilter picks what is kept."""
-    rows = [line.split(",") for line in text.splitlines() if line.strip()]
-    body = "\n".join(",".join(_select(row, processing.get("InputFilter", "$"))) for row in rows)
+    rows = [row for row in csv.reader(io.StringIO(text)) if row]  # a quoted value may hold a comma
+    body = "\n".join(_csv_line(_select(row, processing.get("InputFilter", "$"))) for row in rows)
     records = predictor.records(body) if rows else []
     if processing.get("JoinSource") == "Input":
         if len(records) != len(rows):
             raise ValueError(f"JoinSource Input needs one output record per input record: {len(rows)} in, "
                              f"{len(records)} out")
         records = [row + record for row, record in zip(rows, records)]
-    return [",".join(_select(record, processing.get("OutputFilter", "$"))) for record in records]
+    return [_csv_line(_select(record, processing.get("OutputFilter", "$"))) for record in records]
+
+
+def _csv_line(values: list[str]) -> str:
+    """One CSV record, quoted where a value needs it."""
+    line = io.StringIO()
+    csv.writer(line, lineterminator="").writerow(values)
+    return line.getvalue()
 
 
 def _load_script(path: Path):  # noqa: ANN202
