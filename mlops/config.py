@@ -26,6 +26,7 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -373,9 +374,38 @@ class ContainerConfig(_Model):
         return ECR_IMAGE.match(self.image_uri).group(3)
 
 
+class CandidateConfig(_Model):
+    """One of several models trained in parallel on the same splits (``model.candidates``)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9]{0,11}$")
+    """Names the candidate in the run's output (`run.candidates.<name>`), its training job and its Experiments trial component: a lower-case letter, then lower-case letters and digits, at most 12 characters."""
+    builtin: Literal["xgboost"] | None = None
+    """A SageMaker built-in algorithm: `xgboost`."""
+    script: ScriptConfig | None = None
+    """Your own training script in a framework container."""
+    container: ContainerConfig | None = None
+    """Your own image (ECR) that trains and serves."""
+    hyperparameters: dict[str, str] | None = None
+    """The candidate's hyperparameters, as `pipeline.hyperparameters` for a single model of its kind (null: the built-in XGBoost's defaults; none for a script or an image)."""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> CandidateConfig:
+        chosen = [name for name in ("builtin", "script", "container") if getattr(self, name)]
+        if len(chosen) != 1:
+            raise ValueError(f"candidate {self.name!r}: set exactly one of builtin, script or container"
+                             + (f", not {' and '.join(chosen)}" if chosen else ""))
+        return self
+
+    @property
+    def kind(self) -> dict[str, Any]:
+        """The candidate as a single model's ``pipeline.model`` section."""
+        return {name: getattr(self, name) for name in ("builtin", "script", "container") if getattr(self, name)}
+
+
 class ModelConfig(_Model):
     """What trains and serves the model: the built-in XGBoost algorithm, your own script, or
-    your own container image."""
+    your own container image; or several of them as candidates trained in parallel, the best on
+    the validation split going on."""
 
     builtin: Literal["xgboost"] | None = None
     """A SageMaker built-in algorithm: `xgboost`, also when none is set (its image version: `pipeline.xgboost_version`)."""
@@ -383,12 +413,23 @@ class ModelConfig(_Model):
     """Your own training script in a framework container."""
     container: ContainerConfig | None = None
     """Your own image (ECR) that trains and serves."""
+    candidates: list[CandidateConfig] | None = Field(default=None, min_length=2, max_length=5)
+    """Several models trained in parallel (each `name` with one of `builtin`, `script`, `container` and its `hyperparameters`); the one with the best `select_by` on the validation split is evaluated, gated, registered and deployed. A candidate that fails to train does not stop the others."""
+    select_by: str | None = Field(default=None, pattern=r"^validation:[A-Za-z0-9_@.-]{1,200}$")
+    """The validation metric that picks the best candidate; every candidate must report it (the built-in XGBoost: `validation:<eval_metric>`; a script or an image: one of its `metric_definitions`); null: the problem type's (`validation:auc`, `validation:mlogloss`, `validation:rmse`). Higher or lower is better as its name says."""
 
     @model_validator(mode="after")
     def _one_kind(self) -> ModelConfig:
         chosen = [name for name in ("builtin", "script", "container") if getattr(self, name)]
         if len(chosen) > 1:
             raise ValueError(f"pipeline.model: set one of builtin, script or container, not {' and '.join(chosen)}")
+        if self.candidates and chosen:
+            raise ValueError(f"pipeline.model: with candidates, each candidate names its algorithm; remove {chosen[0]}")
+        if self.select_by and not self.candidates:
+            raise ValueError("pipeline.model.select_by: picks the best of several candidates; set candidates or remove it")
+        names = [candidate.name for candidate in self.candidates or []]
+        if len(set(names)) != len(names):
+            raise ValueError(f"pipeline.model.candidates: each name once (got {', '.join(names)})")
         return self
 
     @property
@@ -587,8 +628,25 @@ def _direction(metric: str) -> str | None:
     return None
 
 
+class Candidate(typing.NamedTuple):
+    """One candidate model: its name and the single-model pipeline it trains as."""
+
+    name: str
+    pipeline: PipelineConfig
+
+    @property
+    def reports(self) -> list[str]:
+        """The validation metrics its training job reports (``FinalMetricDataList``)."""
+        own = self.pipeline.model.own
+        if own is not None:
+            return [d.name for d in own.metric_definitions if d.name.startswith("validation:")]
+        return [f"validation:{m}" for m in xgboost.eval_metrics(dict(self.pipeline.hyperparameters))]
+
+
 class PipelineConfig(_Model):
     """The training-to-deployment state machine."""
+
+    _candidates: list[Candidate] = PrivateAttr(default_factory=list)
 
     dataset: Annotated[DatasetConfig, BeforeValidator(
         _bundled, json_schema_input_type=Union[Literal[tuple(BUNDLED_DATASETS)], DatasetConfig])] = Field(  # type: ignore[misc]
@@ -649,8 +707,8 @@ class PipelineConfig(_Model):
         """Fill what the config leaves out from the dataset's problem type: the XGBoost
         ``objective`` and ``eval_metric``, then the tuning objective from the first eval metric.
         Values the config sets stay as written (and are checked against the problem type)."""
-        if not isinstance(data, dict):
-            return data
+        if not isinstance(data, dict) or (isinstance(data.get("model"), dict) and data["model"].get("candidates")):
+            return data  # candidates: each resolved as a single model of its own (_resolve_candidates)
         try:
             dataset = DatasetConfig.model_validate(_bundled(data.get("dataset", "breast_cancer")))
         except (ValueError, TypeError):
@@ -705,13 +763,15 @@ class PipelineConfig(_Model):
     def encodes(self) -> bool:
         """A built-in algorithm (numbers only) on categorical features: the run one-hot encodes
         them, fitted on the train split, and serves the encoder in front of the model."""
+        if self.model.candidates:
+            return any(candidate.pipeline.encodes for candidate in self.candidates)
         return self.model.own is None and bool(self.dataset.categorical_features)
 
     @field_validator("hyperparameters")
     @classmethod
     def _hyperparameters_are_xgboost(cls, values: dict[str, str], info: ValidationInfo) -> dict[str, str]:
         model = info.data.get("model")
-        if model is None or model.own is not None:  # the team's own code's (checked below), or a model the config got wrong
+        if model is None or model.own is not None or model.candidates:  # checked below, or per candidate
             return values
         problems, checked = [], {}
         for name, value in values.items():
@@ -725,6 +785,8 @@ class PipelineConfig(_Model):
 
     @model_validator(mode="after")
     def _hyperparameters_fit_the_algorithm(self) -> PipelineConfig:
+        if self.model.candidates:
+            return self._resolve_candidates()
         if self.model.own:
             return self._script_hyperparameters()
         for index, parameter_range in enumerate(self.tuning.ranges if self.tuning else []):
@@ -733,6 +795,55 @@ class PipelineConfig(_Model):
             except ValueError as error:
                 raise ValueError(f"pipeline.tuning.ranges[{index}]: {error}") from None
         return self._xgboost_fits_problem()
+
+    def _resolve_candidates(self) -> PipelineConfig:
+        """Each candidate checked as the single model it would be (its hyperparameters derived
+        and checked the same way), and every candidate reporting the metric that picks the best."""
+        if "hyperparameters" in self.model_fields_set:
+            raise ValueError("pipeline.hyperparameters: with model.candidates each candidate has its own "
+                             "hyperparameters; move them into the candidates")
+        if self.tuning is not None:
+            raise ValueError("pipeline.tuning: with model.candidates the candidates compete instead of a tuning job; "
+                             "remove tuning, or the candidates")
+        base = self.model_dump(exclude={"model", "hyperparameters", "tuning"})
+        resolved = []
+        for index, candidate in enumerate(self.model.candidates or []):
+            single: dict[str, Any] = {**base, "model": candidate.kind}
+            if candidate.hyperparameters is not None or not candidate.builtin:
+                single["hyperparameters"] = candidate.hyperparameters or {}
+            where = f"pipeline.model.candidates[{index}]"
+            try:
+                resolved.append(Candidate(candidate.name, PipelineConfig.model_validate(single)))
+            except ValidationError as error:
+                message = "; ".join(str(item["ctx"]["error"]) if item["type"] == "value_error" else item["msg"]
+                                    for item in error.errors())
+                message = message.replace("pipeline.model.", f"{where}.").replace("pipeline.hyperparameters",
+                                                                                  f"{where}.hyperparameters")
+                raise ValueError(f"{where} ({candidate.name}): {message}") from None
+        metric = self.model.select_by or f"validation:{PROBLEM_DEFAULTS[self.problem_type][1]}"
+        for index, candidate in enumerate(resolved):
+            if metric not in candidate.reports:
+                raise ValueError(f"pipeline.model.select_by: candidate {candidate.name!r} does not report {metric!r}; "
+                                 f"it reports {', '.join(candidate.reports) or 'no metric (give it metric_definitions)'}")
+        if _direction(metric) is None:
+            raise ValueError(f"pipeline.model.select_by: cannot tell from {metric!r} whether higher is better; "
+                             "name a metric with loss, error, rmse, mse, mae, accuracy, auc, f1, precision, recall or r2 "
+                             "in it")
+        self._candidates[:] = resolved
+        return self
+
+    @property
+    def candidates(self) -> list[Candidate]:
+        """The candidates, each as the single-model pipeline it would be (empty: one model)."""
+        return list(self._candidates)
+
+    @property
+    def select_by(self) -> tuple[str, str] | None:
+        """The metric that picks the best candidate, and ``Maximize`` or ``Minimize``."""
+        if not self.model.candidates:
+            return None
+        metric = self.model.select_by or f"validation:{PROBLEM_DEFAULTS[self.problem_type][1]}"
+        return metric, _direction(metric) or "Maximize"
 
     def _script_hyperparameters(self) -> PipelineConfig:
         """Names the script (or image) can read; tuning on its declared names and reported metrics."""

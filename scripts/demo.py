@@ -144,6 +144,8 @@ def _report(stage, result) -> None:
         records = sum(len(group) for group in stage.feature_store.records.values())
         print(f"\nData phase: {output['data']['rules_checked']} data-quality rules passed; "
               f"{records} records ingested into {len(stage.feature_store.records)} feature group(s)")
+    if output.get("selection"):  # candidates trained in parallel: how each did on the validation split
+        print(f"Candidates: {output['selection']['summary']}")
     training = output.get("training")
     if training:
         print(f"Model: {_what_trained(training['job_name'])}, trained by {training['job_name']}")

@@ -910,3 +910,60 @@ def test_unquoted_yes_and_no_are_refused_with_a_hint_to_quote_them(config_dir: P
 def test_numeric_classes_may_be_written_as_numbers(config_dir: Path) -> None:
     _edit(config_dir, "dev", lambda d: d["pipeline"].update(dataset={**bundled_dataset("breast_cancer"), "classes": [0, 1]}))
     assert load_stage_config("dev", config_dir).pipeline.dataset.classes == ["0", "1"]
+
+
+def _candidates(d: dict, **model) -> None:
+    """The churn example's two candidates (the built-in XGBoost and the scikit-learn script) on dev."""
+    example = yaml.safe_load((CONFIG_DIR / "examples" / "churn.yaml").read_text())
+    d["pipeline"] = {**d["pipeline"], "dataset": example["pipeline"]["dataset"], "model": {**example["pipeline"]["model"],
+                                                                                          **model},
+                     "metric_thresholds": [{"metric": "auc", "direction": ">=", "value": 0.8}]}
+    for key in ("hyperparameters", "tuning"):
+        d["pipeline"].pop(key)
+    d["data"].update(quality_rules=[{"type": "row_count", "min": 100}], recipe=[], feature_groups=[])
+
+
+def test_candidates_each_resolve_as_the_single_model_they_would_be(config_dir: Path) -> None:
+    _edit(config_dir, "dev", _candidates)
+    pipeline = load_stage_config("dev", config_dir).pipeline
+    assert [c.name for c in pipeline.candidates] == ["xgboost", "sklearn"]
+    xgboost, sklearn = (c.pipeline for c in pipeline.candidates)
+    # the built-in one's objective and eval metric follow from the problem type, as for a single model
+    assert (xgboost.hyperparameters["objective"], xgboost.hyperparameters["eval_metric"]) == ("binary:logistic", "auc")
+    assert sklearn.script is not None and sklearn.hyperparameters == {"C": "1.0", "max_iter": "1000"}
+    assert pipeline.select_by == ("validation:auc", "Maximize") and pipeline.encodes  # the built-in one needs the encoder
+
+
+def _candidate(index: int, **changes):
+    return lambda d: d["pipeline"]["model"]["candidates"][index].update(changes)
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    pytest.param(_candidate(0, hyperparameters={"eta": "2"}),
+                 "pipeline.model.candidates[0] (xgboost): pipeline.model.candidates[0].hyperparameters.eta:",
+                 id="candidate-hyperparameter"),
+    pytest.param(_candidate(0, hyperparameters={"objective": "reg:squarederror"}),
+                 "pipeline.model.candidates[0] (xgboost): pipeline.model.candidates[0].hyperparameters.objective: "
+                 "'reg:squarederror' does not fit a binary classification dataset", id="candidate-objective"),
+    pytest.param(_candidate(1, name="xgboost"), "pipeline.model.candidates: each name once (got xgboost, xgboost)",
+                 id="duplicate-name"),
+    pytest.param(_candidate(1, name="sk-learn"), "pipeline.model.candidates[1].name: must match ^[a-z][a-z0-9]{0,11}$",
+                 id="name-pattern"),
+    pytest.param(_candidate(0, script={"source_dir": "models/churn_sklearn"}),
+                 "candidate 'xgboost': set exactly one of builtin, script or container, not builtin and script",
+                 id="two-kinds"),
+    pytest.param(lambda d: d["pipeline"]["model"].update(select_by="validation:logloss"),
+                 "pipeline.model.select_by: candidate 'xgboost' does not report 'validation:logloss'; it reports "
+                 "validation:auc", id="select-by-not-reported"),
+    pytest.param(lambda d: d["pipeline"]["model"].update(builtin="xgboost"),
+                 "pipeline.model: with candidates, each candidate names its algorithm; remove builtin", id="with-builtin"),
+    pytest.param(lambda d: d["pipeline"].update(hyperparameters={"eta": "0.1"}),
+                 "pipeline.hyperparameters: with model.candidates each candidate has its own hyperparameters",
+                 id="pipeline-hyperparameters"),
+    pytest.param(lambda d: d["pipeline"].update(tuning={"max_jobs": 2, "max_parallel_jobs": 1, "ranges": [
+        {"name": "eta", "type": "continuous", "min": 0.1, "max": 0.5}]}),
+        "pipeline.tuning: with model.candidates the candidates compete instead of a tuning job", id="tuning"),
+])
+def test_candidate_mistakes_are_refused_naming_the_field(config_dir: Path, edit, expected: str) -> None:
+    _edit(config_dir, "dev", lambda d: (_candidates(d), edit(d)))
+    assert expected in _error(config_dir)

@@ -257,3 +257,24 @@ def test_published_input_schema_is_current() -> None:
     assert published == prepare.input_schema()
     # names depend on the stage's algorithm (XGBoost's table, or what a script declares): checked at run time
     assert "script model" in published["properties"]["hyperparameters"]["description"]
+
+
+CANDIDATES = {"hyperparameters": {}, "tuning_available": False, "candidates": [
+    {"name": "xgboost", "hyperparameters": {"objective": "binary:logistic", "num_round": "100"}},
+    {"name": "sklearn", "hyperparameters": {"C": "1.0", "sagemaker_program": '"train.py"'}}]}
+
+
+def test_candidates_each_get_their_job_and_hyperparameters_by_name() -> None:
+    run = _run(defaults=CANDIDATES)
+    assert list(run["candidates"]) == ["xgboost", "sklearn"]  # $.run.candidates.<name>: a definite JSONPath
+    assert run["candidates"]["sklearn"]["hyperparameters"] == {"C": "1.0", "sagemaker_program": '"train.py"'}
+    jobs = [candidate["job"] for candidate in run["candidates"].values()]
+    assert jobs[0].startswith("mlops-demo-dev-train-xgboost-") and jobs[1].startswith("mlops-demo-dev-train-sklearn-")
+    assert all(len(job) <= 59 for job in jobs)  # room for the -<redrive>-<retry> suffix in 63 characters
+    assert "candidates" not in _run()  # a single model's run has none
+
+
+def test_a_candidates_run_takes_no_hyperparameters_from_the_input() -> None:
+    with pytest.raises(prepare.InvalidExecutionInput, match=r"input.hyperparameters: this stage trains candidates "
+                       r"\(xgboost, sklearn\), each with the hyperparameters of its pipeline.model.candidates entry"):
+        _run({"hyperparameters": {"C": 2}}, defaults=CANDIDATES)

@@ -296,14 +296,14 @@ def test_the_teams_own_image_trains_and_serves_and_only_its_repository_is_pulled
 
 
 def test_a_built_in_algorithm_on_categorical_features_encodes_them_and_serves_the_encoder_first() -> None:
-    """The churn example's dataset with the built-in XGBoost: "Encode categorical features" runs
+    """The churn example's dataset with its built-in XGBoost candidate alone: "Encode categorical features" runs
     before training (fit on the train split, the positions of plan, region and contract among the
     features), training reads the encoded splits, and the model is a two-container inference
     pipeline: the encoder in the scikit-learn image, answering text/csv, then XGBoost."""
     from mlops.config import CONFIG_DIR, load_stage_config
 
     stack, resources = bare_stage()
-    pipeline = load_stage_config("churn", CONFIG_DIR / "examples").pipeline
+    pipeline = load_stage_config("churn", CONFIG_DIR / "examples").pipeline.candidates[0].pipeline  # xgboost
     images = ImageMapping(stack, "Images", images={"xgboost": ("xgboost", "1.7-1"),
                                                    "encoder": ("sklearn", "1.9-0", "cpu", "py3")})
     built_in = algorithm(stack, pipeline, images)
@@ -313,8 +313,8 @@ def test_a_built_in_algorithm_on_categorical_features_encodes_them_and_serves_th
     assert encoder["ModelDataUrl.$"] == "$.run.s3.encoder_model" and model["ModelDataUrl.$"] == "$.training.model_data"
     assert {key: encoder["Environment"][key] for key in ("SAGEMAKER_PROGRAM", "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT")} == {
         "SAGEMAKER_PROGRAM": "encode.py", "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv"}
-    config = dev_config()
-    build = ModelBuild(stack, prefix=PREFIX, training=config.training, tuning=pipeline.tuning, algorithm=built_in,
+    config = dev_config()  # its tuning (eta, max_depth): the tuning job trains on the encoded splits too
+    build = ModelBuild(stack, prefix=PREFIX, training=config.training, tuning=config.pipeline.tuning, algorithm=built_in,
                        role_arn="arn:aws:iam::123456789012:role/sm", key_arn="arn:key", tags=resources.tag_list,
                        on_failure=fail_state(stack), instance_type="ml.m5.large")
     machine(stack, build.start)
@@ -334,3 +334,58 @@ def test_a_built_in_algorithm_on_categorical_features_encodes_them_and_serves_th
     reads = [s for s in statements(template, "SageMakerRole") if s["Action"] == "s3:GetObject"]
     keys = json.dumps(reads)
     assert built_in.encoder.script.s3_object_key in keys and built_in.encoder.source.s3_object_key in keys
+
+
+def test_candidates_train_in_parallel_branches_and_the_best_goes_on() -> None:
+    """The churn example's two candidates: one Parallel branch each (its image, its hyperparameters
+    by name, the encoded splits for the built-in one only), a caught failure ends its branch only,
+    the selection handler picks by validation:auc, and the model and the package take the
+    winner's containers."""
+    from mlops.config import CONFIG_DIR, load_stage_config
+    from mlops.constructs.training.candidates import CandidateSet, select_candidate_function, stage_algorithm
+
+    stack, resources = bare_stage()
+    pipeline = load_stage_config("churn", CONFIG_DIR / "examples").pipeline
+    images = ImageMapping(stack, "Images", images={"xgboost": ("xgboost", "1.7-1"), "script1": ("sklearn", "1.9-0", "cpu", "py3"),
+                                                   "encoder": ("sklearn", "1.9-0", "cpu", "py3")})
+    candidates = stage_algorithm(stack, pipeline, images)
+    assert isinstance(candidates, CandidateSet) and [name for name, _ in candidates.algorithms] == ["xgboost", "sklearn"]
+    assert (candidates.metric, candidates.direction) == ("validation:auc", "Maximize")
+    select = select_candidate_function(stack, resources=resources)
+    config, failed = dev_config(), fail_state(stack)
+    build = ModelBuild(stack, prefix=PREFIX, training=config.training, tuning=None, algorithm=candidates,
+                       role_arn="arn:aws:iam::123456789012:role/sm", key_arn="arn:key", tags=resources.tag_list,
+                       on_failure=failed, instance_type="ml.m5.large", select=select)
+    registration = Registration(stack, resources=resources, pipeline=pipeline, deployment=config.deployment,
+                                algorithm=candidates, group=f"{PREFIX}-models", approval=None, on_failure=failed)
+    machine(stack, build.start.next(registration.then(sfn.Succeed(stack, "Deploy"))))
+    template = Template.from_stack(stack)
+    states = definition(template)["States"]
+    assert states["Encode categorical features"]["Next"] == "Train candidates"
+    parallel = states["Train candidates"]
+    assert parallel["Type"] == "Parallel" and parallel["ResultPath"] == "$.candidates"
+    branches = {branch["StartAt"]: branch["States"] for branch in parallel["Branches"]}
+    assert set(branches) == {"Train xgboost", "Train sklearn"}
+    for name, uses_encoded in (("xgboost", True), ("sklearn", False)):
+        train = branches[f"Train {name}"][f"Train {name}"]
+        assert train["Parameters"]["HyperParameters.$"] == f"$.run.candidates.{name}.hyperparameters"
+        assert f"$.run.candidates.{name}.job" in train["Parameters"]["TrainingJobName.$"]
+        assert train["Parameters"]["ExperimentConfig"]["TrialComponentDisplayName"] == f"train-{name}"
+        splits = [c["DataSource"]["S3DataSource"]["S3Uri.$"] for c in train["Parameters"]["InputDataConfig"]]
+        assert splits == (["$.run.s3.encoded_train", "$.run.s3.encoded_validation"] if uses_encoded
+                          else ["$.run.s3.train", "$.run.s3.validation"])
+        assert train["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": f"{name} failed"}]
+        assert branches[f"Train {name}"][f"{name} failed"]["Parameters"] == {"name": name, "error.$": "$.error"}
+    trained = branches["Train xgboost"]["xgboost trained"]["Parameters"]["containers"]
+    assert [c["ModelDataUrl.$"] for c in trained] == ["$.run.s3.encoder_model", "$.training.model_data"]
+    assert branches["Train sklearn"]["sklearn trained"]["Parameters"]["containers"][0]["Environment"][
+        "SAGEMAKER_PROGRAM"] == "train.py"
+    assert states["Select best candidate"]["Parameters"]["Payload"] == {
+        "candidates.$": "$.candidates", "metric": "validation:auc", "direction": "Maximize"}
+    assert (states["Best candidate"]["InputPath"], states["Best candidate"]["ResultPath"]) == (
+        "$.selection.training", "$.training")
+    register = states["Register model version"]["Parameters"]
+    assert register["InferenceSpecification"]["Containers.$"] == "$.selection.containers"
+    assert register["CustomerMetadataProperties"]["candidate.$"] == "$.selection.winner"
+    describe = [s for s in statements(template, "SelectCandidate") if "sagemaker:DescribeTrainingJob" in json.dumps(s)]
+    assert describe and ":training-job/demo-test-*" in json.dumps(describe)

@@ -94,6 +94,13 @@ class Execution(_Strict):
     name: str = Field(min_length=1, max_length=80)
 
 
+class CandidateDefaults(_Strict):
+    """One candidate model of a stage that trains several in parallel."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9]{0,11}$")  # a key of the run's candidates: $.run.candidates.<name>
+    hyperparameters: dict[str, str]  # its own, checked at synth, with a script's framework hyperparameters
+
+
 class RunDefaults(_Strict):
     """Synth-time defaults from the stage config, passed in the state's payload."""
 
@@ -118,6 +125,7 @@ class RunDefaults(_Strict):
     experiment: str
     max_num_round: int = Field(default=10_000, ge=1)
     tags: dict[str, str] = Field(default_factory=dict)  # the stage's cost-allocation tags
+    candidates: list[CandidateDefaults] = Field(default_factory=list)  # several models in parallel: each its own
 
 
 class Event(_Strict):
@@ -230,7 +238,11 @@ def prepare_run(event: Event) -> dict[str, Any]:
     except ValidationError as error:
         raise InvalidExecutionInput(_describe(error)) from None
     defaults, execution = event.defaults, event.execution
-    hyperparameters = _hyperparameters(run_input.hyperparameters, defaults)
+    if defaults.candidates and run_input.hyperparameters:
+        raise InvalidExecutionInput("input.hyperparameters: this stage trains candidates "
+                                    f"({', '.join(c.name for c in defaults.candidates)}), each with the hyperparameters "
+                                    "of its pipeline.model.candidates entry; remove them from the input")
+    hyperparameters = {} if defaults.candidates else _hyperparameters(run_input.hyperparameters, defaults)
     mode = run_input.deployment_mode or defaults.deployment_mode
     if mode not in defaults.deployment_modes:
         raise InvalidExecutionInput(
@@ -256,6 +268,11 @@ def prepare_run(event: Event) -> dict[str, Any]:
         "problem_type": defaults.problem_type,
         "label": defaults.label,
         "hyperparameters": hyperparameters,
+        # several models in parallel: each one's training job and hyperparameters, by name (a
+        # definite JSONPath, $.run.candidates.<name>.job)
+        **({"candidates": {c.name: {"job": derive_name(f"train-{c.name}", defaults.stem, execution),
+                                    "hyperparameters": c.hyperparameters} for c in defaults.candidates}}
+           if defaults.candidates else {}),
         # what a tuning job keeps fixed: SageMaker rejects a static value for a tuned name
         "static_hyperparameters": {k: v for k, v in hyperparameters.items() if k not in defaults.tuned_hyperparameters},
         "tuning": defaults.tuning if run_input.tuning is None else run_input.tuning,

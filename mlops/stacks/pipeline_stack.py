@@ -15,7 +15,7 @@ from mlops.constructs.monitoring import Monitoring
 from mlops.constructs.monitoring.backend import SKLEARN_VERSION, monitoring_backend
 from mlops.constructs.pipeline_function import powertools_layer
 from mlops.constructs.resources import ZONES, StageResources, log_retention
-from mlops.constructs.training.algorithm import algorithm
+from mlops.constructs.training.candidates import stage_algorithm
 from mlops.constructs.training.encoding import ENCODER_FRAMEWORK_VERSION
 from mlops.constructs.training.pipeline import TrainingPipeline
 from mlops.images import ImageMapping
@@ -41,6 +41,8 @@ class PipelineStack(cdk.Stack):
             "sklearn": ("sklearn", SKLEARN_VERSION, "cpu", "py3"),
             **({"script": ("sklearn", config.pipeline.script.framework_version, "cpu", "py3")}
                if config.pipeline.script else {}),
+            **{f"script{index}": ("sklearn", c.pipeline.script.framework_version, "cpu", "py3")
+               for index, c in enumerate(config.pipeline.candidates) if c.pipeline.script},
             **({"encoder": ("sklearn", ENCODER_FRAMEWORK_VERSION, "cpu", "py3")} if config.pipeline.encodes else {}),
             **backend.images(),
         })
@@ -55,7 +57,7 @@ class PipelineStack(cdk.Stack):
         self.training = TrainingPipeline(
             self, "Training", resources=resources, backend=backend, pipeline=pipeline, training=config.training,
             deployment=config.deployment, data_machine=self.data.state_machine,
-            algorithm=algorithm(self, pipeline, images), evaluation_image_uri=images.uri("xgboost"), group=group)
+            algorithm=stage_algorithm(self, pipeline, images), evaluation_image_uri=images.uri("xgboost"), group=group)
         self.monitoring = Monitoring(
             self, "Monitoring", resources=resources, backend=backend, monitoring=config.monitoring,
             retraining_config=config.retraining, alarms=config.alarms, group=group,

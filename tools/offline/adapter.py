@@ -90,6 +90,7 @@ from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.program import program
 from moto.stepfunctions.parser.asl.component.state.exec import execute_state
+from moto.stepfunctions.parser.asl.component.state.exec.state_parallel import branch_worker
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_aws_sdk as aws_sdk
@@ -135,10 +136,16 @@ class Hooks:
     keys: dict[str, str] = field(default_factory=dict)  # bucket or topic ARN -> its KMS key ARN
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def fault(self, action: str) -> str | None:
+    def fault(self, action: str, job: str = "") -> str | None:
+        """The next fault queued for ``action``; ``<action>:<part of a job name>`` queues faults
+        for the jobs whose names hold that part only (one candidate of several in parallel)."""
         with self.lock:
-            queue = self.faults.get(action) or []
-            return queue.pop(0) if queue else None
+            keys = [key for key in self.faults if key.startswith(f"{action}:") and job and key[len(action) + 1:] in job]
+            for key in [*keys, action]:
+                queue = self.faults.get(key) or []
+                if queue:
+                    return queue.pop(0)
+            return None
 
     def allows(self, call: Call) -> bool:
         """Would AWS let ``call.principal`` do this, by its synthesized policies? (The runner
@@ -182,9 +189,9 @@ _PRINCIPAL = threading.local()
 
 
 class _InheritingThread(threading.Thread):
-    """moto runs each execution's program, and each state with a timeout, in threads of its
-    own: they inherit the calling thread's principal so calls stay attributed to the
-    execution's state machine."""
+    """moto runs each execution's program, each state with a timeout and each branch of a
+    Parallel state in threads of its own: they inherit the calling thread's principal so calls
+    stay attributed to the execution's state machine."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -302,7 +309,8 @@ class JobTask(StateTaskServiceCallback):
 
     def _eval_service_task(self, env, resource_runtime_part, normalised_parameters, state_credentials):  # noqa: ANN001
         action = self._get_boto_service_action()
-        fault = HOOKS.fault(self._job_key())
+        fault = HOOKS.fault(self._job_key(), next((str(value) for key, value in normalised_parameters.items()
+                                                   if key.endswith("JobName")), ""))
         if fault == "throttle":
             raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded (injected)"}}, action)
         client = boto_client_for(service=self.service, region=resource_runtime_part.region, state_credentials=state_credentials)
@@ -702,6 +710,7 @@ def patched(hooks: Hooks) -> Iterator[Hooks]:
     aws_sdk._SERVICE_ERROR_NAMES.update(ERROR_NAMES)
     execute_state.Thread = _InheritingThread
     program.threading = types.SimpleNamespace(Thread=_InheritingThread)
+    branch_worker.threading = types.SimpleNamespace(Thread=_InheritingThread)  # a Parallel state's branches
     LambdaSimpleBackend.invoke = _lambda_invoke
     ExecutionWorker._get_evaluation_environment = _evaluation_environment
     WaitFunction._wait_interval = _wait_interval
@@ -730,7 +739,7 @@ def patched(hooks: Hooks) -> Iterator[Hooks]:
         yield hooks
     finally:
         StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES = _ORIGINAL["names"]
-        execute_state.Thread, program.threading = threading.Thread, threading
+        execute_state.Thread, program.threading, branch_worker.threading = threading.Thread, threading, threading
         for name in ERROR_NAMES:
             aws_sdk._SERVICE_ERROR_NAMES.pop(name)
         LambdaSimpleBackend.invoke = _ORIGINAL["lambda_invoke"]

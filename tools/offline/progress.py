@@ -58,4 +58,5 @@ class View:
 
 def _line(indent: str, record: StateRecord) -> str:
     mark = {"ok": "✓", "failed": "✗"}.get(record.outcome, "·")
+    indent += "  ⫽ " * record.depth  # a Parallel state's branch states, before its own line
     return f"{indent}{mark} {record.name:<{WIDTH - len(indent)}} {record.seconds:6.2f} s  {record.outcome}"

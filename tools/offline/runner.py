@@ -52,6 +52,7 @@ class StateRecord:
     ended: float | None = None
     outcome: str = "running"
     detail: str = ""
+    depth: int = 0  # inside how many Parallel states
 
     @property
     def seconds(self) -> float:
@@ -694,32 +695,54 @@ def _quiet_emulator():
 def states_of(history: list[dict[str, Any]]) -> list[StateRecord]:
     """The states an execution entered, in order: each with its start, its end once it exited
     (or the execution ended in it), and its outcome. A task that failed and was retried into
-    success is ``ok``; one whose failure was caught or ended the run is ``failed``."""
+    success is ``ok``; one whose failure was caught or ended the run is ``failed``. An event
+    belongs to the state its ``previousEventId`` chain leads back to, so the interleaved
+    branches of a Parallel state are told apart; a Parallel state's record follows its
+    branches' (it ends after them), which are one level deeper (``depth``)."""
     records: list[StateRecord] = []
+    owner: dict[int, StateRecord] = {}
+    open_parallels: list[StateRecord] = []
     for event in history:
         stamp = event["timestamp"].timestamp() if isinstance(event["timestamp"], datetime) else float(event["timestamp"])
-        kind = event["type"]
+        kind, record = event["type"], owner.get(event.get("previousEventId", -1))
         if kind.endswith("StateEntered"):
-            records.append(StateRecord(name=event["stateEnteredEventDetails"]["name"], started=stamp))
-        elif not records:
+            parent = record
+            record = StateRecord(name=event["stateEnteredEventDetails"]["name"], started=stamp,
+                                 depth=parent.depth + (parent in open_parallels) if parent else 0)
+            records.append(record)
+            if kind == "ParallelStateEntered":
+                open_parallels.append(record)
+        elif kind.startswith("ParallelState") and open_parallels:  # Started, Succeeded, Failed: the state's own
+            record = open_parallels[-1]
+        elif kind.endswith("StateExited"):  # by name: a Parallel state's exit follows its last branch's event
+            name = event["stateExitedEventDetails"]["name"]
+            record = next((r for r in reversed(records) if r.name == name and r.ended is None), record)
+        elif record is None:
+            record = records[-1] if records else None
+        if record is None:
             continue
-        elif kind.endswith("StateExited"):
-            records[-1].ended = stamp
-            if records[-1].outcome == "running":
-                records[-1].outcome = "ok"
+        owner[event.get("id", -1)] = record
+        if kind.endswith("StateExited"):
+            record.ended = stamp
+            if record.outcome == "running":
+                record.outcome = "ok"
+            if record in open_parallels:  # after its branches' states
+                open_parallels.remove(record)
+                records.remove(record)
+                records.append(record)
         elif kind in ("ExecutionFailed", "ExecutionSucceeded", "ExecutionAborted", "ExecutionTimedOut"):
-            if records[-1].ended is None:
-                records[-1].ended = stamp
-                if records[-1].outcome == "running":
-                    records[-1].outcome = "ok" if kind == "ExecutionSucceeded" else "failed"
+            if record.ended is None:
+                record.ended = stamp
+                if record.outcome == "running":
+                    record.outcome = "ok" if kind == "ExecutionSucceeded" else "failed"
         elif kind.endswith(("Failed", "TimedOut")):
             details = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
-            records[-1].outcome = "failed"
-            records[-1].detail = f"{details.get('error', '')}: {details.get('cause', '')}"[:300]
+            record.outcome = "failed"
+            record.detail = f"{details.get('error', '')}: {details.get('cause', '')}"[:300]
         elif kind.endswith("Succeeded"):  # a retry of a failed attempt went through
-            records[-1].outcome, records[-1].detail = "running", ""
+            record.outcome, record.detail = "running", ""
         elif kind == "TaskSubmitted":
-            records[-1].detail = "submitted"
+            record.detail = "submitted"
     return records
 
 

@@ -69,6 +69,23 @@ class Algorithm:
         return {"Image": self.image_uri, "ModelDataUrl.$": model_data_path,
                 **({"Environment": dict(self.environment)} if self.environment else {})}
 
+    def channels(self) -> list[dict]:
+        """The training job's train and validation channels: the run's splits, or their encoded
+        copies (``encoding.py``) where the algorithm trains on those."""
+        splits = "$.run.s3.encoded_" if self.encoder else "$.run.s3."
+        return [{"ChannelName": name, "ContentType": "text/csv", "DataSource": {"S3DataSource": {
+            "S3DataType": "S3Prefix", "S3Uri.$": f"{splits}{name}", "S3DataDistributionType": "FullyReplicated"}}}
+            for name in ("train", "validation")]
+
+    def model_containers(self) -> dict:
+        """CreateModel's container parameters: ``PrimaryContainer``, or an inference pipeline's ``Containers``."""
+        containers = self.containers("$.training.model_data")
+        return {"PrimaryContainer": containers[0]} if len(containers) == 1 else {"Containers": containers}
+
+    def package_containers(self) -> dict:
+        """The model package's inference containers."""
+        return {"Containers": self.containers("$.training.model_data")}
+
     def containers(self, model_data_path: str) -> list[dict]:
         """The model's serving containers, in order: the encoder's where there is one, then
         the algorithm's (``container``)."""
@@ -94,9 +111,13 @@ class Algorithm:
                 resources=[self.own_repository_arn]))
 
 
-def algorithm(scope: Construct, pipeline: PipelineConfig, images: ImageMapping) -> Algorithm:
-    """The stage's algorithm; ``images`` holds ``xgboost``, for a script ``script`` and, for a
-    built-in algorithm on categorical features, ``encoder``."""
+def algorithm(scope: Construct, pipeline: PipelineConfig, images: ImageMapping, *, image_key: str = "script",
+              encoding: Encoder | None = None) -> Algorithm:
+    """The stage's algorithm; ``images`` holds ``xgboost``, for a script ``image_key`` and, for a
+    built-in algorithm on categorical features, ``encoder`` (``encoding``: an encoder the stage's
+    candidates share; none given, one is made)."""
+    if pipeline.candidates:
+        raise ValueError("a pipeline with candidates has one algorithm per candidate: candidates.stage_algorithm")
     script, container = pipeline.script, pipeline.model.container
     if container is not None:
         partition = cdk.Stack.of(scope).partition
@@ -106,18 +127,15 @@ def algorithm(scope: Construct, pipeline: PipelineConfig, images: ImageMapping) 
             environment=dict(container.environment),
             own_repository_arn=f"arn:{partition}:ecr:{container.region}:{container.account}:repository/{container.repository}")
     if script is None:
-        dataset, encoding = pipeline.dataset, None
-        if dataset.categorical_features:
-            encoding = encoder(scope, image_uri=images.uri("encoder"), categorical=[
-                dataset.features.index(name) for name in dataset.categorical_features],
-                repository=ImageMapping.repository("sklearn", ENCODER_FRAMEWORK_VERSION),
-                sourcedir=s3_assets.Asset(scope, "EncoderCode", path=str(_tarball(JOBS_DIR / "encode"))))
+        if pipeline.dataset.categorical_features and encoding is None:
+            encoding = stage_encoder(scope, pipeline, images)
         return Algorithm(image_uri=images.uri("xgboost"), repository=XGBOOST_REPOSITORY,
-                         description=f"Built-in XGBoost {pipeline.xgboost_version}", encoder=encoding)
+                         description=f"Built-in XGBoost {pipeline.xgboost_version}",
+                         encoder=encoding if pipeline.dataset.categorical_features else None)
     source = s3_assets.Asset(scope, "TrainingCode", path=str(_tarball(REPO_ROOT / script.source_dir)))
     region = cdk.Stack.of(scope).region
     return Algorithm(
-        image_uri=images.uri("script"),
+        image_uri=images.uri(image_key),
         repository=ImageMapping.repository("sklearn", script.framework_version),
         description=f"{script.source_dir}/{script.entry_point} on scikit-learn {script.framework_version}",
         metric_definitions=[{"Name": d.name, "Regex": d.regex} for d in script.metric_definitions],
@@ -131,6 +149,15 @@ def algorithm(scope: Construct, pipeline: PipelineConfig, images: ImageMapping) 
                      "SAGEMAKER_CONTAINER_LOG_LEVEL": "20", "SAGEMAKER_REGION": region},
         source=source,
     )
+
+
+def stage_encoder(scope: Construct, pipeline: PipelineConfig, images: ImageMapping) -> Encoder:
+    """The one-hot encoder of a stage's categorical features (``images`` holds ``encoder``)."""
+    dataset = pipeline.dataset
+    return encoder(scope, image_uri=images.uri("encoder"),
+                   categorical=[dataset.features.index(name) for name in dataset.categorical_features],
+                   repository=ImageMapping.repository("sklearn", ENCODER_FRAMEWORK_VERSION),
+                   sourcedir=s3_assets.Asset(scope, "EncoderCode", path=str(_tarball(JOBS_DIR / "encode"))))
 
 
 def _tarball(directory: Path) -> Path:

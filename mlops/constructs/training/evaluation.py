@@ -24,6 +24,7 @@ from mlops.constructs.pipeline_function import PipelineFunction
 from mlops.constructs.resources import StageResources
 from mlops.constructs.sagemaker_jobs import processing_input
 from mlops.constructs.training.algorithm import Algorithm
+from mlops.constructs.training.candidates import CandidateSet
 from mlops.constructs.training.notices import outcome_notice
 from mlops.constructs.training.registration import acknowledge_packages
 from mlops.constructs.workflow import (
@@ -59,19 +60,13 @@ def metric_gate_function(scope: Construct, *, resources: StageResources, group: 
     return gate
 
 
-def _containers(algorithm: Algorithm) -> dict:
-    """CreateModel's container, or its serial containers for an inference pipeline."""
-    containers = algorithm.containers("$.training.model_data")
-    return {"PrimaryContainer": containers[0]} if len(containers) == 1 else {"Containers": containers}
-
-
 class Evaluation:
     """Builds, into ``scope``, "Evaluate on test split" → "Check metric gate" → "Metric gate
     passed?" (``passed(then)`` continues the run; otherwise "Notify gate failed" → "Metric gate
     failed"). Exposes ``start``."""
 
     def __init__(self, scope: Construct, *, resources: StageResources, pipeline: PipelineConfig,
-                 script: s3_assets.Asset, image_uri: str, algorithm: Algorithm, role_arn: str, gate: PipelineFunction,
+                 script: s3_assets.Asset, image_uri: str, algorithm: Algorithm | CandidateSet, role_arn: str, gate: PipelineFunction,
                  group: str, on_failure: sfn.IChainable) -> None:
         self._scope, self._resources = scope, resources
         key_arn = resources.data_key.key_arn
@@ -126,7 +121,7 @@ class Evaluation:
         self.start = predict
         self._last = predict.next(evaluate).next(check)
 
-    def _predictions(self, pipeline: PipelineConfig, algorithm: Algorithm, role_arn: str,
+    def _predictions(self, pipeline: PipelineConfig, algorithm: Algorithm | CandidateSet, role_arn: str,
                      on_failure: sfn.IChainable) -> sfn.Chain:
         """The candidate model predicts the test split: one output line per input row, in order
         (``<file>.out`` per test file; SplitType Line, AssembleWith Line, the label column
@@ -136,7 +131,7 @@ class Evaluation:
         key_arn, model_arn = resources.data_key.key_arn, resources.arn(scope, "sagemaker", "model", f"{resources.prefix}-model-*")
         create = catch_all(retry_api(tasks.CallAwsService(
             scope, "Create candidate model", task_timeout=API_TIMEOUT, service="sagemaker", action="createModel",
-            parameters={"ModelName.$": "$.run.names.candidate", **_containers(algorithm),
+            parameters={"ModelName.$": "$.run.names.candidate", **algorithm.model_containers(),
                         "ExecutionRoleArn": role_arn, "Tags": resources.tag_list},
             iam_resources=[model_arn], iam_action="sagemaker:CreateModel", result_path=sfn.JsonPath.DISCARD,
             comment="The training job's artifact in the container that will serve it")), on_failure)

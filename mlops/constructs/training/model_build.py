@@ -12,15 +12,10 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from mlops.config import TrainingConfig, TuningConfig
+from mlops.constructs.pipeline_function import PipelineFunction
 from mlops.constructs.training.algorithm import Algorithm
+from mlops.constructs.training.candidates import CandidateSet, train_candidates
 from mlops.constructs.workflow import API_TIMEOUT, catch_all, experiment_config, retry_api, sagemaker_job, with_suffix
-
-
-def _channel(name: str, *, encoded: bool) -> dict:
-    """The split ``name``, or its encoded copy (``encoding.py``) where the algorithm trains on one."""
-    return {"ChannelName": name, "ContentType": "text/csv", "DataSource": {"S3DataSource": {
-        "S3DataType": "S3Prefix", "S3Uri.$": f"$.run.s3.{'encoded_' if encoded else ''}{name}",
-        "S3DataDistributionType": "FullyReplicated"}}}
 
 
 class ModelBuild:
@@ -30,13 +25,20 @@ class ModelBuild:
     "Tune hyperparameters" → "Describe best training job"; an algorithm with an encoder first
     runs "Encode categorical features" (on ``instance_type``) and trains on the encoded splits.
 
+    With ``candidates`` (and their ``select`` handler) instead of one algorithm: "Train
+    candidates" → "Select best candidate" → "Best candidate" (``candidates.py``).
+
     Exposes ``start`` (the phase's first state) and ``parameters`` (the training request).
     """
 
     def __init__(self, scope: Construct, *, prefix: str, training: TrainingConfig, tuning: TuningConfig | None,
-                 algorithm: Algorithm, role_arn: str, key_arn: str, tags: list[dict[str, str]],
-                 on_failure: sfn.IChainable, instance_type: str) -> None:
+                 algorithm: Algorithm | CandidateSet, role_arn: str, key_arn: str, tags: list[dict[str, str]],
+                 on_failure: sfn.IChainable, instance_type: str, select: PipelineFunction | None = None) -> None:
         self._scope, self._prefix, self._on_failure, self._tags = scope, prefix, on_failure, tags
+        candidates = algorithm if isinstance(algorithm, CandidateSet) else None
+        encoder = algorithm.encoder
+        if candidates is not None:
+            algorithm = candidates.algorithms[0][1]  # the request's shape; each branch puts its own candidate in
         max_runtime = training.max_runtime_minutes * 60
         self.parameters = {
             "TrainingJobName.$": with_suffix("$.run.names.train"),
@@ -45,7 +47,7 @@ class ModelBuild:
                                        **({"MetricDefinitions": algorithm.metric_definitions}
                                           if algorithm.metric_definitions else {})},
             "HyperParameters.$": "$.run.hyperparameters",
-            "InputDataConfig": [_channel(name, encoded=algorithm.encoder is not None) for name in ("train", "validation")],
+            "InputDataConfig": algorithm.channels(),
             "OutputDataConfig": {"S3OutputPath.$": "$.run.s3.output", "KmsKeyId": key_arn},
             "ResourceConfig": {
                 "InstanceCount": training.instance_count, "InstanceType": training.instance_type,
@@ -59,21 +61,33 @@ class ModelBuild:
             self.parameters["StoppingCondition"]["MaxWaitTimeInSeconds"] = 2 * max_runtime
             self.parameters["CheckpointConfig"] = {"S3Uri.$": "$.run.s3.checkpoints"}
         self.job_seconds = self.parameters["StoppingCondition"].get("MaxWaitTimeInSeconds", max_runtime)
+        if candidates is not None:
+            if select is None:
+                raise ValueError("candidates need the select_candidate handler (select=)")
+            self.start: sfn.IChainable = train_candidates(
+                scope, candidates=candidates, parameters=self.parameters, select=select, job_seconds=self.job_seconds,
+                tags=tags, on_failure=on_failure)[0]
+        else:
+            self.start = self._train(algorithm, tuning)
+        if encoder is not None:  # the encoded splits first
+            self.start = encoder.state(scope, role_arn=role_arn, key_arn=key_arn, instance_type=instance_type,
+                                       tags=tags, on_failure=on_failure).next(self.start)
+
+    def _train(self, algorithm: Algorithm, tuning: TuningConfig | None) -> sfn.IChainable:
+        """"Train model", or with ``tuning`` "Tune hyperparameters?" choosing it or the tuning job."""
+        scope, on_failure, tags = self._scope, self._on_failure, self._tags
         train = sagemaker_job(scope, "Train model", "createTrainingJob", self.parameters, result_selector={
             "job_name.$": "$.TrainingJobName",
             "model_data.$": "$.ModelArtifacts.S3ModelArtifacts",
             "hyperparameters.$": "$.HyperParameters",
         }, result_path="$.training", comment=f"{algorithm.description} on the train/validation splits",
             timeout_seconds=self.job_seconds, on_failure=on_failure, tags=tags)
-        self.start: sfn.IChainable = train
-        if tuning is not None:
-            self.start = (sfn.Choice(scope, "Tune hyperparameters?")
-                          .when(sfn.Condition.boolean_equals("$.run.tuning", True), self._tuning(tuning))
-                          .otherwise(train)
-                          .afterwards())
-        if algorithm.encoder is not None:  # the encoded splits first
-            self.start = algorithm.encoder.state(scope, role_arn=role_arn, key_arn=key_arn, instance_type=instance_type,
-                                                 tags=tags, on_failure=on_failure).next(self.start)
+        if tuning is None:
+            return train
+        return (sfn.Choice(scope, "Tune hyperparameters?")
+                .when(sfn.Condition.boolean_equals("$.run.tuning", True), self._tuning(tuning))
+                .otherwise(train)
+                .afterwards())
 
     def _tuning(self, tuning: TuningConfig) -> sfn.IChainable:
         """Automatic model tuning; the best training job then stands where "Train model"'s

@@ -20,6 +20,7 @@ from mlops.constructs.monitoring.backend import MonitoringBackend
 from mlops.constructs.pipeline_function import PipelineFunction
 from mlops.constructs.resources import StageResources
 from mlops.constructs.training.algorithm import XGBOOST_REPOSITORY, Algorithm
+from mlops.constructs.training.candidates import CandidateSet, select_candidate_function
 from mlops.constructs.training.deployment import DEPLOYMENT_MODES, Deployment, check_endpoint_function
 from mlops.constructs.training.endpoint import Endpoints, autoscaling_caller_statements, rollback_alarms, tracking_alarm_findings
 from mlops.constructs.training.evaluation import Evaluation, evaluation_script, metric_gate_function
@@ -40,7 +41,7 @@ class TrainingPipeline(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, resources: StageResources, backend: MonitoringBackend,
                  pipeline: PipelineConfig, training: TrainingConfig, deployment: DeploymentConfig,
-                 data_machine: sfn.IStateMachine, algorithm: Algorithm, evaluation_image_uri: str,
+                 data_machine: sfn.IStateMachine, algorithm: Algorithm | CandidateSet, evaluation_image_uri: str,
                  group: str) -> None:
         super().__init__(scope, construct_id)
         self._resources, self._backend, self._algorithm = resources, backend, algorithm
@@ -66,7 +67,7 @@ class TrainingPipeline(Construct):
         build = ModelBuild(self, prefix=resources.prefix, training=training, tuning=pipeline.tuning, algorithm=algorithm,
                            role_arn=self.sagemaker_role.role_arn, key_arn=resources.data_key.key_arn,
                            tags=resources.tag_list, on_failure=on_failure,
-                           instance_type=pipeline.evaluation_instance_type)
+                           instance_type=pipeline.evaluation_instance_type, select=self.functions.get("select_candidate"))
         evaluation = Evaluation(self, resources=resources, pipeline=pipeline, script=script, image_uri=evaluation_image_uri,
                                 algorithm=algorithm, role_arn=self.sagemaker_role.role_arn,
                                 gate=self.functions["metric_gate"], group=group, on_failure=on_failure)
@@ -107,12 +108,27 @@ class TrainingPipeline(Construct):
                      "check_endpoint": check_endpoint_function(self, resources=resources, endpoints=self.endpoints), **extra}
         if pipeline.manual_approval:
             functions["approval"] = approval_function(self, resources=resources, group=group)
+        if pipeline.candidates:
+            functions["select_candidate"] = select_candidate_function(self, resources=resources)
         for name, function in functions.items():
             if name not in extra:  # the backend acknowledges its own
                 acknowledge(function.function, "AwsSolutions-L1",
                             f"The {function.node.id} handler is pinned to Python 3.13, the newest runtime the Powertools v3 "
                             "layer it imports is published for; moving on means moving the layer ARN too.")
         return functions
+
+    def _algorithm_defaults(self, pipeline: PipelineConfig) -> dict:
+        """The hyperparameters a run starts from: the model's, or each candidate's (with a
+        script's framework hyperparameters, which the input cannot change)."""
+        algorithm = self._algorithm
+        if isinstance(algorithm, CandidateSet):
+            return {"hyperparameters": {}, "candidates": [
+                {"name": candidate.name, "hyperparameters": {**candidate.pipeline.hyperparameters,
+                                                             **candidate_algorithm.framework_hyperparameters}}
+                for candidate, (_, candidate_algorithm) in zip(pipeline.candidates, algorithm.algorithms)]}
+        return {"hyperparameters": dict(pipeline.hyperparameters),
+                **({"algorithm": "script", "framework_hyperparameters": algorithm.framework_hyperparameters}
+                   if algorithm.script else {"algorithm": "container"} if algorithm.own_code else {})}
 
     def _run_defaults(self, pipeline: PipelineConfig, deployment: DeploymentConfig) -> dict:
         """What ``prepare_run`` resolves every run's settings from: the stage's config at synth."""
@@ -124,9 +140,7 @@ class TrainingPipeline(Construct):
             "problem_type": pipeline.problem_type,
             **({"classes": pipeline.classes} if pipeline.problem_type == "multiclass_classification" else {}),
             "label": pipeline.dataset.label,
-            "hyperparameters": dict(pipeline.hyperparameters),
-            **({"algorithm": "script", "framework_hyperparameters": self._algorithm.framework_hyperparameters}
-               if self._algorithm.script else {"algorithm": "container"} if self._algorithm.own_code else {}),
+            **self._algorithm_defaults(pipeline),
             "tuning": bool(pipeline.tuning and pipeline.tuning.run_by_default),
             "tuning_available": pipeline.tuning is not None,
             "tuned_hyperparameters": [r.name for r in pipeline.tuning.ranges] if pipeline.tuning else [],

@@ -21,6 +21,7 @@ from mlops.config import DeploymentConfig, PipelineConfig
 from mlops.constructs.pipeline_function import PipelineFunction
 from mlops.constructs.resources import StageResources
 from mlops.constructs.training.algorithm import Algorithm
+from mlops.constructs.training.candidates import CandidateSet
 from mlops.constructs.training.notices import outcome_notice
 from mlops.constructs.workflow import API_TIMEOUT, catch_all, retry_api
 from mlops.nag import acknowledge
@@ -54,7 +55,7 @@ class Registration:
     policy and an encrypted, SSL-only dead-letter queue) that feeds the approval handler."""
 
     def __init__(self, scope: Construct, *, resources: StageResources, pipeline: PipelineConfig,
-                 deployment: DeploymentConfig, algorithm: Algorithm, group: str, approval: PipelineFunction | None,
+                 deployment: DeploymentConfig, algorithm: Algorithm | CandidateSet, group: str, approval: PipelineFunction | None,
                  on_failure: sfn.IChainable) -> None:
         self._scope, self._resources, self._group = scope, resources, group
         self._approval, self._timeout_hours, self._on_failure = approval, pipeline.approval_timeout_hours, on_failure
@@ -73,7 +74,7 @@ class Registration:
                 "ClientToken.$": "$.run.names.model",
                 "ModelApprovalStatus": status,
                 "InferenceSpecification": {
-                    "Containers": algorithm.containers("$.training.model_data"),
+                    **algorithm.package_containers(),
                     "SupportedContentTypes": ["text/csv"],
                     "SupportedResponseMIMETypes": ["text/csv"],
                     "SupportedRealtimeInferenceInstanceTypes": [deployment.instance_type],
@@ -82,7 +83,8 @@ class Registration:
                 "ModelMetrics": {"ModelQuality": {"Statistics": {
                     "ContentType": "application/json", "S3Uri.$": "$.evaluation.report"}}},
                 "MetadataProperties": metadata,
-                "CustomerMetadataProperties": _lineage(pipeline.dataset.name),
+                "CustomerMetadataProperties": _lineage(pipeline.dataset.name, candidates=bool(pipeline.candidates),
+                                                       encoded=pipeline.encodes),
                 "Tags": resources.tag_list,
             },
             iam_resources=[resources.arn(scope, "sagemaker", "model-package-group", group),
@@ -145,9 +147,15 @@ class Registration:
         )
 
 
-def _lineage(dataset: str) -> dict[str, str]:
-    """What the registry keeps of the run: its jobs, its data, its trigger."""
+def _lineage(dataset: str, *, candidates: bool = False, encoded: bool = False) -> dict[str, str]:
+    """What the registry keeps of the run: its jobs, its data, its trigger; which candidate won
+    and its selection metric, where several trained; the fitted encoder, where the run encoded features
+    (the key names the version's first container's artifact)."""
     return {
+        # (values up to 256 characters: the winner and its metric, not every candidate's outcome)
+        **({"candidate.$": "$.selection.winner",
+            "candidate_metric.$": "States.Format('{} {}', $.selection.metric, $.selection.value)"} if candidates else {}),
+        **({"encoder.$": "$.run.s3.encoder_model"} if encoded else {}),
         "training_job.$": "$.training.job_name",
         "evaluation_job.$": "$.evaluation.job_name",
         "train_data.$": "$.run.s3.train",
