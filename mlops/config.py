@@ -288,13 +288,17 @@ class MetricDefinition(_Model):
         return value
 
 
-# The scikit-learn framework versions the SageMaker SDK lists for both training and inference
-# (sagemaker/core/image_uri_config/sklearn.json), images tagged <version>-cpu-py3.
+# The framework versions the SageMaker SDK lists for both training and inference
+# (sagemaker/core/image_uri_config/sklearn.json, xgboost.json): scikit-learn images tagged
+# <version>-cpu-py3, XGBoost images <version> (the built-in algorithm's image, in script mode).
 SKLEARN_FRAMEWORK_VERSIONS = ("1.2-1", "1.4-2-py312", "1.9-0")
+XGBOOST_FRAMEWORK_VERSIONS = ("1.7-1", "3.0-5", "3.2-0")
+FRAMEWORK_VERSIONS = {"sklearn": SKLEARN_FRAMEWORK_VERSIONS, "xgboost": XGBOOST_FRAMEWORK_VERSIONS}
+FRAMEWORK_NAMES = {"sklearn": "scikit-learn", "xgboost": "XGBoost"}
 
 
 class ScriptConfig(_Model):
-    """Your own training code, run in AWS's scikit-learn framework container (script mode):
+    """Your own training code, run in AWS's scikit-learn or XGBoost framework container (script mode):
     SageMaker downloads `source_dir`, runs `entry_point` with the hyperparameters as command-line
     arguments and the channels in `SM_CHANNEL_TRAIN`/`SM_CHANNEL_VALIDATION`, and packs what it
     writes to `SM_MODEL_DIR`; serving imports the same file for its `model_fn` (and optional
@@ -304,12 +308,22 @@ class ScriptConfig(_Model):
     """The code directory, relative to the repository root (e.g. `models/wine_sklearn`); packaged as `sourcedir.tar.gz`."""
     entry_point: str = Field(default="train.py", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.py$")
     """The script in `source_dir` that trains (run as `python <entry_point>`) and defines the inference handlers."""
-    framework: Literal["sklearn"] = "sklearn"
-    """The framework container: AWS's scikit-learn image (numpy, pandas, scipy, scikit-learn, joblib)."""
-    framework_version: Literal[SKLEARN_FRAMEWORK_VERSIONS] = "1.9-0"  # type: ignore[valid-type]
-    """The container version (image tag `<version>-cpu-py3`, URIs from the SageMaker SDK's tables)."""
+    framework: Literal["sklearn", "xgboost"] = "sklearn"
+    """The framework container: AWS's scikit-learn image (numpy, pandas, scipy, scikit-learn, joblib) or its XGBoost image (xgboost, numpy, pandas, scikit-learn), which runs your script instead of the built-in algorithm."""
+    framework_version: str | None = None
+    """The container version, from the SageMaker SDK's tables: scikit-learn `1.2-1`, `1.4-2-py312`, `1.9-0` (image tag `<version>-cpu-py3`); XGBoost `1.7-1`, `3.0-5`, `3.2-0`. Null: the newest."""
     metric_definitions: list[MetricDefinition] = Field(default_factory=list, max_length=40)
     """The metrics the script prints, for tuning objectives and the job's final metrics (SageMaker takes at most 40)."""
+
+    @model_validator(mode="after")
+    def _framework_version(self) -> ScriptConfig:
+        versions = FRAMEWORK_VERSIONS[self.framework]
+        if self.framework_version is None:
+            object.__setattr__(self, "framework_version", versions[-1])
+        elif self.framework_version not in versions:
+            raise ValueError(f"framework_version: the {FRAMEWORK_NAMES[self.framework]} container's versions are "
+                             f"{', '.join(versions)} (got {self.framework_version!r})")
+        return self
 
     @model_validator(mode="after")
     def _code_exists(self) -> ScriptConfig:

@@ -967,3 +967,33 @@ def _candidate(index: int, **changes):
 def test_candidate_mistakes_are_refused_naming_the_field(config_dir: Path, edit, expected: str) -> None:
     _edit(config_dir, "dev", lambda d: (_candidates(d), edit(d)))
     assert expected in _error(config_dir)
+
+
+@pytest.mark.parametrize(("script", "expected"), [
+    pytest.param({"framework_version": "1.3-1"}, "pipeline.model.script: framework_version: the scikit-learn container's "
+                 "versions are 1.2-1, 1.4-2-py312, 1.9-0 (got '1.3-1')", id="sklearn-version"),
+    pytest.param({"framework": "xgboost", "framework_version": "1.9-0"}, "pipeline.model.script: framework_version: the "
+                 "XGBoost container's versions are 1.7-1, 3.0-5, 3.2-0 (got '1.9-0')", id="xgboost-version"),
+    pytest.param({"framework": "pytorch"}, "pipeline.model.script.framework: must be one of 'sklearn' or 'xgboost'",
+                 id="framework"),
+])
+def test_a_framework_version_must_be_one_of_its_containers(config_dir: Path, script: dict, expected: str) -> None:
+    _edit(config_dir, "dev", lambda d: (_as_script(d), d["pipeline"]["model"]["script"].update(script)))
+    assert expected in _error(config_dir)
+
+
+def test_an_xgboost_script_runs_in_the_xgboost_image_newest_version_by_default(config_dir: Path) -> None:
+    def edit(d: dict) -> None:
+        _as_script(d)
+        d["pipeline"]["model"]["script"] = {"source_dir": "models/wine_xgboost", "framework": "xgboost",
+                                            "metric_definitions": [{"name": "validation:mlogloss",
+                                                                    "regex": "validation:mlogloss=([0-9.]+)"}]}
+        d["pipeline"]["hyperparameters"] = {"num_round": "30", "max_depth": "3"}
+        d["pipeline"]["tuning"]["ranges"] = [{"name": "max_depth", "type": "integer", "min": 2, "max": 6}]
+
+    _edit(config_dir, "dev", edit)
+    script = load_stage_config("dev", config_dir).pipeline.script
+    assert (script.framework, script.framework_version) == ("xgboost", "3.2-0")
+    from mlops.constructs.training.algorithm import script_image
+
+    assert script_image(script) == ("xgboost", "3.2-0")

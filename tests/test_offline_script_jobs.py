@@ -364,3 +364,20 @@ def test_a_transform_reads_and_writes_quoted_csv_values_as_one_value_each() -> N
     # two serial containers: the first one's text/csv answer is the second one's request
     pipeline = jobs.PipelinePredictor([type("Upper", (), {"answer": lambda self, body: body.upper()})(), _Echo()])
     assert pipeline.records("a,b\nc,d") == [["A", "2"], ["C", "2"]]
+
+
+def test_a_script_in_the_xgboost_image_trains_and_serves_with_that_containers_defaults(hooks: adapter.Hooks) -> None:
+    """sagemaker_program with the XGBoost image: the script runs (not the built-in algorithm), and
+    the model serves through the XGBoost framework container's defaults (its model_fn, then
+    text/csv to a DMatrix)."""
+    source = _put("code/wine-xgboost/sourcedir.tar.gz", sourcedir_tarball(EXAMPLE.parent / "wine_xgboost"))
+    xgboost_script = XGBOOST_IMAGE.replace(":1.7-1", ":3.2-0")
+    outcome = jobs.train(_training("wine-xgb-script", {"num_round": "20", **_framework("train.py", source)},
+                                   image=xgboost_script, metrics=[METRICS[2]]))
+    assert "failure" not in outcome, outcome
+    assert list(_members(_artifact("wine-xgb-script"))) == ["xgboost-model"] and outcome["metrics"][
+        "validation:accuracy"] > 0.85
+    predictor = jobs.load_predictor({"Image": xgboost_script, "ModelDataUrl": _artifact("wine-xgb-script"),
+                                     "Environment": {"SAGEMAKER_PROGRAM": "train.py", "SAGEMAKER_SUBMIT_DIRECTORY": source}})
+    lines = predictor.answer("\n".join(",".join(f"{v:g}" for v in row[1:]) for row in _test_split()[:2])).splitlines()
+    assert len(lines) == 2 and all(len(line.split(",")) == 3 for line in lines)  # class probabilities per row

@@ -368,3 +368,37 @@ def test_sourcedir_tarball_holds_the_code_at_its_root_and_skips_caches_and_dot_f
     assert {(m.name, m.mode, m.mtime, m.uid, m.gid, m.uname, m.gname) for m in members} == {
         ("lib", 0o755, 0, 0, 0, "", ""), ("lib/util.py", 0o644, 0, 0, 0, "", ""),
         ("requirements.txt", 0o644, 0, 0, 0, "", ""), ("train.py", 0o644, 0, 0, 0, "", "")}
+
+
+# --- the XGBoost framework container ----------------------------------------------------------
+
+XGBOOST_EXAMPLE = Path(__file__).resolve().parent.parent / "models" / "wine_xgboost"
+
+
+def test_an_xgboost_script_trains_and_serves_through_the_containers_default_handlers(
+        tmp_path: Path, wine: dict[str, Path]) -> None:
+    """models/wine_xgboost/train.py in the XGBoost framework container: trained under the same
+    toolkit contract (the container's own framework module), served with its model_fn and the
+    container's defaults: text/csv to a DMatrix, predict(validate_features=False), one line of
+    class probabilities per row."""
+    metrics = [{"Name": name, "Regex": f"{name}=([0-9.eE+-]+)"} for name in ("validation:mlogloss", "validation:accuracy")]
+    outcome = _train(tmp_path, XGBOOST_EXAMPLE, "train.py", wine, framework="xgboost", metric_definitions=metrics,
+                     hyperparameters={"sagemaker_program": '"train.py"', "num_round": "30", "max_depth": "3"})
+    assert (outcome.exit_code, outcome.failure_reason) == (0, None), outcome.log
+    assert outcome.metrics["validation:accuracy"] >= 0.85 and (tmp_path / "model" / "xgboost-model").is_file()
+    model = ScriptModel(tmp_path / "model", XGBOOST_EXAMPLE, "train.py", framework="xgboost")
+    rows = [line for line in next(wine["validation"].glob("*.csv")).read_text().splitlines()[:2]]
+    body = "\n".join(",".join(line.split(",")[1:]) for line in rows).encode()
+    answer, content_type = model.invoke(body)
+    lines = answer.decode().splitlines()
+    assert content_type == "text/csv" and len(lines) == 2
+    assert all(len(line.split(",")) == 3 and abs(sum(map(float, line.split(","))) - 1) < 1e-4 for line in lines)
+    with pytest.raises(UnsupportedFormatError):  # the default input_fn decodes CSV here (libsvm and protobuf not emulated)
+        model.invoke(b"[[1, 2]]", content_type="application/json")
+
+
+def test_an_xgboost_script_without_model_fn_is_refused_naming_the_container(tmp_path: Path) -> None:
+    code = _code(tmp_path / "code", {"inference.py": "def predict_fn(data, model):\n    return data\n"})
+    with pytest.raises(ValueError, match="inference.py defines no model_fn: model_fn\\(model_dir\\) is required, the "
+                                         "XGBoost container has no default model loader"):
+        ScriptModel(tmp_path, code, "inference.py", framework="xgboost")

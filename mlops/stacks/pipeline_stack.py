@@ -15,6 +15,7 @@ from mlops.constructs.monitoring import Monitoring
 from mlops.constructs.monitoring.backend import SKLEARN_VERSION, monitoring_backend
 from mlops.constructs.pipeline_function import powertools_layer
 from mlops.constructs.resources import ZONES, StageResources, log_retention
+from mlops.constructs.training.algorithm import script_image
 from mlops.constructs.training.candidates import stage_algorithm
 from mlops.constructs.training.encoding import ENCODER_FRAMEWORK_VERSION
 from mlops.constructs.training.pipeline import TrainingPipeline
@@ -39,9 +40,8 @@ class PipelineStack(cdk.Stack):
         images = ImageMapping(self, "Images", images={
             "xgboost": ("xgboost", config.pipeline.xgboost_version),
             "sklearn": ("sklearn", SKLEARN_VERSION, "cpu", "py3"),
-            **({"script": ("sklearn", config.pipeline.script.framework_version, "cpu", "py3")}
-               if config.pipeline.script else {}),
-            **{f"script{index}": ("sklearn", c.pipeline.script.framework_version, "cpu", "py3")
+            **({"script": script_image(config.pipeline.script)} if config.pipeline.script else {}),
+            **{f"script{index}": script_image(c.pipeline.script)
                for index, c in enumerate(config.pipeline.candidates) if c.pipeline.script},
             **({"encoder": ("sklearn", ENCODER_FRAMEWORK_VERSION, "cpu", "py3")} if config.pipeline.encodes else {}),
             **backend.images(),

@@ -178,7 +178,8 @@ def train_xgboost(request: dict[str, Any], *, fault: str | None = None, **_: Any
 
 
 def train_script(request: dict[str, Any], *, fault: str | None = None, **_: Any) -> dict[str, Any]:
-    """A script-mode training job, as a framework container (scikit-learn) runs one: SageMaker
+    """A script-mode training job, as a framework container (scikit-learn, or XGBoost when the
+    image is the XGBoost one) runs one: SageMaker
     downloads the channels to ``/opt/ml/input/data/<channel>`` (File mode), the container's
     toolkit downloads and extracts ``sagemaker_submit_directory`` and runs ``sagemaker_program``
     with the hyperparameters; SageMaker scans the log with the MetricDefinitions' regexes, stops
@@ -203,9 +204,10 @@ def train_script(request: dict[str, Any], *, fault: str | None = None, **_: Any)
             channels = _download_channels(request.get("InputDataConfig", []), root / "data")
             source = root / "sourcedir.tar.gz"
             source.write_bytes(_read_object(submit, f"download the source code {submit}"))
-            outcome = script_mode.run_training(source, str(decoded[SCRIPT_PROGRAM]), hyperparameters, channels,
-                                               root / "model", root / "output-data", metric_definitions=definitions,
-                                               timeout_seconds=timeout, job_name=request["TrainingJobName"])
+            outcome = script_mode.run_training(
+                source, str(decoded[SCRIPT_PROGRAM]), hyperparameters, channels, root / "model", root / "output-data",
+                metric_definitions=definitions, timeout_seconds=timeout, job_name=request["TrainingJobName"],
+                framework=script_mode.framework_of(request["AlgorithmSpecification"]["TrainingImage"]))
         except LoadFailed as error:
             return {"failure": f"ClientError: {error}"}
         except (ValueError, TypeError) as error:  # what CreateTrainingJob itself would have refused
@@ -539,7 +541,7 @@ def load_predictor(container: Mapping[str, Any]) -> Predictor:
     """Load a CreateModel container (``Image``, ``ModelDataUrl``, ``Environment``) as its serving
     container does at start-up, reading S3 as the current principal. Raises LoadFailed."""
     if is_script_container(container):
-        return _load_script_model(container["ModelDataUrl"], container["Environment"])
+        return _load_script_model(container["ModelDataUrl"], container["Environment"], container.get("Image", ""))
     return XGBoostPredictor(_load_booster(container["ModelDataUrl"]))
 
 
@@ -555,7 +557,7 @@ def _load_booster(model_data: str):  # noqa: ANN202
     return booster
 
 
-def _load_script_model(model_data: str, environment: Mapping[str, str]) -> ScriptPredictor:
+def _load_script_model(model_data: str, environment: Mapping[str, str], image: str = "") -> ScriptPredictor:
     """The scikit-learn container's start-up: ``model.tar.gz`` extracted to ``/opt/ml/model``, the
     code from ``SAGEMAKER_SUBMIT_DIRECTORY`` (an S3 ``sourcedir.tar.gz``, or a directory inside
     the model such as the SDK's repacked ``/opt/ml/model/code``, the default), ``model_fn`` called
@@ -577,7 +579,7 @@ def _load_script_model(model_data: str, environment: Mapping[str, str]) -> Scrip
                                                            f"under {MODEL_ROOT}")
     program = environment[SERVING_PROGRAM]
     try:
-        model = script_mode.ScriptModel(model_dir, source, program)
+        model = script_mode.ScriptModel(model_dir, source, program, framework=script_mode.framework_of(image))
     except Exception as error:  # noqa: BLE001 - any error loading the user's code fails the container
         raise LoadFailed(f"load the model with {program}", f"{type(error).__name__}: {error}") from None
     return ScriptPredictor(model, workspace)

@@ -98,8 +98,10 @@ from mlops.source_bundle import sourcedir_tarball  # noqa: F401  (re-exported: t
 
 CURRENT_HOST = "algo-1"
 INSTANCE_GROUP = "homogeneousCluster"
-# Set by the scikit-learn container's Dockerfile (SAGEMAKER_TRAINING_MODULE); shown in SM_TRAINING_ENV.
-FRAMEWORK_MODULE = "sagemaker_sklearn_container.training:main"
+# Set by each framework container's Dockerfile (SAGEMAKER_TRAINING_MODULE); shown in SM_TRAINING_ENV.
+FRAMEWORK_MODULES = {"sklearn": "sagemaker_sklearn_container.training:main",
+                     "xgboost": "sagemaker_xgboost_container.training:main"}
+CONTAINERS = {"sklearn": "scikit-learn", "xgboost": "XGBoost"}
 # params.SAGEMAKER_HYPERPARAMETERS: reserved names besides the ``sagemaker_`` prefix.
 _RESERVED = frozenset({"sagemaker_program", "sagemaker_submit_directory", "sagemaker_enable_cloudwatch_metrics",
                        "sagemaker_region", "sagemaker_container_log_level", "sagemaker_job_name",
@@ -174,7 +176,7 @@ class _Layout:
 def run_training(source: Path, entry_point: str, hyperparameters: dict[str, str], channels: dict[str, Path],
                  model_dir: Path, output_data_dir: Path, *, metric_definitions: Sequence[dict[str, str]] = (),
                  timeout_seconds: float = 3600, python: str = sys.executable,
-                 job_name: str = "offline-training") -> TrainingOutcome:
+                 job_name: str = "offline-training", framework: str = "sklearn") -> TrainingOutcome:
     """Run a script-mode training job: the toolkit's layout, environment and command line around
     the user's ``entry_point`` from ``source`` (a directory or a ``sourcedir.tar.gz``).
 
@@ -194,7 +196,7 @@ def run_training(source: Path, entry_point: str, hyperparameters: dict[str, str]
         if refusal is not None:
             return TrainingOutcome(exit_code=refusal[0], log=refusal[1] + "\n", metrics={},
                                    failure_reason=_reason(refusal[1]))
-        properties = _training_env(layout, decoded, entry_point, sorted(channels), job_name)
+        properties = _training_env(layout, decoded, entry_point, sorted(channels), job_name, framework)
         env = _process_env(properties, decoded, layout.code, job_name)
         command = _command(python, layout.code, entry_point, to_cmd_args(properties["hyperparameters"]))
         exit_code, lines, timed_out = _run(command, layout.code, env, timeout_seconds)
@@ -393,7 +395,7 @@ def _installed_version(name: str) -> str | None:
 
 
 def _training_env(layout: _Layout, decoded: Mapping[str, Any], entry_point: str, channels: list[str],
-                  job_name: str) -> dict[str, Any]:
+                  job_name: str, container: str = "sklearn") -> dict[str, Any]:
     """Every property of the toolkit's ``Environment`` (``dict(env)``, i.e. ``SM_TRAINING_ENV``)."""
     framework = {k: v for k, v in decoded.items() if k in _RESERVED or k.startswith("sagemaker_")}
     resources = _resource_config()
@@ -402,7 +404,7 @@ def _training_env(layout: _Layout, decoded: Mapping[str, Any], entry_point: str,
         "channel_input_dirs": {name: str(layout.data / name) for name in channels},
         "current_host": CURRENT_HOST, "current_instance_group": INSTANCE_GROUP,
         "current_instance_group_hosts": [CURRENT_HOST], "current_instance_type": "local",
-        "distribution_hosts": [], "distribution_instance_groups": [], "framework_module": FRAMEWORK_MODULE,
+        "distribution_hosts": [], "distribution_instance_groups": [], "framework_module": FRAMEWORK_MODULES[container],
         "hosts": [CURRENT_HOST],
         "hyperparameters": {k: v for k, v in decoded.items() if k not in framework},
         "input_config_dir": str(layout.config), "input_data_config": _input_data_config(dict.fromkeys(channels)),
@@ -549,14 +551,20 @@ _HANDLER_NAMES = ("model_fn", "input_fn", "predict_fn", "output_fn", "transform_
 _module_counter = itertools.count()
 
 
-class ScriptModel:
-    """One model served by a framework container's inference handlers (scikit-learn container semantics)."""
+def framework_of(image: str) -> str:
+    """The framework container an image URI names: ``xgboost`` or ``sklearn``."""
+    return "xgboost" if "/sagemaker-xgboost:" in image else "sklearn"
 
-    def __init__(self, model_dir: Path, source: Path, entry_point: str) -> None:
+
+class ScriptModel:
+    """One model served by a framework container's inference handlers: the scikit-learn
+    container's, or the XGBoost framework container's (``framework``), whose defaults differ."""
+
+    def __init__(self, model_dir: Path, source: Path, entry_point: str, *, framework: str = "sklearn") -> None:
         """Import ``entry_point`` from ``source`` (a directory or ``sourcedir.tar.gz``) in-process,
         under a unique module name, with the code directory on ``sys.path`` while importing and
         loading; then call ``model_fn(model_dir)`` once, as each server worker does at start."""
-        self.entry_point = entry_point
+        self.entry_point, self._defaults = entry_point, _DEFAULTS[framework]
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         code = Path(source)
         if not code.is_dir():
@@ -566,7 +574,7 @@ class ScriptModel:
         self.code_dir = code
         with _on_sys_path(code):
             module = _import_user_module(code, entry_point)
-            self._handlers = _user_handlers(module, entry_point)
+            self._handlers = _user_handlers(module, entry_point, CONTAINERS[framework])
             self.model = self._call("model_fn", self._handlers["model_fn"], str(model_dir))
 
     def invoke(self, body: bytes, content_type: str = CSV, accept: str = CSV) -> tuple[bytes, str]:
@@ -578,9 +586,10 @@ class ScriptModel:
         if "transform_fn" in handlers:
             result = self._call("transform_fn", handlers["transform_fn"], self.model, content, content_type, accept)
         else:
-            data = self._call("input_fn", handlers.get("input_fn", _default_input_fn), content, content_type)
-            prediction = self._call("predict_fn", handlers.get("predict_fn", _default_predict_fn), data, self.model)
-            result = self._call("output_fn", handlers.get("output_fn", _default_output_fn), prediction, accept)
+            defaults = self._defaults
+            data = self._call("input_fn", handlers.get("input_fn", defaults["input_fn"]), content, content_type)
+            prediction = self._call("predict_fn", handlers.get("predict_fn", defaults["predict_fn"]), data, self.model)
+            result = self._call("output_fn", handlers.get("output_fn", defaults["output_fn"]), prediction, accept)
         response, response_type = result if isinstance(result, tuple) else (result, accept)
         return (response.encode("utf-8") if isinstance(response, str) else bytes(response)), response_type
 
@@ -621,11 +630,11 @@ def _import_user_module(code: Path, entry_point: str) -> ModuleType:
     return module
 
 
-def _user_handlers(module: ModuleType, entry_point: str) -> dict[str, Callable[..., Any]]:
+def _user_handlers(module: ModuleType, entry_point: str, container: str = "scikit-learn") -> dict[str, Callable[..., Any]]:
     """The handlers the module defines, checked as ``serving._user_module_transformer`` does."""
     handlers = {name: getattr(module, name) for name in _HANDLER_NAMES if callable(getattr(module, name, None))}
     if "model_fn" not in handlers:
-        raise ValueError(f"{entry_point} defines no model_fn: model_fn(model_dir) is required, the scikit-learn "
+        raise ValueError(f"{entry_point} defines no model_fn: model_fn(model_dir) is required, the {container} "
                          "container has no default model loader")
     if "transform_fn" in handlers and handlers.keys() & {"input_fn", "predict_fn", "output_fn"}:
         raise ValueError(f"{entry_point}: transform_fn cannot be used with input_fn, predict_fn and/or output_fn")
@@ -670,6 +679,31 @@ def _default_output_fn(prediction: Any, accept: str) -> tuple[bytes, str]:
         np.save(buffer, np.asarray(prediction))
         return buffer.getvalue(), NPY
     raise UnsupportedFormatError(accept, status_code=406)
+
+
+def _xgboost_input_fn(input_data: str | bytes, content_type: str) -> Any:
+    """The XGBoost framework container's ``default_input_fn`` (``encoder.decode``): CSV rows to a
+    ``DMatrix`` of floats (libsvm and RecordIO-protobuf are not emulated)."""
+    import xgboost
+
+    if content_type != CSV:
+        raise UnsupportedFormatError(content_type, status_code=415)
+    return xgboost.DMatrix(_default_input_fn(input_data, CSV))
+
+
+def _xgboost_predict_fn(input_data: Any, model: Any) -> Any:
+    """The XGBoost framework container's ``default_predict_fn``: ``model.predict(data,
+    validate_features=False)``."""
+    return model.predict(input_data, validate_features=False)
+
+
+# The containers' default handlers (``model_fn`` has none: both require the script's). Sources:
+# sagemaker-scikit-learn-container ``serving.py``; sagemaker-xgboost-container ``handler_service.py``
+# (DefaultXGBoostUserModuleInferenceHandler), whose default_output_fn is the same encoder.
+_DEFAULTS: dict[str, dict[str, Callable[..., Any]]] = {
+    "sklearn": {"input_fn": _default_input_fn, "predict_fn": _default_predict_fn, "output_fn": _default_output_fn},
+    "xgboost": {"input_fn": _xgboost_input_fn, "predict_fn": _xgboost_predict_fn, "output_fn": _default_output_fn},
+}
 
 
 def _jsonable(item: Any) -> Any:

@@ -30,7 +30,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-from mlops.config import REPO_ROOT, PipelineConfig
+from mlops.config import FRAMEWORK_NAMES, REPO_ROOT, PipelineConfig, ScriptConfig
 from mlops.constructs.sagemaker_jobs import read_assets
 from mlops.constructs.training.encoding import ENCODER_FRAMEWORK_VERSION, Encoder, encoder
 from mlops.constructs.workflow import JOBS_DIR
@@ -136,8 +136,9 @@ def algorithm(scope: Construct, pipeline: PipelineConfig, images: ImageMapping, 
     region = cdk.Stack.of(scope).region
     return Algorithm(
         image_uri=images.uri(image_key),
-        repository=ImageMapping.repository("sklearn", script.framework_version),
-        description=f"{script.source_dir}/{script.entry_point} on scikit-learn {script.framework_version}",
+        repository=ImageMapping.repository(script.framework, script.framework_version),
+        description=f"{script.source_dir}/{script.entry_point} on {FRAMEWORK_NAMES[script.framework]} "
+                    f"{script.framework_version}",
         metric_definitions=[{"Name": d.name, "Regex": d.regex} for d in script.metric_definitions],
         framework_hyperparameters={
             "sagemaker_program": json.dumps(script.entry_point),
@@ -149,6 +150,14 @@ def algorithm(scope: Construct, pipeline: PipelineConfig, images: ImageMapping, 
                      "SAGEMAKER_CONTAINER_LOG_LEVEL": "20", "SAGEMAKER_REGION": region},
         source=source,
     )
+
+
+def script_image(script: ScriptConfig) -> tuple[str, ...]:
+    """A script's framework image, as ``ImageMapping`` looks it up: scikit-learn's CPU, Python 3
+    image, or the XGBoost image (the built-in algorithm's, which runs a script when given one)."""
+    if script.framework == "xgboost":
+        return ("xgboost", str(script.framework_version))
+    return ("sklearn", str(script.framework_version), "cpu", "py3")
 
 
 def stage_encoder(scope: Construct, pipeline: PipelineConfig, images: ImageMapping) -> Encoder:
