@@ -89,7 +89,7 @@ class DataLakeConfig(_Model):
     access_log_retention_days: int = Field(default=365, ge=1, le=3650)
     """Days server access logs are kept."""
     deploy_sample_data: bool = True
-    """Copy the bundled sample CSVs into the raw zone (`sample/<dataset>/`)."""
+    """Copy the dataset's `sample` (the bundled CSVs for a bundled dataset) to its raw prefix on deploy."""
 
 
 class BudgetAlert(_Model):
