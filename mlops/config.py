@@ -1357,6 +1357,12 @@ class StageConfig(_Model):
             if column not in columns:
                 raise ValueError(f"{where}: column {column!r} is not in dataset {dataset.name!r}; "
                                  f"allowed: {', '.join(columns)}")
+        for index, step in enumerate(self.data.recipe):  # the ETL reads the recipe's output
+            kept = [c for c in getattr(step, "columns", None) or [] if step.action == "delete_columns"
+                    and dataset.column(c).role != "ignore"]
+            if kept:
+                raise ValueError(f"data.recipe[{index}]: deletes {', '.join(kept)}, which the ETL reads (the label, a "
+                                 "feature, an id or a PII column it drops or masks); give the column role ignore instead")
         for index, group in enumerate(self.data.feature_groups):  # filled from the curated catalog copy
             for feature in group.features:
                 if feature.name not in dataset.catalogued:

@@ -997,3 +997,10 @@ def test_an_xgboost_script_runs_in_the_xgboost_image_newest_version_by_default(c
     from mlops.constructs.training.algorithm import script_image
 
     assert script_image(script) == ("xgboost", "3.2-0")
+
+
+def test_a_recipe_may_not_delete_a_column_the_dataset_uses(config_dir: Path) -> None:
+    """The ETL reads the recipe's output: a deleted feature would fail the split hours later."""
+    _edit(config_dir, "dev", lambda d: d["data"]["recipe"].append({"action": "delete_columns", "columns": ["mean_area"]}))
+    assert ("data.recipe[2]: deletes mean_area, which the ETL reads (the label, a feature, an id or a PII column it "
+            "drops or masks); give the column role ignore instead") in _error(config_dir)
