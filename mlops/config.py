@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import math
 
 import re
@@ -488,13 +489,13 @@ class DatasetConfig(_Model):
     raw_prefix: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9!_.*'()-]+(/[a-zA-Z0-9!_.*'()-]+)*/$")
     """Where the raw CSV files land in the raw zone (every `*.csv` under it, header first); null: `<name>/`."""
     sample: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*$")
-    """A CSV file or a directory of CSV files in the repository, checked against `columns` at synth and copied to `raw_prefix` on deploy when `data_lake.deploy_sample_data`; null: you upload the raw files yourself."""
+    """A CSV file or a directory of CSV files in the repository, checked against `columns` at synth (the header and the first 100,000 rows of each file) and copied to `raw_prefix` on deploy when `data_lake.deploy_sample_data`; null: you upload the raw files yourself."""
     label: str = Field(pattern=COLUMN_NAME)
     """The column the model predicts, at any position; the training data has it first."""
     problem_type: Literal["binary", "multiclass", "regression"]
     """`binary` or `multiclass` classification, or `regression`; decides the objective, the metrics and the gate."""
     classes: list[Annotated[str, BeforeValidator(as_text)]] | None = Field(default=None, max_length=1000)
-    """Classification: the label's values, in class-index order (the model predicts 0 for the first); null: read from `sample`, sorted (as numbers when they all are). Binary: exactly 2, the positive class second."""
+    """Classification: the label's values, in class-index order (the model predicts 0 for the first); null: read from `sample` (the first 100,000 rows of each file), sorted (as numbers when they all are). Binary: exactly 2, the positive class second."""
     columns: list[ColumnConfig] = Field(min_length=2, max_length=1000)
     """Every column of the raw files, in their order, with its type and role."""
 
@@ -597,7 +598,8 @@ class DatasetConfig(_Model):
                     raise ValueError(f"sample: {path.relative_to(REPO_ROOT)} has no column {self.label!r} (the label); "
                                      f"its header: {', '.join(header)}")
                 index = header.index(self.label)
-                values |= {row[index].strip() for row in rows if len(row) > index} - MISSING_TOKENS
+                values |= {row[index].strip() for row in itertools.islice(rows, SAMPLE_ROWS_READ)
+                           if len(row) > index} - MISSING_TOKENS
         try:
             return sorted(values, key=float)
         except ValueError:
@@ -1423,6 +1425,9 @@ class StageConfig(_Model):
 
 
 MISSING_TOKENS = frozenset({"", "NaN", "nan", "null", "NULL", "None"})  # the schema check's and the ETL's
+# Rows of each sample file read at synth (the types, and the classes when not given): a sample is
+# meant to be small; a large one costs every synth a bounded read only.
+SAMPLE_ROWS_READ = 100_000
 
 
 def sample_problems(dataset: DatasetConfig, path: Path, *, ignore_extra: bool) -> list[str]:
@@ -1443,7 +1448,7 @@ def sample_problems(dataset: DatasetConfig, path: Path, *, ignore_extra: bool) -
         numeric = {name for name in declared if dataset.column(name).type == "numeric"}
         classes = set(dataset.classes or ())
         problems: dict[str, str] = {}
-        for line, row in enumerate(rows, start=2):
+        for line, row in enumerate(itertools.islice(rows, SAMPLE_ROWS_READ), start=2):
             for name, value in zip(header, row):
                 value = value.strip()
                 if name in problems or value in MISSING_TOKENS:
