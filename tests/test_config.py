@@ -1004,3 +1004,14 @@ def test_a_recipe_may_not_delete_a_column_the_dataset_uses(config_dir: Path) -> 
     _edit(config_dir, "dev", lambda d: d["data"]["recipe"].append({"action": "delete_columns", "columns": ["mean_area"]}))
     assert ("data.recipe[2]: deletes mean_area, which the ETL reads (the label, a feature, an id or a PII column it "
             "drops or masks); give the column role ignore instead") in _error(config_dir)
+
+
+def test_the_binary_example_is_the_dev_stage_under_its_own_name() -> None:
+    """config/examples/binary.yaml is dev as an example (make demo EXAMPLE=binary): identical but
+    for project and stage, so the gates that run on dev (cdk-nag, cfn-lint, ASL, API shapes,
+    snapshots, offline scenarios) cover it and it costs the suite no synth of its own."""
+    dev = yaml.safe_load((CONFIG_DIR / "dev.yaml").read_text())
+    binary = yaml.safe_load((CONFIG_DIR / "examples" / "binary.yaml").read_text())
+    assert (binary.pop("project"), binary.pop("stage")) == ("demo", "binary")
+    assert binary == {key: value for key, value in dev.items() if key not in ("project", "stage")}
+    assert load_stage_config("binary", CONFIG_DIR / "examples").pipeline.problem_type == "binary_classification"
