@@ -157,8 +157,6 @@ LOWER_IS_BETTER = frozenset({"false_positive_rate", "false_negative_rate", "mse"
 # Metrics without an upper bound (errors in the label's unit): the champion comparison allows a
 # relative margin (champion_margin_percent) for them, an absolute one (champion_margin) for the rest.
 UNBOUNDED_METRICS = frozenset({"mse", "rmse", "mae"})
-# What the label column holds, per problem type: the schema gate checks the raw data against it.
-LABEL_KINDS = {"binary_classification": "integer", "multiclass_classification": "integer", "regression": "number"}
 # problem type -> the XGBoost objective and eval_metric a config that leaves them out trains with
 # (multiclass also gets num_class, the number of classes in the dataset)
 PROBLEM_DEFAULTS = {"binary_classification": ("binary:logistic", "auc"),
