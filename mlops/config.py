@@ -400,6 +400,8 @@ class CandidateConfig(_Model):
     """Your own image (ECR) that trains and serves."""
     hyperparameters: dict[str, str] | None = None
     """The candidate's hyperparameters, as `pipeline.hyperparameters` for a single model of its kind (null: the built-in XGBoost's defaults; none for a script or an image)."""
+    tuning: TuningConfig | None = None
+    """The candidate's own automatic model tuning, as `pipeline.tuning` for a single model of its kind (ranges of its hyperparameters, an objective it reports): when it runs (`run_by_default`, or an execution input with `"tuning": true`), the tuning job's best training job is the candidate that competes. Null: the candidate trains once."""
 
     @model_validator(mode="after")
     def _one_kind(self) -> CandidateConfig:
@@ -817,22 +819,24 @@ class PipelineConfig(_Model):
             raise ValueError("pipeline.hyperparameters: with model.candidates each candidate has its own "
                              "hyperparameters; move them into the candidates")
         if self.tuning is not None:
-            raise ValueError("pipeline.tuning: with model.candidates the candidates compete instead of a tuning job; "
-                             "remove tuning, or the candidates")
+            raise ValueError("pipeline.tuning: with model.candidates each candidate tunes on its own; move tuning "
+                             "into the candidates that should tune (pipeline.model.candidates[i].tuning)")
         base = self.model_dump(exclude={"model", "hyperparameters", "tuning"})
         resolved = []
         for index, candidate in enumerate(self.model.candidates or []):
             single: dict[str, Any] = {**base, "model": candidate.kind}
             if candidate.hyperparameters is not None or not candidate.builtin:
                 single["hyperparameters"] = candidate.hyperparameters or {}
+            if candidate.tuning is not None:  # its objective derived, its ranges checked, as a single model's
+                single["tuning"] = candidate.tuning.model_dump(exclude_unset=True)
             where = f"pipeline.model.candidates[{index}]"
             try:
                 resolved.append(Candidate(candidate.name, PipelineConfig.model_validate(single)))
             except ValidationError as error:
                 message = "; ".join(str(item["ctx"]["error"]) if item["type"] == "value_error" else item["msg"]
                                     for item in error.errors())
-                message = message.replace("pipeline.model.", f"{where}.").replace("pipeline.hyperparameters",
-                                                                                  f"{where}.hyperparameters")
+                for field in ("model.", "hyperparameters", "tuning"):
+                    message = message.replace(f"pipeline.{field}", f"{where}.{field}")
                 raise ValueError(f"{where} ({candidate.name}): {message}") from None
         metric = self.model.select_by or f"validation:{PROBLEM_DEFAULTS[self.problem_type][1]}"
         for index, candidate in enumerate(resolved):
@@ -1569,7 +1573,10 @@ def _describe(error: dict[str, Any]) -> str:
         message = f"must be one of {error['ctx']['expected']}"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         message = f"out of range: {message.lower()}"
-    if not loc or message.startswith(f"{_field_path(loc)}"):  # model-level rule: its message names the field
+    path = _field_path(loc) if loc else ""
+    if loc and loc[-1] == "tuning" and message.startswith("pipeline.tuning.") and path != "pipeline.tuning":
+        message = path + message.removeprefix("pipeline.tuning")  # a candidate's tuning: its own place named
+    if not loc or message.startswith(path):  # model-level rule: its message names the field
         return message
     suffix = "" if isinstance(given, (dict, list)) or given is None or "(got " in message else f" (got {given!r})"
     return f"{_field_path(loc)}: {message}{suffix}"
