@@ -90,12 +90,14 @@ def local_containers(commands: Mapping[str, Sequence[str]]) -> Iterator[None]:
     """``commands`` (image URI -> argv) run their images' programs while the block runs; every
     serving process started meanwhile is stopped when it ends."""
     previous = dict(LOCAL_CONTAINERS)
+    with _SERVING_LOCK:
+        running = list(_SERVING)
     LOCAL_CONTAINERS.clear()
     LOCAL_CONTAINERS.update({image: list(command) for image, command in commands.items()})
     try:
         yield
     finally:
-        stop_containers()
+        stop_containers(keep=running)
         LOCAL_CONTAINERS.clear()
         LOCAL_CONTAINERS.update(previous)
 
@@ -718,10 +720,11 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def stop_containers() -> None:
-    """Stop every serving process still running (an offline stage closing, or this process exiting)."""
+def stop_containers(keep: Sequence[ContainerPredictor] = ()) -> None:
+    """Stop every serving process still running but those in ``keep`` (an offline stage closing
+    stops those it started; this process exiting, all)."""
     with _SERVING_LOCK:
-        running = list(_SERVING)
+        running = [predictor for predictor in _SERVING if predictor not in keep]
     for predictor in running:
         predictor.close()
 
