@@ -14,13 +14,19 @@
     Its metrics (SageMaker's FinalMetricDataList) are the last values the request's
     MetricDefinitions find in the script's log.
 
-  Both return ``{"hyperparameters", "metrics"}`` or ``{"failure"}``. Tuning (``run_tuning``)
+  - the team's own image (``train_container``), when ``LOCAL_CONTAINERS`` has a local command for
+    it (the config's ``container.local.command``): the command runs with ``train`` appended under
+    SageMaker's container contract (``script_mode.run_container_training``), packed and measured
+    as a script is. An image without one fails, saying how to add it.
+
+  All return ``{"hyperparameters", "metrics"}`` or ``{"failure"}``. Tuning (``run_tuning``)
   trains each of its jobs through the same dispatch.
 * Serving (``load_predictor``): a model is loaded once, as its container would load it, into
   a ``Predictor`` that endpoints (``service_rules``) and batch transform (``run_transform``)
   ask for predictions: the built-in XGBoost's booster, or a script model served by the
   scikit-learn container's handlers (``script_mode.ScriptModel``) when its container
-  Environment holds ``SAGEMAKER_PROGRAM``.
+  Environment holds ``SAGEMAKER_PROGRAM``, or the team's image's program serving over HTTP
+  (``ContainerPredictor``) when it has a local command.
 * Processing jobs run the container entry point (the repo's script, downloaded from the
   emulated S3 like SageMaker would) as a subprocess, with ``/opt/ml/processing/...``
   mapped to a temp dir; outputs are uploaded to their S3 destinations afterwards. The
@@ -585,8 +591,8 @@ class PipelinePredictor:
 _SERVING: list[ContainerPredictor] = []  # serving processes still running (stopped by stop_containers)
 _SERVING_LOCK = threading.Lock()
 _START_TIMEOUT_SECONDS = 30.0  # offline's own limit for the program to answer GET /ping with 200
-# "Your model must respond to requests within 60 seconds" (Custom Inference Code with Hosting
-# Services, SageMaker Developer Guide: https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-inference-code.html)
+# "A customer's model containers must respond to requests within 60 seconds" (InvokeEndpoint,
+# SageMaker Runtime API Reference: https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpoint.html)
 _INVOCATION_TIMEOUT_SECONDS = 60.0
 _STDERR_LINES = 10
 

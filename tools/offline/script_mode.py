@@ -30,6 +30,12 @@ What is emulated, and from which source:
     only writes that file when it does not exist (``files.write_failure_file``); SageMaker
     reports its first 1024 characters as ``FailureReason`` after ``AlgorithmError:``.
 
+* A team's own image (``run_container_training``) is not run by the toolkit: its program, run
+  by the config's local command with ``train`` appended, gets the same tree (no ``code/``),
+  ``hyperparameters.json`` with the request's raw strings, no command-line options, and the
+  paths in the toolkit's ``SM_*`` variables (it cannot see ``/opt/ml``); metrics, the failure
+  file and the time limit as for a script.
+
 * Serving (``ScriptModel``), after the scikit-learn container's single-model server
   (https://github.com/aws/sagemaker-scikit-learn-container, ``serving.py``) and the transformer,
   encoders and request of https://github.com/aws/sagemaker-containers (``_transformer.py``,
