@@ -378,7 +378,7 @@ class LocalCommand(_Model):
 
     def argv(self, python: str) -> list[str]:
         """The command to run: ``python`` for a leading ``python``/``python3``, the repository's
-        files as absolute paths (the runner starts it from a temporary directory)."""
+        files as absolute paths (they then hold whichever directory the command starts in)."""
         def resolve(index: int, word: str) -> str:
             if index == 0 and word in LOCAL_PYTHON:
                 return python

@@ -25,7 +25,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import botocore.client
@@ -34,6 +34,9 @@ from botocore.exceptions import ClientError
 from tools.assembly import StackTemplate, read_stacks
 from tools.offline import adapter, jobs, service_rules
 from tools.offline.iam import IAM_PREFIXES, TAGGED_CREATES, Call, PolicyModel, authorizations, tag_keys
+
+if TYPE_CHECKING:
+    from mlops.config import StageConfig
 
 REGION, ACCOUNT, PARTITION = "eu-west-1", "123456789012", "aws"
 ASSETS_BUCKET = f"cdk-hnb659fds-assets-{ACCOUNT}-{REGION}"
@@ -178,7 +181,7 @@ def _stand_in(resource: dict, logical_id: str, attribute: str, resolve, stack_na
     raise KeyError(f"no offline stand-in for {kind} {logical_id}.{attribute}")
 
 
-def local_containers_of(config: Any, python: str | None = None) -> dict[str, list[str]]:
+def local_containers_of(config: StageConfig, python: str | None = None) -> dict[str, list[str]]:
     """Image URI -> the argv that runs its program here, for every image of a stage config
     (``pipeline.model.container``, each candidate's ``container``) that has ``local.command``;
     ``python``/``python3`` first becomes ``python`` (default: this interpreter, the pinned venv)."""
