@@ -344,12 +344,56 @@ ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z]{2}(?:-gov)?-[a-z]+-\d)\.ama
                        r"([a-z0-9]+(?:[._/-][a-z0-9]+)*)(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$")
 
 
+# A command-line argument that names a file: it holds a path separator or ends in a script suffix.
+_LOOKS_LIKE_FILE = re.compile(r"/|\.(py|sh|bash|R|r|jl|js|rb|pl|jar)$")
+# argv[0] that means the interpreter running the offline runner (the project's pinned venv).
+LOCAL_PYTHON = ("python", "python3")
+
+
+class LocalCommand(_Model):
+    """How the offline runner runs the image's program without Docker (offline only, never
+    deployed: nothing of it reaches a template). Guide: docs/bring-your-own-model.md."""
+
+    command: list[str] = Field(max_length=50)
+    """The program the image runs, as an argument list, run from the repository root with `train` or `serve` appended (e.g. `[python, models/churn_container/main.py]`). `python`/`python3` first means the interpreter of the offline runner (the project's pinned venv); a path must be relative to the repository root and exist; any other first word is a program on `PATH`."""
+
+    @field_validator("command")
+    @classmethod
+    def _runnable(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("needs the program and its arguments, e.g. [python, models/churn_container/main.py] "
+                             "(got an empty list)")
+        for argument in value:
+            if not argument.strip():
+                raise ValueError(f"an argument is empty (got {value!r})")
+            if argument.startswith("-") or not _LOOKS_LIKE_FILE.search(argument) or "://" in argument:
+                continue
+            path = Path(argument)
+            if path.is_absolute() or ".." in path.parts:
+                raise ValueError(f"{argument!r}: a path must be relative to the repository root, without '..' "
+                                 "(the config is shared by everyone who runs it)")
+            if not (REPO_ROOT / path).is_file():
+                raise ValueError(f"{argument!r} is not a file of the repository")
+        return value
+
+    def argv(self, python: str) -> list[str]:
+        """The command to run: ``python`` for a leading ``python``/``python3``, the repository's
+        files as absolute paths (they then hold whichever directory the command starts in)."""
+        def resolve(index: int, word: str) -> str:
+            if index == 0 and word in LOCAL_PYTHON:
+                return python
+            is_file = not word.startswith("-") and _LOOKS_LIKE_FILE.search(word) and (REPO_ROOT / word).is_file()
+            return str(REPO_ROOT / word) if is_file else word
+
+        return [resolve(index, word) for index, word in enumerate(self.command)]
+
+
 class ContainerConfig(_Model):
     """Your own training and serving image in ECR, following SageMaker's container contract:
     run with `train`, it reads `/opt/ml/input/config/hyperparameters.json` and
     `/opt/ml/input/data/<channel>/` and writes `/opt/ml/model/`; run with `serve`, it answers
-    `GET /ping` and `POST /invocations` on port 8080. The offline runner cannot run it (no Docker)
-    and says so when a run reaches "Train model"."""
+    `GET /ping` and `POST /invocations` on port 8080. Offline (no Docker) it runs only through
+    `local.command`; without it a run stops at "Train model" saying so."""
 
     image_uri: str
     """`<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>` (or `@sha256:<digest>`), in the stage's region."""
@@ -357,6 +401,8 @@ class ContainerConfig(_Model):
     """The metrics the training log reports, for tuning objectives and the job's final metrics."""
     environment: dict[str, str] = Field(default_factory=dict, max_length=100)
     """Environment variables of the serving container."""
+    local: LocalCommand | None = None
+    """Offline only, never deployed: the command that runs the image's program on this machine (`make demo`, the offline tests), e.g. `{command: [python, models/churn_container/main.py]}`. Null: offline runs stop at "Train model" saying the image cannot run."""
 
     @field_validator("metric_definitions")
     @classmethod
