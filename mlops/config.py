@@ -805,6 +805,8 @@ class PipelineConfig(_Model):
         ``validation:`` metric definition, its direction read from its name."""
         data, tuning = dict(data), data.get("tuning")
         script = data["model"].get("script") or data["model"].get("container")
+        if isinstance(script, (ScriptConfig, ContainerConfig)):  # a candidate's, already validated
+            script = script.model_dump()
         definitions = script.get("metric_definitions") or [] if isinstance(script, dict) else []
         if isinstance(tuning, dict):
             tuning = dict(tuning)

@@ -944,6 +944,13 @@ def test_a_candidate_tunes_as_the_single_model_it_would_be(config_dir: Path) -> 
     assert sklearn.tuning is None
 
 
+def test_a_script_candidates_tuning_objective_is_its_first_validation_metric(config_dir: Path) -> None:
+    _edit(config_dir, "dev", lambda d: (_candidates(d), _candidate(1, tuning={"max_jobs": 2, "ranges": [
+        {"name": "C", "type": "continuous", "min": 0.1, "max": 10, "scaling": "Logarithmic"}]})(d)))
+    sklearn = load_stage_config("dev", config_dir).pipeline.candidates[1].pipeline
+    assert (sklearn.tuning.objective_metric, sklearn.tuning.objective_type) == ("validation:auc", "Maximize")
+
+
 def _candidate(index: int, **changes):
     return lambda d: d["pipeline"]["model"]["candidates"][index].update(changes)
 
