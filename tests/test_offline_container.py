@@ -33,10 +33,9 @@ from sklearn.metrics import roc_auc_score
 
 from mlops.config import REPO_ROOT, ConfigError, load_stage_config
 from tools.offline import adapter, jobs, runner, script_mode
+from tests.test_offline_script_jobs import ACCOUNT, BUCKET, REGION, _get, _put
 from tools.offline.iam import PolicyModel
 
-ACCOUNT, REGION = "123456789012", "eu-west-1"
-BUCKET = "artifacts"
 IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/churn-model:1.0"
 PROBE_IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/probe:1"
 DROP_IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/drop-columns:1"
@@ -80,16 +79,6 @@ DROP = """\
             pass
     http.server.HTTPServer(("127.0.0.1", int(os.environ["SAGEMAKER_BIND_TO_PORT"])), Handler).serve_forever()
 """
-
-
-def _put(key: str, body: bytes) -> str:
-    boto3.client("s3").put_object(Bucket=BUCKET, Key=key, Body=body)
-    return f"s3://{BUCKET}/{key}"
-
-
-def _get(uri: str) -> bytes:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
 def _churn_rows() -> list[list[str]]:

@@ -206,13 +206,20 @@ def run_training(source: Path, entry_point: str, hyperparameters: dict[str, str]
         env = _process_env(properties, decoded, layout.code, job_name)
         command = _command(python, layout.code, entry_point, to_cmd_args(properties["hyperparameters"]))
         exit_code, lines, timed_out = _run(command, layout.code, env, timeout_seconds)
-        log = "".join(line for _, line in lines)
-        reason = None
-        if timed_out:
-            reason = _reason(f"the training script exceeded MaxRuntimeInSeconds ({timeout_seconds:g} s)")
-        elif exit_code != 0:
-            reason = _script_failure(layout.output / "failure", lines, exit_code)
-    return TrainingOutcome(exit_code=exit_code, log=log, failure_reason=reason, metrics=_final_metrics(lines, patterns))
+        return _outcome("script", exit_code, lines, timed_out, layout, timeout_seconds, patterns)
+
+
+def _outcome(what: str, exit_code: int, lines: Sequence[tuple[str, str]], timed_out: bool, layout: _Layout,
+             timeout_seconds: float, patterns: Mapping[str, re.Pattern[str]]) -> TrainingOutcome:
+    """The job's outcome from its process: the log, the final metrics, and why it failed (the
+    stopping condition, or the failure file / last lines of a non-zero exit)."""
+    reason = None
+    if timed_out:
+        reason = _reason(f"the training {what} exceeded MaxRuntimeInSeconds ({timeout_seconds:g} s)")
+    elif exit_code != 0:
+        reason = _script_failure(layout.output / "failure", lines, exit_code)
+    return TrainingOutcome(exit_code=exit_code, log="".join(line for _, line in lines), failure_reason=reason,
+                           metrics=_final_metrics(lines, patterns))
 
 
 def run_container_training(command: Sequence[str], hyperparameters: dict[str, str], channels: dict[str, Path],
@@ -246,13 +253,7 @@ def run_container_training(command: Sequence[str], hyperparameters: dict[str, st
         except OSError as error:  # the program itself cannot start: the container would not either
             reason = _reason(f"the local command {' '.join(command)!r} cannot start: {error.strerror or error}")
             return TrainingOutcome(exit_code=127, log=reason + "\n", failure_reason=reason, metrics={})
-        log = "".join(line for _, line in lines)
-        reason = None
-        if timed_out:
-            reason = _reason(f"the training program exceeded MaxRuntimeInSeconds ({timeout_seconds:g} s)")
-        elif exit_code != 0:
-            reason = _script_failure(layout.output / "failure", lines, exit_code)
-    return TrainingOutcome(exit_code=exit_code, log=log, failure_reason=reason, metrics=_final_metrics(lines, patterns))
+        return _outcome("program", exit_code, lines, timed_out, layout, timeout_seconds, patterns)
 
 
 def _container_env(layout: _Layout, hyperparameters: Mapping[str, str], channels: list[str],
