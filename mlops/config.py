@@ -288,16 +288,20 @@ class MetricDefinition(_Model):
 
 
 # The framework versions the SageMaker SDK lists for both training and inference
-# (sagemaker/core/image_uri_config/sklearn.json, xgboost.json): scikit-learn images tagged
-# <version>-cpu-py3, XGBoost images <version> (the built-in algorithm's image, in script mode).
+# (sagemaker/core/image_uri_config/sklearn.json, xgboost.json, pytorch.json): scikit-learn images
+# tagged <version>-cpu-py3, XGBoost images <version> (the built-in algorithm's image, in script
+# mode), PyTorch's separate training and inference images <version>-cpu-<its Python> (the newest
+# three versions both tables list; tests/test_images.py checks them against the SDK).
 SKLEARN_FRAMEWORK_VERSIONS = ("1.2-1", "1.4-2-py312", "1.9-0")
 XGBOOST_FRAMEWORK_VERSIONS = ("1.7-1", "3.0-5", "3.2-0")
-FRAMEWORK_VERSIONS = {"sklearn": SKLEARN_FRAMEWORK_VERSIONS, "xgboost": XGBOOST_FRAMEWORK_VERSIONS}
-FRAMEWORK_NAMES = {"sklearn": "scikit-learn", "xgboost": "XGBoost"}
+PYTORCH_FRAMEWORK_VERSIONS = ("2.4.0", "2.5.1", "2.6.0")
+FRAMEWORK_VERSIONS = {"sklearn": SKLEARN_FRAMEWORK_VERSIONS, "xgboost": XGBOOST_FRAMEWORK_VERSIONS,
+                      "pytorch": PYTORCH_FRAMEWORK_VERSIONS}
+FRAMEWORK_NAMES = {"sklearn": "scikit-learn", "xgboost": "XGBoost", "pytorch": "PyTorch"}
 
 
 class ScriptConfig(_Model):
-    """Your own training code, run in AWS's scikit-learn or XGBoost framework container (script mode):
+    """Your own training code, run in AWS's scikit-learn, XGBoost or PyTorch framework container (script mode):
     SageMaker downloads `source_dir`, runs `entry_point` with the hyperparameters as command-line
     arguments and the channels in `SM_CHANNEL_TRAIN`/`SM_CHANNEL_VALIDATION`, and packs what it
     writes to `SM_MODEL_DIR`; serving imports the same file for its `model_fn` (and optional
@@ -307,10 +311,10 @@ class ScriptConfig(_Model):
     """The code directory, relative to the repository root (e.g. `models/wine_sklearn`); packaged as `sourcedir.tar.gz`."""
     entry_point: str = Field(default="train.py", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.py$")
     """The script in `source_dir` that trains (run as `python <entry_point>`) and defines the inference handlers."""
-    framework: Literal["sklearn", "xgboost"] = "sklearn"
-    """The framework container: AWS's scikit-learn image (numpy, pandas, scipy, scikit-learn, joblib) or its XGBoost image (xgboost, numpy, pandas, scikit-learn), which runs your script instead of the built-in algorithm."""
+    framework: Literal["sklearn", "xgboost", "pytorch"] = "sklearn"
+    """The framework container: AWS's scikit-learn image (numpy, pandas, scipy, scikit-learn, joblib), its XGBoost image (xgboost, numpy, pandas, scikit-learn), which runs your script instead of the built-in algorithm, or its PyTorch images (the CPU training image, and the inference image that serves; torch, numpy). A PyTorch script trains and serves in AWS only: the offline runs have no torch (not one of this project's pins) and stop at "Train model" saying so."""
     framework_version: str | None = None
-    """The container version, from the SageMaker SDK's tables: scikit-learn `1.2-1`, `1.4-2-py312`, `1.9-0` (image tag `<version>-cpu-py3`); XGBoost `1.7-1`, `3.0-5`, `3.2-0`. Null: the newest."""
+    """The container version, from the SageMaker SDK's tables: scikit-learn `1.2-1`, `1.4-2-py312`, `1.9-0` (image tag `<version>-cpu-py3`); XGBoost `1.7-1`, `3.0-5`, `3.2-0`; PyTorch `2.4.0`, `2.5.1`, `2.6.0` (tags `<version>-cpu-py311`, `2.6.0-cpu-py312`). Null: the newest."""
     metric_definitions: list[MetricDefinition] = Field(default_factory=list, max_length=40)
     """The metrics the script prints, for tuning objectives and the job's final metrics (SageMaker takes at most 40)."""
 

@@ -28,8 +28,9 @@ def image_uris(framework: str, version: str, scope: str = "training", *, process
     Reads the table file directly: importing ``sagemaker.core`` costs ~3 s of every synth.
     The URI is ``<account>.dkr.<ECR hostname>/<repository>:<version>``, which is what the
     SDK's ``image_uris.retrieve`` returns for images without processor or Python variants;
-    framework images with exactly those two variants (scikit-learn) take ``processor`` and
-    ``py_version`` and are tagged ``<version>-<processor>-<py_version>``.
+    framework images with exactly those two variants (scikit-learn; PyTorch, whose processors the
+    table lists per scope, ``training`` and ``inference`` in their own repositories) take
+    ``processor`` and ``py_version`` and are tagged ``<version>-<processor>-<py_version>``.
     ``tests/test_images.py`` checks both against ``retrieve`` for every region.
     """
     spec = importlib.util.find_spec("sagemaker")  # locates the package without importing it
@@ -41,7 +42,8 @@ def image_uris(framework: str, version: str, scope: str = "training", *, process
     entry = config["versions"][version]
     tag = version
     if processor or py_version:
-        if processor not in entry.get("processors", ()) or py_version not in entry.get("py_versions", ()):
+        processors = entry.get("processors") or config.get("processors") or ()
+        if processor not in processors or py_version not in entry.get("py_versions", ()):
             raise ValueError(f"{framework} {version}: processor {processor!r} / py_version {py_version!r} not in the table")
         tag = f"{version}-{processor}-{py_version}"
     if (tag == version and ("processors" in entry or "py_versions" in entry)) or "container_version" in entry:
@@ -55,13 +57,22 @@ def image_uris(framework: str, version: str, scope: str = "training", *, process
     return uris
 
 
+def table_entry(framework: str, version: str, scope: str = "training") -> dict:
+    """One version's entry of the SDK's table for ``framework`` (``repository``, ``py_versions``, ...)."""
+    spec = importlib.util.find_spec("sagemaker")
+    table = Path(next(iter(spec.submodule_search_locations))) / "core" / "image_uri_config" / f"{framework}.json"
+    config = json.loads(table.read_text(encoding="utf-8"))
+    return config.get(scope, config)["versions"][version]
+
+
 class ImageMapping(Construct):
     """A ``CfnMapping`` of region -> {key: image URI}; ``uri(key)`` resolves in the deploy region."""
 
     def __init__(self, scope: Construct, construct_id: str, *, images: dict[str, tuple[str, ...]]) -> None:
-        """``images``: key -> (framework, version) or (framework, version, processor, py_version)."""
+        """``images``: key -> (framework, version), (framework, version, processor, py_version) or,
+        for an image of another scope than ``training``, (framework, version, processor, py_version, scope)."""
         super().__init__(scope, construct_id)
-        per_key = {key: image_uris(spec[0], spec[1], processor=spec[2] if len(spec) > 2 else None,
+        per_key = {key: image_uris(spec[0], spec[1], *spec[4:5], processor=spec[2] if len(spec) > 2 else None,
                                    py_version=spec[3] if len(spec) > 3 else None)
                    for key, spec in images.items()}
         regions = sorted(set.intersection(*(set(uris) for uris in per_key.values())))
@@ -75,10 +86,7 @@ class ImageMapping(Construct):
     @staticmethod
     def repository(framework: str, version: str, scope: str = "training") -> str:
         """The ECR repository name of an image (for pull permissions)."""
-        spec = importlib.util.find_spec("sagemaker")
-        table = Path(next(iter(spec.submodule_search_locations))) / "core" / "image_uri_config" / f"{framework}.json"
-        config = json.loads(table.read_text(encoding="utf-8"))
-        return config.get(scope, config)["versions"][version]["repository"]
+        return table_entry(framework, version, scope)["repository"]
 
     def uri(self, key: str) -> str:
         return self.mapping.find_in_map(cdk.Aws.REGION, key)

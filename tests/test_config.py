@@ -1004,8 +1004,10 @@ def test_candidate_mistakes_are_refused_naming_the_field(config_dir: Path, edit,
                  "versions are 1.2-1, 1.4-2-py312, 1.9-0 (got '1.3-1')", id="sklearn-version"),
     pytest.param({"framework": "xgboost", "framework_version": "1.9-0"}, "pipeline.model.script: framework_version: the "
                  "XGBoost container's versions are 1.7-1, 3.0-5, 3.2-0 (got '1.9-0')", id="xgboost-version"),
-    pytest.param({"framework": "pytorch"}, "pipeline.model.script.framework: must be one of 'sklearn' or 'xgboost'",
-                 id="framework"),
+    pytest.param({"framework": "pytorch", "framework_version": "2.10.0"}, "pipeline.model.script: framework_version: "
+                 "the PyTorch container's versions are 2.4.0, 2.5.1, 2.6.0 (got '2.10.0')", id="pytorch-version"),
+    pytest.param({"framework": "tensorflow"}, "pipeline.model.script.framework: must be one of 'sklearn', 'xgboost' "
+                 "or 'pytorch'", id="framework"),
 ])
 def test_a_framework_version_must_be_one_of_its_containers(config_dir: Path, script: dict, expected: str) -> None:
     _edit(config_dir, "dev", lambda d: (_as_script(d), d["pipeline"]["model"]["script"].update(script)))

@@ -40,3 +40,25 @@ def test_model_monitor_analyzer_matches_the_sdk() -> None:
     assert ours["eu-west-1"].endswith("/sagemaker-model-monitor-analyzer")
     for region, uri in ours.items():
         assert uri == sdk.retrieve(framework="model-monitor", region=region), region
+
+
+@pytest.mark.parametrize("version", ["2.4.0", "2.5.1", "2.6.0"])
+def test_pytorch_training_and_inference_images_match_the_sdk(version: str) -> None:
+    """A PyTorch script trains in one image and is served by another (``pytorch-training``,
+    ``pytorch-inference``): both, for every version the config offers, as the SDK gives them."""
+    from sagemaker.core import image_uris as sdk
+
+    from mlops.config import PYTORCH_FRAMEWORK_VERSIONS
+    from mlops.constructs.training.algorithm import script_image, script_serving_image
+    from mlops.config import ScriptConfig
+
+    assert version in PYTORCH_FRAMEWORK_VERSIONS
+    script = ScriptConfig(source_dir="models/wine_sklearn", framework="pytorch", framework_version=version)
+    for spec in (script_image(script), script_serving_image(script)):
+        framework, _, processor, py_version, *scope = spec
+        ours = image_uris(framework, version, *scope, processor=processor, py_version=py_version)
+        assert ours["eu-west-1"].split("/")[-1] == f"pytorch-{(scope or ['training'])[0]}:{version}-cpu-{py_version}"
+        for region, uri in ours.items():
+            assert uri == sdk.retrieve(framework="pytorch", region=region, version=version, py_version=py_version,
+                                       instance_type="ml.m5.large", image_scope=(scope or ["training"])[0]), region
+

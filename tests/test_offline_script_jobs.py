@@ -346,6 +346,17 @@ def test_the_teams_own_image_is_refused_offline_saying_why(hooks: adapter.Hooks)
     assert "built-in XGBoost and script-mode models only" in outcome["failure"]
 
 
+def test_a_pytorch_script_is_refused_offline_saying_why(hooks: adapter.Hooks) -> None:
+    """framework: pytorch trains in AWS's PyTorch image; offline there is no torch: the job fails
+    naming the image and what does run offline, before anything downloads or runs."""
+    image = "763104351884.dkr.ecr.eu-west-1.amazonaws.com/pytorch-training:2.6.0-cpu-py312"
+    source = _put("code/torch/sourcedir.tar.gz", sourcedir_tarball(EXAMPLE.parent))
+    outcome = jobs.train(_training("torch-script", {"epochs": "5", **_framework("train.py", source)}, image=image))
+    assert outcome["failure"].startswith("ClientError: the offline runner does not run the pytorch framework image "
+                                         "pytorch-training:2.6.0-cpu-py312: ")
+    assert "this script trains and serves in AWS" in outcome["failure"]
+
+
 class _Echo:
     """A model whose answer for each record is the record's first value and how many values it got."""
 

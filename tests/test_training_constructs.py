@@ -52,6 +52,30 @@ def test_a_script_model_trains_in_its_framework_image_with_its_metric_definition
     assert "MetricDefinitions" not in _build(spot=False, tuning=False)["Train model"]["Parameters"]["AlgorithmSpecification"]
 
 
+def test_a_pytorch_script_trains_in_the_training_image_and_is_served_by_the_inference_image() -> None:
+    from mlops.config import PipelineConfig
+    from mlops.constructs.training.algorithm import script_image, script_serving_image
+
+    stack, _ = bare_stage()
+    pipeline = PipelineConfig.model_validate({
+        **dev_config().pipeline.model_dump(exclude={"model", "hyperparameters", "tuning"}),
+        "model": {"script": {"source_dir": "models/wine_sklearn", "framework": "pytorch"}},
+        "hyperparameters": {"epochs": "10"}})
+
+    images = ImageMapping(stack, "Images", images={"xgboost": ("xgboost", "1.7-1"),
+                                                   "script": script_image(pipeline.script),
+                                                   "scriptserving": script_serving_image(pipeline.script)})
+    chosen = algorithm(stack, pipeline, images)
+    assert chosen.image_uri != chosen.serving_image_uri and chosen.repositories == {"pytorch-training",
+                                                                                    "pytorch-inference"}
+    assert chosen.container("$.training.model_data")["Image"] == chosen.serving_image_uri
+    assert chosen.description == "models/wine_sklearn/train.py on PyTorch 2.6.0"
+    mapping = Template.from_stack(stack).to_json()["Mappings"]
+    (uris,) = mapping.values()
+    assert uris["eu-west-1"]["script"].endswith("/pytorch-training:2.6.0-cpu-py312")
+    assert uris["eu-west-1"]["scriptserving"].endswith("/pytorch-inference:2.6.0-cpu-py312")
+
+
 def test_model_build_tags_its_jobs_with_the_stage_tags() -> None:
     states = _build(spot=False, tuning=True)
     expected = [{"Key": "ml-project", "Value": "demo"}, {"Key": "stage", "Value": "test"}]

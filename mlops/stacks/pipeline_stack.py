@@ -15,7 +15,7 @@ from mlops.constructs.monitoring import Monitoring
 from mlops.constructs.monitoring.backend import SKLEARN_VERSION, monitoring_backend
 from mlops.constructs.pipeline_function import powertools_layer
 from mlops.constructs.resources import ZONES, StageResources, log_retention
-from mlops.constructs.training.algorithm import script_image
+from mlops.constructs.training.algorithm import script_image, script_serving_image
 from mlops.constructs.training.candidates import stage_algorithm
 from mlops.constructs.training.encoding import ENCODER_FRAMEWORK_VERSION
 from mlops.constructs.training.pipeline import TrainingPipeline
@@ -43,6 +43,11 @@ class PipelineStack(cdk.Stack):
             **({"script": script_image(config.pipeline.script)} if config.pipeline.script else {}),
             **{f"script{index}": script_image(c.pipeline.script)
                for index, c in enumerate(config.pipeline.candidates) if c.pipeline.script},
+            **({"scriptserving": script_serving_image(config.pipeline.script)}  # PyTorch serves from its own image
+               if config.pipeline.script and script_serving_image(config.pipeline.script) else {}),
+            **{f"script{index}serving": script_serving_image(c.pipeline.script)
+               for index, c in enumerate(config.pipeline.candidates)
+               if c.pipeline.script and script_serving_image(c.pipeline.script)},
             **({"encoder": ("sklearn", ENCODER_FRAMEWORK_VERSION, "cpu", "py3")} if config.pipeline.encodes else {}),
             **backend.images(),
         })

@@ -228,6 +228,13 @@ def train_script(request: dict[str, Any], *, fault: str | None = None, **_: Any)
     (``script_mode.run_training``)."""
     if fault == "fail":
         return {"failure": "AlgorithmError: injected training failure (offline scenario)"}
+    image = request["AlgorithmSpecification"]["TrainingImage"]
+    if script_mode.framework_of(image) not in script_mode.CONTAINERS:  # PyTorch: no torch here
+        return {"failure": f"ClientError: the offline runner does not run the {script_mode.framework_of(image)} "
+                           f"framework image {image.rsplit('/', 1)[-1]}: offline runs emulate the scikit-learn and "
+                           "XGBoost containers only (torch is not one of this project's pins); this script trains "
+                           "and serves in AWS. Try the pipeline offline with a scikit-learn script first "
+                           "(docs/bring-your-own-model.md)"}
     hyperparameters = dict(request["HyperParameters"])
     decoded = script_mode.decode_hyperparameters(hyperparameters)
     submit = str(decoded.get(SCRIPT_SUBMIT_DIRECTORY, ""))

@@ -631,8 +631,11 @@ _module_counter = itertools.count()
 
 
 def framework_of(image: str) -> str:
-    """The framework container an image URI names: ``xgboost`` or ``sklearn``."""
-    return "xgboost" if "/sagemaker-xgboost:" in image else "sklearn"
+    """The framework container an image URI names: ``xgboost``, ``pytorch`` (not emulated: not in
+    ``CONTAINERS``) or ``sklearn``."""
+    if "/sagemaker-xgboost:" in image:
+        return "xgboost"
+    return "pytorch" if "/pytorch-training:" in image or "/pytorch-inference:" in image else "sklearn"
 
 
 class ScriptModel:

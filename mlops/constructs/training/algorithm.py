@@ -1,5 +1,5 @@
 """What trains and serves the model: the built-in XGBoost algorithm, the team's own script in
-AWS's scikit-learn framework container (script mode), or the team's own image in ECR.
+AWS's scikit-learn, XGBoost or PyTorch framework container (script mode), or the team's own image in ECR.
 
 ``algorithm()`` returns one ``Algorithm`` that every phase reads: the image training, tuning,
 the test-split predictions and the endpoints run; the metric definitions SageMaker reads from
@@ -34,7 +34,7 @@ from mlops.config import FRAMEWORK_NAMES, REPO_ROOT, PipelineConfig, ScriptConfi
 from mlops.constructs.sagemaker_jobs import read_assets
 from mlops.constructs.training.encoding import ENCODER_FRAMEWORK_VERSION, Encoder, encoder
 from mlops.constructs.workflow import JOBS_DIR
-from mlops.images import ImageMapping
+from mlops.images import ImageMapping, table_entry
 from mlops.source_bundle import sourcedir_tarball
 
 XGBOOST_REPOSITORY = "sagemaker-xgboost"
@@ -47,6 +47,8 @@ class Algorithm:
     image_uri: str
     repository: str | None  # the image's repository in SageMaker's per-region accounts (None: the team's own)
     description: str  # for state comments: what trains
+    serving_image_uri: str | None = None  # where serving takes another image than training (PyTorch's inference image)
+    serving_repository: str | None = None
     metric_definitions: list[dict[str, str]] = field(default_factory=list)
     framework_hyperparameters: dict[str, str] = field(default_factory=dict)  # added to every run's own
     environment: dict[str, str] = field(default_factory=dict)  # the serving container's
@@ -66,7 +68,7 @@ class Algorithm:
     def container(self, model_data_path: str) -> dict:
         """A container definition (CreateModel's PrimaryContainer, a model package's container)
         serving the model artifact at the state path ``model_data_path``."""
-        return {"Image": self.image_uri, "ModelDataUrl.$": model_data_path,
+        return {"Image": self.serving_image_uri or self.image_uri, "ModelDataUrl.$": model_data_path,
                 **({"Environment": dict(self.environment)} if self.environment else {})}
 
     def channels(self) -> list[dict]:
@@ -94,7 +96,8 @@ class Algorithm:
     @property
     def repositories(self) -> set[str]:
         """The images of SageMaker's per-region accounts the jobs and the serving containers pull."""
-        return {name for name in (self.repository, self.encoder and self.encoder.repository) if name}
+        return {name for name in (self.repository, self.serving_repository, self.encoder and self.encoder.repository)
+                if name}
 
     def grant_execution(self, role: iam.IRole) -> None:
         """The execution role downloads a script's code in training jobs and in the serving
@@ -134,9 +137,12 @@ def algorithm(scope: Construct, pipeline: PipelineConfig, images: ImageMapping, 
                          encoder=encoding if pipeline.dataset.categorical_features else None)
     source = s3_assets.Asset(scope, "TrainingCode", path=str(_tarball(REPO_ROOT / script.source_dir)))
     region = cdk.Stack.of(scope).region
+    serving = script_serving_image(script)
     return Algorithm(
         image_uri=images.uri(image_key),
         repository=ImageMapping.repository(script.framework, script.framework_version),
+        **({"serving_image_uri": images.uri(f"{image_key}serving"),
+            "serving_repository": ImageMapping.repository(*serving[:2], serving[4])} if serving else {}),
         description=f"{script.source_dir}/{script.entry_point} on {FRAMEWORK_NAMES[script.framework]} "
                     f"{script.framework_version}",
         metric_definitions=[{"Name": d.name, "Regex": d.regex} for d in script.metric_definitions],
@@ -154,10 +160,23 @@ def algorithm(scope: Construct, pipeline: PipelineConfig, images: ImageMapping, 
 
 def script_image(script: ScriptConfig) -> tuple[str, ...]:
     """A script's framework image, as ``ImageMapping`` looks it up: scikit-learn's CPU, Python 3
-    image, or the XGBoost image (the built-in algorithm's, which runs a script when given one)."""
+    image, the XGBoost image (the built-in algorithm's, which runs a script when given one), or
+    PyTorch's CPU training image with its version's Python."""
+    version = str(script.framework_version)
     if script.framework == "xgboost":
-        return ("xgboost", str(script.framework_version))
-    return ("sklearn", str(script.framework_version), "cpu", "py3")
+        return ("xgboost", version)
+    if script.framework == "pytorch":
+        return ("pytorch", version, "cpu", table_entry("pytorch", version)["py_versions"][-1])
+    return ("sklearn", version, "cpu", "py3")
+
+
+def script_serving_image(script: ScriptConfig) -> tuple[str, ...] | None:
+    """The image that serves a script's model where it is not the training image: PyTorch's CPU
+    inference image (``ImageMapping`` key ``<training key>serving``); None for the others."""
+    if script.framework != "pytorch":
+        return None
+    version = str(script.framework_version)
+    return ("pytorch", version, "cpu", table_entry("pytorch", version, "inference")["py_versions"][-1], "inference")
 
 
 def stage_encoder(scope: Construct, pipeline: PipelineConfig, images: ImageMapping) -> Encoder:
