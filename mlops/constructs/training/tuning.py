@@ -1,6 +1,11 @@
 """Automatic model tuning states, for a single model ("Tune hyperparameters") and for each
 candidate that tunes ("Tune <name>"): the tuning job, then a description of its best training
-job, whose model and hyperparameters stand where a training job's would (``$.training``)."""
+job, whose model and hyperparameters stand where a training job's would (``$.training``).
+
+The tuning job takes no ExperimentConfig; SageMaker "automatically creates Amazon SageMaker
+experiments, trials, and trial components for each training job that it runs"
+(CreateHyperParameterTuningJob, SageMaker API Reference), so every tuned job is in SageMaker
+Experiments, under the tuning job's own experiment rather than the run's trial."""
 
 from __future__ import annotations
 
