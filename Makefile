@@ -29,8 +29,9 @@ node_modules/.installed: package.json package-lock.json
 bootstrap: $(VENV)/.installed node_modules/.installed ## create .venv and node_modules from the pins
 
 EXAMPLE ?=
-demo: bootstrap ## run the dev training pipeline end to end offline on the sample data (no AWS account); EXAMPLE=<name> runs config/examples/<name>.yaml
-	$(PY) scripts/demo.py $(if $(EXAMPLE),--example $(EXAMPLE),--stage $(STAGE))
+INPUT ?=
+demo: bootstrap ## run the dev training pipeline end to end offline on the sample data (no AWS account); EXAMPLE=<name> runs config/examples/<name>.yaml, INPUT='<json>' is the execution input
+	$(PY) scripts/demo.py $(if $(EXAMPLE),--example $(EXAMPLE),--stage $(STAGE)) $(if $(INPUT),--input '$(INPUT)')
 
 synth: bootstrap ## synthesize every stage into cdk.out and print stacks, resources and gate results
 	$(PY) -m mlops.config all  # a bad config stops here, leaving cdk.out untouched

@@ -87,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="run config/examples/<name>.yaml (its stage is its file name) instead of a config/ stage")
     parser.add_argument("--input", default="{}", help="execution input (JSON), as in the Step Functions console")
     args = parser.parse_args(argv)
+    try:
+        run_input = json.loads(args.input)
+    except json.JSONDecodeError as error:  # before the synth: a typo costs nothing
+        parser.error(f"--input (make demo INPUT=...): not JSON: {error.msg} at character {error.pos} of {args.input!r}")
     config_dir = None
     if args.example:
         config_dir = EXAMPLES_DIR
@@ -113,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             if any(rule for rule in stage.approval_rules):
                 print("This stage waits for manual approval; the demo approves the new version when asked.\n")
             print(f"Running {stage.state_machine_arn.split(':')[-1]} offline on the bundled sample data:")
-            execution = stage.start(json.loads(args.input))
+            execution = stage.start(run_input)
             result = _progress(stage, execution)
             _report(stage, result)
     print(f"\nTotal {time.monotonic() - started:.1f} s")

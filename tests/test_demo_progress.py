@@ -88,3 +88,12 @@ def test_no_state_is_dropped_or_repeated_however_the_polls_fall(prod_run) -> Non
     for _ in range(300):
         polls = sorted(rng.sample(range(len(events)), rng.randint(1, 12))) + [len(events)]
         assert replay(polls) == expected, polls
+
+
+def test_an_input_that_is_not_json_stops_the_demo_before_it_synthesizes(capsys) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        demo.main(["--example", "churn", "--input", "{tuning: true}"])
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.endswith("--input (make demo INPUT=...): not JSON: Expecting property name enclosed in double quotes "
+                          "at character 1 of '{tuning: true}'")
