@@ -179,3 +179,153 @@ def test_input_overrides_that_do_not_fit_fail_naming_the_field(prepare_run, give
     classes = 3 if problem_type == "multiclass_classification" else None
     with pytest.raises(prepare_run.InvalidExecutionInput, match=expected.replace("(", r"\(").replace(")", r"\)")):
         prepare_run.prepare_run(prepare_run.Event.model_validate(_event(given, problem_type, classes)))
+
+
+# ---------------------------------------------------------------- offline emulation
+
+BUCKET, REGION = "artifacts", "eu-west-1"
+LL_IMAGE = f"438346466558.dkr.ecr.{REGION}.amazonaws.com/linear-learner:1"
+DATASETS = {"diabetes": "regressor", "breast_cancer": "binary_classifier", "wine": "multiclass_classifier"}
+
+
+@pytest.fixture(scope="module")
+def offline():
+    """moto with the offline patches; each bundled dataset's splits (no header, label first)."""
+    from sklearn import datasets
+
+    from tools.offline import adapter, runner
+    from tools.offline.iam import PolicyModel
+
+    hooks = adapter.Hooks(policies=PolicyModel(identity={}))
+    with runner._fake_credentials(), mock_aws(config=runner.MOTO_CONFIG), adapter.patched(hooks):  # noqa: SLF001
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        for name in DATASETS:
+            features, labels = getattr(datasets, f"load_{name}")(return_X_y=True)
+            rows = np.column_stack([labels, features])[np.random.default_rng(7).permutation(len(labels))]
+            cut = int(len(rows) * 0.7), int(len(rows) * 0.85)
+            for split, part in (("train", rows[:cut[0]]), ("validation", rows[cut[0]:cut[1]]), ("test", rows[cut[1]:])):
+                buffer = io.StringIO()
+                np.savetxt(buffer, part, delimiter=",", fmt="%.6g")
+                s3.put_object(Bucket=BUCKET, Key=f"{name}/{split}/part-00000.csv", Body=buffer.getvalue().encode())
+        yield
+
+
+def _ll_training(name: str, dataset: str, **hyperparameters: str) -> dict:
+    request = {"TrainingJobName": name, "RoleArn": "arn:aws:iam::123456789012:role/Execution",
+               "AlgorithmSpecification": {"TrainingImage": LL_IMAGE, "TrainingInputMode": "File"},
+               "HyperParameters": {"predictor_type": DATASETS[dataset], **hyperparameters},
+               "InputDataConfig": [{"ChannelName": c, "ContentType": "text/csv", "DataSource": {"S3DataSource": {
+                   "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/{dataset}/{c}/",
+                   "S3DataDistributionType": "FullyReplicated"}}} for c in ("train", "validation")],
+               "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/models"},
+               "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
+               "StoppingCondition": {"MaxRuntimeInSeconds": 600}}
+    boto3.client("sagemaker").create_training_job(**request)
+    return request
+
+
+def _split_rows(dataset: str, split: str) -> np.ndarray:
+    body = boto3.client("s3").get_object(Bucket=BUCKET, Key=f"{dataset}/{split}/part-00000.csv")["Body"].read()
+    return np.loadtxt(io.StringIO(body.decode()), delimiter=",", ndmin=2)
+
+
+@pytest.mark.parametrize(("dataset", "hyperparameters", "metric", "bounds"), [
+    ("diabetes", {}, "validation:mse", (2000, 4000)),  # about 55 points of rmse on the score's 25-346 scale
+    ("breast_cancer", {}, "validation:roc_auc_score", (0.97, 1.0)),
+    ("wine", {"num_classes": "3"}, "validation:multiclass_accuracy", (0.9, 1.0)),
+])
+def test_the_emulation_trains_the_predictor_type_and_reports_linear_learners_metrics(
+        offline, dataset: str, hyperparameters: dict, metric: str, bounds: tuple[float, float]) -> None:
+    from tools.offline import jobs
+
+    outcome = jobs.train(_ll_training(f"ll-{dataset.replace('_', '-')}", dataset, **hyperparameters))
+    problem = {"regressor": "regression", "binary_classifier": "binary_classification",
+               "multiclass_classifier": "multiclass_classification"}[DATASETS[dataset]]
+    assert set(outcome["metrics"]) == {f"validation:{m}" for m in linear_learner.metrics(problem)}
+    assert bounds[0] <= outcome["metrics"][metric] <= bounds[1]
+    with tarfile.open(fileobj=io.BytesIO(boto3.client("s3").get_object(
+            Bucket=BUCKET, Key=f"models/ll-{dataset.replace('_', '-')}/output/model.tar.gz")["Body"].read())) as tar:
+        assert tar.getnames() == ["linear-learner-emulation.json"]  # the emulation's own artifact, said so
+
+
+def test_the_emulation_is_seeded_and_follows_wd(offline) -> None:
+    from tools.offline import jobs
+
+    first, again = (jobs.train(_ll_training(f"ll-seed-{i}", "diabetes"))["metrics"] for i in (1, 2))
+    assert first == again
+    heavy = jobs.train(_ll_training("ll-heavy-wd", "diabetes", wd="1"))["metrics"]
+    assert heavy["validation:mse"] > first["validation:mse"]  # a strong L2 penalty shrinks the fit towards the mean
+
+
+def test_the_emulation_refuses_what_it_does_not_emulate(offline) -> None:
+    from tools.offline import jobs
+
+    outcome = jobs.train(_ll_training("ll-quantile", "diabetes", loss="quantile_loss"))
+    assert outcome["failure"].startswith("ClientError: the offline Linear Learner emulation trains the default loss only")
+
+
+def test_serving_answers_in_linear_learners_response_formats(offline) -> None:
+    from tools.offline import jobs
+
+    jobs.train(_ll_training("ll-serve-wine", "wine", num_classes="3"))
+    predictor = jobs.load_predictor({"Image": LL_IMAGE, "ModelDataUrl": f"s3://{BUCKET}/models/ll-serve-wine/output/"
+                                                                        "model.tar.gz"})
+    rows = _split_rows("wine", "test")[:2]
+    body = "\n".join(",".join(f"{v:.6g}" for v in row[1:]) for row in rows)
+    answer = json.loads(predictor.answer(body))  # InvokeEndpoint: JSON ({"predictions": [...]})
+    assert [set(p) for p in answer["predictions"]] == [{"score", "predicted_label"}] * 2
+    assert all(sum(p["score"]) == pytest.approx(1) and len(p["score"]) == 3 for p in answer["predictions"])
+    lines = predictor.json_records(body)  # batch transform, Accept application/jsonlines
+    assert [json.loads(line) for line in lines] == answer["predictions"]
+    with pytest.raises(ValueError, match="Linear Learner does not answer text/csv"):
+        predictor.records(body)
+
+
+def test_a_transform_of_the_test_split_is_read_by_the_evaluation(offline, tmp_path: Path) -> None:
+    from jobs.evaluation import evaluate
+    from jobs.evaluation.evaluate import flat_metrics
+    from tools.offline import jobs
+
+    jobs.train(_ll_training("ll-transform", "diabetes"))
+    model = {"Image": LL_IMAGE, "ModelDataUrl": f"s3://{BUCKET}/models/ll-transform/output/model.tar.gz"}
+    boto3.client("sagemaker").create_model(ModelName="ll-transform", PrimaryContainer=model,
+                                           ExecutionRoleArn="arn:aws:iam::123456789012:role/Execution")
+    request = {"TransformJobName": "ll-transform", "ModelName": "ll-transform", "BatchStrategy": "MultiRecord",
+               "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
+                                                                  "S3Uri": f"s3://{BUCKET}/diabetes/test/"}},
+                                  "ContentType": "text/csv", "SplitType": "Line"},
+               "TransformOutput": {"S3OutputPath": f"s3://{BUCKET}/predictions/", "Accept": "application/jsonlines",
+                                   "AssembleWith": "Line"},
+               "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
+               "DataProcessing": {"InputFilter": "$[1:]", "JoinSource": "None", "OutputFilter": "$"}}
+    assert jobs.run_transform(request) == {}
+    csv_request = {**request, "TransformOutput": {**request["TransformOutput"], "Accept": "text/csv"}}
+    assert "Linear Learner does not answer text/csv" in jobs.run_transform(csv_request)["failure"]
+    for name, key in (("test", "diabetes/test/part-00000.csv"), ("predictions", "predictions/part-00000.csv.out")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / Path(key).name).write_bytes(
+            boto3.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    metrics = flat_metrics(evaluate.main(["--problem-type", "regression", "--test-dir", str(tmp_path / "test"),
+                                          "--predictions-dir", str(tmp_path / "predictions"),
+                                          "--output-dir", str(tmp_path / "out")]))
+    assert 40 < metrics["rmse"] < 70 and metrics["r2"] > 0.3
+
+
+def test_tuning_offline_searches_linear_learners_tunable_hyperparameters(offline) -> None:
+    from tools.offline import jobs
+
+    definition = _ll_training("ll-tune-template", "diabetes")
+    for key in ("TrainingJobName", "HyperParameters"):
+        definition.pop(key)
+    outcome = jobs.run_tuning({"HyperParameterTuningJobName": "ll-tune", "HyperParameterTuningJobConfig": {
+        "Strategy": "Random", "HyperParameterTuningJobObjective": {"Type": "Minimize",
+                                                                   "MetricName": "validation:objective_loss"},
+        "ResourceLimits": {"MaxNumberOfTrainingJobs": 3, "MaxParallelTrainingJobs": 1},
+        "ParameterRanges": {"ContinuousParameterRanges": [{"Name": "wd", "MinValue": "1e-7", "MaxValue": "1",
+                                                           "ScalingType": "Logarithmic"}],
+                            "CategoricalParameterRanges": [{"Name": "use_bias", "Values": ["true", "false"]}]}},
+        "TrainingJobDefinition": {**definition, "StaticHyperParameters": {"predictor_type": "regressor"}}})
+    best = outcome["best"]
+    assert set(best["TunedHyperParameters"]) == {"wd", "use_bias"}
+    assert best["FinalHyperParameterTuningJobObjectiveMetric"]["MetricName"] == "validation:objective_loss"
