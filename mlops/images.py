@@ -77,7 +77,7 @@ class ImageMapping(Construct):
         """Add ``key`` -> ``spec``'s image to the mapping (once; later calls reuse it) and return
         its ``uri``. For an image only some workflows need (a built-in algorithm the stage picks):
         the table's regions stay those of the stage's other images, and every one of them must
-        list this image too."""
+        list this image too. ``key``: letters and digits (a CloudFormation mapping attribute)."""
         if key not in self._keys:
             uris = image_uris(spec[0], spec[1], processor=spec[2] if len(spec) > 2 else None,
                               py_version=spec[3] if len(spec) > 3 else None)

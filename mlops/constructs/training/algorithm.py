@@ -151,7 +151,7 @@ def algorithm(scope: Construct, pipeline: PipelineConfig, images: ImageMapping, 
             encoding = stage_encoder(scope, pipeline, images)
         encoder = encoding if pipeline.dataset.categorical_features else None
         if pipeline.linear_learner:
-            return Algorithm(image_uri=images.add("linear-learner", LINEAR_LEARNER_IMAGE),
+            return Algorithm(image_uri=images.add("linearlearner", LINEAR_LEARNER_IMAGE),
                              repository=ImageMapping.repository(*LINEAR_LEARNER_IMAGE),
                              description=f"Built-in Linear Learner {LINEAR_LEARNER_IMAGE[1]} "
                                          f"({pipeline.hyperparameters['predictor_type']})",
