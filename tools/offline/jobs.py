@@ -798,8 +798,11 @@ def run_transform(request: dict[str, Any], *, fault: str | None = None, **_: Any
     if fault == "fail":
         return {"failure": "ClientError: injected transform failure (offline scenario)"}
     containers = _transform_containers(request["ModelName"])
-    if any(is_script_container(container) for container in containers):
-        formats = (request["TransformInput"].get("ContentType"), request["TransformOutput"].get("Accept"))
+    # the first container reads the request's ContentType, the last answers its Accept (an encoder
+    # in front of a built-in algorithm hands it text/csv, whatever the transform asks for)
+    if is_script_container(containers[0]) or is_script_container(containers[-1]):
+        formats = (request["TransformInput"].get("ContentType") if is_script_container(containers[0]) else script_mode.CSV,
+                   request["TransformOutput"].get("Accept") if is_script_container(containers[-1]) else script_mode.CSV)
         if formats != (script_mode.CSV, script_mode.CSV):
             return {"failure": f"ClientError: offline, a script model's batch transform takes ContentType and Accept "
                                f"text/csv only (got {formats[0]!r}, {formats[1]!r})"}
