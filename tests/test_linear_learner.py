@@ -329,3 +329,15 @@ def test_tuning_offline_searches_linear_learners_tunable_hyperparameters(offline
     best = outcome["best"]
     assert set(best["TunedHyperParameters"]) == {"wd", "use_bias"}
     assert best["FinalHyperParameterTuningJobObjectiveMetric"]["MetricName"] == "validation:objective_loss"
+
+
+def test_xgboost_reports_the_containers_mse_which_linear_learner_reports_too(offline) -> None:
+    """SageMaker's XGBoost container computes ``mse`` itself (the package does not know it):
+    ``validation:mse`` is the regression metric both built-in algorithms report."""
+    from tools.offline import jobs
+
+    request = _ll_training("xgb-mse", "diabetes")
+    request["AlgorithmSpecification"]["TrainingImage"] = f"141502667606.dkr.ecr.{REGION}.amazonaws.com/sagemaker-xgboost:1.7-1"
+    request["HyperParameters"] = {"objective": "reg:squarederror", "eval_metric": "rmse,mse", "num_round": "20"}
+    metrics = jobs.train(request)["metrics"]
+    assert metrics["validation:mse"] == pytest.approx(metrics["validation:rmse"] ** 2, rel=1e-4)

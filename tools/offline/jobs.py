@@ -173,9 +173,10 @@ def train_xgboost(request: dict[str, Any], *, fault: str | None = None, **_: Any
         v_labels, v_features = _read_channel(channels["validation"])
         evals.append((xgboost.DMatrix(v_features, label=v_labels), "validation"))
     params.setdefault("nthread", 2)
+    custom = _container_metrics(params)
     history: dict[str, dict[str, list[float]]] = {}
     booster = xgboost.train(params, train, num_boost_round=int(hyperparameters.get("num_round", 10)), evals=evals,
-                            evals_result=history, verbose_eval=False)
+                            evals_result=history, verbose_eval=False, custom_metric=custom)
     with tempfile.TemporaryDirectory() as scratch:
         model_file = Path(scratch) / "xgboost-model"  # the built-in algorithm's file name, no extension
         with warnings.catch_warnings():  # xgboost notes it picks UBJSON for extension-less names
@@ -326,6 +327,27 @@ class LinearLearnerModel:
             return [{"score": float(score), "predicted_label": int(score >= 0.5)} for score in scores]
         return [{"score": [float(v) for v in row], "predicted_label": int(self.classes[int(row.argmax())])}
                 for row in scores]
+
+
+def _container_metrics(params: dict[str, Any]) -> Callable[..., tuple[str, float]] | None:
+    """The metrics SageMaker's XGBoost container computes itself, which the ``xgboost`` package
+    does not know: ``mse`` (aws/sagemaker-xgboost-container, ``metrics/custom_metrics.py``:
+    scikit-learn's mean squared error, reported as ``validation:mse``; listed in "Tune an XGBoost
+    Model"). Taken out of ``params["eval_metric"]`` and returned as ``xgboost.train``'s
+    ``custom_metric``; the package's own metrics stay."""
+    metrics = [m.strip() for m in str(params.get("eval_metric", "")).split(",") if m.strip()]
+    if "mse" not in metrics:
+        return None
+    own = [m for m in metrics if m != "mse"]
+    if own:
+        params["eval_metric"] = own
+    else:
+        params.pop("eval_metric")
+
+    def mse(predictions: np.ndarray, data: Any) -> tuple[str, float]:
+        return "mse", float(np.mean((data.get_label() - predictions) ** 2))
+
+    return mse
 
 
 def train_script(request: dict[str, Any], *, fault: str | None = None, **_: Any) -> dict[str, Any]:
