@@ -354,12 +354,56 @@ ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z]{2}(?:-gov)?-[a-z]+-\d)\.ama
                        r"([a-z0-9]+(?:[._/-][a-z0-9]+)*)(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$")
 
 
+# A command-line argument that names a file: it holds a path separator or ends in a script suffix.
+_LOOKS_LIKE_FILE = re.compile(r"/|\.(py|sh|bash|R|r|jl|js|rb|pl|jar)$")
+# argv[0] that means the interpreter running the offline runner (the project's pinned venv).
+LOCAL_PYTHON = ("python", "python3")
+
+
+class LocalCommand(_Model):
+    """How the offline runner runs the image's program without Docker (offline only, never
+    deployed: nothing of it reaches a template). Guide: docs/bring-your-own-model.md."""
+
+    command: list[str] = Field(max_length=50)
+    """The program the image runs, as an argument list, run from the repository root with `train` or `serve` appended (e.g. `[python, models/churn_container/main.py]`). `python`/`python3` first means the interpreter of the offline runner (the project's pinned venv); a path must be relative to the repository root and exist; any other first word is a program on `PATH`."""
+
+    @field_validator("command")
+    @classmethod
+    def _runnable(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("needs the program and its arguments, e.g. [python, models/churn_container/main.py] "
+                             "(got an empty list)")
+        for argument in value:
+            if not argument.strip():
+                raise ValueError(f"an argument is empty (got {value!r})")
+            if argument.startswith("-") or not _LOOKS_LIKE_FILE.search(argument) or "://" in argument:
+                continue
+            path = Path(argument)
+            if path.is_absolute() or ".." in path.parts:
+                raise ValueError(f"{argument!r}: a path must be relative to the repository root, without '..' "
+                                 "(the config is shared by everyone who runs it)")
+            if not (REPO_ROOT / path).is_file():
+                raise ValueError(f"{argument!r} is not a file of the repository")
+        return value
+
+    def argv(self, python: str) -> list[str]:
+        """The command to run: ``python`` for a leading ``python``/``python3``, the repository's
+        files as absolute paths (they then hold whichever directory the command starts in)."""
+        def resolve(index: int, word: str) -> str:
+            if index == 0 and word in LOCAL_PYTHON:
+                return python
+            is_file = not word.startswith("-") and _LOOKS_LIKE_FILE.search(word) and (REPO_ROOT / word).is_file()
+            return str(REPO_ROOT / word) if is_file else word
+
+        return [resolve(index, word) for index, word in enumerate(self.command)]
+
+
 class ContainerConfig(_Model):
     """Your own training and serving image in ECR, following SageMaker's container contract:
     run with `train`, it reads `/opt/ml/input/config/hyperparameters.json` and
     `/opt/ml/input/data/<channel>/` and writes `/opt/ml/model/`; run with `serve`, it answers
-    `GET /ping` and `POST /invocations` on port 8080. The offline runner cannot run it (no Docker)
-    and says so when a run reaches "Train model"."""
+    `GET /ping` and `POST /invocations` on port 8080. Offline (no Docker) it runs only through
+    `local.command`; without it a run stops at "Train model" saying so."""
 
     image_uri: str
     """`<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>` (or `@sha256:<digest>`), in the stage's region."""
@@ -367,6 +411,8 @@ class ContainerConfig(_Model):
     """The metrics the training log reports, for tuning objectives and the job's final metrics."""
     environment: dict[str, str] = Field(default_factory=dict, max_length=100)
     """Environment variables of the serving container."""
+    local: LocalCommand | None = None
+    """Offline only, never deployed: the command that runs the image's program on this machine (`make demo`, the offline tests), e.g. `{command: [python, models/churn_container/main.py]}`. Null: offline runs stop at "Train model" saying the image cannot run."""
 
     @field_validator("metric_definitions")
     @classmethod
@@ -410,6 +456,8 @@ class CandidateConfig(_Model):
     """Your own image (ECR) that trains and serves."""
     hyperparameters: dict[str, str] | None = None
     """The candidate's hyperparameters, as `pipeline.hyperparameters` for a single model of its kind (null: the built-in XGBoost's defaults, Linear Learner's own; none for a script or an image)."""
+    tuning: TuningConfig | None = None
+    """The candidate's own automatic model tuning, as `pipeline.tuning` for a single model of its kind (ranges of its hyperparameters, an objective it reports): when it runs (`run_by_default`, or an execution input with `"tuning": true`), the tuning job's best training job is the candidate that competes. Null: the candidate trains once."""
 
     @model_validator(mode="after")
     def _one_kind(self) -> CandidateConfig:
@@ -868,22 +916,24 @@ class PipelineConfig(_Model):
             raise ValueError("pipeline.hyperparameters: with model.candidates each candidate has its own "
                              "hyperparameters; move them into the candidates")
         if self.tuning is not None:
-            raise ValueError("pipeline.tuning: with model.candidates the candidates compete instead of a tuning job; "
-                             "remove tuning, or the candidates")
+            raise ValueError("pipeline.tuning: with model.candidates each candidate tunes on its own; move tuning "
+                             "into the candidates that should tune (pipeline.model.candidates[i].tuning)")
         base = self.model_dump(exclude={"model", "hyperparameters", "tuning"})
         resolved = []
         for index, candidate in enumerate(self.model.candidates or []):
             single: dict[str, Any] = {**base, "model": candidate.kind}
             if candidate.hyperparameters is not None or not candidate.builtin:
                 single["hyperparameters"] = candidate.hyperparameters or {}
+            if candidate.tuning is not None:  # its objective derived, its ranges checked, as a single model's
+                single["tuning"] = candidate.tuning.model_dump(exclude_unset=True)
             where = f"pipeline.model.candidates[{index}]"
             try:
                 resolved.append(Candidate(candidate.name, PipelineConfig.model_validate(single)))
             except ValidationError as error:
                 message = "; ".join(str(item["ctx"]["error"]) if item["type"] == "value_error" else item["msg"]
                                     for item in error.errors())
-                message = message.replace("pipeline.model.", f"{where}.").replace("pipeline.hyperparameters",
-                                                                                  f"{where}.hyperparameters")
+                for field in ("model.", "hyperparameters", "tuning"):
+                    message = message.replace(f"pipeline.{field}", f"{where}.{field}")
                 raise ValueError(f"{where} ({candidate.name}): {message}") from None
         metric = self.model.select_by or f"validation:{PROBLEM_DEFAULTS[self.problem_type][1]}"
         for index, candidate in enumerate(resolved):
@@ -1644,7 +1694,10 @@ def _describe(error: dict[str, Any]) -> str:
         message = f"must be one of {error['ctx']['expected']}"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         message = f"out of range: {message.lower()}"
-    if not loc or message.startswith(f"{_field_path(loc)}"):  # model-level rule: its message names the field
+    path = _field_path(loc) if loc else ""
+    if loc and loc[-1] == "tuning" and message.startswith("pipeline.tuning.") and path != "pipeline.tuning":
+        message = path + message.removeprefix("pipeline.tuning")  # a candidate's tuning: its own place named
+    if not loc or message.startswith(path):  # model-level rule: its message names the field
         return message
     suffix = "" if isinstance(given, (dict, list)) or given is None or "(got " in message else f" (got {given!r})"
     return f"{_field_path(loc)}: {message}{suffix}"

@@ -98,15 +98,18 @@ def main(argv: list[str] | None = None) -> int:
     warnings.simplefilter("ignore")
     started = time.monotonic()
 
+    from mlops.config import CONFIG_DIR, load_stage_config
     from tools.assembly import synth
-    from tools.offline.runner import OfflineStage
+    from tools.offline.runner import OfflineStage, local_containers_of
 
     with tempfile.TemporaryDirectory(prefix="demo-cdk.out-") as outdir:
         shown = f"example {args.example!r} (config/examples/{args.example}.yaml)" if args.example else f"stage {args.stage!r}"
         print(f"Synthesizing {shown} (cdk-nag on) ...", flush=True)
         synth(args.stage, Path(outdir), config_dir=config_dir)
         print(f"  done in {time.monotonic() - started:.1f} s\n")
-        with OfflineStage(Path(outdir), args.stage) as stage:
+        # an image of the team's runs here through its container.local.command (never deployed)
+        local = local_containers_of(load_stage_config(args.stage, config_dir or CONFIG_DIR))
+        with OfflineStage(Path(outdir), args.stage, local_containers=local) as stage:
             if any(rule for rule in stage.approval_rules):
                 print("This stage waits for manual approval; the demo approves the new version when asked.\n")
             print(f"Running {stage.state_machine_arn.split(':')[-1]} offline on the bundled sample data:")
@@ -176,7 +179,14 @@ def _what_trained(job_name: str) -> str:
     job = boto3.client("sagemaker").describe_training_job(TrainingJobName=job_name)
     image = job["AlgorithmSpecification"]["TrainingImage"].rsplit("/", 1)[-1]
     program = job.get("HyperParameters", {}).get("sagemaker_program")
-    return f"your script {json.loads(program)} on {image}" if program else f"built-in algorithm {image}"
+    if program:
+        return f"your script {json.loads(program)} on {image}"
+    from tools.offline import jobs
+
+    command = jobs.LOCAL_CONTAINERS.get(job["AlgorithmSpecification"]["TrainingImage"])
+    if command:  # the team's own image, run here by its container.local.command
+        return f"your image {image}, run by its local command {' '.join(Path(part).name for part in command)}"
+    return f"built-in algorithm {image}"
 
 
 def _invoke(stage, endpoint: str, test_split: str, *, problem_type: str) -> None:

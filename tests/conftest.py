@@ -3,7 +3,10 @@ jsii start-up dominates synth time, so tests read the one cloud assembly."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,8 +68,6 @@ EXAMPLES = (REGRESSION_EXAMPLE, MULTICLASS_EXAMPLE, CHURN_EXAMPLE)
 @pytest.fixture(scope="session")
 def config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """config/ plus the model-monitor stage, the pinned stage and the examples."""
-    import shutil
-
     import yaml
 
     directory = tmp_path_factory.mktemp("config")
@@ -82,22 +83,43 @@ def config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def cloud_assembly_dir(tmp_path_factory: pytest.TempPathFactory, config_dir: Path, worker_id: str) -> Path:
-    """Every stage synthesized once per test session. Under pytest-xdist the first worker to get
-    here synthesizes into the session's shared temp directory while the others wait on a file
+def cloud_assembly_dir(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config, config_dir: Path,
+                       worker_id: str) -> Path:
+    """Every stage synthesized once (cdk-nag on: any unacknowledged finding fails the synth)."""
+    configs = b"".join(path.name.encode() + path.read_bytes() for path in sorted(config_dir.glob("*.yaml")))
+    return shared_assembly(tmp_path_factory, pytestconfig, worker_id, "cdk.out",
+                           lambda outdir: synth("all", outdir, config_dir=config_dir), inputs=configs)
+
+
+def shared_assembly(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config, worker_id: str, name: str,
+                    build: Callable[[Path], object], *, inputs: bytes = b"") -> Path:
+    """A cloud assembly ``build`` synthesizes into the directory it is given, once.
+
+    Under pytest-xdist the first worker to get here synthesizes while the others wait on a file
     lock, then all read that one assembly (pytest-xdist's documented pattern for session data).
-    Tests only read it."""
-    if worker_id == "master":  # not distributed
-        outdir = tmp_path_factory.mktemp("cdk.out")
-        synth("all", outdir, config_dir=config_dir)  # cdk-nag runs here: any unacknowledged finding fails synth
-        return outdir
+    It is kept in pytest's cache (``.pytest_cache/d/<name>``) under a digest of everything the
+    synth reads: ``tools.assembly.sources_digest`` (the code, the configs, the pins, this file)
+    and ``inputs`` (what the caller derives the configs from). A session whose sources did not
+    change since the last synth reads that assembly; any edit synthesizes anew, and only the
+    newest assembly of each name is kept. Without pytest's cache (``-p no:cacheprovider``) or
+    outside a git checkout, every session synthesizes its own. Tests only read the assembly."""
     from filelock import FileLock
 
-    shared = tmp_path_factory.getbasetemp().parent  # one per session, shared by its workers
-    outdir, done = shared / "cdk.out", shared / "cdk.out.complete"
-    with FileLock(str(shared / "cdk.out.lock")):
+    from tools.assembly import sources_digest
+
+    cache = getattr(pytestconfig, "cache", None)
+    digest = sources_digest(extra=hashlib.sha256(inputs).hexdigest()) if cache is not None else None
+    if digest is not None:
+        shared = cache.mkdir(name)
+    else:
+        shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    key = digest or "session"
+    outdir, done = shared / f"{name}-{key}", shared / f"{name}-{key}.complete"
+    with FileLock(str(shared / f"{name}.lock")):
         if not done.exists():  # a worker whose synth failed leaves no marker: the next one tries and fails too
-            synth("all", outdir, config_dir=config_dir)
+            for old in shared.glob(f"{name}-*"):  # older assemblies are stale; a half-written one too
+                shutil.rmtree(old) if old.is_dir() else old.unlink()
+            build(outdir)
             done.touch()
     return outdir
 

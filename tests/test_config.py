@@ -934,6 +934,16 @@ def test_candidates_each_resolve_as_the_single_model_they_would_be(config_dir: P
     assert pipeline.select_by == ("validation:auc", "Maximize") and pipeline.encodes  # the built-in one needs the encoder
 
 
+def test_a_candidate_tunes_as_the_single_model_it_would_be(config_dir: Path) -> None:
+    """The churn example's XGBoost candidate has its own tuning: its objective follows from its
+    eval metric, as a single model's would; the script candidate trains once."""
+    _edit(config_dir, "dev", _candidates)
+    xgboost, sklearn = (c.pipeline for c in load_stage_config("dev", config_dir).pipeline.candidates)
+    assert (xgboost.tuning.objective_metric, xgboost.tuning.objective_type) == ("validation:auc", "Maximize")
+    assert [r.name for r in xgboost.tuning.ranges] == ["max_depth", "eta"] and not xgboost.tuning.run_by_default
+    assert sklearn.tuning is None
+
+
 def _candidate(index: int, **changes):
     return lambda d: d["pipeline"]["model"]["candidates"][index].update(changes)
 
@@ -962,7 +972,20 @@ def _candidate(index: int, **changes):
                  id="pipeline-hyperparameters"),
     pytest.param(lambda d: d["pipeline"].update(tuning={"max_jobs": 2, "max_parallel_jobs": 1, "ranges": [
         {"name": "eta", "type": "continuous", "min": 0.1, "max": 0.5}]}),
-        "pipeline.tuning: with model.candidates the candidates compete instead of a tuning job", id="tuning"),
+        "pipeline.tuning: with model.candidates each candidate tunes on its own; move tuning into the candidates",
+        id="tuning"),
+    pytest.param(_candidate(1, tuning={"ranges": [{"name": "alpha", "type": "continuous", "min": 0.1, "max": 1}]}),
+                 "pipeline.model.candidates[1] (sklearn): pipeline.model.candidates[1].tuning.ranges[0]: range 'alpha' "
+                 "is not a hyperparameter of the script; declared in pipeline.model.candidates[1].hyperparameters: C, max_iter",
+                 id="candidate-tuning-range"),
+    pytest.param(_candidate(0, tuning={"objective_metric": "validation:f1", "ranges": [
+        {"name": "eta", "type": "continuous", "min": 0.1, "max": 0.5}]}),
+        "pipeline.model.candidates[0] (xgboost): pipeline.model.candidates[0].tuning.objective_metric:",
+        id="candidate-tuning-objective"),
+    pytest.param(_candidate(0, tuning={"max_jobs": 1, "max_parallel_jobs": 2, "ranges": [
+        {"name": "eta", "type": "continuous", "min": 0.1, "max": 0.5}]}),
+        "pipeline.model.candidates[0].tuning.max_parallel_jobs: must be <= max_jobs (1); got 2",
+        id="candidate-tuning-limits"),
 ])
 def test_candidate_mistakes_are_refused_naming_the_field(config_dir: Path, edit, expected: str) -> None:
     _edit(config_dir, "dev", lambda d: (_candidates(d), edit(d)))

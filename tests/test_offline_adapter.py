@@ -207,6 +207,27 @@ def test_patch12_moto_glue_job_runs_carry_no_error_message(moto) -> None:
     assert "ErrorMessage" not in glue.get_job_run(JobName="split", RunId=run_id)["JobRun"]  # undone
 
 
+def test_patch13_moto_parses_every_execution_and_a_kept_tree_builds_a_fresh_program(moto) -> None:
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.backend import execution_worker
+
+    assert "AmazonStateLanguageParser.parse(" in inspect.getsource(execution_worker.ExecutionWorker)
+    definition = {"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": {"ok": True}, "End": True}}}
+    text = json.dumps(definition)
+    original = AmazonStateLanguageParser.parse
+    with adapter.patched(adapter.Hooks()):
+        first_program, tree = AmazonStateLanguageParser.parse(text)
+        again, same_tree = AmazonStateLanguageParser.parse(text)
+        assert same_tree is tree and again is not first_program  # the tree kept, the program built anew
+        assert type(again) is type(first_program)
+        for _ in range(2):  # and executions still run from it, each its own
+            described = _execute(definition)
+            assert described["status"] == "SUCCEEDED" and json.loads(described["output"]) == {"ok": True}
+        with pytest.raises(Exception, match="ASLParserException"):  # a broken definition is not kept
+            AmazonStateLanguageParser.parse('{"StartAt": ')
+    assert AmazonStateLanguageParser.parse == original
+
+
 def test_threads_inherit_the_principal() -> None:
     """moto starts a thread per execution program and per state with a timeout."""
     import threading

@@ -4,7 +4,7 @@ middle), two candidates trained in parallel (the built-in XGBoost on a one-hot e
 the train split, jobs/encode/encode.py; the team's scikit-learn script that encodes the categories
 itself, models/churn_sklearn/train.py), the best on validation:auc evaluated, registered and
 served behind an endpoint that takes a raw row, categories as text; and a candidate that fails to
-train, which does not stop the other."""
+train, which does not stop the other, tuned, competing with its tuning job's best job."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def test_churn_example_trains_two_candidates_and_serves_the_best_on_raw_rows(clo
         assert run.status == "SUCCEEDED", (run.error, run.cause)
         assert _top_level(run) == TRAINED
         assert sorted(state.name for state in run.states if state.depth == 1) == [
-            "Train sklearn", "Train xgboost", "sklearn trained", "xgboost trained"]
+            "Train sklearn", "Train xgboost", "Tune xgboost?", "sklearn trained", "xgboost trained"]
         output = run.output
         # the training matrix: the label's class index ("no" 0, "yes" 1), then the six features, text
         # categories as they are; no id, no date, no PII
@@ -103,18 +103,36 @@ def test_churn_example_trains_two_candidates_and_serves_the_best_on_raw_rows(clo
 
 
 def test_a_candidate_that_fails_to_train_leaves_the_other_to_go_on(cloud_assembly_dir: Path) -> None:
-    """The script candidate's job fails: the built-in XGBoost wins alone, and the version it
-    registers is the inference pipeline of the fitted encoder (AWS's scikit-learn image) and
-    XGBoost, which serves raw rows."""
+    """With ``"tuning": true`` the XGBoost candidate tunes (its own ``tuning``: 4 jobs over
+    max_depth and eta) while the script candidate's job fails: the tuning job's best job wins
+    alone, and the version it registers is the inference pipeline of the fitted encoder (AWS's
+    scikit-learn image) and XGBoost, which serves raw rows."""
     with OfflineStage(cloud_assembly_dir, CHURN_EXAMPLE, faults={"createTrainingJob:sklearn": ["fail"]}) as churn:
-        run = churn.run({})
+        run = churn.run({"tuning": True})
         assert run.status == "SUCCEEDED", (run.error, run.cause)
         assert _top_level(run) == TRAINED and run.state("Train sklearn").outcome == "failed"
-        selection = run.output["selection"]
+        assert sorted(state.name for state in run.states if state.depth == 1) == [
+            "Describe xgboost best job", "Train sklearn", "Tune xgboost", "Tune xgboost?", "sklearn failed",
+            "xgboost tuned"]
+        selection, candidates = run.output["selection"], run.output["run"]["candidates"]
         assert selection["winner"] == "xgboost"
-        failed = next(c for c in selection["candidates"] if c["name"] == "sklearn")
+        failed, tuned = (next(c for c in selection["candidates"] if c["name"] == name) for name in ("sklearn", "xgboost"))
         assert failed["status"] == "failed" and "injected training failure" in failed["error"]
-        assert "sklearn failed: " in selection["summary"]
+        assert selection["summary"].startswith("xgboost (tuned) won on validation:auc ") and "sklearn failed: " in \
+            selection["summary"]
+        # the tuning job, named apart from the candidate's training job, kept the candidate's other
+        # hyperparameters fixed; its best job is the candidate's, and the run's model
+        sagemaker = boto3.client("sagemaker")
+        tuning = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=tuned["tuning_job"])
+        assert tuned["tuning_job"].startswith(candidates["xgboost"]["tune"]) and len(tuned["tuning_job"]) <= 32
+        assert tuning["BestTrainingJob"]["TrainingJobName"] == tuned["job_name"] == run.output["training"]["job_name"]
+        static = candidates["xgboost"]["static_hyperparameters"]
+        assert static == {k: v for k, v in candidates["xgboost"]["hyperparameters"].items() if k not in ("max_depth", "eta")}
+        assert {"num_round": "200", "subsample": "0.8"}.items() <= static.items()
+        jobs = [j["TrainingJobName"] for j in sagemaker.list_training_jobs(MaxResults=100)["TrainingJobSummaries"]]
+        assert sum(job.startswith(tuned["tuning_job"]) for job in jobs) == 4  # max_jobs, each really trained
+        best = sagemaker.describe_training_job(TrainingJobName=tuned["job_name"])
+        assert {"max_depth", "eta", "num_round", "subsample"} <= set(best["HyperParameters"])
         (package,) = _packages(GROUP)
         containers = boto3.client("sagemaker").describe_model_package(ModelPackageName=package["ModelPackageArn"])[
             "InferenceSpecification"]["Containers"]

@@ -274,6 +274,35 @@ def test_candidates_each_get_their_job_and_hyperparameters_by_name() -> None:
     assert "candidates" not in _run()  # a single model's run has none
 
 
+TUNED = {**CANDIDATES, "tuning_available": True, "candidates": [
+    {**CANDIDATES["candidates"][0], "tuning_available": True, "tuned_hyperparameters": ["num_round"]},
+    CANDIDATES["candidates"][1]]}
+
+
+@pytest.mark.parametrize(("given", "tunes"), [({}, False), ({"tuning": True}, True), ({"tuning": False}, False)])
+def test_a_candidate_with_its_own_tuning_tunes_when_asked(given: dict, tunes: bool) -> None:
+    xgboost, sklearn = _run(given, defaults=TUNED)["candidates"].values()
+    assert xgboost["tuning"] is tunes and "tuning" not in sklearn and "tune" not in sklearn  # sklearn has no tuning
+    assert xgboost["static_hyperparameters"] == {"objective": "binary:logistic"}  # the tuner sets num_round
+    assert len(xgboost["tune"]) <= 32 - prepare.NAME_SUFFIX_RESERVE
+
+
+def test_a_candidate_tuning_by_default_tunes_unless_the_input_says_not() -> None:
+    defaults = {**TUNED, "candidates": [{**TUNED["candidates"][0], "tuning": True}, TUNED["candidates"][1]]}
+    assert _run(defaults=defaults)["candidates"]["xgboost"]["tuning"] is True
+    assert _run({"tuning": False}, defaults=defaults)["candidates"]["xgboost"]["tuning"] is False
+
+
+def test_candidate_names_stay_apart_when_truncation_would_join_them() -> None:
+    """A long stem leaves no room for the candidate's name in 32 (tuning) or 63 characters: the
+    hash tells the candidates apart."""
+    both = {**TUNED, "stem": "analytics-platform-x-experiment", "candidates": [
+        {**candidate, "tuning_available": True} for candidate in TUNED["candidates"]]}
+    xgboost, sklearn = _run(defaults=both, name="a-very-long-execution-name-" * 2)["candidates"].values()
+    assert xgboost["tune"] != sklearn["tune"] and xgboost["job"] != sklearn["job"]
+    assert xgboost["tune"][:-7] == sklearn["tune"][:-7]  # the same readable part: only the hash differs
+
+
 def test_a_candidates_run_takes_no_hyperparameters_from_the_input() -> None:
     with pytest.raises(prepare.InvalidExecutionInput, match=r"input.hyperparameters: this stage trains candidates "
                        r"\(xgboost, sklearn\), each with the hyperparameters of its pipeline.model.candidates entry"):

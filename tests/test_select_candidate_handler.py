@@ -150,6 +150,20 @@ def test_describe_training_job_errors_propagate(sagemaker) -> None:
 TRAINING = {"job_name": "r1-xgboost", "model_data": "s3://artifacts/m.tar.gz", "hyperparameters": {}}
 CONTAINERS = [{"Image": "x"}]
 GOOD = {"name": "xgboost", "training": TRAINING, "containers": CONTAINERS}
+TUNING_JOB = {"job_name": "r1-hpo", "best_training_job": "r1-xgboost",
+              "objective": {"Type": "Maximize", "MetricName": METRIC, "Value": 0.9}}
+
+
+def test_a_tuned_candidate_competes_with_its_best_job_and_says_so(sagemaker) -> None:
+    tuned = _trained(sagemaker, "xgboost", 0.91)
+    tuned["tuning_job"] = {**TUNING_JOB, "best_training_job": tuned["training"]["job_name"]}
+    result = _run(_event([tuned, _trained(sagemaker, "sklearn", 0.88)]))
+    assert result["winner"] == "xgboost" and result["summary"] == "xgboost (tuned) won on validation:auc 0.9100 (sklearn 0.8800)"
+    assert result["candidates"][0] == {"name": "xgboost", "status": "trained", "value": 0.91,
+                                       "job_name": "r1-xgboost", "tuning_job": "r1-hpo"}
+    assert "tuning_job" not in result["candidates"][1]
+    lost = _run(_event([tuned, _trained(sagemaker, "lgbm", 0.95)]))
+    assert lost["summary"] == "lgbm won on validation:auc 0.9500 (xgboost (tuned) 0.9100)"
 
 
 @pytest.mark.parametrize("event, message", [
@@ -164,6 +178,11 @@ GOOD = {"name": "xgboost", "training": TRAINING, "containers": CONTAINERS}
     (_event([{**GOOD, "training": {**TRAINING, "image": "x"}}]),
      "candidates.0.training.image: unknown key; allowed: job_name, model_data, hyperparameters"),
     (_event([{"name": "x", "error": {"Error": "E"}}]), "candidates.0.error.Cause: required but missing"),
+    (_event([{**GOOD, "tuning_job": {**TUNING_JOB, "best_training_job": "r1-other"}}]),
+     "candidates.0: tuning_job.best_training_job: 'r1-other' is not the candidate's training job 'r1-xgboost'"),
+    (_event([{**_failed("xgboost"), "tuning_job": TUNING_JOB}]), "candidates.0: tuning_job: only with training"),
+    (_event([{**GOOD, "tuning_job": {**TUNING_JOB, "name": "x"}}]),
+     "candidates.0.tuning_job.name: unknown key; allowed: job_name, best_training_job, objective"),
     (_event([GOOD], metric="auc"), "metric: String should match pattern"),
     (_event([GOOD], metric="test:auc"), "metric: String should match pattern"),
     (_event([GOOD], direction="maximize"), "direction: Input should be 'Maximize' or 'Minimize'"),

@@ -365,7 +365,8 @@ def test_candidates_train_in_parallel_branches_and_the_best_goes_on() -> None:
     parallel = states["Train candidates"]
     assert parallel["Type"] == "Parallel" and parallel["ResultPath"] == "$.candidates"
     branches = {branch["StartAt"]: branch["States"] for branch in parallel["Branches"]}
-    assert set(branches) == {"Train xgboost", "Train sklearn"}
+    assert set(branches) == {"Tune xgboost?", "Train sklearn"}  # the XGBoost candidate has its own tuning
+    branches["Train xgboost"] = branches.pop("Tune xgboost?")
     for name, uses_encoded in (("xgboost", True), ("sklearn", False)):
         train = branches[f"Train {name}"][f"Train {name}"]
         assert train["Parameters"]["HyperParameters.$"] == f"$.run.candidates.{name}.hyperparameters"
@@ -376,6 +377,26 @@ def test_candidates_train_in_parallel_branches_and_the_best_goes_on() -> None:
                           else ["$.run.s3.train", "$.run.s3.validation"])
         assert train["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": f"{name} failed"}]
         assert branches[f"Train {name}"][f"{name} failed"]["Parameters"] == {"name": name, "error.$": "$.error"}
+    # the tuned path: asked per run, its tuning job over the candidate's own request, its best job competing
+    xgboost = branches["Train xgboost"]
+    assert xgboost["Tune xgboost?"]["Choices"] == [{"Variable": "$.run.candidates.xgboost.tuning", "BooleanEquals": True,
+                                                    "Next": "Tune xgboost"}]
+    assert xgboost["Tune xgboost?"]["Default"] == "Train xgboost"
+    tune = xgboost["Tune xgboost"]["Parameters"]
+    assert "$.run.candidates.xgboost.tune" in tune["HyperParameterTuningJobName.$"]
+    job = tune["TrainingJobDefinition"]
+    assert job["StaticHyperParameters.$"] == "$.run.candidates.xgboost.static_hyperparameters"
+    assert not {"TrainingJobName.$", "HyperParameters.$", "ExperimentConfig"} & set(job)
+    assert job["AlgorithmSpecification"] == xgboost["Train xgboost"]["Parameters"]["AlgorithmSpecification"]
+    assert [c["DataSource"]["S3DataSource"]["S3Uri.$"] for c in job["InputDataConfig"]] == [
+        "$.run.s3.encoded_train", "$.run.s3.encoded_validation"]
+    assert tune["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"] == {
+        "Type": "Maximize", "MetricName": "validation:auc"}
+    for state in ("Tune xgboost", "Describe xgboost best job"):
+        assert xgboost[state]["Catch"][0]["Next"] == "xgboost failed"
+    assert xgboost["Describe xgboost best job"]["Next"] == "xgboost tuned"
+    assert xgboost["xgboost tuned"]["Parameters"]["tuning_job.$"] == "$.tuning_job"
+    assert xgboost["xgboost tuned"]["Parameters"]["containers"] == xgboost["xgboost trained"]["Parameters"]["containers"]
     trained = branches["Train xgboost"]["xgboost trained"]["Parameters"]["containers"]
     assert [c["ModelDataUrl.$"] for c in trained] == ["$.run.s3.encoder_model", "$.training.model_data"]
     assert branches["Train sklearn"]["sklearn trained"]["Parameters"]["containers"][0]["Environment"][

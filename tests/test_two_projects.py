@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import PINNED_ENVIRONMENT, REPO_ROOT, model_monitor_config
+from tests.conftest import PINNED_ENVIRONMENT, REPO_ROOT, model_monitor_config, shared_assembly
 from tools.assembly import StackTemplate
 
 PROJECTS = ("team-a", "team-b")
@@ -186,24 +186,16 @@ def _synth_two_projects(outdir: Path, config_root: Path) -> list:
 
 
 @pytest.fixture(scope="module")
-def two_projects(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> dict[str, list[StackTemplate]]:
-    """``<project>-<stage>`` -> that stage's stacks. Synthesized once per session, under
-    pytest-xdist by the first worker while the others wait (as conftest's assembly is)."""
+def two_projects(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config,
+                 worker_id: str) -> dict[str, list[StackTemplate]]:
+    """``<project>-<stage>`` -> that stage's stacks, synthesized once (conftest's ``shared_assembly``:
+    the configs are derived here, so this file is an input of the synth)."""
     from tools.assembly import read_stacks
 
     prefixes = [f"{project}-dev" for project in PROJECTS] + [f"{LONG_PROJECT}-{LONG_STAGE}"]
-    if worker_id == "master":
-        outdir = tmp_path_factory.mktemp("two-projects.out")
-        _synth_two_projects(outdir, tmp_path_factory.mktemp("two-projects-config"))
-    else:
-        from filelock import FileLock
-
-        shared = tmp_path_factory.getbasetemp().parent
-        outdir, done = shared / "two-projects.out", shared / "two-projects.complete"
-        with FileLock(str(shared / "two-projects.lock")):
-            if not done.exists():
-                _synth_two_projects(outdir, shared / "two-projects-config")
-                done.touch()
+    outdir = shared_assembly(tmp_path_factory, pytestconfig, worker_id, "two-projects.out",
+                             lambda out: _synth_two_projects(out, tmp_path_factory.mktemp("two-projects-config")),
+                             inputs=Path(__file__).read_bytes())
     stacks = read_stacks(outdir)
     return {prefix: [stack for stack in stacks if stack.stack_name.startswith(f"{prefix}-")] for prefix in prefixes}
 

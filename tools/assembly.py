@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import platform
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +17,36 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def cdk_json_context() -> dict[str, Any]:
     """The feature flags and settings the CLI would pass from cdk.json."""
     return json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+
+
+# What a synthesized assembly does not depend on: the tests (but the conftest that writes the
+# test stages' configs) and the prose.
+NOT_SYNTH_INPUTS = ("tests/", "docs/")
+SYNTH_INPUTS_ALSO = ("tests/conftest.py",)
+
+
+def sources_digest(extra: str = "") -> str | None:
+    """A digest of everything a synth of this checkout reads: the content of every file git
+    tracks or would track (working-tree content, so uncommitted edits count) but the tests and
+    the prose, the interpreter, and the CDK_/AWS_/JSII_ environment. ``None`` outside a git
+    checkout: nothing is cached then."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                                cwd=REPO_ROOT, capture_output=True, check=True).stdout.decode().split("\0")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    digest = hashlib.sha256(f"{platform.python_version()}\0{extra}\0".encode())
+    for name, value in sorted(os.environ.items()):
+        if name.startswith(("CDK_", "AWS_", "JSII_")):
+            digest.update(f"{name}={value}\0".encode())
+    for name in sorted(set(listed) - {""}):
+        if name.endswith(".md") or (name.startswith(NOT_SYNTH_INPUTS) and name not in SYNTH_INPUTS_ALSO):
+            continue
+        path = REPO_ROOT / name
+        digest.update(name.encode() + b"\0")
+        digest.update(path.read_bytes() if path.is_file() else b"<deleted>")
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
 
 
 @dataclass(frozen=True)

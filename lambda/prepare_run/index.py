@@ -101,6 +101,9 @@ class CandidateDefaults(_Strict):
 
     name: str = Field(pattern=r"^[a-z][a-z0-9]{0,11}$")  # a key of the run's candidates: $.run.candidates.<name>
     hyperparameters: dict[str, str]  # its own, checked at synth, with a script's framework hyperparameters
+    tuning: bool = False  # tunes on every run (its tuning's run_by_default)
+    tuning_available: bool = False  # has its own tuning: the input's "tuning": true turns it on
+    tuned_hyperparameters: list[str] = Field(default_factory=list)  # the names its tuning searches
 
 
 class RunDefaults(_Strict):
@@ -147,10 +150,12 @@ def _sanitize(text: str) -> str:
     return re.sub(r"-+", "-", re.sub(r"[^a-zA-Z0-9]", "-", text)).strip("-")
 
 
-def derive_name(kind: str, stem: str, execution: Execution, *, limit: int = NAME_LIMIT) -> str:
+def derive_name(kind: str, stem: str, execution: Execution, *, limit: int = NAME_LIMIT, distinct: str = "") -> str:
     """``<stem>-<kind>-<execution name>`` shortened to fit ``limit`` minus the suffix
-    reserve, ending in a hash of the execution ARN so truncation never collides."""
-    digest = hashlib.sha256(execution.id.encode()).hexdigest()[:HASH_LENGTH]
+    reserve, ending in a hash of the execution ARN so truncation never collides across runs;
+    names of one run that truncation could make equal (one per candidate) hash ``distinct`` too."""
+    digest = hashlib.sha256(f"{execution.id}\0{distinct}".encode() if distinct else execution.id.encode()
+                            ).hexdigest()[:HASH_LENGTH]
     room = limit - NAME_SUFFIX_RESERVE - HASH_LENGTH - 1
     readable = _sanitize(f"{stem}-{kind}-{execution.name}")[:room].rstrip("-")
     return f"{readable}-{digest}" if readable else digest
@@ -281,9 +286,8 @@ def prepare_run(event: Event) -> dict[str, Any]:
         "hyperparameters": hyperparameters,
         # several models in parallel: each one's training job and hyperparameters, by name (a
         # definite JSONPath, $.run.candidates.<name>.job)
-        **({"candidates": {c.name: {"job": derive_name(f"train-{c.name}", defaults.stem, execution),
-                                    "hyperparameters": c.hyperparameters} for c in defaults.candidates}}
-           if defaults.candidates else {}),
+        **({"candidates": {c.name: _candidate_run(c, defaults, execution, run_input.tuning)
+                           for c in defaults.candidates}} if defaults.candidates else {}),
         # what a tuning job keeps fixed: SageMaker rejects a static value for a tuned name
         "static_hyperparameters": {k: v for k, v in hyperparameters.items() if k not in defaults.tuned_hyperparameters},
         "tuning": defaults.tuning if run_input.tuning is None else run_input.tuning,
@@ -309,6 +313,22 @@ def prepare_run(event: Event) -> dict[str, Any]:
             "baseline": f"{artifacts}/baseline/",  # Model Monitor's suggested statistics and constraints
         },
     }
+
+
+def _candidate_run(candidate: CandidateDefaults, defaults: RunDefaults, execution: Execution,
+                   tuning: bool | None) -> dict[str, Any]:
+    """One candidate's part of the run: its training job's name and hyperparameters; with its own
+    tuning, whether it tunes (the input's ``tuning`` or its default), its tuning job's name
+    (32 characters) and what the tuning keeps fixed."""
+    run: dict[str, Any] = {"job": derive_name(f"train-{candidate.name}", defaults.stem, execution, distinct=candidate.name),
+                           "hyperparameters": candidate.hyperparameters}
+    if candidate.tuning_available:
+        run.update(tuning=candidate.tuning if tuning is None else tuning,
+                   tune=derive_name(f"hpo-{candidate.name}", defaults.tuning_stem or defaults.stem, execution,
+                                    limit=TUNING_NAME_LIMIT, distinct=candidate.name),
+                   static_hyperparameters={k: v for k, v in candidate.hyperparameters.items()
+                                           if k not in candidate.tuned_hyperparameters})
+    return run
 
 
 @lru_cache(maxsize=None)

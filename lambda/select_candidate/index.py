@@ -13,12 +13,14 @@ Event::
         {"name": "xgboost", "training": {"job_name": ..., "model_data": "s3://...", "hyperparameters": {...}},
          "containers": [{...}, ...]},    # a trained branch; containers passed through untouched
         {"name": "sklearn", "error": {"Error": ..., "Cause": ...}},   # a failed branch (the Catch output)
+        {"name": "tuned", "training": {...}, "containers": [...],     # a candidate that tuned: its best job,
+         "tuning_job": {"job_name": ..., "best_training_job": ..., "objective": {...}}},  # and its tuning job
      ],
      "metric": "validation:auc",         # ^(train|validation):[A-Za-z0-9_@.-]+$
      "direction": "Maximize" | "Minimize"}
 
-A candidate has exactly one of ``training`` (then ``containers`` too, a non-empty list) or
-``error``. Anything else is a ValueError naming the field (``candidates.N``, ``metric``, ...).
+A candidate has exactly one of ``training`` (then ``containers`` too, a non-empty list, and
+``tuning_job`` when it tuned, whose ``best_training_job`` is the training's job) or ``error``. Anything else is a ValueError naming the field (``candidates.N``, ``metric``, ...).
 
 Each trained candidate's value is read from its training job's ``FinalMetricDataList``
 (DescribeTrainingJob, SageMaker API reference: the MetricData objects, name, value and time,
@@ -32,9 +34,9 @@ Returns::
     {"winner": name, "training": <the winner's training, as given>, "containers": <as given>,
      "metric": metric, "value": <the winner's value>,
      "candidates": [{"name", "status": "trained" | "failed" | "no metric",
-                     "value" (trained), "job_name" (trained, no metric),
+                     "value" (trained), "job_name" (trained, no metric), "tuning_job" (tuned: its name),
                      "error": "<Error>: <first line of Cause, at most 300 characters>" (failed)}, ...],
-     "summary": "xgboost won on validation:auc 0.8821 (sklearn 0.8770; lightgbm failed: AlgorithmError: ...)"}
+     "summary": "xgboost (tuned) won on validation:auc 0.8821 (sklearn 0.8770; lightgbm failed: AlgorithmError: ...)"}
 
 with every candidate in the event's order. No eligible candidate raises ``NoCandidateTrained``
 (the error name Step Functions sees) with one line naming what became of each candidate.
@@ -76,11 +78,20 @@ class BranchError(BaseModel):
     Cause: str
 
 
+class TuningJob(BaseModel):
+    """A tuned candidate's tuning job (its state's result): its best job is ``training``."""
+    model_config = ConfigDict(extra="forbid")
+    job_name: str = Field(min_length=1, max_length=32)
+    best_training_job: str = Field(min_length=1, max_length=63)
+    objective: dict[str, Any]  # FinalHyperParameterTuningJobObjectiveMetric: Type, MetricName, Value
+
+
 class Candidate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^\S+$")  # one word: it is named in one-line summaries
     training: Training | None = None
     containers: Annotated[list[dict[str, Any]], Field(min_length=1)] | None = None  # with training only
+    tuning_job: TuningJob | None = None  # with training only, when the candidate tuned
     error: BranchError | None = None
 
     @model_validator(mode="after")
@@ -90,8 +101,12 @@ class Candidate(BaseModel):
                              f"{'both' if self.training is not None else 'neither'}")
         if self.training is not None and self.containers is None:
             raise ValueError("containers: required with training (a non-empty list)")
-        if self.error is not None and self.containers is not None:
-            raise ValueError("containers: only with training, not with error")
+        if self.error is not None and (self.containers is not None or self.tuning_job is not None):
+            raise ValueError(f"{'containers' if self.containers is not None else 'tuning_job'}: only with training, "
+                             "not with error")
+        if self.tuning_job is not None and self.tuning_job.best_training_job != self.training.job_name:
+            raise ValueError(f"tuning_job.best_training_job: {self.tuning_job.best_training_job!r} is not the "
+                             f"candidate's training job {self.training.job_name!r}")
         return self
 
 
@@ -120,7 +135,7 @@ def _model_at(loc: tuple) -> type[BaseModel]:
     if len(loc) == 3 and loc[0] == "candidates":
         return Candidate
     if len(loc) == 4 and loc[0] == "candidates":
-        return {"training": Training, "error": BranchError}.get(loc[2], Candidate)
+        return {"training": Training, "error": BranchError, "tuning_job": TuningJob}.get(loc[2], Candidate)
     return Event
 
 
@@ -187,12 +202,14 @@ def outcome(candidate: Candidate, metric: str) -> tuple[dict[str, Any], str]:
         line = error_line(candidate.error)
         return {"name": candidate.name, "status": "failed", "error": line}, f"{candidate.name} failed: {line}"
     job_name = candidate.training.job_name
+    tuned = {"tuning_job": candidate.tuning_job.job_name} if candidate.tuning_job else {}
     value = final_metric(job_name, metric)
     if value is None or not math.isfinite(value):
         said = f"reported no {metric}" if value is None else f"reported {metric} {value}"
-        return {"name": candidate.name, "status": "no metric", "job_name": job_name}, f"{candidate.name} {said}"
-    return ({"name": candidate.name, "status": "trained", "value": value, "job_name": job_name},
-            f"{candidate.name} {_fmt(value)}")
+        return ({"name": candidate.name, "status": "no metric", "job_name": job_name, **tuned},
+                f"{candidate.name} {said}")
+    return ({"name": candidate.name, "status": "trained", "value": value, "job_name": job_name, **tuned},
+            f"{candidate.name}{' (tuned)' if tuned else ''} {_fmt(value)}")
 
 
 def select(candidates: list[Candidate], metric: str, direction: str) -> dict[str, Any]:
@@ -216,7 +233,8 @@ def select(candidates: list[Candidate], metric: str, direction: str) -> dict[str
         raise NoCandidateTrained(f"no candidate reports {metric}: {'; '.join(reasons)}")
     winner, value = candidates[best], entries[best]["value"]
     others = [phrase for position, phrase in enumerate(phrases) if position != best]
-    summary = f"{winner.name} won on {metric} {_fmt(value)}" + (f" ({'; '.join(others)})" if others else "")
+    label = f"{winner.name} (tuned)" if winner.tuning_job else winner.name
+    summary = f"{label} won on {metric} {_fmt(value)}" + (f" ({'; '.join(others)})" if others else "")
     return {"winner": winner.name, "metric": metric, "value": value, "candidates": entries, "summary": summary}
 
 

@@ -48,6 +48,10 @@ tests/test_offline_adapter.py that fails if a moto upgrade changes what it relie
 12. Glue ``GetJobRun``: moto's ``JobRun`` has no ``ErrorMessage``, so a failed ETL run said
    nothing about why; Glue reports "an error message associated with this job run" (the
    ``JobRun`` structure, AWS Glue API). Ours adds the script's exception as Glue would.
+13. Speed only: moto parses a definition with ANTLR when the state machine is created and again
+   at every execution (and every nested one): about half a second for the training pipeline.
+   Ours keeps each definition's parse tree and builds a fresh program from it each time (moto's
+   own ``Preprocessor``), so nothing of one execution is shared with another.
 
 Patches 3 and 10 and Application Auto Scaling's permission validation also apply the service
 rules of ``tools/offline/service_rules.py``: what AWS checks, or does as the model's execution
@@ -104,6 +108,8 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
 from moto.applicationautoscaling import exceptions as autoscaling_exceptions
@@ -628,6 +634,24 @@ class NestedExecutionTask(StateTaskServiceSfn):
 _ORIGINAL: dict[str, Any] = {}
 # aws-sdk integration service names that differ from boto3's (AWS docs, "Using AWS SDK service integrations"),
 # and the capitalised prefix of their error names (Glue.CrawlerRunningException), which moto knows for two services
+# --- 13. Parse trees kept -------------------------------------------------------------------
+_PARSE_TREES: dict[str, Any] = {}  # definition -> ANTLR parse tree; across sessions: the same app's definitions
+PARSE_TREES_KEPT = 64
+
+
+def _parse(definition: str) -> tuple[Any, Any]:
+    """``AmazonStateLanguageParser.parse`` with the tree kept: a definition seen before skips
+    the lexer and parser; the program (what executes) is always built anew from the tree."""
+    tree = _PARSE_TREES.get(definition)
+    if tree is None:
+        program_, tree = _ORIGINAL["parse"](definition)  # a syntax error raises as before, nothing kept
+        if len(_PARSE_TREES) >= PARSE_TREES_KEPT:
+            _PARSE_TREES.pop(next(iter(_PARSE_TREES)))
+        _PARSE_TREES[definition] = tree
+        return program_, tree
+    return Preprocessor().visit(tree), tree
+
+
 # --- 9. Monitoring schedules ---------------------------------------------------------------
 _DEFINITIONS = {"DataQuality": "data_quality_job_definitions", "ModelQuality": "model_quality_job_definitions"}
 
@@ -697,6 +721,7 @@ def patched(hooks: Hooks) -> Iterator[Hooks]:
         retry_time=retrier_decl.time,
         factory=state_task_factory.state_task_service_for,
         glue_job_run=glue_models.FakeJobRun.as_dict,
+        parse=AmazonStateLanguageParser.parse,
     )
     original_factory = _ORIGINAL["factory"]
 
@@ -735,6 +760,7 @@ def patched(hooks: Hooks) -> Iterator[Hooks]:
     databrew_responses.DataBrewResponse.list_job_runs = _response_list_job_runs
     databrew_urls.url_paths.update(_DATABREW_RUN_PATHS)
     glue_models.FakeJobRun.as_dict = _glue_job_run
+    AmazonStateLanguageParser.parse = staticmethod(_parse)
     try:
         yield hooks
     finally:
@@ -765,4 +791,5 @@ def patched(hooks: Hooks) -> Iterator[Hooks]:
         for path in _DATABREW_RUN_PATHS:
             databrew_urls.url_paths.pop(path)
         glue_models.FakeJobRun.as_dict = _ORIGINAL["glue_job_run"]
+        AmazonStateLanguageParser.parse = staticmethod(_ORIGINAL["parse"])
         HOOKS = previous

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Iterable
 
 
@@ -33,10 +34,16 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _wildcard(pattern: str, value: str, *, case_sensitive: bool) -> bool:
-    """IAM's ``*`` (any run of characters) and ``?`` (one character); nothing else is special."""
+@lru_cache(maxsize=None)
+def _compiled(pattern: str, case_sensitive: bool) -> re.Pattern[str]:
     regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, value, 0 if case_sensitive else re.IGNORECASE) is not None
+    return re.compile(regex, 0 if case_sensitive else re.IGNORECASE)
+
+
+def _wildcard(pattern: str, value: str, *, case_sensitive: bool) -> bool:
+    """IAM's ``*`` (any run of characters) and ``?`` (one character); nothing else is special.
+    Each pattern is compiled once: every call of a run is checked against every statement."""
+    return _compiled(pattern, case_sensitive).fullmatch(value) is not None
 
 
 def action_matches(pattern: str, action: str) -> bool:

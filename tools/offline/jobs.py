@@ -20,14 +20,20 @@
     Its metrics (SageMaker's FinalMetricDataList) are the last values the request's
     MetricDefinitions find in the script's log.
 
-  Both return ``{"hyperparameters", "metrics"}`` or ``{"failure"}``. Tuning (``run_tuning``)
+  - the team's own image (``train_container``), when ``LOCAL_CONTAINERS`` has a local command for
+    it (the config's ``container.local.command``): the command runs with ``train`` appended under
+    SageMaker's container contract (``script_mode.run_container_training``), packed and measured
+    as a script is. An image without one fails, saying how to add it.
+
+  All return ``{"hyperparameters", "metrics"}`` or ``{"failure"}``. Tuning (``run_tuning``)
   trains each of its jobs through the same dispatch.
 * Serving (``load_predictor``): a model is loaded once, as its container would load it, into
   a ``Predictor`` that endpoints (``service_rules``) and batch transform (``run_transform``)
   ask for predictions: the built-in XGBoost's booster, the Linear Learner emulation (answering
   in Linear Learner's JSON or JSON Lines response format, never CSV), or a script model served by the
   scikit-learn container's handlers (``script_mode.ScriptModel``) when its container
-  Environment holds ``SAGEMAKER_PROGRAM``.
+  Environment holds ``SAGEMAKER_PROGRAM``, or the team's image's program serving over HTTP
+  (``ContainerPredictor``) when it has a local command.
 * Processing jobs run the container entry point (the repo's script, downloaded from the
   emulated S3 like SageMaker would) as a subprocess, with ``/opt/ml/processing/...``
   mapped to a temp dir; outputs are uploaded to their S3 destinations afterwards. The
@@ -44,21 +50,27 @@
 
 from __future__ import annotations
 
+import atexit
+import collections
 import contextlib
 import csv
 import hashlib
+import http.client
 import importlib.util
 import io
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
+import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 from urllib.parse import urlparse
 
 import boto3
@@ -78,6 +90,30 @@ SERVING_PROGRAM, SERVING_SUBMIT_DIRECTORY = "SAGEMAKER_PROGRAM", "SAGEMAKER_SUBM
 JSON_LINES = "application/jsonlines"
 MODEL_ROOT = "/opt/ml/model"  # where the serving container extracts model.tar.gz
 DEFAULT_MAX_RUNTIME_SECONDS = 86400  # StoppingCondition.MaxRuntimeInSeconds: SageMaker's default, one day
+
+# The team's own images that run here: image URI -> the argv that runs the image's program (the
+# stage config's ``container.local.command``, resolved by ``runner.local_containers_of``). Set for
+# an offline stage's life by ``local_containers``; an image not in it cannot run offline.
+LOCAL_CONTAINERS: dict[str, list[str]] = {}
+LOCAL_WORKDIR = Path(__file__).resolve().parent.parent.parent  # local commands run from the repository root
+LOCAL_COMMAND_FIELD = "pipeline.model.container.local.command (a candidate's: pipeline.model.candidates[i].container.local.command)"
+
+
+@contextlib.contextmanager
+def local_containers(commands: Mapping[str, Sequence[str]]) -> Iterator[None]:
+    """``commands`` (image URI -> argv) run their images' programs while the block runs; every
+    serving process started meanwhile is stopped when it ends."""
+    previous = dict(LOCAL_CONTAINERS)
+    with _SERVING_LOCK:
+        running = list(_SERVING)
+    LOCAL_CONTAINERS.clear()
+    LOCAL_CONTAINERS.update({image: list(command) for image, command in commands.items()})
+    try:
+        yield
+    finally:
+        stop_containers(keep=running)
+        LOCAL_CONTAINERS.clear()
+        LOCAL_CONTAINERS.update(previous)
 
 
 def _split(uri: str) -> tuple[str, str]:
@@ -147,12 +183,15 @@ def train(request: dict[str, Any], *, fault: str | None = None, **_: Any) -> dic
     if is_script_training(request):
         return train_script(request, fault=fault)
     image = request["AlgorithmSpecification"]["TrainingImage"]
+    if image in LOCAL_CONTAINERS:  # the team's own image, with a local command for it
+        return train_container(request, fault=fault)
     if LINEAR_LEARNER_IMAGE in image:
         return train_linear_learner(request, fault=fault)
-    if "/sagemaker-xgboost:" not in image:  # the team's own image (pipeline.model.container)
+    if "/sagemaker-xgboost:" not in image:  # the team's own image (pipeline.model.container), no local command
         return {"failure": f"ClientError: the offline runner cannot run the image {image}: offline runs train the "
-                           "built-in XGBoost and script-mode models only (an image needs Docker); run this stage's "
-                           "pipeline in AWS, or try the model offline as a script (pipeline.model.script)"}
+                           "built-in XGBoost and script-mode models only, and an image only through a local command "
+                           "(an image needs Docker): give the image's container section the command that runs its "
+                           f"program here, {LOCAL_COMMAND_FIELD}: [python, path/to/main.py] (docs/bring-your-own-model.md)"}
     return train_xgboost(request, fault=fault)
 
 
@@ -368,6 +407,47 @@ def train_script(request: dict[str, Any], *, fault: str | None = None, **_: Any)
     if not submit.startswith("s3://"):
         return {"failure": f"ClientError: {SCRIPT_SUBMIT_DIRECTORY} must be the S3 URI of a sourcedir.tar.gz, "
                            f"got {submit!r}"}
+
+    def run(root: Path, channels: dict[str, Path], definitions: list[dict[str, str]],
+            timeout: float) -> script_mode.TrainingOutcome:
+        source = root / "sourcedir.tar.gz"
+        source.write_bytes(_read_object(submit, f"download the source code {submit}"))
+        return script_mode.run_training(
+            source, str(decoded[SCRIPT_PROGRAM]), hyperparameters, channels, root / "model", root / "output-data",
+            metric_definitions=definitions, timeout_seconds=timeout, job_name=request["TrainingJobName"],
+            framework=script_mode.framework_of(request["AlgorithmSpecification"]["TrainingImage"]))
+
+    return _training_job(request, run)
+
+
+def train_container(request: dict[str, Any], *, fault: str | None = None, **_: Any) -> dict[str, Any]:
+    """A training job of the team's own image whose program runs here through its local command
+    (``LOCAL_CONTAINERS``): SageMaker downloads the channels and runs ``docker run <image> train``;
+    offline the command runs with ``train`` appended under the same contract
+    (``script_mode.run_container_training``), and the model directory is packed as for a script."""
+    if fault == "fail":
+        return {"failure": "AlgorithmError: injected training failure (offline scenario)"}
+    command = LOCAL_CONTAINERS[request["AlgorithmSpecification"]["TrainingImage"]]
+
+    def run(root: Path, channels: dict[str, Path], definitions: list[dict[str, str]],
+            timeout: float) -> script_mode.TrainingOutcome:
+        return script_mode.run_container_training(
+            command, dict(request.get("HyperParameters") or {}), channels, root / "model", root / "output-data",
+            metric_definitions=definitions, timeout_seconds=timeout, job_name=request["TrainingJobName"],
+            cwd=LOCAL_WORKDIR)
+
+    return _training_job(request, run)
+
+
+def _training_job(request: dict[str, Any],
+                  run: Callable[[Path, dict[str, Path], list[dict[str, str]], float], script_mode.TrainingOutcome],
+                  ) -> dict[str, Any]:
+    """What SageMaker does around the container of a script or an image: downloads the channels
+    to ``/opt/ml/input/data/<channel>`` (File mode) as the job's role, runs the container
+    (``run(root, channels, MetricDefinitions, MaxRuntimeInSeconds)``), scans its log with the
+    MetricDefinitions' regexes (FinalMetricDataList) and uploads ``/opt/ml/model`` as
+    ``model.tar.gz`` (and a non-empty ``/opt/ml/output/data`` as ``output.tar.gz``) under
+    ``<S3OutputPath>/<job>/output/``."""
     definitions = [{"Name": d["Name"], "Regex": d["Regex"]}
                    for d in request["AlgorithmSpecification"].get("MetricDefinitions", [])]
     timeout = float(request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", DEFAULT_MAX_RUNTIME_SECONDS))
@@ -375,12 +455,7 @@ def train_script(request: dict[str, Any], *, fault: str | None = None, **_: Any)
         root = Path(scratch)
         try:
             channels = _download_channels(request.get("InputDataConfig", []), root / "data")
-            source = root / "sourcedir.tar.gz"
-            source.write_bytes(_read_object(submit, f"download the source code {submit}"))
-            outcome = script_mode.run_training(
-                source, str(decoded[SCRIPT_PROGRAM]), hyperparameters, channels, root / "model", root / "output-data",
-                metric_definitions=definitions, timeout_seconds=timeout, job_name=request["TrainingJobName"],
-                framework=script_mode.framework_of(request["AlgorithmSpecification"]["TrainingImage"]))
+            outcome = run(root, channels, definitions, timeout)
         except LoadFailed as error:
             return {"failure": f"ClientError: {error}"}
         except (ValueError, TypeError) as error:  # what CreateTrainingJob itself would have refused
@@ -390,7 +465,7 @@ def train_script(request: dict[str, Any], *, fault: str | None = None, **_: Any)
         _put_job_output(request, "model.tar.gz", _tar_gz(root / "model"))
         if any((root / "output-data").iterdir()):
             _put_job_output(request, "output.tar.gz", _tar_gz(root / "output-data"))
-    return {"hyperparameters": hyperparameters, "metrics": outcome.metrics}
+    return {"hyperparameters": dict(request.get("HyperParameters") or {}), "metrics": outcome.metrics}
 
 
 def _download_channels(channels: list[dict[str, Any]], root: Path) -> dict[str, Path]:
@@ -717,6 +792,164 @@ class PipelinePredictor:
         return last.json_records(self._forward(body))
 
 
+_SERVING: list[ContainerPredictor] = []  # serving processes still running (stopped by stop_containers)
+_SERVING_LOCK = threading.Lock()
+_START_TIMEOUT_SECONDS = 30.0  # offline's own limit for the program to answer GET /ping with 200
+# "A customer's model containers must respond to requests within 60 seconds" (InvokeEndpoint,
+# SageMaker Runtime API Reference: https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpoint.html)
+_INVOCATION_TIMEOUT_SECONDS = 60.0
+_STDERR_LINES = 10
+
+
+class ContainerPredictor:
+    """The team's own image serving its model, its program started here by its local command with
+    ``serve`` appended, as SageMaker runs ``docker run <image> serve`` ("Custom Inference Code with
+    Hosting Services", SageMaker Developer Guide:
+    https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-inference-code.html): the
+    model extracted to a temp dir named by ``SM_MODEL_DIR`` (in the image: ``/opt/ml/model``), the
+    container's ``Environment``, and ``SAGEMAKER_BIND_TO_PORT`` set to a free port on 127.0.0.1 —
+    the variable SageMaker gives each container of an inference pipeline instead of port 8080
+    ("Run Real-time Predictions with an Inference Pipeline":
+    https://docs.aws.amazon.com/sagemaker/latest/dg/inference-pipeline-real-time.html), so every
+    model, and every container of a pipeline, serves on its own port. Ready when ``GET /ping``
+    answers 200; each request is ``POST /invocations`` with ``Content-Type`` and ``Accept``
+    text/csv; an answer that is not 2xx raises ``script_mode.HandlerError``, as a script model's
+    handler error does. The process (its own process group) stops with ``close``, at the latest
+    when the offline stage closes (``stop_containers``)."""
+
+    def __init__(self, image: str, process: subprocess.Popen[bytes], port: int,
+                 workspace: tempfile.TemporaryDirectory[str], stderr: collections.deque[str]) -> None:
+        self.image, self.process, self.port = image, process, port
+        self._workspace, self._stderr = workspace, stderr
+
+    @classmethod
+    def start(cls, image: str, command: Sequence[str], model_data: str,
+              environment: Mapping[str, str]) -> ContainerPredictor:
+        """Download and extract the model (as the current principal), start the program and wait
+        for its health check. Raises LoadFailed, as the endpoint then fails."""
+        workspace = tempfile.TemporaryDirectory(prefix="container-model-")
+        model_dir = Path(workspace.name) / "model"
+        model_dir.mkdir()
+        try:
+            archive = _read_object(model_data, f"download the model artifact {model_data}")
+            with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+                tar.extractall(model_dir, filter="data")
+        except LoadFailed:
+            workspace.cleanup()
+            raise
+        port = _free_port()
+        env = {key: value for key, value in os.environ.items() if not key.startswith("SM_")}
+        env.update(environment)
+        env.update(SM_MODEL_DIR=str(model_dir), SAGEMAKER_BIND_TO_PORT=str(port), PYTHONUNBUFFERED="1")
+        try:
+            process = subprocess.Popen([*command, "serve"], cwd=LOCAL_WORKDIR, env=env, stdin=subprocess.DEVNULL,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        except OSError as error:
+            workspace.cleanup()
+            raise LoadFailed(f"start {image} with its local command {' '.join(command)!r}",
+                             str(error.strerror or error)) from None
+        stderr: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES)
+        threading.Thread(target=_keep_tail, args=(process.stderr, stderr), daemon=True).start()
+        predictor = cls(image, process, port, workspace, stderr)
+        with _SERVING_LOCK:
+            _SERVING.append(predictor)
+        try:
+            predictor._wait_until_healthy(command)
+        except LoadFailed:
+            predictor.close()
+            raise
+        return predictor
+
+    def _wait_until_healthy(self, command: Sequence[str]) -> None:
+        what = f"start {self.image} with its local command {' '.join(command)!r}"
+        deadline = time.monotonic() + _START_TIMEOUT_SECONDS
+        while True:
+            if self.process.poll() is not None:
+                raise LoadFailed(what, f"it exited with code {self.process.returncode} before answering GET /ping"
+                                       f"{self._last_stderr()}")
+            try:
+                status, _ = self._request("GET", "/ping", timeout=1.0)
+                if status == 200:
+                    return
+            except OSError:  # not listening yet
+                pass
+            if time.monotonic() > deadline:
+                raise LoadFailed(what, f"GET /ping on port {self.port} (SAGEMAKER_BIND_TO_PORT) did not answer 200 "
+                                       f"within {_START_TIMEOUT_SECONDS:g} s{self._last_stderr()}")
+            time.sleep(0.05)
+
+    def _request(self, method: str, path: str, body: bytes | None = None, headers: Mapping[str, str] | None = None,
+                 timeout: float = _INVOCATION_TIMEOUT_SECONDS) -> tuple[int, bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            connection.request(method, path, body=body, headers=dict(headers or {}))
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
+    def _last_stderr(self) -> str:
+        lines = [line for line in list(self._stderr) if line.strip()]
+        return f"; its last stderr lines: {' | '.join(lines)}" if lines else ""
+
+    def answer(self, body: str) -> str:
+        try:
+            status, response = self._request("POST", "/invocations", body.encode("utf-8"),
+                                              {"Content-Type": script_mode.CSV, "Accept": script_mode.CSV})
+        except OSError as error:
+            raise script_mode.HandlerError(f"POST /invocations to {self.image} failed: {error}"
+                                           f"{self._last_stderr()}") from None
+        if not 200 <= status < 300:
+            text = " ".join(response.decode("utf-8", "replace").split())[:500]
+            raise script_mode.HandlerError(f"POST /invocations to {self.image} answered {status}: {text}"
+                                           f"{self._last_stderr() if status >= 500 else ''}")
+        return response.decode("utf-8")
+
+    def records(self, body: str) -> list[list[str]]:
+        return [row for row in csv.reader(io.StringIO(self.answer(body))) if row]
+
+    def close(self) -> None:
+        """Stop the program as SageMaker stops a container (SIGTERM, then SIGKILL) and drop its model."""
+        with _SERVING_LOCK:
+            if self in _SERVING:
+                _SERVING.remove(self)
+        if self.process.poll() is None:
+            script_mode._stop(self.process)  # noqa: SLF001 - the same stop as a training job's
+        self._workspace.cleanup()
+
+
+def _keep_tail(stream: Any, tail: collections.deque[str]) -> None:
+    for raw in iter(stream.readline, b""):
+        tail.append(raw.decode("utf-8", "replace").rstrip())
+    stream.close()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def stop_containers(keep: Sequence[ContainerPredictor] = ()) -> None:
+    """Stop every serving process still running but those in ``keep`` (an offline stage closing
+    stops those it started; this process exiting, all)."""
+    with _SERVING_LOCK:
+        running = [predictor for predictor in _SERVING if predictor not in keep]
+    for predictor in running:
+        predictor.close()
+
+
+atexit.register(stop_containers)  # no orphan even when a scenario never closes its stage
+
+
+def close_predictor(predictor: Predictor) -> None:
+    """Stop what a loaded model holds: the serving processes of its containers, if any."""
+    for part in getattr(predictor, "predictors", [predictor]):
+        close = getattr(part, "close", None)
+        if close is not None:
+            close()
+
+
 def model_containers(model: Mapping[str, Any], describe_package: Callable[[str], Mapping[str, Any]]) -> list[dict]:
     """A model's serving containers, in order: its ``Containers`` (an inference pipeline) or its
     ``PrimaryContainer``; a container naming a model package stands for all of the package's."""
@@ -746,6 +979,9 @@ def load_predictor(container: Mapping[str, Any]) -> Predictor:
     container does at start-up, reading S3 as the current principal. Raises LoadFailed."""
     if is_script_container(container):
         return _load_script_model(container["ModelDataUrl"], container["Environment"], container.get("Image", ""))
+    if container.get("Image") in LOCAL_CONTAINERS:
+        return ContainerPredictor.start(container["Image"], LOCAL_CONTAINERS[container["Image"]],
+                                        container["ModelDataUrl"], container.get("Environment") or {})
     if LINEAR_LEARNER_IMAGE in container.get("Image", ""):
         return LinearLearnerPredictor(_load_linear_learner(container["ModelDataUrl"]))
     return XGBoostPredictor(_load_booster(container["ModelDataUrl"]))
@@ -822,16 +1058,25 @@ def run_transform(request: dict[str, Any], *, fault: str | None = None, **_: Any
     containers = _transform_containers(request["ModelName"])
     # the first container reads the request's ContentType, the last answers its Accept (an encoder
     # in front of a built-in algorithm hands it text/csv, whatever the transform asks for)
-    if is_script_container(containers[0]) or is_script_container(containers[-1]):
-        formats = (request["TransformInput"].get("ContentType") if is_script_container(containers[0]) else script_mode.CSV,
-                   request["TransformOutput"].get("Accept") if is_script_container(containers[-1]) else script_mode.CSV)
+    first, last = (is_script_container(containers[i]) or containers[i].get("Image") in LOCAL_CONTAINERS for i in (0, -1))
+    if first or last:
+        formats = (request["TransformInput"].get("ContentType") if first else script_mode.CSV,
+                   request["TransformOutput"].get("Accept") if last else script_mode.CSV)
         if formats != (script_mode.CSV, script_mode.CSV):
-            return {"failure": f"ClientError: offline, a script model's batch transform takes ContentType and Accept "
-                               f"text/csv only (got {formats[0]!r}, {formats[1]!r})"}
+            return {"failure": f"ClientError: offline, the batch transform of a script's or an image's model takes "
+                               f"ContentType and Accept text/csv only (got {formats[0]!r}, {formats[1]!r})"}
     try:
         predictor = load_model(containers)
     except LoadFailed as error:
         return {"failure": f"ClientError: {error}"}
+    try:
+        return _transform(request, predictor)
+    finally:
+        close_predictor(predictor)  # the transform's instances go away when the job ends
+
+
+def _transform(request: dict[str, Any], predictor: Predictor) -> dict[str, Any]:
+    """Each input file through the model, its ``.out`` file written under S3OutputPath."""
     processing = request.get("DataProcessing", {})
     accept = request["TransformOutput"].get("Accept", script_mode.CSV)
     if accept not in (script_mode.CSV, JSON_LINES):

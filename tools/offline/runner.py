@@ -25,7 +25,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import botocore.client
@@ -34,6 +34,9 @@ from botocore.exceptions import ClientError
 from tools.assembly import StackTemplate, read_stacks
 from tools.offline import adapter, jobs, service_rules
 from tools.offline.iam import IAM_PREFIXES, TAGGED_CREATES, Call, PolicyModel, authorizations, tag_keys
+
+if TYPE_CHECKING:
+    from mlops.config import StageConfig
 
 REGION, ACCOUNT, PARTITION = "eu-west-1", "123456789012", "aws"
 ASSETS_BUCKET = f"cdk-hnb659fds-assets-{ACCOUNT}-{REGION}"
@@ -178,12 +181,34 @@ def _stand_in(resource: dict, logical_id: str, attribute: str, resolve, stack_na
     raise KeyError(f"no offline stand-in for {kind} {logical_id}.{attribute}")
 
 
-class OfflineStage:
-    """One stage's stacks emulated in moto. Use as a context manager; ``run()`` executes."""
+def local_containers_of(config: StageConfig, python: str | None = None) -> dict[str, list[str]]:
+    """Image URI -> the argv that runs its program here, for every image of a stage config
+    (``pipeline.model.container``, each candidate's ``container``) that has ``local.command``;
+    ``python``/``python3`` first becomes ``python`` (default: this interpreter, the pinned venv)."""
+    import sys
 
-    def __init__(self, cdk_out: Path, stage: str = "dev", *, faults: dict[str, list[str]] | None = None) -> None:
+    model = config.pipeline.model
+    containers = [model.container, *(candidate.container for candidate in model.candidates or [])]
+    return {container.image_uri: container.local.argv(python or sys.executable)
+            for container in containers if container is not None and container.local is not None}
+
+
+class OfflineStage:
+    """One stage's stacks emulated in moto. Use as a context manager; ``run()`` executes.
+
+    ``local_containers`` (image URI -> argv, ``local_containers_of(config)``) are the commands
+    that run the team's own images here (the stage config's ``container.local.command``).
+    They are given explicitly rather than read from the cloud assembly: the assembly is what
+    deploys, and a development aid that must never be deployed stays out of it (no template, no
+    side file changes when a team adds one); the callers that build an OfflineStage
+    (``scripts/demo.py``, the tests) hold the stage config anyway. Every serving process they
+    start stops when the stage closes."""
+
+    def __init__(self, cdk_out: Path, stage: str = "dev", *, faults: dict[str, list[str]] | None = None,
+                 local_containers: dict[str, list[str]] | None = None) -> None:
         self.cdk_out = Path(cdk_out)
         self.stage = stage
+        self.local_containers = dict(local_containers or {})
         self.hooks = adapter.Hooks(faults={k: list(v) for k, v in (faults or {}).items()})
         self.feature_store = jobs.FeatureStore(self.hooks.calls)
         self.hooks.jobs.update(createTrainingJob=jobs.train, createProcessingJob=jobs.run_processing,
@@ -201,6 +226,7 @@ class OfflineStage:
     def __enter__(self) -> OfflineStage:
         from moto import mock_aws
 
+        self._exit.enter_context(jobs.local_containers(self.local_containers))  # closed last: no serving process left
         self._exit.enter_context(_fake_credentials())
         self._exit.enter_context(mock_aws(config=MOTO_CONFIG))
         self._exit.enter_context(adapter.patched(self.hooks))

@@ -30,6 +30,12 @@ What is emulated, and from which source:
     only writes that file when it does not exist (``files.write_failure_file``); SageMaker
     reports its first 1024 characters as ``FailureReason`` after ``AlgorithmError:``.
 
+* A team's own image (``run_container_training``) is not run by the toolkit: its program, run
+  by the config's local command with ``train`` appended, gets the same tree (no ``code/``),
+  ``hyperparameters.json`` with the request's raw strings, no command-line options, and the
+  paths in the toolkit's ``SM_*`` variables (it cannot see ``/opt/ml``); metrics, the failure
+  file and the time limit as for a script.
+
 * Serving (``ScriptModel``), after the scikit-learn container's single-model server
   (https://github.com/aws/sagemaker-scikit-learn-container, ``serving.py``) and the transformer,
   encoders and request of https://github.com/aws/sagemaker-containers (``_transformer.py``,
@@ -209,6 +215,64 @@ def run_training(source: Path, entry_point: str, hyperparameters: dict[str, str]
     return TrainingOutcome(exit_code=exit_code, log=log, failure_reason=reason, metrics=_final_metrics(lines, patterns))
 
 
+def run_container_training(command: Sequence[str], hyperparameters: dict[str, str], channels: dict[str, Path],
+                           model_dir: Path, output_data_dir: Path, *, metric_definitions: Sequence[dict[str, str]] = (),
+                           timeout_seconds: float = 3600, job_name: str = "offline-training",
+                           cwd: Path | None = None) -> TrainingOutcome:
+    """A training job of the team's own image, its program run by a local ``command`` (the
+    config's ``container.local.command``) with ``train`` appended, as SageMaker runs
+    ``docker run <image> train`` ("How Amazon SageMaker AI Runs Your Training Image", SageMaker
+    Developer Guide: https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-dockerfile.html).
+
+    The same ``/opt/ml``-like tree as script mode (``_Layout``; no ``code/``): the request's
+    hyperparameters in ``input/config/hyperparameters.json`` as the raw strings SageMaker writes
+    (an image gets no command-line options and no JSON decoding), ``inputdataconfig.json``,
+    ``resourceconfig.json``, ``input/data/<channel>/``, ``model/``, ``output/`` ("How Amazon
+    SageMaker AI Provides Training Information":
+    https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-running-container.html).
+    The command cannot see that tree at ``/opt/ml``, so its paths are also in the variables the
+    training toolkit sets (``SM_MODEL_DIR``, ``SM_CHANNEL_<NAME>``, ``SM_CHANNELS``, ``SM_HPS``,
+    ``SM_INPUT_DIR``, ``SM_INPUT_CONFIG_DIR``, ``SM_OUTPUT_DIR``, ``SM_OUTPUT_DATA_DIR``, ...): the
+    program reads them with the ``/opt/ml/...`` paths as defaults. Metrics, the failure file and
+    MaxRuntimeInSeconds as in ``run_training``."""
+    _validate_inputs(hyperparameters, channels)
+    patterns = _metric_patterns(metric_definitions)
+    with tempfile.TemporaryDirectory(prefix="container-") as scratch:
+        layout = _Layout(Path(scratch))
+        _lay_out(layout, None, hyperparameters, channels, Path(model_dir), Path(output_data_dir))
+        env = _job_env(_container_env(layout, hyperparameters, sorted(channels), job_name), job_name)
+        try:
+            exit_code, lines, timed_out = _run([*command, "train"], cwd or layout.root, env, timeout_seconds)
+        except OSError as error:  # the program itself cannot start: the container would not either
+            reason = _reason(f"the local command {' '.join(command)!r} cannot start: {error.strerror or error}")
+            return TrainingOutcome(exit_code=127, log=reason + "\n", failure_reason=reason, metrics={})
+        log = "".join(line for _, line in lines)
+        reason = None
+        if timed_out:
+            reason = _reason(f"the training program exceeded MaxRuntimeInSeconds ({timeout_seconds:g} s)")
+        elif exit_code != 0:
+            reason = _script_failure(layout.output / "failure", lines, exit_code)
+    return TrainingOutcome(exit_code=exit_code, log=log, failure_reason=reason, metrics=_final_metrics(lines, patterns))
+
+
+def _container_env(layout: _Layout, hyperparameters: Mapping[str, str], channels: list[str],
+                   job_name: str) -> dict[str, Any]:
+    """The toolkit's variables that say where things are (``Environment.to_env_vars``), for a
+    program that is not run by the toolkit: hyperparameters as the raw strings of
+    ``hyperparameters.json``, no entry point, module or framework parameters."""
+    resources = _resource_config()
+    toolkit: dict[str, Any] = {
+        "model_dir": str(layout.model), "input_dir": str(layout.input), "input_config_dir": str(layout.config),
+        "input_data_config": _input_data_config(dict.fromkeys(channels)), "output_dir": str(layout.output),
+        "output_data_dir": str(layout.output_data), "output_intermediate_dir": str(layout.output_intermediate),
+        "channels": channels, "hps": dict(hyperparameters), "hosts": [CURRENT_HOST], "current_host": CURRENT_HOST,
+        "current_instance_type": "local", "current_instance_group": INSTANCE_GROUP, "resource_config": resources,
+        "network_interface_name": "eth0", "num_cpus": os.cpu_count() or 1, "num_gpus": 0, "job_name": job_name,
+    }
+    toolkit.update({f"channel_{name}": str(layout.data / name) for name in channels})
+    return toolkit
+
+
 def decode_hyperparameters(hyperparameters: Mapping[str, str]) -> dict[str, Any]:
     """``environment.read_hyperparameters``: each value JSON-decoded, or kept as it is when it is
     not JSON (a hyperparameter set by hand to ``lbfgs`` rather than the SDK's ``"lbfgs"``)."""
@@ -251,6 +315,13 @@ def to_env_vars(mapping: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _validate_request(entry_point: str, hyperparameters: Mapping[str, str], channels: Mapping[str, Path]) -> None:
+    """What CreateTrainingJob refuses (``_validate_inputs``), and an entry point outside the code."""
+    _validate_inputs(hyperparameters, channels)
+    if not entry_point or Path(entry_point).is_absolute() or ".." in Path(entry_point).parts:
+        raise ValueError(f"entry point {entry_point!r} must be a path relative to the source directory")
+
+
+def _validate_inputs(hyperparameters: Mapping[str, str], channels: Mapping[str, Path]) -> None:
     """What CreateTrainingJob refuses: non-string hyperparameter values, bad channel names."""
     for key, value in hyperparameters.items():
         if not isinstance(value, str):
@@ -259,8 +330,6 @@ def _validate_request(entry_point: str, hyperparameters: Mapping[str, str], chan
     for name in channels:
         if not _CHANNEL_NAME.match(name):
             raise ValueError(f"invalid channel name {name!r}: 1-64 of letters, digits, '.', '-' and '_'")
-    if not entry_point or Path(entry_point).is_absolute() or ".." in Path(entry_point).parts:
-        raise ValueError(f"entry point {entry_point!r} must be a path relative to the source directory")
 
 
 def _metric_patterns(metric_definitions: Sequence[dict[str, str]]) -> dict[str, re.Pattern[str]]:
@@ -289,10 +358,12 @@ def _final_metrics(lines: Sequence[tuple[str, str]], patterns: Mapping[str, re.P
     return metrics
 
 
-def _lay_out(layout: _Layout, source: Path, hyperparameters: Mapping[str, str], channels: Mapping[str, Path],
+def _lay_out(layout: _Layout, source: Path | None, hyperparameters: Mapping[str, str], channels: Mapping[str, Path],
              model_dir: Path, output_data_dir: Path) -> None:
-    """The tree SageMaker mounts under ``/opt/ml`` before the container starts."""
-    _extract_source(Path(source), layout.code)
+    """The tree SageMaker mounts under ``/opt/ml`` before the container starts (``code/`` only
+    for script mode: an image brings its own program)."""
+    if source is not None:
+        _extract_source(Path(source), layout.code)
     layout.config.mkdir(parents=True)
     layout.data.mkdir()
     layout.output.mkdir()
@@ -439,12 +510,19 @@ def _process_env(properties: Mapping[str, Any], decoded: Mapping[str, Any], code
                    user_args=to_cmd_args(properties["hyperparameters"]))
     toolkit.update({f"channel_{name}": path for name, path in properties["channel_input_dirs"].items()})
     toolkit.update({f"hp_{key}": value for key, value in properties["hyperparameters"].items()})
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SM_")}
-    env.update(to_env_vars(toolkit))
-    env.update(TRAINING_JOB_NAME=job_name, CURRENT_HOST=CURRENT_HOST, PYTHONUNBUFFERED="1",
-               SAGEMAKER_JOB_NAME=str(decoded.get("sagemaker_job_name", "")),
+    env = _job_env(toolkit, job_name)
+    env.update(SAGEMAKER_JOB_NAME=str(decoded.get("sagemaker_job_name", "")),
                SAGEMAKER_REGION=str(decoded.get("sagemaker_region", "")),
                PYTHONPATH=os.pathsep.join(filter(None, [str(code), os.environ.get("PYTHONPATH", "")])))
+    return env
+
+
+def _job_env(toolkit: Mapping[str, Any], job_name: str) -> dict[str, str]:
+    """This process's environment (``SM_*`` dropped), ``toolkit`` as ``SM_*`` variables and what
+    the platform sets in every training container (``TRAINING_JOB_NAME``, ``CURRENT_HOST``)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SM_")}
+    env.update(to_env_vars(toolkit))
+    env.update(TRAINING_JOB_NAME=job_name, CURRENT_HOST=CURRENT_HOST, PYTHONUNBUFFERED="1")
     return env
 
 

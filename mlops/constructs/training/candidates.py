@@ -5,7 +5,9 @@ each branch trains its candidate ("Train <name>": its image, its hyperparameters
 ``candidates.<name>``, the encoded splits for a built-in algorithm on categorical features) and ends
 with the candidate's result, "<name> trained" (the training job and the serving containers of
 its model), or, when the job fails, "<name> failed" (the error): one failing candidate never
-stops the others. "Select best candidate" (the ``select_candidate`` handler) reads each trained
+stops the others. A candidate with its own ``tuning`` first asks "Tune <name>?" (the run's
+``candidates.<name>.tuning``): "Tune <name>" runs its tuning job and "Describe <name> best job"
+makes the best job the candidate's ("<name> tuned", with the tuning job), which then competes. "Select best candidate" (the ``select_candidate`` handler) reads each trained
 job's final value of ``select_by`` (``FinalMetricDataList``) and picks the best; none trained
 fails the run ``NoCandidateTrained``. "Best candidate" puts the winner's job where a single
 model's is (``$.training``), so evaluation, the gate and registration read it as they always do;
@@ -24,9 +26,10 @@ from constructs import Construct
 
 from mlops.constructs.pipeline_function import PipelineFunction
 from mlops.constructs.resources import StageResources
-from mlops.config import PipelineConfig
+from mlops.config import PipelineConfig, TuningConfig
 from mlops.constructs.training.algorithm import Algorithm, algorithm, stage_encoder
 from mlops.constructs.training.encoding import Encoder
+from mlops.constructs.training.tuning import tuning_states
 from mlops.constructs.workflow import API_TIMEOUT, catch_all, sagemaker_job, with_suffix
 from mlops.images import ImageMapping
 from mlops.nag import acknowledge
@@ -42,6 +45,7 @@ class CandidateSet:
     metric: str  # a validation metric every candidate reports
     direction: str  # Maximize or Minimize
     encoder: Encoder | None = None  # shared by the built-in candidates on categorical features
+    tunings: tuple[TuningConfig | None, ...] = ()  # each candidate's own tuning, in the same order (none: trains once)
 
     @property
     def description(self) -> str:
@@ -76,7 +80,8 @@ def stage_algorithm(scope: Construct, pipeline: PipelineConfig, images: ImageMap
         algorithms=tuple((candidate.name, algorithm(Construct(scope, f"Candidate-{candidate.name}"), candidate.pipeline,
                                                     images, image_key=f"script{index}", encoding=shared))
                          for index, candidate in enumerate(pipeline.candidates)),
-        metric=metric, direction=direction, encoder=shared)
+        metric=metric, direction=direction, encoder=shared,
+        tunings=tuple(candidate.pipeline.tuning for candidate in pipeline.candidates))
 
 
 def select_candidate_function(scope: Construct, *, resources: StageResources) -> PipelineFunction:
@@ -93,14 +98,15 @@ def select_candidate_function(scope: Construct, *, resources: StageResources) ->
 
 
 def train_candidates(scope: Construct, *, candidates: CandidateSet, parameters: dict, select: PipelineFunction,
-                     job_seconds: int, tags: list[dict[str, str]], on_failure: sfn.IChainable) -> tuple[sfn.IChainable,
-                                                                                                      sfn.INextable]:
+                     job_seconds: int, tags: list[dict[str, str]], on_failure: sfn.IChainable,
+                     prefix: str) -> tuple[sfn.IChainable, sfn.INextable]:
     """"Train candidates" → "Select best candidate" → "Best candidate". ``parameters`` is a single
     model's training request; each branch puts its candidate's image, metrics, hyperparameters,
     job name, channels and trial component in it. Returns (first state, last state)."""
     parallel = sfn.Parallel(scope, "Train candidates", result_path="$.candidates",
                             comment=f"In parallel: {candidates.description}; a failing candidate ends its branch only")
-    for name, algorithm in candidates.algorithms:
+    tunings = candidates.tunings or (None,) * len(candidates.algorithms)
+    for (name, algorithm), tuning in zip(candidates.algorithms, tunings, strict=True):
         request = {
             **parameters,
             "TrainingJobName.$": with_suffix(f"$.run.candidates.{name}.job"),
@@ -121,7 +127,19 @@ def train_candidates(scope: Construct, *, candidates: CandidateSet, parameters: 
         trained = sfn.Pass(scope, f"{name} trained", comment="The job and the containers that would serve its model",
                            parameters={"name": name, "training.$": "$.training",
                                        "containers": algorithm.containers("$.training.model_data")})
-        parallel.branch(train.next(trained))
+        if tuning is None:
+            parallel.branch(train.next(trained))
+            continue
+        tune, best = tuning_states(
+            scope, tune_id=f"Tune {name}", describe_id=f"Describe {name} best job", tuning=tuning, request=request,
+            name_path=f"$.run.candidates.{name}.tune", static_path=f"$.run.candidates.{name}.static_hyperparameters",
+            prefix=prefix, job_seconds=job_seconds, on_failure=failed, tags=tags)
+        best.next(sfn.Pass(scope, f"{name} tuned", comment="The best job of its tuning job competes for the candidate",
+                           parameters={"name": name, "training.$": "$.training", "tuning_job.$": "$.tuning_job",
+                                       "containers": algorithm.containers("$.training.model_data")}))
+        parallel.branch(sfn.Choice(scope, f"Tune {name}?")
+                        .when(sfn.Condition.boolean_equals(f"$.run.candidates.{name}.tuning", True), tune)
+                        .otherwise(train.next(trained)))
     select_state = catch_all(tasks.LambdaInvoke(
         scope, "Select best candidate", lambda_function=select.function, task_timeout=API_TIMEOUT,
         payload=sfn.TaskInput.from_object({"candidates": sfn.JsonPath.object_at("$.candidates"),

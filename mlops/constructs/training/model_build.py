@@ -6,16 +6,15 @@ for evaluation, registry and deployment.
 
 from __future__ import annotations
 
-import aws_cdk as cdk
 from aws_cdk import aws_stepfunctions as sfn
-from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from mlops.config import TrainingConfig, TuningConfig
 from mlops.constructs.pipeline_function import PipelineFunction
 from mlops.constructs.training.algorithm import Algorithm
 from mlops.constructs.training.candidates import CandidateSet, train_candidates
-from mlops.constructs.workflow import API_TIMEOUT, catch_all, experiment_config, retry_api, sagemaker_job, with_suffix
+from mlops.constructs.training.tuning import tuning_states
+from mlops.constructs.workflow import experiment_config, sagemaker_job, with_suffix
 
 
 class ModelBuild:
@@ -66,7 +65,7 @@ class ModelBuild:
                 raise ValueError("candidates need the select_candidate handler (select=)")
             self.start: sfn.IChainable = train_candidates(
                 scope, candidates=candidates, parameters=self.parameters, select=select, job_seconds=self.job_seconds,
-                tags=tags, on_failure=on_failure)[0]
+                tags=tags, on_failure=on_failure, prefix=prefix)[0]
         else:
             self.start = self._train(algorithm, tuning)
         if encoder is not None:  # the encoded splits first
@@ -92,52 +91,7 @@ class ModelBuild:
     def _tuning(self, tuning: TuningConfig) -> sfn.IChainable:
         """Automatic model tuning; the best training job then stands where "Train model"'s
         result would (``$.training``)."""
-        definition = {key: value for key, value in self.parameters.items()
-                      if key not in ("TrainingJobName.$", "HyperParameters.$", "ExperimentConfig")}
-        definition["StaticHyperParameters.$"] = "$.run.static_hyperparameters"
-        rounds = -(-tuning.max_jobs // tuning.max_parallel_jobs)  # ceil: sequential waves of parallel jobs
-        tune = sagemaker_job(self._scope, "Tune hyperparameters", "createHyperParameterTuningJob", {
-            "HyperParameterTuningJobName.$": with_suffix("$.run.names.tune"),
-            "HyperParameterTuningJobConfig": {
-                "Strategy": "Bayesian",
-                "HyperParameterTuningJobObjective": {"Type": tuning.objective_type, "MetricName": tuning.objective_metric},
-                "ResourceLimits": {"MaxNumberOfTrainingJobs": tuning.max_jobs,
-                                   "MaxParallelTrainingJobs": tuning.max_parallel_jobs},
-                "ParameterRanges": parameter_ranges(tuning),
-                "TrainingJobEarlyStoppingType": tuning.early_stopping,
-            },
-            "TrainingJobDefinition": definition,
-        }, result_selector={
-            "job_name.$": "$.HyperParameterTuningJobName",
-            "best_training_job.$": "$.BestTrainingJob.TrainingJobName",
-            "objective.$": "$.BestTrainingJob.FinalHyperParameterTuningJobObjectiveMetric",
-        }, result_path="$.tuning_job", comment=f"{tuning.max_jobs} jobs, {tuning.objective_type} {tuning.objective_metric}",
-            timeout_seconds=rounds * self.job_seconds, on_failure=self._on_failure, tags=self._tags)
-        best = tasks.CallAwsService(
-            self._scope, "Describe best training job",
-            task_timeout=API_TIMEOUT,
-            service="sagemaker", action="describeTrainingJob",
-            parameters={"TrainingJobName.$": "$.tuning_job.best_training_job"},
-            iam_resources=[cdk.Stack.of(self._scope).format_arn(
-                service="sagemaker", resource="training-job", resource_name=f"{self._prefix}-*")],
-            iam_action="sagemaker:DescribeTrainingJob",
-            result_selector={"job_name.$": "$.TrainingJobName", "model_data.$": "$.ModelArtifacts.S3ModelArtifacts",
-                             "hyperparameters.$": "$.HyperParameters"},
-            result_path="$.training",
-            comment="The best job's model and hyperparameters flow on as the run's model",
-        )
-        catch_all(retry_api(best), self._on_failure)
-        return tune.next(best)
-
-
-def parameter_ranges(tuning: TuningConfig) -> dict[str, list]:
-    """The config's ranges in CreateHyperParameterTuningJob's ParameterRanges shape."""
-    ranges: dict[str, list] = {"ContinuousParameterRanges": [], "IntegerParameterRanges": [], "CategoricalParameterRanges": []}
-    for r in tuning.ranges:
-        if r.type == "categorical":
-            ranges["CategoricalParameterRanges"].append({"Name": r.name, "Values": list(r.values)})
-        else:
-            bounds = (str(int(r.min)), str(int(r.max))) if r.type == "integer" else (f"{r.min:g}", f"{r.max:g}")
-            key = "IntegerParameterRanges" if r.type == "integer" else "ContinuousParameterRanges"
-            ranges[key].append({"Name": r.name, "MinValue": bounds[0], "MaxValue": bounds[1], "ScalingType": r.scaling})
-    return {key: value for key, value in ranges.items() if value}
+        return tuning_states(self._scope, tune_id="Tune hyperparameters", describe_id="Describe best training job",
+                             tuning=tuning, request=self.parameters, name_path="$.run.names.tune",
+                             static_path="$.run.static_hyperparameters", prefix=self._prefix,
+                             job_seconds=self.job_seconds, on_failure=self._on_failure, tags=self._tags)[0]

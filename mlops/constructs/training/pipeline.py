@@ -124,7 +124,10 @@ class TrainingPipeline(Construct):
         if isinstance(algorithm, CandidateSet):
             return {"hyperparameters": {}, "candidates": [
                 {"name": candidate.name, "hyperparameters": {**candidate.pipeline.hyperparameters,
-                                                             **candidate_algorithm.framework_hyperparameters}}
+                                                             **candidate_algorithm.framework_hyperparameters},
+                 **({"tuning": candidate.pipeline.tuning.run_by_default, "tuning_available": True,
+                     "tuned_hyperparameters": [r.name for r in candidate.pipeline.tuning.ranges]}
+                    if candidate.pipeline.tuning else {})}
                 for candidate, (_, candidate_algorithm) in zip(pipeline.candidates, algorithm.algorithms)]}
         return {"hyperparameters": dict(pipeline.hyperparameters),
                 **({"algorithm": "script", "framework_hyperparameters": algorithm.framework_hyperparameters}
@@ -142,7 +145,8 @@ class TrainingPipeline(Construct):
             "label": pipeline.dataset.label,
             **self._algorithm_defaults(pipeline),
             "tuning": bool(pipeline.tuning and pipeline.tuning.run_by_default),
-            "tuning_available": pipeline.tuning is not None,
+            # the execution input's "tuning": true is allowed when the model, or one of the candidates, tunes
+            "tuning_available": pipeline.tuning is not None or any(c.pipeline.tuning for c in pipeline.candidates),
             "tuned_hyperparameters": [r.name for r in pipeline.tuning.ranges] if pipeline.tuning else [],
             "deployment_mode": deployment.mode,
             "deployment_modes": list(DEPLOYMENT_MODES),
