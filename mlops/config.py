@@ -875,6 +875,12 @@ class PipelineConfig(_Model):
         return self.model.builtin == "linear-learner"
 
     @property
+    def may_serve_linear_learner(self) -> bool:
+        """The served model is, or may be (a candidate that wins), Linear Learner, which answers
+        JSON only (never CSV)."""
+        return self.linear_learner or any(candidate.pipeline.linear_learner for candidate in self.candidates)
+
+    @property
     def hyperparameter_table(self) -> Any:
         """The built-in algorithm's hyperparameter table (``lambda/prepare_run/*_hyperparameters.py``)."""
         return linear_learner if self.linear_learner else xgboost
@@ -1081,7 +1087,7 @@ class DeploymentConfig(_Model):
     may pick another."""
 
     mode: Literal["realtime", "serverless", "async", "batch"] = "realtime"
-    """Default serving mode; an execution input may pick another."""
+    """Default serving mode; an execution input may pick another. Not `batch` when the model is, or a candidate is, `linear-learner`: batch transform joins each CSV input line with a CSV answer, and Linear Learner answers JSON only (the same goes for `batch_input_prefix` and an execution input's `deployment_mode`)."""
     serverless_memory_mb: Literal[1024, 2048, 3072, 4096, 5120, 6144] = 2048
     """Serverless endpoint memory."""
     serverless_max_concurrency: int = Field(default=5, ge=1, le=200)
@@ -1522,6 +1528,26 @@ class StageConfig(_Model):
             raise ValueError("monitoring.ground_truth_prefix: Model Monitor's multiclass model-quality job reads one "
                              "predicted-class column and the built-in XGBoost answers class probabilities; with "
                              "backend model-monitor leave it out for multiclass, or use backend open-source")
+        return self
+
+    @model_validator(mode="after")
+    def _batch_needs_a_csv_answer(self) -> StageConfig:
+        """Batch mode joins each CSV input line with the model's answer (``JoinSource: Input``:
+        "For CSV data, SageMaker takes each row as a JSON array and joins the transformed data
+        with the input by appending each transformed row to the end of the input ... the output
+        is a CSV file", DataProcessing, SageMaker API Reference:
+        https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DataProcessing.html), which
+        needs an answer that is a CSV row; Linear Learner answers JSON, JSON Lines or RecordIO
+        only ("Linear learner response formats",
+        https://docs.aws.amazon.com/sagemaker/latest/dg/LL-in-formats.html)."""
+        if not self.pipeline.may_serve_linear_learner:
+            return self
+        why = ("batch transform joins each CSV input line with a CSV answer and Linear Learner answers JSON only"
+               f"{' (a Linear Learner candidate may win)' if self.pipeline.candidates else ''}")
+        if self.deployment.mode == "batch":
+            raise ValueError(f"deployment.mode: {why}; allowed: realtime, serverless, async")
+        if self.deployment.batch_input_prefix:
+            raise ValueError(f"deployment.batch_input_prefix: {why}; remove it")
         return self
 
     @model_validator(mode="after")

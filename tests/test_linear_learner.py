@@ -128,6 +128,58 @@ def test_a_metric_whose_name_says_nothing_takes_aws_direction(config_dir: Path) 
     assert load_stage_config("dev", config_dir).pipeline.select_by == ("validation:dcg", "Maximize")
 
 
+def _xgboost_and_linear_learner(d: dict, eval_metric: str = "rmse,mse", select_by: str = "validation:mse") -> None:
+    """dev on diabetes with two candidates: the built-in XGBoost and Linear Learner."""
+    _as_regression(d)
+    d["pipeline"].pop("tuning")
+    d["pipeline"].pop("hyperparameters")
+    d["pipeline"]["model"] = {"candidates": [
+        {"name": "xgboost", "builtin": "xgboost", "hyperparameters": {"eval_metric": eval_metric}},
+        {"name": "linear", "builtin": "linear-learner"}], "select_by": select_by}
+
+
+def test_xgboost_and_linear_learner_compete_on_validation_mse(config_dir: Path) -> None:
+    """``mse`` is an XGBoost eval metric SageMaker's container computes ("Tune an XGBoost
+    Model" lists validation:mse): the regression metric both built-in algorithms report."""
+    _edit(config_dir, "dev", _xgboost_and_linear_learner)
+    pipeline = load_stage_config("dev", config_dir).pipeline
+    assert pipeline.select_by == ("validation:mse", "Minimize")
+    assert [c.reports for c in pipeline.candidates] == [
+        ["validation:rmse", "validation:mse"], ["validation:absolute_loss", "validation:mse", "validation:objective_loss"]]
+
+
+@pytest.mark.parametrize(("eval_metric", "select_by", "expected"), [
+    ("rmse", "validation:mse", "pipeline.model.select_by: candidate 'xgboost' does not report 'validation:mse'; it "
+                               "reports validation:rmse"),
+    ("rmse,r2", "validation:mse", "pipeline.model.candidates[0].hyperparameters.eval_metric: 'r2' is not a regression "
+                                  "metric; allowed: rmse, rmsle, mae, mape, mphe, poisson-nloglik, gamma-nloglik, "
+                                  "gamma-deviance, tweedie-nloglik, mse"),
+    ("rmse,mse", "validation:rmse", "pipeline.model.select_by: candidate 'linear' does not report 'validation:rmse'"),
+])
+def test_a_select_by_one_of_them_does_not_report_is_refused(config_dir: Path, eval_metric: str, select_by: str,
+                                                            expected: str) -> None:
+    _edit(config_dir, "dev", lambda d: _xgboost_and_linear_learner(d, eval_metric, select_by))
+    assert expected in _error(config_dir)
+
+
+@pytest.mark.parametrize(("mode", "field"), [({"mode": "batch"}, "deployment.mode"),
+                                             ({"batch_input_prefix": "batch/input/"}, "deployment.batch_input_prefix")])
+def test_batch_transform_is_refused_with_a_linear_learner_model(config_dir: Path, mode: dict, field: str) -> None:
+    """Batch mode joins each CSV input line with its prediction (JoinSource Input), which needs a
+    CSV answer; Linear Learner answers JSON only. A candidate may win, so one candidate suffices."""
+    _edit(config_dir, "dev", lambda d: (_xgboost_and_linear_learner(d), d["deployment"].update(mode)))
+    message = _error(config_dir)
+    assert f"{field}: " in message and "Linear Learner" in message and "\n" not in message
+
+
+def test_a_linear_learner_stage_does_not_offer_batch_to_an_execution_input(config_dir: Path) -> None:
+    from mlops.constructs.training.pipeline import deployment_modes
+
+    _edit(config_dir, "dev", _xgboost_and_linear_learner)
+    assert deployment_modes(load_stage_config("dev", config_dir).pipeline) == ["realtime", "serverless", "async"]
+    assert deployment_modes(load_stage_config("dev").pipeline) == ["realtime", "serverless", "async", "batch"]
+
+
 # ---------------------------------------------------------------- the table
 
 
@@ -329,6 +381,18 @@ def test_tuning_offline_searches_linear_learners_tunable_hyperparameters(offline
     best = outcome["best"]
     assert set(best["TunedHyperParameters"]) == {"wd", "use_bias"}
     assert best["FinalHyperParameterTuningJobObjectiveMetric"]["MetricName"] == "validation:objective_loss"
+
+
+@pytest.mark.parametrize(("answer", "rows", "expected"), [
+    ('{"predictions": [{"score": 51.5}, {"score": 60.25}]}', 2, [51.5, 60.25]),  # a regressor, InvokeEndpoint's JSON
+    ('{"predictions": [{"score": 0.9, "predicted_label": 1}]}', 1, [0.9]),  # binary: the positive class's probability
+    ('{"predictions": [{"score": [0.1, 0.7, 0.2], "predicted_label": 1}]}', 1, [[0.1, 0.7, 0.2]]),  # multiclass
+    ('{"score": 51.5}\n{"score": 60.25}\n', 2, [51.5, 60.25]),  # JSON Lines
+])
+def test_the_offline_client_reads_linear_learners_json_answer(answer: str, rows: int, expected: list) -> None:
+    from tools.offline.runner import parse_answer
+
+    assert parse_answer(answer, rows) == expected
 
 
 def test_xgboost_reports_the_containers_mse_which_linear_learner_reports_too(offline) -> None:
