@@ -10,7 +10,9 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk.assertions import Match, Template
 
 from mlops.constructs.monitoring.backend import ModelMonitorBackend, OpenSourceBackend
-from mlops.constructs.training.algorithm import Algorithm, algorithm
+from mlops.constructs.training.algorithm import (JSON_LINES, LINEAR_LEARNER_CONTENT_TYPES, LINEAR_LEARNER_RESPONSE_TYPES,
+                                                 Algorithm, algorithm)
+from mlops.constructs.training.candidates import CandidateSet
 from mlops.constructs.training.deployment import Deployment, check_endpoint_function
 from mlops.constructs.training.endpoint import Endpoints, autoscaling_caller_statements, rollback_alarms, scale_to_zero
 from mlops.constructs.training.evaluation import Evaluation, evaluation_script, metric_gate_function
@@ -159,6 +161,40 @@ def test_a_script_model_version_carries_its_serving_environment() -> None:
     register = definition(Template.from_stack(stack))["States"]["Register model version"]["Parameters"]
     assert register["InferenceSpecification"]["Containers"] == [
         {"Image": SCRIPT.image_uri, "ModelDataUrl.$": "$.training.model_data", "Environment": SCRIPT.environment}]
+
+
+LINEAR_LEARNER = Algorithm(
+    image_uri="123.dkr.ecr.eu-west-1.amazonaws.com/linear-learner:1", repository="linear-learner",
+    description="Built-in Linear Learner 1 (regressor)", content_types=LINEAR_LEARNER_CONTENT_TYPES,
+    response_types=LINEAR_LEARNER_RESPONSE_TYPES, transform_accept=JSON_LINES)
+
+
+def _registered_types(algorithm: Algorithm | CandidateSet) -> dict:
+    stack, resources = bare_stage()
+    config = dev_config()
+    registration = Registration(stack, resources=resources, pipeline=config.pipeline, deployment=config.deployment,
+                                algorithm=algorithm, group=f"{PREFIX}-models", approval=None, on_failure=fail_state(stack))
+    machine(stack, registration.then(sfn.Succeed(stack, "Deploy")))
+    specification = definition(Template.from_stack(stack))["States"]["Register model version"]["Parameters"][
+        "InferenceSpecification"]
+    return {key: value for key, value in specification.items() if key.startswith("Supported") and "Types" in key
+            and "Instance" not in key}
+
+
+def test_a_model_package_lists_the_types_its_algorithm_reads_and_answers_in() -> None:
+    """XGBoost: text/csv both ways; Linear Learner answers JSON, JSON Lines or RecordIO, never CSV
+    ("Linear learner response formats"); candidates serving differently: the winner's, which
+    "Winner answers in?" put at $.predict_format."""
+    assert _registered_types(XGBOOST) == {"SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]}
+    assert _registered_types(LINEAR_LEARNER) == {
+        "SupportedContentTypes": ["text/csv", "application/json", "application/x-recordio-protobuf"],
+        "SupportedResponseMIMETypes": ["application/json", "application/jsonlines", "application/x-recordio-protobuf"]}
+    both = CandidateSet(algorithms=(("xgboost", XGBOOST), ("linear", LINEAR_LEARNER)), metric="validation:mse",
+                        direction="Minimize")
+    assert _registered_types(both) == {"SupportedContentTypes.$": "$.predict_format.content_types",
+                                       "SupportedResponseMIMETypes.$": "$.predict_format.response_types"}
+    assert _registered_types(CandidateSet(algorithms=(("a", XGBOOST), ("b", SCRIPT)), metric="validation:auc",
+                                          direction="Maximize"))["SupportedResponseMIMETypes"] == ["text/csv"]
 
 
 def _deployment(*, monitored: bool = False, deployment: dict | None = None) -> tuple[Template, dict]:

@@ -34,6 +34,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
@@ -73,6 +74,13 @@ class Algorithm:
     content_types: tuple[str, ...] = (CSV,)  # what its serving container reads (the model package's)
     response_types: tuple[str, ...] = (CSV,)  # what it answers in
     transform_accept: str = CSV  # the response type a batch transform asks for: one line per record
+
+    @property
+    def package_types(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Its model package's ``SupportedContentTypes`` and ``SupportedResponseMIMETypes``: what
+        the first container reads (an encoder in front reads text/csv only) and what the
+        algorithm's container answers in."""
+        return ((CSV,) if self.encoder else self.content_types), self.response_types
 
     @property
     def script(self) -> bool:
@@ -177,6 +185,34 @@ def algorithm(scope: Construct, pipeline: PipelineConfig, images: ImageMapping, 
                      "SAGEMAKER_CONTAINER_LOG_LEVEL": "20", "SAGEMAKER_REGION": region},
         source=source,
     )
+
+
+SERVING_FORMAT = "$.predict_format"  # the winner's formats, where candidates differ ("Winner answers in?")
+Formats = tuple[str, tuple[str, ...], tuple[str, ...]]  # transform Accept, package content and response types
+
+
+def serving_formats(algorithm: Any) -> dict[Formats, list[str]]:
+    """Each distinct way the model (an ``Algorithm``) or the candidates (a ``CandidateSet``) serve:
+    the response type a transform asks for, one line per record (``transform_accept``), and the
+    model package's content and response types (``package_types``), with the names of the
+    candidates serving that way."""
+    members = getattr(algorithm, "algorithms", None) or (("", algorithm),)
+    formats: dict[Formats, list[str]] = {}
+    for name, member in members:
+        formats.setdefault((member.transform_accept, *member.package_types), []).append(name)
+    return formats
+
+
+def package_types(algorithm: Any) -> dict:
+    """CreateModelPackage's ``SupportedContentTypes`` and ``SupportedResponseMIMETypes``: the
+    serving algorithm's; with candidates that serve differently, the winner's, which "Winner
+    answers in?" put at ``SERVING_FORMAT`` before the test split was predicted."""
+    formats = serving_formats(algorithm)
+    if len(formats) == 1:
+        ((_, content_types, response_types),) = formats
+        return {"SupportedContentTypes": list(content_types), "SupportedResponseMIMETypes": list(response_types)}
+    return {"SupportedContentTypes.$": f"{SERVING_FORMAT}.content_types",
+            "SupportedResponseMIMETypes.$": f"{SERVING_FORMAT}.response_types"}
 
 
 def script_image(script: ScriptConfig) -> tuple[str, ...]:

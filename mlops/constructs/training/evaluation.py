@@ -25,7 +25,7 @@ from mlops.config import UNBOUNDED_METRICS, PipelineConfig
 from mlops.constructs.pipeline_function import PipelineFunction
 from mlops.constructs.resources import StageResources
 from mlops.constructs.sagemaker_jobs import processing_input
-from mlops.constructs.training.algorithm import Algorithm
+from mlops.constructs.training.algorithm import SERVING_FORMAT, Algorithm, Formats, serving_formats
 from mlops.constructs.training.candidates import CandidateSet
 from mlops.constructs.training.notices import outcome_notice
 from mlops.constructs.training.registration import acknowledge_packages
@@ -170,30 +170,30 @@ class Evaluation:
         """The transform's response type: the one the model answers in one line per record
         (``Algorithm.transform_accept``: CSV, or JSON Lines for Linear Learner, which never
         answers CSV). Candidates that differ: "Winner answers in?" picks it by the winner's name
-        (``$.selection.winner``) into ``$.predict_format.accept``; returns (the TransformOutput
-        key, a function chaining that choice to the transform, or None)."""
-        algorithms = algorithm.algorithms if isinstance(algorithm, CandidateSet) else (("", algorithm),)
-        by_accept: dict[str, list[str]] = {}
-        for name, member in algorithms:
-            by_accept.setdefault(member.transform_accept, []).append(name)
-        if len(by_accept) == 1:
-            return {"Accept": next(iter(by_accept))}, None
+        (``$.selection.winner``) into ``$.predict_format.accept``, with the winner's model
+        package content and response types beside it (``package_types``, read at registration);
+        returns (the TransformOutput key, a function chaining that choice to the transform, or None)."""
+        by_format = serving_formats(algorithm)
+        if len(by_format) == 1:
+            return {"Accept": next(iter(by_format))[0]}, None
 
         def choose(transform: sfn.IChainable) -> sfn.Choice:
             choice = sfn.Choice(self._scope, "Winner answers in?", comment="The response type the winner's container "
                                                                           "answers a transform in, one line per record")
-            (*others, last) = sorted(by_accept.items())
-            for accept, names in others:
+            (*others, last) = sorted(by_format.items())
+            for formats, names in others:
                 condition = sfn.Condition.or_(*(sfn.Condition.string_equals("$.selection.winner", n) for n in names)) \
                     if len(names) > 1 else sfn.Condition.string_equals("$.selection.winner", names[0])
-                choice.when(condition, self._format(accept, names).next(transform))
+                choice.when(condition, self._format(formats, names).next(transform))
             return choice.otherwise(self._format(*last).next(transform))
 
-        return {"Accept.$": "$.predict_format.accept"}, choose
+        return {"Accept.$": f"{SERVING_FORMAT}.accept"}, choose
 
-    def _format(self, accept: str, names: list[str]) -> sfn.Pass:
-        return sfn.Pass(self._scope, f"Ask {'/'.join(names)} for {accept.split('/')[-1]}", result_path="$.predict_format",
-                        result=sfn.Result.from_object({"accept": accept}))
+    def _format(self, formats: Formats, names: list[str]) -> sfn.Pass:
+        accept, content_types, response_types = formats
+        return sfn.Pass(self._scope, f"Ask {'/'.join(names)} for {accept.split('/')[-1]}", result_path=SERVING_FORMAT,
+                        result=sfn.Result.from_object({"accept": accept, "content_types": list(content_types),
+                                                       "response_types": list(response_types)}))
 
     def _delete_candidate(self, name: str, model_arn: str, comment: str) -> tasks.CallAwsService:
         return tasks.CallAwsService(
