@@ -197,6 +197,35 @@ def test_a_model_package_lists_the_types_its_algorithm_reads_and_answers_in() ->
                                           direction="Maximize"))["SupportedResponseMIMETypes"] == ["text/csv"]
 
 
+def _predict_test_split(algorithm: Algorithm | CandidateSet) -> dict:
+    stack, resources = bare_stage()
+    config = dev_config()
+    evaluation = Evaluation(stack, resources=resources, pipeline=config.pipeline, script=evaluation_script(stack),
+                            image_uri=IMAGE, algorithm=algorithm, role_arn="arn:role",
+                            gate=metric_gate_function(stack, resources=resources, group=f"{PREFIX}-models"),
+                            group=f"{PREFIX}-models", on_failure=fail_state(stack))
+    machine(stack, evaluation.passed(sfn.Succeed(stack, "Registered")))
+    return definition(Template.from_stack(stack))["States"]
+
+
+def test_the_test_split_is_predicted_in_the_response_type_the_winner_answers_a_line_per_record_in() -> None:
+    """Linear Learner alone: JSON Lines, no choice; with XGBoost as the other candidate, "Winner
+    answers in?" sets the Accept and the package's types by the winner's name."""
+    single = _predict_test_split(LINEAR_LEARNER)
+    assert single["Predict test split"]["Parameters"]["TransformOutput"]["Accept"] == "application/jsonlines"
+    assert "Winner answers in?" not in single
+    states = _predict_test_split(CandidateSet(algorithms=(("xgboost", XGBOOST), ("linear", LINEAR_LEARNER)),
+                                              metric="validation:mse", direction="Minimize"))
+    assert states["Predict test split"]["Parameters"]["TransformOutput"]["Accept.$"] == "$.predict_format.accept"
+    choice = states["Winner answers in?"]
+    (when,) = choice["Choices"]
+    assert when["Variable"] == "$.selection.winner" and states[when["Next"]]["Result"] == {
+        "accept": "application/jsonlines", "content_types": list(LINEAR_LEARNER_CONTENT_TYPES),
+        "response_types": list(LINEAR_LEARNER_RESPONSE_TYPES)}
+    assert when["StringEquals"] == "linear" and states[choice["Default"]]["Result"] == {
+        "accept": "text/csv", "content_types": ["text/csv"], "response_types": ["text/csv"]}
+
+
 def _deployment(*, monitored: bool = False, deployment: dict | None = None) -> tuple[Template, dict]:
     stack, resources = bare_stage()
     config = dev_config()
