@@ -36,7 +36,7 @@ from pydantic import (
 
 from mlops import rollout, schedules
 from mlops.data_rules import QualityRules, RecipeSteps, as_text
-from mlops.hyperparameters import xgboost
+from mlops.hyperparameters import linear_learner, xgboost
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "sample"
@@ -192,7 +192,7 @@ class ParameterRange(_Model):
     """One hyperparameter range searched by tuning."""
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,255}$")
-    """A hyperparameter of the algorithm (of the built-in XGBoost, or one the training script declares in `pipeline.hyperparameters`)."""
+    """A hyperparameter of the algorithm (of the built-in XGBoost, one of Linear Learner's tunable `wd`, `l1`, `learning_rate`, `mini_batch_size`, `use_bias`, `positive_example_weight_mult`, or one the training script declares in `pipeline.hyperparameters`)."""
     type: Literal["continuous", "integer", "categorical"]
     """How the tuner searches it."""
     min: float | None = None
@@ -217,12 +217,22 @@ class ParameterRange(_Model):
     def fits_xgboost(self) -> None:
         """The range names one of the algorithm's hyperparameters, of a type the tuner can
         search it with, within its valid values (SageMaker's XGBoost hyperparameter table)."""
-        spec = xgboost.SPECS.get(self.name)
+        self.fits_builtin(xgboost)
+
+    def fits_builtin(self, table: Any) -> None:
+        """``fits_xgboost`` for the built-in algorithm whose hyperparameter table is ``table``;
+        Linear Learner's tuner searches only the hyperparameters "Tune a linear learner model"
+        lists as tunable (``table.TUNABLE``)."""
+        spec = table.SPECS.get(self.name)
         if spec is None:
             try:
-                xgboost.canonical(self.name, "")
+                table.canonical(self.name, "")
             except ValueError as error:  # names the closest known hyperparameter
                 raise ValueError(f"range {self.name!r}: {error}") from None
+        tunable = getattr(table, "TUNABLE", None)
+        if tunable is not None and self.name not in tunable:
+            raise ValueError(f"range {self.name!r}: Linear Learner's tuner cannot search {self.name}; allowed: "
+                             f"{', '.join(sorted(tunable))}")
         if spec.kind == "text":
             raise ValueError(f"range {self.name!r}: the tuner cannot search a free-text hyperparameter")
         kinds = {"int": ("integer", "categorical"), "float": ("continuous", "categorical"), "choice": ("categorical",)}
@@ -231,7 +241,7 @@ class ParameterRange(_Model):
                              f"{', '.join(kinds[spec.kind])}")
         for value in self.values or [self.min, self.max]:
             try:
-                xgboost.canonical(self.name, value)
+                table.canonical(self.name, value)
             except ValueError as error:
                 raise ValueError(f"range {self.name!r}: {error}") from None
 
@@ -243,7 +253,7 @@ class TuningConfig(_Model):
     run_by_default: bool = False
     """Tune on every run; otherwise only when the execution input says `"tuning": true`."""
     objective_metric: str | None = Field(default=None, pattern=r"^(train|validation):[A-Za-z0-9_@.-]+$")
-    """A metric the algorithm emits, e.g. `validation:auc`; null: `validation:<the first eval_metric>` (`validation:auc` for classification, `validation:rmse` for regression unless `eval_metric` says otherwise)."""
+    """A metric the algorithm emits, e.g. `validation:auc`; null: `validation:<the first eval_metric>` for XGBoost (`validation:auc` for classification, `validation:rmse` for regression unless `eval_metric` says otherwise), `validation:objective_loss` for Linear Learner."""
     objective_type: Literal["Maximize", "Minimize"] | None = None
     """Whether the tuner maximizes or minimizes the objective; null: the objective metric's direction (`Maximize` for auc, `Minimize` for errors such as rmse)."""
     max_jobs: int = Field(default=6, ge=1, le=500)
@@ -442,14 +452,14 @@ class CandidateConfig(_Model):
 
     name: str = Field(pattern=r"^[a-z][a-z0-9]{0,11}$")
     """Names the candidate in the run's output (`run.candidates.<name>`), its training job and its Experiments trial component: a lower-case letter, then lower-case letters and digits, at most 12 characters."""
-    builtin: Literal["xgboost"] | None = None
-    """A SageMaker built-in algorithm: `xgboost`."""
+    builtin: Literal["xgboost", "linear-learner"] | None = None
+    """A SageMaker built-in algorithm: `xgboost` or `linear-learner`."""
     script: ScriptConfig | None = None
     """Your own training script in a framework container."""
     container: ContainerConfig | None = None
     """Your own image (ECR) that trains and serves."""
     hyperparameters: dict[str, str] | None = None
-    """The candidate's hyperparameters, as `pipeline.hyperparameters` for a single model of its kind (null: the built-in XGBoost's defaults; none for a script or an image)."""
+    """The candidate's hyperparameters, as `pipeline.hyperparameters` for a single model of its kind (null: the built-in XGBoost's defaults, Linear Learner's own; none for a script or an image)."""
     tuning: TuningConfig | None = None
     """The candidate's own automatic model tuning, as `pipeline.tuning` for a single model of its kind (ranges of its hyperparameters, an objective it reports): when it runs (`run_by_default`, or an execution input with `"tuning": true`), the tuning job's best training job is the candidate that competes. Null: the candidate trains once."""
 
@@ -472,8 +482,8 @@ class ModelConfig(_Model):
     your own container image; or several of them as candidates trained in parallel, the best on
     the validation split going on."""
 
-    builtin: Literal["xgboost"] | None = None
-    """A SageMaker built-in algorithm: `xgboost`, also when none is set (its image version: `pipeline.xgboost_version`)."""
+    builtin: Literal["xgboost", "linear-learner"] | None = None
+    """A SageMaker built-in algorithm: `xgboost`, also when none is set (its image version: `pipeline.xgboost_version`), or `linear-learner` (SageMaker's Linear Learner, image version 1: a linear model for binary, multiclass or regression, its `predictor_type` following from the dataset)."""
     script: ScriptConfig | None = None
     """Your own training script in a framework container."""
     container: ContainerConfig | None = None
@@ -481,7 +491,7 @@ class ModelConfig(_Model):
     candidates: list[CandidateConfig] | None = Field(default=None, min_length=2, max_length=5)
     """Several models trained in parallel (each `name` with one of `builtin`, `script`, `container` and its `hyperparameters`); the one with the best `select_by` on the validation split is evaluated, gated, registered and deployed. A candidate that fails to train does not stop the others."""
     select_by: str | None = Field(default=None, pattern=r"^validation:[A-Za-z0-9_@.-]{1,200}$")
-    """The validation metric that picks the best candidate; every candidate must report it (the built-in XGBoost: `validation:<eval_metric>`; a script or an image: one of its `metric_definitions`); null: the problem type's (`validation:auc`, `validation:mlogloss`, `validation:rmse`). Higher or lower is better as its name says."""
+    """The validation metric that picks the best candidate; every candidate must report it (the built-in XGBoost: `validation:<eval_metric>`; Linear Learner: the metrics of its problem type, e.g. `validation:mse`, `validation:absolute_loss`, `validation:objective_loss` for regression; a script or an image: one of its `metric_definitions`); null: the problem type's (`validation:auc`, `validation:mlogloss`, `validation:rmse`). Higher or lower is better as its name says (Linear Learner's metrics: as AWS lists them)."""
 
     @model_validator(mode="after")
     def _one_kind(self) -> ModelConfig:
@@ -706,6 +716,8 @@ class Candidate(typing.NamedTuple):
         own = self.pipeline.model.own
         if own is not None:
             return [d.name for d in own.metric_definitions if d.name.startswith("validation:")]
+        if self.pipeline.linear_learner:
+            return [f"validation:{m}" for m in linear_learner.metrics(self.pipeline.problem_type)]
         return [f"validation:{m}" for m in xgboost.eval_metrics(dict(self.pipeline.hyperparameters))]
 
 
@@ -719,13 +731,13 @@ class PipelineConfig(_Model):
         default_factory=lambda: DatasetConfig.model_validate(bundled_dataset("breast_cancer")))
     """The dataset: a section (`name`, `label`, `problem_type`, `columns`, ...) or the name of a bundled sample: `breast_cancer` (binary classification), `wine` (multiclass, 3 classes) or `diabetes` (regression). Its problem type decides the objective and which metrics exist. Default: `breast_cancer`."""
     model: ModelConfig = Field(default_factory=lambda: ModelConfig(builtin="xgboost"))
-    """The algorithm: `{builtin: xgboost}` (the default) or `{script: {source_dir: ..., entry_point: ...}}` for your own training code."""
+    """The algorithm: `{builtin: xgboost}` (the default), `{builtin: linear-learner}`, or `{script: {source_dir: ..., entry_point: ...}}` for your own training code."""
     xgboost_version: Literal["1.7-1"] = "1.7-1"
     """Built-in XGBoost image version (URIs from the SageMaker SDK's tables)."""
     hyperparameters: dict[str, str] = Field(
         default_factory=lambda: {"num_round": "100", "max_depth": "4", "eta": "0.2", "subsample": "0.8"}
     )
-    """Default XGBoost hyperparameters (strings, as SageMaker expects); an execution input may override single ones. Names, types and ranges follow SageMaker's XGBoost hyperparameter table. `objective` and `eval_metric` must fit the dataset's problem type; left out, they follow from it (`binary:logistic` and `auc` for binary classification, `multi:softprob` and `mlogloss` with `num_class` = the dataset's number of classes for multiclass, `reg:squarederror` and `rmse` for regression). With a `script` model: the script's own hyperparameters (any names it reads; passed as command-line options, `--name value`, `-n value` for a one-letter name), and an execution input may override only those."""
+    """Default XGBoost hyperparameters (strings, as SageMaker expects); an execution input may override single ones. Names, types and ranges follow SageMaker's XGBoost hyperparameter table. `objective` and `eval_metric` must fit the dataset's problem type; left out, they follow from it (`binary:logistic` and `auc` for binary classification, `multi:softprob` and `mlogloss` with `num_class` = the dataset's number of classes for multiclass, `reg:squarederror` and `rmse` for regression). With `builtin: linear-learner`: Linear Learner's hyperparameters (its table's names, types and ranges; default: none but `predictor_type`, and `num_classes` for multiclass, which follow from the dataset and must agree with it). With a `script` model: the script's own hyperparameters (any names it reads; passed as command-line options, `--name value`, `-n value` for a one-letter name), and an execution input may override only those."""
     max_num_round: int = Field(default=10_000, ge=1, le=1_000_000)
     """The largest `num_round` the config or an execution input may ask for, so a typo cannot train for hours."""
     metric_thresholds: list[MetricThreshold] = Field(min_length=1)
@@ -781,6 +793,8 @@ class PipelineConfig(_Model):
             return data  # a bad dataset or shape is reported by field validation
         if isinstance(data.get("model"), dict) and (data["model"].get("script") or data["model"].get("container")):
             return cls._derive_script_tuning(data)
+        if isinstance(data.get("model"), dict) and data["model"].get("builtin") == "linear-learner":
+            return cls._derive_linear_learner(data, dataset)
         data = dict(data)
         objective, eval_metric = PROBLEM_DEFAULTS[dataset.pipeline_problem_type]
         implied = [("objective", objective), ("eval_metric", eval_metric)]
@@ -800,6 +814,32 @@ class PipelineConfig(_Model):
             metric = str(tuning.get("objective_metric") or "").split(":", 1)[-1]
             if tuning.get("objective_type") is None and metric:
                 tuning["objective_type"] = "Maximize" if metric in xgboost.MAXIMIZED_METRICS else "Minimize"
+            data["tuning"] = tuning
+        return data
+
+    @staticmethod
+    def _derive_linear_learner(data: dict, dataset: DatasetConfig) -> dict:
+        """Linear Learner's ``predictor_type`` (and ``num_classes`` for multiclass) from the
+        dataset's problem type where the config leaves them out (no XGBoost defaults: Linear
+        Learner starts from its own), then the tuning objective, ``validation:objective_loss``
+        (Minimize), where it is left out. Values the config sets stay as written (and are checked)."""
+        data = dict(data)
+        implied = [("predictor_type", linear_learner.PREDICTOR_TYPES[dataset.pipeline_problem_type])]
+        if dataset.problem_type == "multiclass":
+            implied.append(("num_classes", str(len(dataset.classes or ()))))
+        hyperparameters = data.get("hyperparameters", {})
+        if isinstance(hyperparameters, dict):
+            data["hyperparameters"] = {**{name: value for name, value in implied if name not in hyperparameters},
+                                       **hyperparameters}
+        tuning = data.get("tuning")
+        if isinstance(tuning, dict):
+            tuning = dict(tuning)
+            if tuning.get("objective_metric") is None:
+                tuning["objective_metric"] = f"validation:{linear_learner.DEFAULT_OBJECTIVE}"
+            metric = str(tuning["objective_metric"]).split(":", 1)[-1]
+            direction = linear_learner.direction(dataset.pipeline_problem_type, metric)
+            if tuning.get("objective_type") is None and direction:
+                tuning["objective_type"] = direction
             data["tuning"] = tuning
         return data
 
@@ -835,16 +875,33 @@ class PipelineConfig(_Model):
             return any(candidate.pipeline.encodes for candidate in self.candidates)
         return self.model.own is None and bool(self.dataset.categorical_features)
 
+    @property
+    def linear_learner(self) -> bool:
+        """The model is SageMaker's built-in Linear Learner."""
+        return self.model.builtin == "linear-learner"
+
+    @property
+    def may_serve_linear_learner(self) -> bool:
+        """The served model is, or may be (a candidate that wins), Linear Learner, which answers
+        JSON only (never CSV)."""
+        return self.linear_learner or any(candidate.pipeline.linear_learner for candidate in self.candidates)
+
+    @property
+    def hyperparameter_table(self) -> Any:
+        """The built-in algorithm's hyperparameter table (``lambda/prepare_run/*_hyperparameters.py``)."""
+        return linear_learner if self.linear_learner else xgboost
+
     @field_validator("hyperparameters")
     @classmethod
     def _hyperparameters_are_xgboost(cls, values: dict[str, str], info: ValidationInfo) -> dict[str, str]:
         model = info.data.get("model")
         if model is None or model.own is not None or model.candidates:  # checked below, or per candidate
             return values
+        table = linear_learner if model.builtin == "linear-learner" else xgboost
         problems, checked = [], {}
         for name, value in values.items():
             try:
-                checked[name] = xgboost.canonical(name, value)
+                checked[name] = table.canonical(name, value)
             except ValueError as error:
                 problems.append(f"pipeline.hyperparameters.{name}: {error}")
         if problems:
@@ -859,10 +916,10 @@ class PipelineConfig(_Model):
             return self._script_hyperparameters()
         for index, parameter_range in enumerate(self.tuning.ranges if self.tuning else []):
             try:
-                parameter_range.fits_xgboost()
+                parameter_range.fits_builtin(self.hyperparameter_table)
             except ValueError as error:
                 raise ValueError(f"pipeline.tuning.ranges[{index}]: {error}") from None
-        return self._xgboost_fits_problem()
+        return self._linear_learner_fits_problem() if self.linear_learner else self._xgboost_fits_problem()
 
     def _resolve_candidates(self) -> PipelineConfig:
         """Each candidate checked as the single model it would be (its hyperparameters derived
@@ -895,7 +952,7 @@ class PipelineConfig(_Model):
             if metric not in candidate.reports:
                 raise ValueError(f"pipeline.model.select_by: candidate {candidate.name!r} does not report {metric!r}; "
                                  f"it reports {', '.join(candidate.reports) or 'no metric (give it metric_definitions)'}")
-        if _direction(metric) is None:
+        if self._select_direction(metric) is None:
             raise ValueError(f"pipeline.model.select_by: cannot tell from {metric!r} whether higher is better; "
                              "name a metric with loss, error, rmse, mse, mae, accuracy, auc, f1, precision, recall or r2 "
                              "in it")
@@ -913,7 +970,12 @@ class PipelineConfig(_Model):
         if not self.model.candidates:
             return None
         metric = self.model.select_by or f"validation:{PROBLEM_DEFAULTS[self.problem_type][1]}"
-        return metric, _direction(metric) or "Maximize"
+        return metric, self._select_direction(metric) or "Maximize"
+
+    def _select_direction(self, metric: str) -> str | None:
+        """Whether higher is better: as AWS lists it for a Linear Learner metric (its names, such
+        as ``dcg`` or ``binary_f_beta``, do not always say), else as the metric's name says."""
+        return linear_learner.direction(self.problem_type, metric.split(":", 1)[-1]) or _direction(metric)
 
     def _script_hyperparameters(self) -> PipelineConfig:
         """Names the script (or image) can read; tuning on its declared names and reported metrics."""
@@ -936,6 +998,25 @@ class PipelineConfig(_Model):
             if not self.tuning.objective_type:
                 raise ValueError(f"pipeline.tuning.objective_type: cannot tell from {self.tuning.objective_metric!r} "
                                  "whether higher is better; allowed: Maximize, Minimize")
+        return self
+
+    def _linear_learner_fits_problem(self) -> PipelineConfig:
+        """``predictor_type`` and ``num_classes`` agree with the dataset; the tuning objective is a
+        metric Linear Learner reports for the problem type, in its direction."""
+        problems = linear_learner.problems(dict(self.hyperparameters), self.problem_type, classes=self.classes)
+        if problems:
+            raise ValueError("; ".join(f"pipeline.hyperparameters.{name}: {message}" for name, message in problems))
+        if self.tuning:
+            metric = (self.tuning.objective_metric or "").split(":", 1)[-1]
+            reported = linear_learner.metrics(self.problem_type)
+            if not (self.tuning.objective_metric or "").startswith("validation:") or metric not in reported:
+                raise ValueError(f"pipeline.tuning.objective_metric: {self.tuning.objective_metric!r} is not a metric "
+                                 f"Linear Learner reports for {self.problem_type.replace('_', ' ')}; allowed: "
+                                 + ", ".join(f"validation:{m}" for m in reported))
+            direction = linear_learner.direction(self.problem_type, metric)
+            if self.tuning.objective_type != direction:
+                raise ValueError(f"pipeline.tuning.objective_type: {metric} is better when "
+                                 f"{'higher' if direction == 'Maximize' else 'lower'}; allowed: {direction}")
         return self
 
     def _xgboost_fits_problem(self) -> PipelineConfig:
@@ -1012,7 +1093,7 @@ class DeploymentConfig(_Model):
     may pick another."""
 
     mode: Literal["realtime", "serverless", "async", "batch"] = "realtime"
-    """Default serving mode; an execution input may pick another."""
+    """Default serving mode; an execution input may pick another. Not `batch` when the model is, or a candidate is, `linear-learner`: batch transform joins each CSV input line with a CSV answer, and Linear Learner answers JSON only (the same goes for `batch_input_prefix` and an execution input's `deployment_mode`)."""
     serverless_memory_mb: Literal[1024, 2048, 3072, 4096, 5120, 6144] = 2048
     """Serverless endpoint memory."""
     serverless_max_concurrency: int = Field(default=5, ge=1, le=200)
@@ -1453,6 +1534,26 @@ class StageConfig(_Model):
             raise ValueError("monitoring.ground_truth_prefix: Model Monitor's multiclass model-quality job reads one "
                              "predicted-class column and the built-in XGBoost answers class probabilities; with "
                              "backend model-monitor leave it out for multiclass, or use backend open-source")
+        return self
+
+    @model_validator(mode="after")
+    def _batch_needs_a_csv_answer(self) -> StageConfig:
+        """Batch mode joins each CSV input line with the model's answer (``JoinSource: Input``:
+        "For CSV data, SageMaker takes each row as a JSON array and joins the transformed data
+        with the input by appending each transformed row to the end of the input ... the output
+        is a CSV file", DataProcessing, SageMaker API Reference:
+        https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DataProcessing.html), which
+        needs an answer that is a CSV row; Linear Learner answers JSON, JSON Lines or RecordIO
+        only ("Linear learner response formats",
+        https://docs.aws.amazon.com/sagemaker/latest/dg/LL-in-formats.html)."""
+        if not self.pipeline.may_serve_linear_learner:
+            return self
+        why = ("batch transform joins each CSV input line with a CSV answer and Linear Learner answers JSON only"
+               f"{' (a Linear Learner candidate may win)' if self.pipeline.candidates else ''}")
+        if self.deployment.mode == "batch":
+            raise ValueError(f"deployment.mode: {why}; allowed: realtime, serverless, async")
+        if self.deployment.batch_input_prefix:
+            raise ValueError(f"deployment.batch_input_prefix: {why}; remove it")
         return self
 
     @model_validator(mode="after")

@@ -82,6 +82,24 @@ class ImageMapping(Construct):
             mapping={region: {key: per_key[key][region] for key in per_key} for region in regions},
         )
         self.regions = regions
+        self._keys = set(per_key)
+
+    def add(self, key: str, spec: tuple[str, ...]) -> str:
+        """Add ``key`` -> ``spec``'s image to the mapping (once; later calls reuse it) and return
+        its ``uri``. For an image only some workflows need (a built-in algorithm the stage picks):
+        the table's regions stay those of the stage's other images, and every one of them must
+        list this image too. ``key``: letters and digits (a CloudFormation mapping attribute)."""
+        if key not in self._keys:
+            uris = image_uris(spec[0], spec[1], processor=spec[2] if len(spec) > 2 else None,
+                              py_version=spec[3] if len(spec) > 3 else None)
+            missing = sorted(set(self.regions) - set(uris))
+            if missing:
+                raise ValueError(f"{spec[0]} {spec[1]} has no image in {', '.join(missing)}, where the stage's other "
+                                 "images are")
+            for region in self.regions:
+                self.mapping.set_value(region, key, uris[region])
+            self._keys.add(key)
+        return self.uri(key)
 
     @staticmethod
     def repository(framework: str, version: str, scope: str = "training") -> str:

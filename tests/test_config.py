@@ -781,7 +781,9 @@ def test_examples_load_and_are_no_shipped_stage() -> None:
     examples = CONFIG_DIR / "examples"
     regression = load_stage_config("regression", examples)
     assert regression.pipeline.problem_type == "regression"
-    assert regression.pipeline.hyperparameters["objective"] == "reg:squarederror"
+    xgboost, linear = (c.pipeline for c in regression.pipeline.candidates)  # the two built-in algorithms
+    assert xgboost.hyperparameters["objective"] == "reg:squarederror" and linear.hyperparameters["predictor_type"] == "regressor"
+    assert regression.pipeline.select_by == ("validation:mse", "Minimize")
     assert {t.metric for t in regression.pipeline.metric_thresholds} == {"rmse", "r2"}
     multiclass = load_stage_config("multiclass", examples)
     assert multiclass.pipeline.problem_type == "multiclass_classification" and multiclass.pipeline.classes == 3

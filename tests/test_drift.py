@@ -821,3 +821,50 @@ def test_baseline_is_a_bounded_uniform_sample_read_in_one_pass(tmp_path: Path) -
     assert codes["x"].iloc[3] == "3.0"  # declared categorical: read as text (the profile writes it "3")
     profile = drift.prepare(codes, categorical=["x"]).profiles[0]
     assert profile.kind == "categorical" and "3" in profile.bins and "3.0" not in profile.bins
+
+
+def _as_linear_learner_capture(root: Path, encoding: str) -> None:
+    """Rewrite the capture's outputs as Linear Learner answers them (JSON, never CSV): BASE64 as
+    data capture stores a content type its CsvContentTypes/JsonContentTypes do not list (this
+    repo's endpoints list text/csv only), or JSON where JsonContentTypes lists it."""
+    for path in (root / "capture").rglob("*.jsonl"):
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        for record in records:
+            output = record["captureData"]["endpointOutput"]
+            scores = [json.loads(f"[{line}]") if "," in line else float(line) for line in output["data"].split("\n")]
+            text = json.dumps({"predictions": [{"score": score[0] if isinstance(score, list) and len(score) == 1
+                                                else score} for score in scores]})
+            output.update(observedContentType="application/json",
+                          data=base64.b64encode(text.encode()).decode() if encoding == "BASE64" else text,
+                          encoding=encoding)
+        path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+
+
+@pytest.mark.parametrize("encoding", ["BASE64", "JSON"])
+def test_linear_learner_json_answers_pair_with_ground_truth(root: Path, encoding: str) -> None:
+    """A regressor's ``{"predictions": [{"score": ...}, ...]}``: every record paired (none counted
+    as unpaired), its scores the predictions the regression report reads."""
+    rng = np.random.default_rng(18)
+    current = make_table(rng, 200)
+    scores = (rng.random(200) * 10).round(3)
+    labels = (scores + rng.normal(0, 1, 200)).round(3)
+    ids = write_capture(root, current, rows_per_record=2,
+                        outputs=[f"{scores[2 * k]:g}\n{scores[2 * k + 1]:g}" for k in range(100)])
+    _as_linear_learner_capture(root, encoding)
+    (root / "ground_truth").mkdir()
+    (root / "ground_truth" / "t.jsonl").write_text(
+        "\n".join(truth_record(f"{labels[2 * k]:g}\n{labels[2 * k + 1]:g}", ids[k]) for k in range(100)) + "\n")
+    summary = run("--problem-type", "regression")
+    assert outputs(root)["statistics"]["regression_metrics"] == json.loads(json.dumps(
+        regression_report(labels, scores)))["regression_metrics"]
+    assert summary["rmse"] == pytest.approx(flat_metrics(regression_report(labels, scores))["rmse"])
+    assert "200 rows joined with ground truth" in outputs(root)["report"]
+
+
+def test_linear_learner_multiclass_scores_are_class_probability_vectors() -> None:
+    answer = json.dumps({"predictions": [{"score": [0.1, 0.7, 0.2], "predicted_label": 1},
+                                         {"score": [0.6, 0.3, 0.1], "predicted_label": 0}]})
+    assert drift._vectors(answer) == [[0.1, 0.7, 0.2], [0.6, 0.3, 0.1]]
+    lines = "\n".join(json.dumps({"score": s, "predicted_label": 1}) for s in (0.9, 0.2))  # JSON Lines
+    assert drift._values(lines) == [0.9, 0.2]
+    assert drift._values('{"predictions": [{"label": 1}]}') is None  # not Linear Learner's: unpaired, not a crash

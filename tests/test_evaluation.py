@@ -362,3 +362,36 @@ def test_text_features_after_the_label_are_never_read(tmp_path) -> None:
     (tmp_path / "test" / "part.csv").write_text('0,basic,"north, coast",12\n1,premium,south,3\n1,basic,east,1\n')
     report = evaluate.main(["--problem-type", "binary_classification", *arguments])
     assert report["binary_classification_metrics"]["accuracy"]["value"] == 1.0
+
+
+# Linear Learner's JSON Lines answers ("Linear learner response formats"), one record per test row
+@pytest.mark.parametrize(("problem_type", "labels", "answers", "metric", "expected"), [
+    ("binary_classification", [1, 0, 1, 0],
+     ['{"score": 0.9, "predicted_label": 1}', '{"score": 0.2, "predicted_label": 0}',
+      '{"score": 0.4, "predicted_label": 0}', '{"score": 0.1, "predicted_label": 0}'], "accuracy", 0.75),
+    ("multiclass_classification", [0, 1, 2],
+     ['{"score": [0.7, 0.2, 0.1], "predicted_label": 0}', '{"score": [0.1, 0.3, 0.6], "predicted_label": 2}',
+      '{"score": [0.1, 0.1, 0.8], "predicted_label": 2}'], "accuracy", 2 / 3),
+    ("regression", [10.0, 20.0, 30.0], ['{"score": 12.0}', '{"score": 18.0}', '{"score": 30.0}'], "mae", 4 / 3),
+])
+def test_linear_learner_json_lines_are_scored_per_problem_type(tmp_path, problem_type: str, labels: list,
+                                                              answers: list[str], metric: str, expected: float) -> None:
+    from jobs.evaluation import evaluate
+
+    rows = np.column_stack([labels, np.zeros((len(labels), 2))])
+    metrics = flat_metrics(evaluate.main(["--problem-type", problem_type,
+                                          *_processing_root(tmp_path, rows, "\n".join(answers) + "\n")]))
+    assert metrics[metric] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("answers", "message"), [
+    ('{"score": 0.1}\n{"predicted_label": 1}\n{"score": 0.3}\n', "a JSON Lines record without a numeric score"),
+    ('{"score": 0.1}\n{"score": "high"}\n{"score": 0.3}\n', "a JSON Lines record without a numeric score"),
+    ('{"score": 0.1}\n{"score": 0.2\n{"score": 0.3}\n', "a JSON Lines record that is not JSON"),
+])
+def test_linear_learner_records_without_a_score_are_refused(tmp_path, answers: str, message: str) -> None:
+    from jobs.evaluation import evaluate
+
+    arguments = _processing_root(tmp_path, np.column_stack([np.ones(3), np.zeros((3, 2))]), answers)
+    with pytest.raises(ValueError, match=re.escape(f"part.csv.out: a line is not a number or a list of numbers ({message})")):
+        evaluate.main(["--problem-type", "regression", *arguments])

@@ -10,7 +10,9 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk.assertions import Match, Template
 
 from mlops.constructs.monitoring.backend import ModelMonitorBackend, OpenSourceBackend
-from mlops.constructs.training.algorithm import Algorithm, algorithm
+from mlops.constructs.training.algorithm import (JSON_LINES, LINEAR_LEARNER_CONTENT_TYPES, LINEAR_LEARNER_RESPONSE_TYPES,
+                                                 Algorithm, algorithm)
+from mlops.constructs.training.candidates import CandidateSet
 from mlops.constructs.training.deployment import Deployment, check_endpoint_function
 from mlops.constructs.training.endpoint import Endpoints, autoscaling_caller_statements, rollback_alarms, scale_to_zero
 from mlops.constructs.training.evaluation import Evaluation, evaluation_script, metric_gate_function
@@ -183,6 +185,69 @@ def test_a_script_model_version_carries_its_serving_environment() -> None:
     register = definition(Template.from_stack(stack))["States"]["Register model version"]["Parameters"]
     assert register["InferenceSpecification"]["Containers"] == [
         {"Image": SCRIPT.image_uri, "ModelDataUrl.$": "$.training.model_data", "Environment": SCRIPT.environment}]
+
+
+LINEAR_LEARNER = Algorithm(
+    image_uri="123.dkr.ecr.eu-west-1.amazonaws.com/linear-learner:1", repository="linear-learner",
+    description="Built-in Linear Learner 1 (regressor)", content_types=LINEAR_LEARNER_CONTENT_TYPES,
+    response_types=LINEAR_LEARNER_RESPONSE_TYPES, transform_accept=JSON_LINES)
+
+
+def _registered_types(algorithm: Algorithm | CandidateSet) -> dict:
+    stack, resources = bare_stage()
+    config = dev_config()
+    registration = Registration(stack, resources=resources, pipeline=config.pipeline, deployment=config.deployment,
+                                algorithm=algorithm, group=f"{PREFIX}-models", approval=None, on_failure=fail_state(stack))
+    machine(stack, registration.then(sfn.Succeed(stack, "Deploy")))
+    specification = definition(Template.from_stack(stack))["States"]["Register model version"]["Parameters"][
+        "InferenceSpecification"]
+    return {key: value for key, value in specification.items() if key.startswith("Supported") and "Types" in key
+            and "Instance" not in key}
+
+
+def test_a_model_package_lists_the_types_its_algorithm_reads_and_answers_in() -> None:
+    """XGBoost: text/csv both ways; Linear Learner answers JSON, JSON Lines or RecordIO, never CSV
+    ("Linear learner response formats"); candidates serving differently: the winner's, which
+    "Winner answers in?" put at $.predict_format."""
+    assert _registered_types(XGBOOST) == {"SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]}
+    assert _registered_types(LINEAR_LEARNER) == {
+        "SupportedContentTypes": ["text/csv", "application/json", "application/x-recordio-protobuf"],
+        "SupportedResponseMIMETypes": ["application/json", "application/jsonlines", "application/x-recordio-protobuf"]}
+    both = CandidateSet(algorithms=(("xgboost", XGBOOST), ("linear", LINEAR_LEARNER)), metric="validation:mse",
+                        direction="Minimize")
+    assert _registered_types(both) == {"SupportedContentTypes.$": "$.predict_format.content_types",
+                                       "SupportedResponseMIMETypes.$": "$.predict_format.response_types"}
+    assert _registered_types(CandidateSet(algorithms=(("a", XGBOOST), ("b", SCRIPT)), metric="validation:auc",
+                                          direction="Maximize"))["SupportedResponseMIMETypes"] == ["text/csv"]
+
+
+def _predict_test_split(algorithm: Algorithm | CandidateSet) -> dict:
+    stack, resources = bare_stage()
+    config = dev_config()
+    evaluation = Evaluation(stack, resources=resources, pipeline=config.pipeline, script=evaluation_script(stack),
+                            image_uri=IMAGE, algorithm=algorithm, role_arn="arn:role",
+                            gate=metric_gate_function(stack, resources=resources, group=f"{PREFIX}-models"),
+                            group=f"{PREFIX}-models", on_failure=fail_state(stack))
+    machine(stack, evaluation.passed(sfn.Succeed(stack, "Registered")))
+    return definition(Template.from_stack(stack))["States"]
+
+
+def test_the_test_split_is_predicted_in_the_response_type_the_winner_answers_a_line_per_record_in() -> None:
+    """Linear Learner alone: JSON Lines, no choice; with XGBoost as the other candidate, "Winner
+    answers in?" sets the Accept and the package's types by the winner's name."""
+    single = _predict_test_split(LINEAR_LEARNER)
+    assert single["Predict test split"]["Parameters"]["TransformOutput"]["Accept"] == "application/jsonlines"
+    assert "Winner answers in?" not in single
+    states = _predict_test_split(CandidateSet(algorithms=(("xgboost", XGBOOST), ("linear", LINEAR_LEARNER)),
+                                              metric="validation:mse", direction="Minimize"))
+    assert states["Predict test split"]["Parameters"]["TransformOutput"]["Accept.$"] == "$.predict_format.accept"
+    choice = states["Winner answers in?"]
+    (when,) = choice["Choices"]
+    assert when["Variable"] == "$.selection.winner" and states[when["Next"]]["Result"] == {
+        "accept": "application/jsonlines", "content_types": list(LINEAR_LEARNER_CONTENT_TYPES),
+        "response_types": list(LINEAR_LEARNER_RESPONSE_TYPES)}
+    assert when["StringEquals"] == "linear" and states[choice["Default"]]["Result"] == {
+        "accept": "text/csv", "content_types": ["text/csv"], "response_types": ["text/csv"]}
 
 
 def _deployment(*, monitored: bool = False, deployment: dict | None = None) -> tuple[Template, dict]:

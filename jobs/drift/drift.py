@@ -956,21 +956,48 @@ def _smallest(parts: list[pd.DataFrame], keys: list[np.ndarray], k: int) -> tupl
 
 
 def _decode(payload: dict[str, Any], where: str) -> str:
-    """A capture/ground-truth payload's text (CSV or BASE64 encoding)."""
+    """A capture/ground-truth payload's text (CSV, JSON or BASE64 encoding). Data capture writes a
+    body whose content type is in neither ``CsvContentTypes`` nor ``JsonContentTypes`` as BASE64
+    ("CaptureContentTypeHeader", SageMaker API Reference:
+    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CaptureContentTypeHeader.html),
+    as it does Linear Learner's ``application/json`` answers when only text/csv is listed."""
     data, encoding = payload.get("data", ""), str(payload.get("encoding", "CSV")).upper()
     if encoding == "BASE64":
         try:
             return base64.b64decode(data, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError) as exc:
             raise DriftInputError(f"{where}: BASE64 data does not decode to UTF-8 text ({exc})") from None
-    if encoding != "CSV":
-        raise DriftInputError(f"{where}: encoding {encoding!r} is not supported (CSV or BASE64)")
-    return data
+    if encoding not in ("CSV", "JSON"):
+        raise DriftInputError(f"{where}: encoding {encoding!r} is not supported (CSV, JSON or BASE64)")
+    return data if isinstance(data, str) else json.dumps(data)
+
+
+def _json_scores(text: str) -> list[Any] | None:
+    """The per-row ``score`` of a JSON answer: Linear Learner's ``{"predictions": [{"score": ...,
+    "predicted_label": ...}, ...]}``, or JSON Lines, one such record per row ("Linear learner
+    response formats", https://docs.aws.amazon.com/sagemaker/latest/dg/LL-in-formats.html). A
+    score is the regressor's value, the binary classifier's positive-class probability or the
+    multiclass classifier's vector of class probabilities. None: not such an answer."""
+    try:
+        try:
+            document = json.loads(text)
+            records = document["predictions"] if isinstance(document, dict) and "predictions" in document else [document]
+        except ValueError:
+            records = [json.loads(line) for line in text.splitlines() if line.strip()]
+        return [record["score"] for record in records]
+    except (ValueError, TypeError, KeyError):
+        return None
 
 
 def _values(text: str) -> list[float] | None:
-    """Numbers of a prediction/label payload: one per line, or comma-separated on one line."""
+    """Numbers of a prediction/label payload: one per line, or comma-separated on one line; or a
+    JSON answer's scores (``_json_scores``)."""
     text = text.strip()
+    if text.startswith("{"):
+        scores = _json_scores(text)
+        if scores is None or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in scores):
+            return None
+        return [float(v) for v in scores]
     parts = text.split("\n") if "\n" in text else text.split(",")
     try:
         return [float(part) for part in parts]
@@ -983,7 +1010,14 @@ def _vectors(text: str) -> list[list[float]] | None:
     per row. The built-in XGBoost answers a real-time request with every row's vector on one line,
     ``[0.1, 0.7, 0.2],[0.3, 0.3, 0.4]`` (``",".join(map(str, preds.tolist()))``, aws/sagemaker-
     xgboost-container algorithm_mode/serve.py) and a batch transform with one per line; both are
-    read, as are unbracketed lines (``0.1,0.7,0.2``)."""
+    read, as are unbracketed lines (``0.1,0.7,0.2``), and Linear Learner's JSON answer, each
+    record's ``score`` the vector (``_json_scores``)."""
+    if text.lstrip().startswith("{"):
+        scores = _json_scores(text.strip())
+        try:
+            return None if scores is None else [[float(v) for v in (s if isinstance(s, list) else [s])] for s in scores]
+        except (TypeError, ValueError):
+            return None
     try:
         return [[float(part) for part in vector.split(",")]
                 for line in text.strip().split("\n")
@@ -1112,7 +1146,7 @@ class CaptureReader:
             parse = _vectors if self.vectors else _values
             try:
                 predictions = parse(_decode(output, where(i))) if output.get("data") else None
-            except DriftInputError:  # e.g. JSON-encoded output: counted as not paired, drift still reported
+            except DriftInputError:  # e.g. BASE64 that is not text: counted as not paired, drift still reported
                 predictions = None
             if labels is None or predictions is None or len(labels) != len(predictions) or not self._width_ok(
                     predictions):

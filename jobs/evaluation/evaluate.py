@@ -10,13 +10,20 @@ and scikit-learn (the XGBoost framework image). The processing contract:
     /opt/ml/processing/predictions/<file>.csv.out   the transform's answers, one line per row, in
                                                     order: a number (a score, a class index, a
                                                     value), or a vector of class scores as
-                                                    `0.1,0.7,0.2` or `[0.1, 0.7, 0.2]`
+                                                    `0.1,0.7,0.2` or `[0.1, 0.7, 0.2]`, or a
+                                                    JSON Lines record (below)
     /opt/ml/processing/evaluation/                  evaluation.json is written here
 
 ``evaluation.json`` follows SageMaker's model-quality metrics layout
 (``binary_classification_metrics`` / ``multiclass_classification_metrics`` / ``regression_metrics``,
 each metric a ``{"value", "standard_deviation"}`` pair), which the Model Registry's ``ModelMetrics``
 references and Studio renders. Standard deviations come from a seeded bootstrap.
+
+Linear Learner never answers in CSV; the transform asks it for JSON Lines, one record per row
+("Linear learner response formats", https://docs.aws.amazon.com/sagemaker/latest/dg/LL-in-formats.html):
+``{"score": 0.4, "predicted_label": 0}`` (binary: ``score`` is the positive class's probability),
+``{"score": [0.1, 0.2, 0.7], "predicted_label": 2}`` (multiclass: one score per class) or
+``{"score": 0.4}`` (regression). Its ``score`` is read as the line's number or vector.
 
 Binary classification: one score per row (the positive class's probability), or a vector of two
 class probabilities (scikit-learn's ``predict_proba``; the second is the positive class's).
@@ -312,13 +319,29 @@ def _load_labels(path: str) -> np.ndarray:
 
 
 def _prediction_lines(path: str) -> list[list[float]]:
-    """One list of numbers per line of a transform output (``0.3``, ``0.1,0.9`` or ``[0.1, 0.9]``)."""
+    """One list of numbers per line of a transform output (``0.3``, ``0.1,0.9`` or ``[0.1, 0.9]``,
+    or a Linear Learner JSON Lines record: its ``score``)."""
     with open(path, encoding="utf-8") as handle:
         lines = handle.read().rstrip("\n").split("\n")
     try:
-        return [[float(part) for part in line.strip().strip("[]").split(",")] for line in lines]
-    except ValueError:
-        raise ValueError(f"{os.path.basename(path)}: a line is not a number or a list of numbers") from None
+        return [_json_score(line) if line.lstrip().startswith("{") else
+                [float(part) for part in line.strip().strip("[]").split(",")] for line in lines]
+    except ValueError as error:
+        detail = f" ({error})" if str(error).startswith("a JSON") else ""
+        raise ValueError(f"{os.path.basename(path)}: a line is not a number or a list of numbers{detail}") from None
+
+
+def _json_score(line: str) -> list[float]:
+    """A Linear Learner JSON Lines record's ``score``: a number, or one per class."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        raise ValueError("a JSON Lines record that is not JSON") from None
+    score = record.get("score") if isinstance(record, dict) else None
+    scores = score if isinstance(score, list) else [score]
+    if not scores or not all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in scores):
+        raise ValueError("a JSON Lines record without a numeric score")
+    return [float(value) for value in scores]
 
 
 def load_predictions(test_dir: str, predictions_dir: str) -> tuple[np.ndarray, list[list[float]]]:

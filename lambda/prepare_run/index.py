@@ -53,6 +53,8 @@ def _sibling(name: str):  # noqa: ANN202 - a module
 # rather than minutes later inside the training job.
 xgboost = _sibling("xgboost_hyperparameters")
 XGBOOST_HYPERPARAMETERS = xgboost.NAMES
+# The built-in Linear Learner's, likewise (lambda/prepare_run/linear_learner_hyperparameters.py).
+linear_learner = _sibling("linear_learner_hyperparameters")
 DEPLOYMENT_MODES = ("realtime", "serverless", "async", "batch")  # what the input contract knows
 TRIGGER_SOURCES = ("manual", "schedule", "drift-alarm", "quality-alarm", "new-data")
 
@@ -77,9 +79,9 @@ class RunInput(_Strict):
 
     hyperparameters: dict[str, Any] = Field(  # values checked against the table in prepare_run
         default_factory=dict,
-        description="Hyperparameters overriding the stage's pipeline.hyperparameters: for the built-in XGBoost, "
-                    "names, types and ranges of the SageMaker XGBoost hyperparameter table (numbers or strings that "
-                    "read as them); for a script model, the names the stage declares",
+        description="Hyperparameters overriding the stage's pipeline.hyperparameters: for the built-in XGBoost or "
+                    "Linear Learner, names, types and ranges of the algorithm's SageMaker hyperparameter table "
+                    "(numbers or strings that read as them); for a script model, the names the stage declares",
         json_schema_extra={"additionalProperties": {"type": ["string", "number"]}},
     )
     tuning: bool | None = Field(default=None, description="Run hyperparameter tuning (only where the stage configures it)")
@@ -210,24 +212,33 @@ def _script_hyperparameters(given: dict[str, Any], defaults: RunDefaults) -> dic
     return {**defaults.hyperparameters, **checked, **defaults.framework_hyperparameters}
 
 
+def is_linear_learner(defaults: RunDefaults) -> bool:
+    """The stage trains the built-in Linear Learner: its hyperparameters always hold
+    ``predictor_type`` (required by the algorithm, derived from the dataset at synth), a name
+    the XGBoost table does not know, so the stage's own hyperparameters tell the two apart."""
+    return defaults.algorithm == "xgboost" and "predictor_type" in defaults.hyperparameters
+
+
 def _hyperparameters(given: dict[str, Any], defaults: RunDefaults) -> dict[str, str]:
-    """The stage's hyperparameters with the input's on top, each checked against the XGBoost
-    table (name, type, range) and the whole set against the dataset's problem type."""
+    """The stage's hyperparameters with the input's on top, each checked against the built-in
+    algorithm's table (name, type, range) and the whole set against the dataset's problem type."""
     if defaults.algorithm in ("script", "container"):
         return _script_hyperparameters(given, defaults)
+    table = linear_learner if is_linear_learner(defaults) else xgboost
     problems, checked = [], {}
     for name, value in given.items():
         try:
-            checked[name] = xgboost.canonical(name, value)
+            checked[name] = table.canonical(name, value)
         except ValueError as error:
             problems.append(f"input.hyperparameters.{name}: {error}")
     merged = {**defaults.hyperparameters, **checked}
     if not problems:
+        found = (linear_learner.problems(merged, defaults.problem_type, classes=defaults.classes)
+                 if table is linear_learner else
+                 xgboost.problems(merged, defaults.problem_type, max_num_round=defaults.max_num_round,
+                                  classes=defaults.classes))
         problems = [f"input.hyperparameters.{name}: {message}" if name in checked
-                    else f"input.hyperparameters: with the stage's {name}: {message}"
-                    for name, message in xgboost.problems(merged, defaults.problem_type,
-                                                          max_num_round=defaults.max_num_round,
-                                                          classes=defaults.classes)]
+                    else f"input.hyperparameters: with the stage's {name}: {message}" for name, message in found]
     if problems:
         raise InvalidExecutionInput("; ".join(problems))
     return merged

@@ -85,8 +85,13 @@ OBJECTIVES = {
 EVAL_METRICS = {
     "binary_classification": ("auc", "aucpr", "logloss", "error", "pre", "map"),
     "multiclass_classification": ("mlogloss", "merror", "auc"),
+    # mse: computed by SageMaker's XGBoost container itself, not the xgboost package ("validation:mse,
+    # Mean squared error, Minimize" in "Tune an XGBoost Model",
+    # https://docs.aws.amazon.com/sagemaker/latest/dg/xgboost-tuning.html; aws/sagemaker-xgboost-container,
+    # src/sagemaker_xgboost_container/metrics/custom_metrics.py). r2 is not: neither that page nor the
+    # container's custom metrics have it.
     "regression": ("rmse", "rmsle", "mae", "mape", "mphe", "poisson-nloglik", "gamma-nloglik", "gamma-deviance",
-                   "tweedie-nloglik"),
+                   "tweedie-nloglik", "mse"),
 }
 # XGBoost's evaluation metric when eval_metric is not set, by objective (XGBoost parameter reference)
 DEFAULT_EVAL_METRIC = {

@@ -6,6 +6,12 @@
     same channels (CSV, label first, no header, read from the emulated S3) with the request's
     hyperparameters, and ``model.tar.gz`` (holding ``xgboost-model``) lands where SageMaker
     would put it: ``<S3OutputPath>/<job name>/output/model.tar.gz``;
+  - the built-in Linear Learner (``train_linear_learner``), when the image is SageMaker's
+    ``linear-learner``: AWS's algorithm is closed, so it is *emulated* with scikit-learn (a
+    linear model of the ``predictor_type``, Linear Learner's default normalization, seeded).
+    Its final metrics carry Linear Learner's own names (``validation:mse``, ...) but are the
+    emulation's figures, not AWS's; its ``model.tar.gz`` holds the emulation's own model
+    (``linear-learner-emulation.json``), not Linear Learner's MXNet artifact;
   - script mode (``train_script``), when the hyperparameters hold the SageMaker Python SDK's
     ``sagemaker_program``: the channels and the ``sagemaker_submit_directory`` tarball come
     from the emulated S3, ``script_mode.run_training`` runs the user's script under the
@@ -23,7 +29,8 @@
   trains each of its jobs through the same dispatch.
 * Serving (``load_predictor``): a model is loaded once, as its container would load it, into
   a ``Predictor`` that endpoints (``service_rules``) and batch transform (``run_transform``)
-  ask for predictions: the built-in XGBoost's booster, or a script model served by the
+  ask for predictions: the built-in XGBoost's booster, the Linear Learner emulation (answering
+  in Linear Learner's JSON or JSON Lines response format, never CSV), or a script model served by the
   scikit-learn container's handlers (``script_mode.ScriptModel``) when its container
   Environment holds ``SAGEMAKER_PROGRAM``, or the team's image's program serving over HTTP
   (``ContainerPredictor``) when it has a local command.
@@ -80,6 +87,7 @@ _NOT_PARAMS = {"num_round", "early_stopping_rounds", "csv_weights"}
 # environment of the model it creates: their presence is what makes a request script mode.
 SCRIPT_PROGRAM, SCRIPT_SUBMIT_DIRECTORY = "sagemaker_program", "sagemaker_submit_directory"
 SERVING_PROGRAM, SERVING_SUBMIT_DIRECTORY = "SAGEMAKER_PROGRAM", "SAGEMAKER_SUBMIT_DIRECTORY"
+JSON_LINES = "application/jsonlines"
 MODEL_ROOT = "/opt/ml/model"  # where the serving container extracts model.tar.gz
 DEFAULT_MAX_RUNTIME_SECONDS = 86400  # StoppingCondition.MaxRuntimeInSeconds: SageMaker's default, one day
 
@@ -177,6 +185,8 @@ def train(request: dict[str, Any], *, fault: str | None = None, **_: Any) -> dic
     image = request["AlgorithmSpecification"]["TrainingImage"]
     if image in LOCAL_CONTAINERS:  # the team's own image, with a local command for it
         return train_container(request, fault=fault)
+    if LINEAR_LEARNER_IMAGE in image:
+        return train_linear_learner(request, fault=fault)
     if "/sagemaker-xgboost:" not in image:  # the team's own image (pipeline.model.container), no local command
         return {"failure": f"ClientError: the offline runner cannot run the image {image}: offline runs train the "
                            "built-in XGBoost and script-mode models only, and an image only through a local command "
@@ -202,9 +212,10 @@ def train_xgboost(request: dict[str, Any], *, fault: str | None = None, **_: Any
         v_labels, v_features = _read_channel(channels["validation"])
         evals.append((xgboost.DMatrix(v_features, label=v_labels), "validation"))
     params.setdefault("nthread", 2)
+    custom = _container_metrics(params)
     history: dict[str, dict[str, list[float]]] = {}
     booster = xgboost.train(params, train, num_boost_round=int(hyperparameters.get("num_round", 10)), evals=evals,
-                            evals_result=history, verbose_eval=False)
+                            evals_result=history, verbose_eval=False, custom_metric=custom)
     with tempfile.TemporaryDirectory() as scratch:
         model_file = Path(scratch) / "xgboost-model"  # the built-in algorithm's file name, no extension
         with warnings.catch_warnings():  # xgboost notes it picks UBJSON for extension-less names
@@ -214,6 +225,168 @@ def train_xgboost(request: dict[str, Any], *, fault: str | None = None, **_: Any
     # final values as the algorithm emits them: "validation:auc", "train:logloss", ...
     metrics = {f"{channel}:{name}": values[-1] for channel, found in history.items() for name, values in found.items()}
     return {"hyperparameters": hyperparameters, "metrics": metrics}
+
+
+LINEAR_LEARNER_IMAGE = "/linear-learner:"  # SageMaker's repository of the built-in algorithm
+LINEAR_LEARNER_MODEL = "linear-learner-emulation.json"  # the emulation's artifact (not AWS's MXNet model)
+# Linear Learner's losses the emulation trains, by predictor type ("auto": the type's default,
+# logistic, softmax or squared loss: "Linear learner hyperparameters", loss)
+_EMULATED_LOSSES = {"binary_classifier": ("auto", "logistic"), "multiclass_classifier": ("auto", "softmax_loss"),
+                    "regressor": ("auto", "squared_loss")}
+
+
+def train_linear_learner(request: dict[str, Any], *, fault: str | None = None, **_: Any) -> dict[str, Any]:
+    """Emulate the built-in Linear Learner on a CreateTrainingJob request with scikit-learn:
+    AWS's algorithm is closed, so this is an honest stand-in, not the algorithm.
+
+    * Normalization as Linear Learner's defaults do it ("How linear learner works", step 1:
+      ``normalize_data`` true shifts and scales every feature of dense data; ``normalize_label``
+      auto scales and shifts the label for regression only), from the first
+      ``num_point_for_scaler`` (10,000) training rows.
+    * The model of the ``predictor_type``, with the type's default loss: logistic regression
+      (binary), multinomial logistic regression (multiclass, softmax loss), least squares
+      (regressor). ``wd`` (L2) sets the penalty (``auto``: scikit-learn's default strength for
+      classifiers, none for the regressor), ``use_bias`` the intercept; seeded. Losses other than
+      the default fail the job offline (run them in AWS).
+    * Final metrics: Linear Learner's validation metric names for the type ("Tune a linear learner
+      model"), computed on the validation channel by scikit-learn; ``objective_loss`` is the mean
+      of the training loss (log loss, or squared error in the label's units).
+    * Binary: ``predicted_label`` is score >= 0.5 (Linear Learner tunes that threshold on the
+      validation data for ``binary_classifier_model_selection_criteria``; the emulation does not).
+    """
+    from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+
+    if fault == "fail":
+        return {"failure": "AlgorithmError: injected training failure (offline scenario)"}
+    hyperparameters = dict(request.get("HyperParameters", {}))
+    predictor = hyperparameters.get("predictor_type")
+    loss = hyperparameters.get("loss", "auto")
+    if predictor not in _EMULATED_LOSSES:
+        return {"failure": f"ClientError: predictor_type is required (got {predictor!r})"}
+    if loss not in _EMULATED_LOSSES[predictor]:
+        return {"failure": f"ClientError: the offline Linear Learner emulation trains the default loss only "
+                           f"({', '.join(_EMULATED_LOSSES[predictor][1:])} for {predictor}; got {loss}): run this "
+                           "stage's pipeline in AWS"}
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["InputDataConfig"]}
+    labels, features = _read_channel(channels["train"])
+    sample = features[:int(hyperparameters.get("num_point_for_scaler", 10_000))]
+    normalize = hyperparameters.get("normalize_data", "true") != "false"
+    mean = sample.mean(axis=0) if normalize else np.zeros(features.shape[1])
+    scale = sample.std(axis=0) if normalize else np.ones(features.shape[1])
+    scale = np.where(scale > 0, scale, 1.0)
+    scaled = (features - mean) / scale
+    bias, wd = hyperparameters.get("use_bias", "true") == "true", hyperparameters.get("wd", "auto")
+    model: dict[str, Any] = {"predictor_type": predictor, "feature_mean": mean.tolist(), "feature_scale": scale.tolist()}
+    if predictor == "regressor":
+        scale_label = hyperparameters.get("normalize_label", "auto") != "false"
+        label_mean = float(labels.mean()) if scale_label else 0.0
+        label_scale = float(labels.std()) if scale_label and labels.std() > 0 else 1.0
+        target = (labels - label_mean) / label_scale
+        # L2 weight wd on the mean squared error: Ridge's alpha on the sum of squares is wd * n
+        fitted = (LinearRegression(fit_intercept=bias) if wd in ("auto", "0")
+                  else Ridge(alpha=float(wd) * len(target), fit_intercept=bias, random_state=0)).fit(scaled, target)
+        model.update(coef=[float(c) * label_scale for c in np.ravel(fitted.coef_)],
+                     intercept=float(fitted.intercept_) * label_scale + label_mean)
+    else:
+        # L2 weight wd on the mean log loss: scikit-learn's C weighs the summed loss against ||w||^2 / 2
+        penalty = {} if wd == "auto" else {"penalty": None} if float(wd) == 0 else {"C": 1 / (2 * float(wd) * len(labels))}
+        fitted = LogisticRegression(max_iter=1000, fit_intercept=bias, random_state=0, **penalty).fit(scaled, labels)
+        model.update(coef=np.atleast_2d(fitted.coef_).tolist(), intercept=np.ravel(fitted.intercept_).tolist(),
+                     classes=[int(c) for c in fitted.classes_])
+    with tempfile.TemporaryDirectory() as scratch:
+        (Path(scratch) / LINEAR_LEARNER_MODEL).write_text(json.dumps(model))
+        _put_job_output(request, "model.tar.gz", _tar_gz(Path(scratch)))
+    metrics = {}
+    if "validation" in channels:
+        v_labels, v_features = _read_channel(channels["validation"])
+        metrics = {f"validation:{name}": value
+                   for name, value in _linear_learner_metrics(model, v_features, v_labels, hyperparameters).items()}
+    return {"hyperparameters": hyperparameters, "metrics": metrics}
+
+
+def _linear_learner_metrics(model: Mapping[str, Any], features: np.ndarray, labels: np.ndarray,
+                            hyperparameters: Mapping[str, str]) -> dict[str, float]:
+    """Linear Learner's validation metrics for the model's type, by the emulation's predictions."""
+    from sklearn import metrics as skm
+
+    scores = LinearLearnerModel(model).scores(features)
+    if model["predictor_type"] == "regressor":
+        mse = float(skm.mean_squared_error(labels, scores))
+        return {"mse": mse, "absolute_loss": float(skm.mean_absolute_error(labels, scores)), "objective_loss": mse}
+    beta = float(hyperparameters.get("f_beta", 1.0))
+    if model["predictor_type"] == "binary_classifier":
+        predicted = (scores >= 0.5).astype(int)
+        return {"binary_classification_accuracy": float(skm.accuracy_score(labels, predicted)),
+                "binary_f_beta": float(skm.fbeta_score(labels, predicted, beta=beta, zero_division=0)),
+                "precision": float(skm.precision_score(labels, predicted, zero_division=0)),
+                "recall": float(skm.recall_score(labels, predicted, zero_division=0)),
+                "roc_auc_score": float(skm.roc_auc_score(labels, scores)) if len(set(labels)) == 2 else float("nan"),
+                "objective_loss": float(skm.log_loss(labels, scores, labels=[0, 1]))}
+    classes, truth = model["classes"], labels.astype(int)
+    predicted = np.asarray(classes)[scores.argmax(axis=1)]
+    rank = (scores > scores[np.arange(len(truth)), np.searchsorted(classes, truth)][:, None]).sum(axis=1)
+    top_k = int(hyperparameters.get("accuracy_top_k", 3))
+    return {"multiclass_accuracy": float(skm.accuracy_score(truth, predicted)),
+            "macro_precision": float(skm.precision_score(truth, predicted, average="macro", zero_division=0)),
+            "macro_recall": float(skm.recall_score(truth, predicted, average="macro", zero_division=0)),
+            "macro_f_beta": float(skm.fbeta_score(truth, predicted, beta=beta, average="macro", zero_division=0)),
+            "multiclass_top_k_accuracy": float(np.mean(rank < top_k)),
+            "dcg": float(np.mean(1 / np.log2(rank + 2))),  # the true class's discounted gain at its rank
+            "objective_loss": float(skm.log_loss(truth, scores, labels=classes))}
+
+
+class LinearLearnerModel:
+    """The emulation's model (``linear-learner-emulation.json``): normalized features, then the
+    linear function; ``scores`` as Linear Learner's ``score``: the regressor's value, the binary
+    classifier's positive-class probability, the multiclass classifier's class probabilities."""
+
+    def __init__(self, model: Mapping[str, Any]) -> None:
+        self.predictor_type = model["predictor_type"]
+        self.mean, self.scale = np.asarray(model["feature_mean"]), np.asarray(model["feature_scale"])
+        self.coef, self.intercept = np.asarray(model["coef"]), np.asarray(model["intercept"])
+        self.classes = model.get("classes")
+
+    def scores(self, features: np.ndarray) -> np.ndarray:
+        if features.shape[1] != len(self.mean):
+            raise ValueError(f"the model has {len(self.mean)} features; a record has {features.shape[1]}")
+        raw = ((features - self.mean) / self.scale) @ self.coef.T + self.intercept
+        if self.predictor_type == "regressor":
+            return raw
+        if self.predictor_type == "binary_classifier":
+            return 1 / (1 + np.exp(-raw[:, 0]))
+        shifted = np.exp(raw - raw.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True)
+
+    def records(self, features: np.ndarray) -> list[dict[str, Any]]:
+        """One response record per row ("Linear learner response formats")."""
+        scores = self.scores(features)
+        if self.predictor_type == "regressor":
+            return [{"score": float(score)} for score in scores]
+        if self.predictor_type == "binary_classifier":
+            return [{"score": float(score), "predicted_label": int(score >= 0.5)} for score in scores]
+        return [{"score": [float(v) for v in row], "predicted_label": int(self.classes[int(row.argmax())])}
+                for row in scores]
+
+
+def _container_metrics(params: dict[str, Any]) -> Callable[..., tuple[str, float]] | None:
+    """The metrics SageMaker's XGBoost container computes itself, which the ``xgboost`` package
+    does not know: ``mse`` (aws/sagemaker-xgboost-container, ``metrics/custom_metrics.py``:
+    scikit-learn's mean squared error, reported as ``validation:mse``; listed in "Tune an XGBoost
+    Model"). Taken out of ``params["eval_metric"]`` and returned as ``xgboost.train``'s
+    ``custom_metric``; the package's own metrics stay."""
+    metrics = [m.strip() for m in str(params.get("eval_metric", "")).split(",") if m.strip()]
+    if "mse" not in metrics:
+        return None
+    own = [m for m in metrics if m != "mse"]
+    if own:
+        params["eval_metric"] = own
+    else:
+        params.pop("eval_metric")
+
+    def mse(predictions: np.ndarray, data: Any) -> tuple[str, float]:
+        return "mse", float(np.mean((data.get_label() - predictions) ** 2))
+
+    return mse
 
 
 def train_script(request: dict[str, Any], *, fault: str | None = None, **_: Any) -> dict[str, Any]:
@@ -558,6 +731,31 @@ class XGBoostPredictor:
                 for prediction in self._predict(body)]
 
 
+class LinearLearnerPredictor:
+    """The Linear Learner emulation served as its container answers a text/csv request: JSON by
+    default (``{"predictions": [{"score": ..., "predicted_label": ...}, ...]}``), JSON Lines in a
+    batch transform that asks for ``application/jsonlines`` (``json_records``); never CSV
+    ("Linear learner response formats")."""
+
+    def __init__(self, model: LinearLearnerModel) -> None:
+        self.model = model
+
+    def _records(self, body: str) -> list[dict[str, Any]]:
+        rows = [[float(value) for value in line.split(",")] for line in body.strip().splitlines() if line.strip()]
+        return self.model.records(np.array(rows, ndmin=2))
+
+    def answer(self, body: str) -> str:
+        return json.dumps({"predictions": self._records(body)})
+
+    def records(self, body: str) -> list[list[str]]:
+        raise ValueError("Linear Learner does not answer text/csv (its response types: application/json, "
+                         "application/jsonlines, application/x-recordio-protobuf); ask for application/jsonlines")
+
+    def json_records(self, body: str) -> list[str]:
+        """Batch transform with ``Accept: application/jsonlines``: one JSON record per row."""
+        return [json.dumps(record) for record in self._records(body)]
+
+
 class ScriptPredictor:
     """A script-mode model served by the scikit-learn container's handlers (``ScriptModel``):
     text/csv in, the answer as ``output_fn`` encodes it for ``Accept: text/csv`` (the default
@@ -593,6 +791,12 @@ class PipelinePredictor:
 
     def records(self, body: str) -> list[list[str]]:
         return self.predictors[-1].records(self._forward(body))
+
+    def json_records(self, body: str) -> list[str]:
+        last = self.predictors[-1]
+        if not hasattr(last, "json_records"):
+            raise ValueError("the model's last container answers text/csv only")
+        return last.json_records(self._forward(body))
 
 
 _SERVING: list[ContainerPredictor] = []  # serving processes still running (stopped by stop_containers)
@@ -785,7 +989,19 @@ def load_predictor(container: Mapping[str, Any]) -> Predictor:
     if container.get("Image") in LOCAL_CONTAINERS:
         return ContainerPredictor.start(container["Image"], LOCAL_CONTAINERS[container["Image"]],
                                         container["ModelDataUrl"], container.get("Environment") or {})
+    if LINEAR_LEARNER_IMAGE in container.get("Image", ""):
+        return LinearLearnerPredictor(_load_linear_learner(container["ModelDataUrl"]))
     return XGBoostPredictor(_load_booster(container["ModelDataUrl"]))
+
+
+def _load_linear_learner(model_data: str) -> LinearLearnerModel:
+    archive = _read_object(model_data, f"download the model artifact {model_data}")
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        member = tar.extractfile(LINEAR_LEARNER_MODEL) if LINEAR_LEARNER_MODEL in tar.getnames() else None
+        if member is None:
+            raise LoadFailed(f"load the model {model_data}", f"no {LINEAR_LEARNER_MODEL} in it (offline, the Linear "
+                                                             "Learner image serves the emulation's models only)")
+        return LinearLearnerModel(json.loads(member.read()))
 
 
 def _load_booster(model_data: str):  # noqa: ANN202
@@ -847,8 +1063,12 @@ def run_transform(request: dict[str, Any], *, fault: str | None = None, **_: Any
     if fault == "fail":
         return {"failure": "ClientError: injected transform failure (offline scenario)"}
     containers = _transform_containers(request["ModelName"])
-    if any(is_script_container(container) or container.get("Image") in LOCAL_CONTAINERS for container in containers):
-        formats = (request["TransformInput"].get("ContentType"), request["TransformOutput"].get("Accept"))
+    # the first container reads the request's ContentType, the last answers its Accept (an encoder
+    # in front of a built-in algorithm hands it text/csv, whatever the transform asks for)
+    first, last = (is_script_container(containers[i]) or containers[i].get("Image") in LOCAL_CONTAINERS for i in (0, -1))
+    if first or last:
+        formats = (request["TransformInput"].get("ContentType") if first else script_mode.CSV,
+                   request["TransformOutput"].get("Accept") if last else script_mode.CSV)
         if formats != (script_mode.CSV, script_mode.CSV):
             return {"failure": f"ClientError: offline, the batch transform of a script's or an image's model takes "
                                f"ContentType and Accept text/csv only (got {formats[0]!r}, {formats[1]!r})"}
@@ -865,12 +1085,17 @@ def run_transform(request: dict[str, Any], *, fault: str | None = None, **_: Any
 def _transform(request: dict[str, Any], predictor: Predictor) -> dict[str, Any]:
     """Each input file through the model, its ``.out`` file written under S3OutputPath."""
     processing = request.get("DataProcessing", {})
+    accept = request["TransformOutput"].get("Accept", script_mode.CSV)
+    if accept not in (script_mode.CSV, JSON_LINES):
+        return {"failure": f"ClientError: offline, a batch transform's Accept is text/csv or {JSON_LINES} (got {accept!r})"}
+    if accept == JSON_LINES and processing.get("JoinSource") == "Input":
+        return {"failure": "ClientError: offline, JoinSource Input joins text/csv records only"}
     bucket, prefix = _split(request["TransformOutput"]["S3OutputPath"])
     s3 = boto3.client("s3")
     with tempfile.TemporaryDirectory() as scratch:
         for path in download_prefix(request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"], Path(scratch)):
             try:
-                lines = _transform_lines(predictor, path.read_text(), processing)
+                lines = _transform_lines(predictor, path.read_text(), processing, accept)
             except (ValueError, script_mode.HandlerError) as error:
                 return {"failure": f"ClientError: {path.name}: {error}"}
             key = f"{prefix.rstrip('/')}/{path.relative_to(scratch)}.out".lstrip("/")
@@ -878,11 +1103,17 @@ def _transform(request: dict[str, Any], predictor: Predictor) -> dict[str, Any]:
     return {}
 
 
-def _transform_lines(predictor: Predictor, text: str, processing: Mapping[str, str]) -> list[str]:
+def _transform_lines(predictor: Predictor, text: str, processing: Mapping[str, str],
+                     accept: str = "text/csv") -> list[str]:
     """One input file's output lines: InputFilter picks what the model sees, JoinSource Input
-    appends each output record's values to its input record's, OutputFilter picks what is kept."""
+    appends each output record's values to its input record's, OutputFilter picks what is kept.
+    ``Accept: application/jsonlines``: the model's JSON record per row, as it answers it."""
     rows = [row for row in csv.reader(io.StringIO(text)) if row]  # a quoted value may hold a comma
     body = "\n".join(_csv_line(_select(row, processing.get("InputFilter", "$"))) for row in rows)
+    if accept == JSON_LINES:
+        if not hasattr(predictor, "json_records"):
+            raise ValueError(f"the model answers text/csv only, not {JSON_LINES}")
+        return predictor.json_records(body) if rows else []
     records = predictor.records(body) if rows else []
     if processing.get("JoinSource") == "Input":
         if len(records) != len(rows):

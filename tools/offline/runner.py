@@ -692,9 +692,17 @@ class OfflineStage:
 
 
 def parse_answer(answer: str, rows: int) -> list[Any]:
-    """A text/csv answer for ``rows`` rows, per row a number or a list of numbers: the built-in
-    XGBoost's real-time form (all rows on one line: ``0.1,0.9`` or ``[0.1, 0.7, 0.2],[...]``) or
-    one line per row (a framework container's CSV encoder: ``0.1,0.7,0.2``)."""
+    """A container's answer for ``rows`` rows, per row a number or a list of numbers.
+
+    Text/csv: the built-in XGBoost's real-time form (all rows on one line: ``0.1,0.9`` or
+    ``[0.1, 0.7, 0.2],[...]``) or one line per row (a framework container's CSV encoder:
+    ``0.1,0.7,0.2``). JSON: Linear Learner's, which never answers CSV ("Linear learner response
+    formats", https://docs.aws.amazon.com/sagemaker/latest/dg/LL-in-formats.html):
+    ``{"predictions": [{"score": ...}, ...]}`` (or JSON Lines, one ``{"score": ...}`` per row),
+    each row's ``score``: the regressor's value, the binary classifier's positive-class
+    probability, the multiclass classifier's vector of class probabilities."""
+    if answer.lstrip().startswith("{"):
+        return _json_scores(answer, rows)
     if "[" in answer:
         return [json.loads(vector) for vector in re.findall(r"\[[^\[\]]*\]", answer)]
     lines = [line for line in answer.strip().split("\n") if line.strip()]
@@ -702,6 +710,19 @@ def parse_answer(answer: str, rows: int) -> list[Any]:
         values = [[float(value) for value in line.split(",")] for line in lines]
         return [row[0] if len(row) == 1 else row for row in values]
     return [float(value) for value in answer.replace("\n", ",").split(",") if value.strip()]
+
+
+def _json_scores(answer: str, rows: int) -> list[Any]:
+    text = answer.strip()
+    try:
+        document = json.loads(text)
+        records = document["predictions"] if isinstance(document, dict) and "predictions" in document else [document]
+    except ValueError:  # JSON Lines: one record per line
+        records = [json.loads(line) for line in text.splitlines() if line.strip()]
+    scores = [record["score"] for record in records]
+    if len(scores) != rows:
+        raise ValueError(f"the answer holds {len(scores)} predictions for {rows} rows: {text[:200]}")
+    return scores
 
 
 @contextlib.contextmanager

@@ -1,5 +1,6 @@
-"""What trains and serves the model: the built-in XGBoost algorithm, the team's own script in
-AWS's scikit-learn, XGBoost or PyTorch framework container (script mode), or the team's own image in ECR.
+"""What trains and serves the model: a built-in algorithm (XGBoost or Linear Learner), the team's
+own script in AWS's scikit-learn, XGBoost or PyTorch framework container (script mode), or the
+team's own image in ECR.
 
 ``algorithm()`` returns one ``Algorithm`` that every phase reads: the image training, tuning,
 the test-split predictions and the endpoints run; the metric definitions SageMaker reads from
@@ -14,6 +15,16 @@ The script-mode contract is the SageMaker Python SDK's (``sagemaker.estimator.Fr
 training; ``SAGEMAKER_PROGRAM`` and ``SAGEMAKER_SUBMIT_DIRECTORY`` in the model's environment
 for serving ("Use Scikit-learn with the SageMaker Python SDK", "Deploy Endpoints from Model
 Data": https://sagemaker.readthedocs.io/en/stable/frameworks/sklearn/using_sklearn.html).
+
+Linear Learner (``builtin: linear-learner``) runs SageMaker's image ``linear-learner:1`` from the
+SDK's region tables. It trains on the same text/csv channels, label in the first column
+("Linear learner algorithm", Input/Output interface: CSV training data without a header, the
+label first), and serves text/csv requests; it never answers in CSV: its responses are JSON,
+JSON Lines or RecordIO-protobuf ("Linear learner response formats",
+https://docs.aws.amazon.com/sagemaker/latest/dg/LL-in-formats.html; requests: "Common data
+formats for inference", https://docs.aws.amazon.com/sagemaker/latest/dg/cdf-inference.html).
+The test-split transform therefore asks it for ``application/jsonlines`` (one ``{"score": ...}``
+per record), which the evaluation reads (``Algorithm.transform_accept``).
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
@@ -38,6 +50,13 @@ from mlops.images import ImageMapping, table_entry
 from mlops.source_bundle import sourcedir_tarball
 
 XGBOOST_REPOSITORY = "sagemaker-xgboost"
+LINEAR_LEARNER_IMAGE = ("linear-learner", "1")  # the SDK's framework name and its one version
+CSV = "text/csv"
+JSON_LINES = "application/jsonlines"
+# Linear Learner's request and response types ("Common data formats for inference", "Linear
+# learner response formats"): CSV, JSON or RecordIO-protobuf in; JSON, JSON Lines or RecordIO out.
+LINEAR_LEARNER_CONTENT_TYPES = (CSV, "application/json", "application/x-recordio-protobuf")
+LINEAR_LEARNER_RESPONSE_TYPES = ("application/json", JSON_LINES, "application/x-recordio-protobuf")
 
 
 @dataclass(frozen=True)
@@ -55,6 +74,16 @@ class Algorithm:
     source: s3_assets.Asset | None = None  # the script's sourcedir.tar.gz
     own_repository_arn: str | None = None  # the team's own image's ECR repository
     encoder: Encoder | None = None  # a built-in algorithm's categorical encoding, served first
+    content_types: tuple[str, ...] = (CSV,)  # what its serving container reads (the model package's)
+    response_types: tuple[str, ...] = (CSV,)  # what it answers in
+    transform_accept: str = CSV  # the response type a batch transform asks for: one line per record
+
+    @property
+    def package_types(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Its model package's ``SupportedContentTypes`` and ``SupportedResponseMIMETypes``: what
+        the first container reads (an encoder in front reads text/csv only) and what the
+        algorithm's container answers in."""
+        return ((CSV,) if self.encoder else self.content_types), self.response_types
 
     @property
     def script(self) -> bool:
@@ -118,7 +147,7 @@ def algorithm(scope: Construct, pipeline: PipelineConfig, images: ImageMapping, 
               encoding: Encoder | None = None) -> Algorithm:
     """The stage's algorithm; ``images`` holds ``xgboost``, for a script ``image_key`` and, for a
     built-in algorithm on categorical features, ``encoder`` (``encoding``: an encoder the stage's
-    candidates share; none given, one is made)."""
+    candidates share; none given, one is made). Linear Learner adds its image to ``images``."""
     if pipeline.candidates:
         raise ValueError("a pipeline with candidates has one algorithm per candidate: candidates.stage_algorithm")
     script, container = pipeline.script, pipeline.model.container
@@ -132,9 +161,16 @@ def algorithm(scope: Construct, pipeline: PipelineConfig, images: ImageMapping, 
     if script is None:
         if pipeline.dataset.categorical_features and encoding is None:
             encoding = stage_encoder(scope, pipeline, images)
+        encoder = encoding if pipeline.dataset.categorical_features else None
+        if pipeline.linear_learner:
+            return Algorithm(image_uri=images.add("linearlearner", LINEAR_LEARNER_IMAGE),
+                             repository=ImageMapping.repository(*LINEAR_LEARNER_IMAGE),
+                             description=f"Built-in Linear Learner {LINEAR_LEARNER_IMAGE[1]} "
+                                         f"({pipeline.hyperparameters['predictor_type']})",
+                             encoder=encoder, content_types=LINEAR_LEARNER_CONTENT_TYPES,
+                             response_types=LINEAR_LEARNER_RESPONSE_TYPES, transform_accept=JSON_LINES)
         return Algorithm(image_uri=images.uri("xgboost"), repository=XGBOOST_REPOSITORY,
-                         description=f"Built-in XGBoost {pipeline.xgboost_version}",
-                         encoder=encoding if pipeline.dataset.categorical_features else None)
+                         description=f"Built-in XGBoost {pipeline.xgboost_version}", encoder=encoder)
     source = s3_assets.Asset(scope, "TrainingCode", path=str(_tarball(REPO_ROOT / script.source_dir)))
     region = cdk.Stack.of(scope).region
     serving = script_serving_image(script)
@@ -156,6 +192,34 @@ def algorithm(scope: Construct, pipeline: PipelineConfig, images: ImageMapping, 
                      "SAGEMAKER_CONTAINER_LOG_LEVEL": "20", "SAGEMAKER_REGION": region},
         source=source,
     )
+
+
+SERVING_FORMAT = "$.predict_format"  # the winner's formats, where candidates differ ("Winner answers in?")
+Formats = tuple[str, tuple[str, ...], tuple[str, ...]]  # transform Accept, package content and response types
+
+
+def serving_formats(algorithm: Any) -> dict[Formats, list[str]]:
+    """Each distinct way the model (an ``Algorithm``) or the candidates (a ``CandidateSet``) serve:
+    the response type a transform asks for, one line per record (``transform_accept``), and the
+    model package's content and response types (``package_types``), with the names of the
+    candidates serving that way."""
+    members = getattr(algorithm, "algorithms", None) or (("", algorithm),)
+    formats: dict[Formats, list[str]] = {}
+    for name, member in members:
+        formats.setdefault((member.transform_accept, *member.package_types), []).append(name)
+    return formats
+
+
+def package_types(algorithm: Any) -> dict:
+    """CreateModelPackage's ``SupportedContentTypes`` and ``SupportedResponseMIMETypes``: the
+    serving algorithm's; with candidates that serve differently, the winner's, which "Winner
+    answers in?" put at ``SERVING_FORMAT`` before the test split was predicted."""
+    formats = serving_formats(algorithm)
+    if len(formats) == 1:
+        ((_, content_types, response_types),) = formats
+        return {"SupportedContentTypes": list(content_types), "SupportedResponseMIMETypes": list(response_types)}
+    return {"SupportedContentTypes.$": f"{SERVING_FORMAT}.content_types",
+            "SupportedResponseMIMETypes.$": f"{SERVING_FORMAT}.response_types"}
 
 
 def script_image(script: ScriptConfig) -> tuple[str, ...]:

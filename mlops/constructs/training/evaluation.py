@@ -13,6 +13,8 @@ that fails the gate notifies and ends ``MetricGateFailed``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_stepfunctions as sfn
@@ -23,7 +25,7 @@ from mlops.config import UNBOUNDED_METRICS, PipelineConfig
 from mlops.constructs.pipeline_function import PipelineFunction
 from mlops.constructs.resources import StageResources
 from mlops.constructs.sagemaker_jobs import processing_input
-from mlops.constructs.training.algorithm import Algorithm
+from mlops.constructs.training.algorithm import SERVING_FORMAT, Algorithm, Formats, serving_formats
 from mlops.constructs.training.candidates import CandidateSet
 from mlops.constructs.training.notices import outcome_notice
 from mlops.constructs.training.registration import acknowledge_packages
@@ -140,13 +142,14 @@ class Evaluation:
         cleanup = retry_api(self._delete_candidate("Delete candidate model after failure", model_arn,
                                                    "The transform failed: remove the model, then report"))
         cleanup.add_catch(on_failure, errors=["States.ALL"], result_path="$.cleanup_error")
+        accept, choose_accept = self._accept(algorithm)
         predict = sagemaker_job(scope, "Predict test split", "createTransformJob", {
             "TransformJobName.$": with_suffix("$.run.names.predict"),
             "ModelName.$": "$.run.names.candidate",
             "BatchStrategy": "MultiRecord",
             "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri.$": "$.run.s3.test"}},
                                "ContentType": "text/csv", "SplitType": "Line"},
-            "TransformOutput": {"S3OutputPath.$": "$.run.s3.predictions", "Accept": "text/csv", "AssembleWith": "Line",
+            "TransformOutput": {"S3OutputPath.$": "$.run.s3.predictions", **accept, "AssembleWith": "Line",
                                 "KmsKeyId": key_arn},
             "TransformResources": {"InstanceType": pipeline.evaluation_instance_type, "InstanceCount": 1,
                                    "VolumeKmsKeyId": key_arn},
@@ -157,7 +160,40 @@ class Evaluation:
             on_failure=cleanup.next(on_failure), tags=resources.tag_list)
         delete = catch_all(retry_api(self._delete_candidate("Delete candidate model", model_arn,
                                                             "Only the predictions are needed from here on")), on_failure)
-        return create.next(predict).next(delete)
+        if choose_accept is None:
+            return create.next(predict).next(delete)
+        create.next(choose_accept(predict))
+        predict.next(delete)
+        return sfn.Chain.custom(create, [delete], delete)
+
+    def _accept(self, algorithm: Algorithm | CandidateSet) -> tuple[dict, Any]:
+        """The transform's response type: the one the model answers in one line per record
+        (``Algorithm.transform_accept``: CSV, or JSON Lines for Linear Learner, which never
+        answers CSV). Candidates that differ: "Winner answers in?" picks it by the winner's name
+        (``$.selection.winner``) into ``$.predict_format.accept``, with the winner's model
+        package content and response types beside it (``package_types``, read at registration);
+        returns (the TransformOutput key, a function chaining that choice to the transform, or None)."""
+        by_format = serving_formats(algorithm)
+        if len(by_format) == 1:
+            return {"Accept": next(iter(by_format))[0]}, None
+
+        def choose(transform: sfn.IChainable) -> sfn.Choice:
+            choice = sfn.Choice(self._scope, "Winner answers in?", comment="The response type the winner's container "
+                                                                          "answers a transform in, one line per record")
+            (*others, last) = sorted(by_format.items())
+            for formats, names in others:
+                condition = sfn.Condition.or_(*(sfn.Condition.string_equals("$.selection.winner", n) for n in names)) \
+                    if len(names) > 1 else sfn.Condition.string_equals("$.selection.winner", names[0])
+                choice.when(condition, self._format(formats, names).next(transform))
+            return choice.otherwise(self._format(*last).next(transform))
+
+        return {"Accept.$": f"{SERVING_FORMAT}.accept"}, choose
+
+    def _format(self, formats: Formats, names: list[str]) -> sfn.Pass:
+        accept, content_types, response_types = formats
+        return sfn.Pass(self._scope, f"Ask {'/'.join(names)} for {accept.split('/')[-1]}", result_path=SERVING_FORMAT,
+                        result=sfn.Result.from_object({"accept": accept, "content_types": list(content_types),
+                                                       "response_types": list(response_types)}))
 
     def _delete_candidate(self, name: str, model_arn: str, comment: str) -> tasks.CallAwsService:
         return tasks.CallAwsService(

@@ -149,7 +149,7 @@ class TrainingPipeline(Construct):
             "tuning_available": pipeline.tuning is not None or any(c.pipeline.tuning for c in pipeline.candidates),
             "tuned_hyperparameters": [r.name for r in pipeline.tuning.ranges] if pipeline.tuning else [],
             "deployment_mode": deployment.mode,
-            "deployment_modes": list(DEPLOYMENT_MODES),
+            "deployment_modes": deployment_modes(pipeline),
             "raw_bucket": resources.bucket("raw").bucket_name,
             "raw_prefix": pipeline.dataset.raw_location,
             "curated_bucket": resources.bucket("curated").bucket_name,
@@ -276,3 +276,11 @@ class TrainingPipeline(Construct):
                 f"CDK's LambdaInvoke grant covers the versions and aliases of the {function.function.node.scope.node.id} function")
         for finding, reason in reasons.items():
             acknowledge(role, "AwsSolutions-IAM5", f"Training state machine: {reason}.", applies_to=finding)
+
+
+def deployment_modes(pipeline: PipelineConfig) -> list[str]:
+    """The modes an execution input may pick: all but batch when the served model is, or may
+    be, Linear Learner (its JSON answers cannot be joined with CSV input lines; the stage config
+    refuses batch as its default for the same reason, ``StageConfig._batch_needs_a_csv_answer``)."""
+    return [mode for mode in DEPLOYMENT_MODES if not (mode == "batch" and pipeline.may_serve_linear_learner)]
+

@@ -20,7 +20,7 @@ from constructs import Construct
 from mlops.config import DeploymentConfig, PipelineConfig
 from mlops.constructs.pipeline_function import PipelineFunction
 from mlops.constructs.resources import StageResources
-from mlops.constructs.training.algorithm import Algorithm
+from mlops.constructs.training.algorithm import Algorithm, package_types
 from mlops.constructs.training.candidates import CandidateSet
 from mlops.constructs.training.notices import outcome_notice
 from mlops.constructs.workflow import API_TIMEOUT, catch_all, retry_api
@@ -75,8 +75,7 @@ class Registration:
                 "ModelApprovalStatus": status,
                 "InferenceSpecification": {
                     **algorithm.package_containers(),
-                    "SupportedContentTypes": ["text/csv"],
-                    "SupportedResponseMIMETypes": ["text/csv"],
+                    **package_types(algorithm),  # the serving algorithm's (with candidates, the winner's)
                     "SupportedRealtimeInferenceInstanceTypes": [deployment.instance_type],
                     "SupportedTransformInstanceTypes": [deployment.instance_type],
                 },
