@@ -268,3 +268,40 @@ def test_a_failed_processing_script_reports_its_last_lines() -> None:
                         "ValueError: baseline has no column 'age'", ""])
     assert script_failure(2, stderr) == ("AlgorithmError: exit code 2: " + "\n".join(stderr.splitlines()[1:6]))
     assert script_failure(137, "") == "AlgorithmError: exit code 137"
+
+
+def test_threads_walk_the_environment_while_a_handler_changes_it() -> None:
+    """A handler's environment is set and then removed under ``environ.LOCK`` while other
+    threads create boto3 clients, whose proxy lookup walks ``os.environ``: under
+    ``environ.guarded()`` the walk never meets a key removed halfway (unguarded, about one
+    lookup in 200 raised KeyError here)."""
+    import os
+    import threading
+    import urllib.request
+
+    from tools.offline import environ
+
+    stop = threading.Event()
+
+    def handler_calls() -> None:  # as adapter.invoke_handler sets and restores a function's environment
+        while not stop.is_set():
+            with environ.LOCK:
+                os.environ.update({f"OFFLINE_CANARY_{k}": "x" for k in range(20)})
+                for k in range(20):
+                    os.environ.pop(f"OFFLINE_CANARY_{k}", None)
+
+    churn = threading.Thread(target=handler_calls)
+    errors = 0
+    with environ.guarded():
+        churn.start()
+        try:
+            for _ in range(5000):
+                try:
+                    urllib.request.getproxies()
+                except KeyError:
+                    errors += 1
+        finally:
+            stop.set()
+            churn.join()
+        assert errors == 0 and "OFFLINE_CANARY_0" not in environ.snapshot()
+    assert urllib.request.getproxies is urllib.request.getproxies_environment  # undone

@@ -117,7 +117,7 @@ from moto.applicationautoscaling import models as autoscaling_models
 from moto.sagemakerruntime import responses as runtime_responses
 
 from mlops import rollout
-from tools.offline import service_rules
+from tools.offline import environ, service_rules
 from tools.offline.iam import Call, PolicyModel
 
 
@@ -190,7 +190,6 @@ def _load_handler(code_dir: Path) -> types.ModuleType:
     return sys.modules[name]
 
 
-_ENV_LOCK = threading.RLock()
 _PRINCIPAL = threading.local()
 
 
@@ -234,7 +233,7 @@ def invoke_handler(function_name: str, event: Any) -> tuple[Any, str | None]:
     """Run a function's handler; returns (result, error type or None)."""
     code_dir, environment = HOOKS.handlers[function_name]
     module = _load_handler(code_dir)
-    with _ENV_LOCK, principal(function_name):  # handlers read their environment per call
+    with environ.LOCK, principal(function_name):  # handlers read their environment per call (environ.py)
         saved = {key: os.environ.get(key) for key in environment}
         os.environ.update(environment)
         try:

@@ -77,7 +77,7 @@ import boto3
 import numpy as np
 from botocore.exceptions import ClientError
 
-from tools.offline import script_mode
+from tools.offline import environ, script_mode
 from tools.offline.iam import Call
 
 PROCESSING_ROOT = "/opt/ml/processing"
@@ -652,7 +652,7 @@ def run_processing(request: dict[str, Any], *, fault: str | None = None, in_proc
         command = [sys.executable if part in ("python3", "python") else part for part in app["ContainerEntrypoint"]]
         command = [local(part) if part.startswith(PROCESSING_ROOT) else part for part in command]
         result = subprocess.run(command + arguments, capture_output=True, text=True, timeout=600,
-                                env={**os.environ, "PROCESSING_ROOT": str(root)})
+                                env={**environ.snapshot(), "PROCESSING_ROOT": str(root)})
         if result.returncode != 0:
             return {"failure": script_failure(result.returncode, result.stderr)}
         for item in outputs:
@@ -845,7 +845,7 @@ class ContainerPredictor:
             workspace.cleanup()
             raise
         port = _free_port()
-        env = {key: value for key, value in os.environ.items() if not key.startswith("SM_")}
+        env = {key: value for key, value in environ.snapshot().items() if not key.startswith("SM_")}
         env.update(environment)
         env.update(SM_MODEL_DIR=str(model_dir), SAGEMAKER_BIND_TO_PORT=str(port), PYTHONUNBUFFERED="1")
         try:

@@ -32,7 +32,7 @@ import botocore.client
 from botocore.exceptions import ClientError
 
 from tools.assembly import StackTemplate, read_stacks
-from tools.offline import adapter, jobs, service_rules
+from tools.offline import adapter, environ, jobs, service_rules
 from tools.offline.iam import IAM_PREFIXES, TAGGED_CREATES, Call, PolicyModel, authorizations, tag_keys
 
 if TYPE_CHECKING:
@@ -227,6 +227,7 @@ class OfflineStage:
         from moto import mock_aws
 
         self._exit.enter_context(jobs.local_containers(self.local_containers))  # closed last: no serving process left
+        self._exit.enter_context(environ.guarded())  # threads walk the environment handlers change
         self._exit.enter_context(_fake_credentials())
         self._exit.enter_context(mock_aws(config=MOTO_CONFIG))
         self._exit.enter_context(adapter.patched(self.hooks))

@@ -101,6 +101,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from mlops.source_bundle import sourcedir_tarball  # noqa: F401  (re-exported: the offline runner packs code the same way)
+from tools.offline import environ
 
 CURRENT_HOST = "algo-1"
 INSTANCE_GROUP = "homogeneousCluster"
@@ -521,7 +522,7 @@ def _process_env(properties: Mapping[str, Any], decoded: Mapping[str, Any], code
 def _job_env(toolkit: Mapping[str, Any], job_name: str) -> dict[str, str]:
     """This process's environment (``SM_*`` dropped), ``toolkit`` as ``SM_*`` variables and what
     the platform sets in every training container (``TRAINING_JOB_NAME``, ``CURRENT_HOST``)."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SM_")}
+    env = {key: value for key, value in environ.snapshot().items() if not key.startswith("SM_")}
     env.update(to_env_vars(toolkit))
     env.update(TRAINING_JOB_NAME=job_name, CURRENT_HOST=CURRENT_HOST, PYTHONUNBUFFERED="1")
     return env
