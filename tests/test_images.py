@@ -45,7 +45,9 @@ def test_model_monitor_analyzer_matches_the_sdk() -> None:
 @pytest.mark.parametrize("version", ["2.4.0", "2.5.1", "2.6.0"])
 def test_pytorch_training_and_inference_images_match_the_sdk(version: str) -> None:
     """A PyTorch script trains in one image and is served by another (``pytorch-training``,
-    ``pytorch-inference``): both, for every version the config offers, as the SDK gives them."""
+    ``pytorch-inference``): both, for every version the config offers, as the SDK gives them (in
+    every region for the newest; the SDK's lookup costs ~20 ms a call, and the fast path's
+    regions are covered above)."""
     from sagemaker.core import image_uris as sdk
 
     from mlops.config import PYTORCH_FRAMEWORK_VERSIONS
@@ -58,7 +60,9 @@ def test_pytorch_training_and_inference_images_match_the_sdk(version: str) -> No
         framework, _, processor, py_version, *scope = spec
         ours = image_uris(framework, version, *scope, processor=processor, py_version=py_version)
         assert ours["eu-west-1"].split("/")[-1] == f"pytorch-{(scope or ['training'])[0]}:{version}-cpu-{py_version}"
-        for region, uri in ours.items():
-            assert uri == sdk.retrieve(framework="pytorch", region=region, version=version, py_version=py_version,
-                                       instance_type="ml.m5.large", image_scope=(scope or ["training"])[0]), region
+        regions = sorted(ours) if version == PYTORCH_FRAMEWORK_VERSIONS[-1] else ["eu-west-1", "us-east-1"]
+        for region in regions:
+            assert ours[region] == sdk.retrieve(framework="pytorch", region=region, version=version,
+                                                py_version=py_version, instance_type="ml.m5.large",
+                                                image_scope=(scope or ["training"])[0]), region
 
