@@ -43,3 +43,16 @@ def test_every_construct_module_says_what_it_provisions() -> None:
     undocumented = [str(path.relative_to(REPO)) for path in sorted((REPO / "mlops" / "constructs").rglob("*.py"))
                     if path.read_text().strip() and not ast.get_docstring(ast.parse(path.read_text()))]
     assert undocumented == []
+
+
+def test_the_app_imports_nothing_from_tools_or_scripts() -> None:
+    """The test assembly's cache digest (``tools.assembly.sources_digest``) leaves tools/ and
+    scripts/ out: a synth must not read them."""
+    importing = []
+    for path in [REPO / "app.py", *sorted((REPO / "mlops").rglob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            importing += [f"{path.relative_to(REPO)}: {name}" for name in names
+                          if name.split(".")[0] in ("tools", "scripts", "tests")]
+    assert importing == []

@@ -20,9 +20,10 @@ def cdk_json_context() -> dict[str, Any]:
 
 
 # What a synthesized assembly does not depend on: the tests (but the conftest that writes the
-# test stages' configs) and the prose.
-NOT_SYNTH_INPUTS = ("tests/", "docs/")
-SYNTH_INPUTS_ALSO = ("tests/conftest.py",)
+# test stages' configs), the tools (but this module, which runs the synth) and scripts (the app
+# and mlops/ import neither: tests/test_code_shape.py checks it), and the prose.
+NOT_SYNTH_INPUTS = ("tests/", "docs/", "tools/", "scripts/")
+SYNTH_INPUTS_ALSO = ("tests/conftest.py", "tools/assembly.py")
 
 
 def sources_digest(extra: str = "") -> str | None:

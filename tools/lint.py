@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Iterator
 
 # CDK adds DependsOn that CloudFormation would infer anyway (W3005); noise on CDK output.
@@ -142,16 +143,26 @@ def definition_graph_errors(definition: dict[str, Any], where: str = "") -> list
     return errors
 
 
+@lru_cache(maxsize=4)
+def _runner(regions: tuple[str, ...], ignored: tuple[str, ...]):  # noqa: ANN202 - cfnlint.runner.Runner
+    """One cfn-lint runner per configuration: building it loads every rule and the data files the
+    rules read (~0.4 s, more than linting a small template), so the templates of a session share it
+    (cfn-lint's own CLI lints all its templates with one)."""
+    from cfnlint.config import ConfigMixIn, ManualArgs
+    from cfnlint.runner import Runner
+
+    return Runner(ConfigMixIn(**ManualArgs(regions=list(regions), ignore_checks=list(ignored))))
+
+
 def lint_template(template: dict[str, Any], *, resolve: bool = True) -> list[Finding]:
-    """cfn-lint findings (errors and warnings) for one template, plus graph errors."""
-    from cfnlint.api import lint
-    from cfnlint.config import ManualArgs
+    """cfn-lint findings (errors and warnings) for one template, plus graph errors. The same steps
+    as ``cfnlint.api.lint`` (decode the text, then validate), with a runner built once."""
+    from cfnlint.decode.decode import decode_str
 
     subject = resolve_definitions(template) if resolve else template
-    matches = lint(
-        json.dumps(subject),
-        config=ManualArgs(regions=LINT_REGIONS, ignore_checks=IGNORED_CHECKS),
-    )
+    decoded, errors = decode_str(json.dumps(subject))
+    matches = errors or ([] if decoded is None else
+                         list(_runner(tuple(LINT_REGIONS), tuple(IGNORED_CHECKS)).validate_template(decoded)))
     findings = [
         Finding(
             rule=match.rule.id,
