@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import botocore.client
+import requests
 from botocore.exceptions import ClientError
 
 from tools.assembly import StackTemplate, read_stacks
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from mlops.config import StageConfig
 
 REGION, ACCOUNT, PARTITION = "eu-west-1", "123456789012", "aws"
+MOTO_SEED = 7
 ASSETS_BUCKET = f"cdk-hnb659fds-assets-{ACCOUNT}-{REGION}"
 PSEUDO = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": PARTITION,
           "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": None}
@@ -265,6 +267,10 @@ class OfflineStage:
     def _create_data_stack(self) -> None:
         data = self._stack("Data")
         kms, s3, sagemaker = boto3.client("kms"), boto3.client("s3"), boto3.client("sagemaker")
+        # moto's ids from a fixed seed (its documented seeding endpoint): every session of a stage
+        # gets the same key ARNs, so its state machine definitions are the same text each time and
+        # moto's parse of them is kept across sessions (adapter patch 13)
+        requests.post(f"http://motoapi.amazonaws.com/moto-api/seed?a={MOTO_SEED}", timeout=10)
         for logical_id in self._resources("Data", "AWS::KMS::Key"):
             key = kms.create_key(Description=logical_id)["KeyMetadata"]
             self._resolver.stand_ins[(data.stack_name, logical_id, "Arn")] = key["Arn"]
