@@ -19,6 +19,7 @@ from mlops.config import ConfigError, load_stage_config
 from mlops.hyperparameters import linear_learner
 from tests.conftest import load_lambda
 from tests.test_config import _as_multiclass, _as_regression, _edit, _error, config_dir  # noqa: F401 - the fixture
+from tests.test_offline_script_jobs import _training
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -264,17 +265,7 @@ def offline():
 
 
 def _ll_training(name: str, dataset: str, **hyperparameters: str) -> dict:
-    request = {"TrainingJobName": name, "RoleArn": "arn:aws:iam::123456789012:role/Execution",
-               "AlgorithmSpecification": {"TrainingImage": LL_IMAGE, "TrainingInputMode": "File"},
-               "HyperParameters": {"predictor_type": DATASETS[dataset], **hyperparameters},
-               "InputDataConfig": [{"ChannelName": c, "ContentType": "text/csv", "DataSource": {"S3DataSource": {
-                   "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/{dataset}/{c}/",
-                   "S3DataDistributionType": "FullyReplicated"}}} for c in ("train", "validation")],
-               "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/models"},
-               "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
-               "StoppingCondition": {"MaxRuntimeInSeconds": 600}}
-    boto3.client("sagemaker").create_training_job(**request)
-    return request
+    return _training(name, {"predictor_type": DATASETS[dataset], **hyperparameters}, image=LL_IMAGE, data=dataset)
 
 
 def _split_rows(dataset: str, split: str) -> np.ndarray:

@@ -33,6 +33,7 @@ from sklearn.metrics import roc_auc_score
 
 from mlops.config import REPO_ROOT, ConfigError, load_stage_config
 from tools.offline import adapter, jobs, runner, script_mode
+from tests import test_offline_script_jobs as script_jobs
 from tests.test_offline_script_jobs import ACCOUNT, BUCKET, REGION, _get, _put
 from tools.offline.iam import PolicyModel
 
@@ -128,18 +129,7 @@ def stage(programs: dict[str, list[str]]) -> Iterator[adapter.Hooks]:
 
 def _training(name: str, image: str, hyperparameters: dict[str, str]) -> dict[str, Any]:
     """CreateTrainingJob as "Train model" sends it for an image: its hyperparameters as they are."""
-    request = {"TrainingJobName": name, "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/{ROLE}",
-               "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File",
-                                          "MetricDefinitions": METRICS},
-               "HyperParameters": hyperparameters,
-               "InputDataConfig": [{"ChannelName": channel, "ContentType": "text/csv", "DataSource": {"S3DataSource": {
-                   "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/data/{channel}/",
-                   "S3DataDistributionType": "FullyReplicated"}}} for channel in ("train", "validation")],
-               "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/models"},
-               "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
-               "StoppingCondition": {"MaxRuntimeInSeconds": 600}}
-    boto3.client("sagemaker").create_training_job(**request)
-    return request
+    return script_jobs._training(name, hyperparameters, image=image, metrics=METRICS)
 
 
 def _members(uri: str) -> dict[str, bytes]:

@@ -83,9 +83,9 @@ def hooks() -> Iterator[adapter.Hooks]:
         yield hooks
 
 
-def _channel(name: str) -> dict[str, Any]:
+def _channel(name: str, data: str = "data") -> dict[str, Any]:
     return {"ChannelName": name, "ContentType": "text/csv", "DataSource": {"S3DataSource": {
-        "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/data/{name}/", "S3DataDistributionType": "FullyReplicated"}}}
+        "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/{data}/{name}/", "S3DataDistributionType": "FullyReplicated"}}}
 
 
 def _framework(program: str, source: str) -> dict[str, str]:
@@ -96,13 +96,14 @@ def _framework(program: str, source: str) -> dict[str, str]:
 
 def _training(name: str, hyperparameters: dict[str, str], *, image: str = SKLEARN_IMAGE,
               metrics: list[dict[str, str]] | None = None, channels: tuple[str, ...] = ("train", "validation"),
-              ) -> dict[str, Any]:
-    """A CreateTrainingJob request, created in moto (botocore checks its shape)."""
+              data: str = "data") -> dict[str, Any]:
+    """A CreateTrainingJob request, created in moto (botocore checks its shape); its channels
+    read ``s3://<BUCKET>/<data>/<channel>/``."""
     algorithm: dict[str, Any] = {"TrainingImage": image, "TrainingInputMode": "File"}
     if metrics:
         algorithm["MetricDefinitions"] = metrics
     request = {"TrainingJobName": name, "RoleArn": _role_arn(SERVING_ROLE), "AlgorithmSpecification": algorithm,
-               "HyperParameters": hyperparameters, "InputDataConfig": [_channel(c) for c in channels],
+               "HyperParameters": hyperparameters, "InputDataConfig": [_channel(c, data) for c in channels],
                "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/models"},
                "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
                "StoppingCondition": {"MaxRuntimeInSeconds": 600}}
